@@ -1,0 +1,3 @@
+from usersync.cli import main
+
+main()

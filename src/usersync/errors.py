@@ -1,0 +1,108 @@
+"""Every error usersync raises on purpose, with the exit code the CLI gives it.
+
+    UsersyncError                      base; `message` says what and how to fix it
+    ├── UsageError                     exit 2: a bad argument, URL or option
+    ├── SourceError                    exit 3: reaching or talking to the remote store
+    │   ├── ConnectFailed              transient: refused, unreachable, name not found
+    │   ├── ConnectTimeout             transient: no answer while connecting or logging in
+    │   ├── RemoteTimeout              transient: the server stopped answering mid-operation
+    │   ├── ConnectionLost             transient: the connection dropped mid-operation
+    │   ├── AuthenticationFailed       permanent: wrong password or key, unreadable key
+    │   └── HostKeyError               permanent: the server's host key is not trusted
+    │       ├── UnknownHostKey         no known_hosts entry or pin for this host
+    │       └── HostKeyMismatch        the key differs from the trusted one
+    ├── FileRuleError                  exit 4: a remote path or file breaks a file rule
+    │   ├── RemotePathNotFound         no such file or folder
+    │   ├── RemotePermissionDenied     the server refuses to list or read it
+    │   ├── NotEligible                not a userdata_*.csv regular file (carries the reason)
+    │   └── FileTooLarge               over the size limit, when listed or while read
+    └── CsvError                       exit 4: the file cannot be read as the CSV asked for
+        └── HeaderError                empty, missing or duplicate header names
+
+`transient` errors may succeed if tried again later; the rest will not until something changes.
+"""
+
+from __future__ import annotations
+
+
+class UsersyncError(Exception):
+    """Base of usersync's errors. `str(error)` is the user-facing message."""
+
+    exit_code = 5
+    transient = False
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class UsageError(UsersyncError):
+    exit_code = 2
+
+
+class SourceError(UsersyncError):
+    exit_code = 3
+
+
+class ConnectFailed(SourceError):
+    transient = True
+
+
+class ConnectTimeout(SourceError):
+    transient = True
+
+
+class RemoteTimeout(SourceError):
+    transient = True
+
+
+class ConnectionLost(SourceError):
+    transient = True
+
+
+class AuthenticationFailed(SourceError):
+    pass
+
+
+class HostKeyError(SourceError):
+    def __init__(self, message: str, *, fingerprint: str) -> None:
+        super().__init__(message)
+        self.fingerprint = fingerprint
+
+
+class UnknownHostKey(HostKeyError):
+    pass
+
+
+class HostKeyMismatch(HostKeyError):
+    pass
+
+
+class FileRuleError(UsersyncError):
+    exit_code = 4
+
+
+class RemotePathNotFound(FileRuleError):
+    pass
+
+
+class RemotePermissionDenied(FileRuleError):
+    pass
+
+
+class NotEligible(FileRuleError):
+    def __init__(self, message: str, *, reason: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
+class FileTooLarge(FileRuleError):
+    pass
+
+
+class CsvError(UsersyncError):
+    exit_code = 4
+
+
+class HeaderError(CsvError):
+    pass

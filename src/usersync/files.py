@@ -1,0 +1,165 @@
+"""The file rules: which remote entries are importable `userdata_*.csv` files, and why not."""
+
+from __future__ import annotations
+
+import enum
+import io
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, BinaryIO
+
+from usersync.errors import FileTooLarge, NotEligible
+
+MAX_FILE_SIZE = 209_715_200  # 200 MB; a file of exactly this size is eligible
+PREFIX = "userdata_"
+EXTENSION = ".csv"
+
+
+class EntryKind(enum.StrEnum):
+    FILE = "file"
+    DIRECTORY = "directory"
+    OTHER = "other"  # device, socket, FIFO, broken link...
+
+
+class HiddenReason(enum.StrEnum):
+    NOT_CSV = "not_csv"
+    BAD_PREFIX = "bad_prefix"
+    TOO_LARGE = "too_large"
+    NOT_A_REGULAR_FILE = "not_a_regular_file"
+
+
+_EXPLANATIONS = {
+    HiddenReason.NOT_CSV: "only .csv files can be imported",
+    HiddenReason.BAD_PREFIX: f"the file name must begin with {PREFIX!r} (case-sensitive)",
+    HiddenReason.TOO_LARGE: "the file is larger than the size limit",
+    HiddenReason.NOT_A_REGULAR_FILE: "it is not a regular file",
+}
+
+
+@dataclass(frozen=True)
+class RemoteEntry:
+    """One entry of a remote folder. Links are reported as what they point to."""
+
+    name: str
+    path: str
+    kind: EntryKind
+    size: int | None = None
+    modified: datetime | None = None  # aware, UTC
+
+
+@dataclass(frozen=True)
+class HiddenFile:
+    entry: RemoteEntry
+    reason: HiddenReason
+
+
+@dataclass(frozen=True)
+class FileListing:
+    path: str
+    files: list[RemoteEntry]
+    hidden: list[HiddenFile]
+
+
+def explain(reason: HiddenReason, max_size: int = MAX_FILE_SIZE) -> str:
+    if reason is HiddenReason.TOO_LARGE:
+        return f"the file is larger than the {format_size(max_size)} limit ({max_size:,} bytes)"
+    return _EXPLANATIONS[reason]
+
+
+def hidden_reason(entry: RemoteEntry, max_size: int = MAX_FILE_SIZE) -> HiddenReason | None:
+    """Why `entry` is not an importable file, or None when it is one."""
+    if entry.kind is not EntryKind.FILE:
+        return HiddenReason.NOT_A_REGULAR_FILE
+    if not entry.name.lower().endswith(EXTENSION):
+        return HiddenReason.NOT_CSV
+    if not entry.name.startswith(PREFIX):
+        return HiddenReason.BAD_PREFIX
+    if entry.size is not None and entry.size > max_size:
+        return HiddenReason.TOO_LARGE
+    return None
+
+
+def _looks_like_data_file(entry: RemoteEntry) -> bool:
+    return entry.name.lower().endswith(EXTENSION)
+
+
+def classify(
+    path: str, entries: Iterable[RemoteEntry], max_size: int = MAX_FILE_SIZE
+) -> FileListing:
+    """Split a folder's entries into importable files and hidden ones with their reason.
+
+    Folders are not files: they are left out, unless named like a CSV file, which a user
+    would otherwise look for in vain.
+    """
+    files: list[RemoteEntry] = []
+    hidden: list[HiddenFile] = []
+    for entry in sorted(entries, key=lambda e: e.name):
+        if entry.kind is EntryKind.DIRECTORY and not _looks_like_data_file(entry):
+            continue
+        reason = hidden_reason(entry, max_size)
+        if reason is None:
+            files.append(entry)
+        else:
+            hidden.append(HiddenFile(entry, reason))
+    return FileListing(path=path, files=files, hidden=hidden)
+
+
+def require_eligible(entry: RemoteEntry, max_size: int = MAX_FILE_SIZE) -> None:
+    """Raise NotEligible (or FileTooLarge) unless `entry` is an importable file."""
+    reason = hidden_reason(entry, max_size)
+    if reason is HiddenReason.TOO_LARGE:
+        raise FileTooLarge(
+            f"{entry.path}: {entry.size:,} bytes is over the {format_size(max_size)} limit "
+            f"({max_size:,} bytes); split the file or raise the limit (USERSYNC_MAX_FILE_SIZE)"
+        )
+    if reason is not None:
+        raise NotEligible(f"{entry.path} cannot be imported: {explain(reason)}", reason=reason)
+
+
+def format_size(size: int) -> str:
+    value = float(size)
+    for unit in ("B", "KB", "MB", "GB"):
+        if value < 1024 or unit == "GB":
+            return (
+                f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}".replace(".0 ", " ")
+            )
+        value /= 1024
+    raise AssertionError("unreachable")
+
+
+class SizeLimitedReader(io.RawIOBase):
+    """A binary stream that fails with FileTooLarge once more than `max_size` bytes are read.
+
+    The listing checks the size too, but a file can grow between listing and reading.
+    """
+
+    def __init__(self, raw: BinaryIO, *, path: str, max_size: int = MAX_FILE_SIZE) -> None:
+        super().__init__()
+        self._raw = raw
+        self._path = path
+        self._max_size = max_size
+        self.bytes_read = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        target = memoryview(buffer).cast("B")
+        data = self._raw.read(len(target))
+        count = len(data)
+        target[:count] = data
+        self.bytes_read += count
+        if self.bytes_read > self._max_size:
+            raise FileTooLarge(
+                f"{self._path} grew past the {format_size(self._max_size)} limit while it was "
+                f"read ({self.bytes_read:,} bytes so far); nothing was imported"
+            )
+        return count
+
+    def close(self) -> None:
+        if not self.closed:
+            try:
+                self._raw.close()
+            finally:
+                super().close()

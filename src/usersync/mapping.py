@@ -1,0 +1,224 @@
+"""CSV columns to typed User 360 properties: the mapping, the types, and their conversion.
+
+Pure: no I/O. `RowMapper` turns a reader `Row` into the JSON document of one user's change,
+or into `RowError`s naming the column and the value that did not convert.
+"""
+
+from __future__ import annotations
+
+import enum
+import math
+import re
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from json.encoder import encode_basestring as encode_json_string  # C, keeps non-ASCII
+from zoneinfo import ZoneInfo
+
+from usersync.errors import UsersyncError
+from usersync.reader import Row, RowError
+
+JsonValue = str | int | float | bool
+Converter = Callable[[str], JsonValue]
+
+
+class PropertyType(enum.StrEnum):
+    STRING = "string"
+    NUMBER = "number"
+    INTEGER = "integer"
+    BOOLEAN = "boolean"
+    DATE = "date"
+    DATETIME = "datetime"
+
+
+class EmptyCells(enum.StrEnum):
+    IGNORE = "ignore"  # an empty mapped cell leaves the property as it is (update mode)
+    CLEAR = "clear"  # an empty mapped cell clears the property
+
+
+class MappingError(UsersyncError):
+    """The mapping does not fit the file (a column it names is missing). Nothing is applied."""
+
+    exit_code = 5
+
+
+_TRUE = frozenset({"true", "yes", "1"})
+_FALSE = frozenset({"false", "no", "0"})
+_INTEGER = re.compile(r"[+-]?\d+(\.0*)?")
+_PROPERTY_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_.\-]{0,127}")
+
+
+def _number(text: str) -> float | int:
+    value = float(text)  # accepts "1e3", " 2.5 ", refuses "1,5"
+    if not math.isfinite(value):
+        raise ValueError("not a finite number")
+    return int(value) if value.is_integer() and abs(value) < 2**53 else value
+
+
+def _integer(text: str) -> int:
+    stripped = text.strip()
+    if not _INTEGER.fullmatch(stripped):
+        raise ValueError("not a whole number")
+    return int(stripped.split(".")[0])
+
+
+def _boolean(text: str) -> bool:
+    lowered = text.strip().lower()
+    if lowered in _TRUE:
+        return True
+    if lowered in _FALSE:
+        return False
+    raise ValueError("not one of true/false/yes/no/1/0")
+
+
+def _date(text: str) -> str:
+    return date.fromisoformat(text.strip()).isoformat()
+
+
+def _datetime_in(zone: ZoneInfo) -> Converter:
+    def convert(text: str) -> str:
+        value = datetime.fromisoformat(text.strip())
+        if value.tzinfo is None:
+            value = value.replace(tzinfo=zone)  # fold=0: a repeated local time is its first
+        return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+    return convert
+
+
+_EXPECTED = {
+    PropertyType.NUMBER: "a number such as 42 or 3.14",
+    PropertyType.INTEGER: "a whole number such as 42",
+    PropertyType.BOOLEAN: "true/false, yes/no or 1/0",
+    PropertyType.DATE: "an ISO 8601 date such as 2026-11-25",
+    PropertyType.DATETIME: "an ISO 8601 date and time such as 2026-11-25T09:30:00",
+}
+
+
+def converter_for(kind: PropertyType, zone: ZoneInfo) -> Converter | None:
+    """The conversion of a cell's text to the type, or None for strings (kept as they are)."""
+    return {
+        PropertyType.STRING: None,
+        PropertyType.NUMBER: _number,
+        PropertyType.INTEGER: _integer,
+        PropertyType.BOOLEAN: _boolean,
+        PropertyType.DATE: _date,
+        PropertyType.DATETIME: _datetime_in(zone),
+    }[kind]
+
+
+def check_property_name(name: str) -> str:
+    if not _PROPERTY_NAME.fullmatch(name):
+        raise UsersyncError(
+            f"{name!r} is not a valid property name: use letters, digits, '_', '.', '-' "
+            "(up to 128), starting with a letter or '_'"
+        )
+    return name
+
+
+@dataclass(frozen=True)
+class ColumnMapping:
+    """Which column holds the userId, and which column feeds each property (with its type)."""
+
+    user_id: str
+    properties: Mapping[str, str] = field(default_factory=dict)  # property -> column
+    types: Mapping[str, PropertyType] = field(default_factory=dict)  # property -> type
+
+    def type_of(self, prop: str) -> PropertyType:
+        return self.types.get(prop, PropertyType.STRING)
+
+
+@dataclass(frozen=True)
+class MappedRow:
+    line: int
+    user_id: str
+    properties_json: str
+
+
+def _json_literal(value: JsonValue) -> str:
+    if value is True:
+        return "true"
+    if value is False:
+        return "false"
+    if isinstance(value, str):
+        return encode_json_string(value)
+    return repr(value)
+
+
+class RowMapper:
+    """Compiled for one file's columns; `map` runs once per row, so it does as little as it can:
+    string cells are escaped straight into the JSON text, no dict is built."""
+
+    def __init__(
+        self,
+        mapping: ColumnMapping,
+        columns: Sequence[str],
+        *,
+        zone: ZoneInfo | None = None,
+        empty_cells: EmptyCells = EmptyCells.IGNORE,
+    ) -> None:
+        index = {name: i for i, name in enumerate(columns)}
+        wanted = [mapping.user_id, *mapping.properties.values()]
+        missing = sorted({c for c in wanted if c not in index})
+        if missing:
+            raise MappingError(
+                "the file has no column "
+                + ", ".join(repr(c) for c in missing)
+                + f"; its columns are: {', '.join(columns)}. Fix the mapping or the file."
+            )
+        zone = zone or ZoneInfo("UTC")
+        self._columns = list(columns)
+        self._user_id = index[mapping.user_id]
+        self._clear = empty_cells is EmptyCells.CLEAR
+        self._strings: list[tuple[str, int]] = []
+        self._typed: list[tuple[str, int, Converter, str, PropertyType]] = []
+        for prop, column in mapping.properties.items():
+            prefix = encode_json_string(prop) + ":"
+            kind = mapping.type_of(prop)
+            convert = converter_for(kind, zone)
+            if convert is None:
+                self._strings.append((prefix, index[column]))
+            else:
+                self._typed.append((prefix, index[column], convert, prop, kind))
+
+    def map(self, row: Row) -> MappedRow | list[RowError]:
+        values = row.values
+        user_id = values[self._user_id].strip()
+        if self._clear:
+            parts = [
+                p + (encode_json_string(values[i]) if values[i] else "null")
+                for p, i in self._strings
+            ]
+        else:
+            parts = [p + encode_json_string(v) for p, i in self._strings if (v := values[i])]
+        errors: list[RowError] = []
+        for prefix, i, convert, prop, kind in self._typed:
+            text = values[i].strip()
+            if not text:
+                if self._clear:
+                    parts.append(prefix + "null")
+                continue
+            try:
+                parts.append(prefix + _json_literal(convert(text)))
+            except ValueError:
+                errors.append(
+                    RowError(
+                        row.line,
+                        self._columns[i],
+                        values[i],
+                        f"{values[i]!r} is not {_EXPECTED[kind]} "
+                        f"(property {prop!r} is {kind.value})",
+                    )
+                )
+        if not user_id:
+            errors.insert(
+                0,
+                RowError(
+                    row.line,
+                    self._columns[self._user_id],
+                    values[self._user_id],
+                    "the userId is empty; every row needs one",
+                ),
+            )
+        if errors:
+            return errors
+        return MappedRow(row.line, user_id, "{" + ",".join(parts) + "}")

@@ -1,0 +1,428 @@
+"""Stream an RFC 4180 CSV file from a binary stream into rows with physical line numbers.
+
+`CsvReader` decodes the stream (UTF-8 with or without BOM, UTF-16 by its BOM, or a named codec),
+reads the header row, then yields a `Row` per data record or a `RowError` per bad one. The C
+`csv` parser does the work over an `io.TextIOWrapper(newline="")`, which hands it one physical
+line (ended by CRLF, LF or a lone CR) at a time, so `csv.reader.line_num` counts physical lines.
+A record's line is the line where it starts. Memory stays flat: only the record being parsed
+and a decoded chunk are held, and `FIELD_SIZE_LIMIT` bounds a field that a stray quote left open.
+
+Undecodable bytes never crash the reader and never turn into mojibake: the decoder's error
+handler escapes each bad byte as a lone surrogate (U+DC00 + byte), and a row holding one becomes
+a `RowError` showing the bytes as \\xNN. `read_preview` reads only the head of a stream;
+`sniff_delimiter` guesses the delimiter from such a head.
+"""
+
+from __future__ import annotations
+
+import codecs
+import csv
+import io
+import re
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass
+from itertools import islice
+from typing import TYPE_CHECKING, BinaryIO
+
+from usersync.errors import CsvError, HeaderError, UsageError
+
+if TYPE_CHECKING:
+    from _csv import Reader as _CsvReader
+
+FIELD_SIZE_LIMIT = 10 * 1024 * 1024  # characters; bounds memory when a quote is never closed
+PREVIEW_READ_LIMIT = 4 * 1024 * 1024  # bytes a preview may read before it gives up on a row
+SNIFF_CANDIDATES = (",", ";", "\t", "|")
+_TEXT_CHUNK = 64 * 1024  # TextIOWrapper decodes 8 KiB at a time by default; bigger is faster
+
+_HANDLER = "usersync.reader.escape"
+_ESCAPED = re.compile("[\udc00-\udcff]")
+_decode_errors = 0  # bytes escaped so far, process-wide; only ever grows
+_decode_errors_lock = threading.Lock()
+
+
+def _escape_undecodable(exc: UnicodeError) -> tuple[str, int]:
+    # Like "surrogateescape", but also for bytes < 0x80 (a cut-off UTF-16 code unit), and it
+    # counts: a reader checks rows for escapes only once the count has moved, which keeps the
+    # check off the hot path for the files that decode cleanly. Another thread's escapes can
+    # only make a reader check when it did not need to, never skip a check.
+    global _decode_errors
+    if not isinstance(exc, UnicodeDecodeError):
+        raise exc
+    with _decode_errors_lock:
+        _decode_errors += 1
+    bad = exc.object[exc.start : exc.end]
+    return "".join(chr(0xDC00 + byte) for byte in bad), exc.end
+
+
+codecs.register_error(_HANDLER, _escape_undecodable)
+
+
+def _show_escapes(text: str) -> str:
+    return _ESCAPED.sub(lambda match: f"\\x{ord(match.group()) - 0xDC00:02x}", text)
+
+
+@dataclass(frozen=True)
+class CsvOptions:
+    encoding: str | None = None  # None: UTF-8 with or without BOM, or UTF-16 by its BOM
+    delimiter: str = ","
+
+    def __post_init__(self) -> None:
+        if len(self.delimiter) != 1 or self.delimiter in '"\r\n':
+            raise UsageError(
+                f"the delimiter must be a single character other than a quote or a line break, "
+                f"got {self.delimiter!r}; the usual ones are ',', ';', '|' and a tab"
+            )
+        if self.encoding is not None:
+            try:  # refuses codecs that are not text encodings (base64, rot13...) too
+                io.TextIOWrapper(io.BytesIO(), encoding=self.encoding)
+            except LookupError:
+                raise UsageError(
+                    f"unknown encoding {self.encoding!r}; name a Python codec such as "
+                    f"utf-8, utf-16, latin-1 or cp1252"
+                ) from None
+
+
+DEFAULT_OPTIONS = CsvOptions()
+
+
+@dataclass(frozen=True, slots=True)
+class Row:
+    line: int  # 1-based physical line where the row starts
+    values: list[str]  # exactly one per column
+
+
+@dataclass(frozen=True, slots=True)
+class RowError:
+    line: int
+    column: str | None
+    value: str | None
+    message: str
+
+
+@dataclass(frozen=True)
+class Preview:
+    columns: list[str]
+    rows: list[Row]
+    errors: list[RowError]
+
+
+class _ReadLimitReached(Exception):
+    pass
+
+
+class _HeadThenStream(io.RawIOBase):
+    """The bytes already peeked from `stream`, then the rest of it; optionally at most `limit`.
+
+    It sits between the caller's stream and the TextIOWrapper, so that closing (or garbage
+    collecting) the wrapper never closes the caller's stream.
+    """
+
+    def __init__(self, head: bytes, stream: BinaryIO, limit: int | None) -> None:
+        super().__init__()
+        self._head = head
+        self._stream = stream
+        self._left = limit
+
+    @property
+    def name(self) -> object:
+        return getattr(self._stream, "name", None)
+
+    def readable(self) -> bool:
+        return True
+
+    def read(self, size: int = -1) -> bytes:
+        if self._head:
+            data, self._head = self._head, b""
+        elif self._left is None:
+            return self._stream.read(size)
+        elif self._left == 0:
+            # Asking for one byte more tells "the file ends here" from "the file goes on".
+            if self._stream.read(1):
+                raise _ReadLimitReached
+            return b""
+        else:
+            data = self._stream.read(self._left if size < 0 else min(size, self._left))
+        if self._left is not None:
+            self._left = max(self._left - len(data), 0)
+        return data
+
+
+def _is_blank(values: list[str]) -> bool:
+    # csv.reader gives [] for an empty line; a line of spaces is blank to a reader too.
+    return not values or (len(values) == 1 and not values[0].strip())
+
+
+def _read_head(stream: BinaryIO, size: int) -> bytes:
+    head = b""
+    while len(head) < size:
+        chunk = stream.read(size - len(head))
+        if not chunk:
+            break
+        head += chunk
+    return head
+
+
+class CsvReader:
+    """Rows of one CSV stream, read once, front to back. The caller keeps and closes `stream`."""
+
+    def __init__(
+        self,
+        stream: BinaryIO,
+        options: CsvOptions = DEFAULT_OPTIONS,
+        *,
+        name: str = "file",
+        read_limit: int | None = None,  # stop (with a RowError) after this many bytes
+    ) -> None:
+        self._stream = stream
+        self._options = options
+        self._name = name
+        self._read_limit = read_limit
+        self._csv: _CsvReader | None = None
+        self._columns: list[str] = []
+        self._errors_before = 0
+        self._label = ""
+        self._encoding_hint = ""
+
+    @property
+    def columns(self) -> list[str]:
+        self._start()
+        return list(self._columns)
+
+    @property
+    def line(self) -> int:
+        return 0 if self._csv is None else self._csv.line_num
+
+    def __iter__(self) -> Iterator[Row | RowError]:
+        # Header problems are raised here, before any row.
+        return self._rows(self._start())
+
+    def _open(self) -> io.TextIOWrapper[_HeadThenStream]:
+        encoding = self._options.encoding
+        head = b""
+        if encoding is None:
+            head = _read_head(self._stream, 2)
+            if head in (codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE):
+                encoding, label = "utf-16", "UTF-16"
+                self._encoding_hint = "the file starts with a UTF-16 byte order mark"
+            else:
+                encoding, label = "utf-8-sig", "UTF-8"
+                self._encoding_hint = (
+                    "the file is not valid UTF-8; name its encoding (e.g. --encoding cp1252)"
+                )
+        else:
+            label = encoding
+            if codecs.lookup(encoding).name == "utf-8":
+                encoding = "utf-8-sig"  # a BOM must not end up in the first column's name
+            self._encoding_hint = f"check that {label!r} is the file's encoding"
+        self._label = label
+        raw = _HeadThenStream(head, self._stream, self._read_limit)
+        text = io.TextIOWrapper(raw, encoding=encoding, errors=_HANDLER, newline="")
+        text._CHUNK_SIZE = _TEXT_CHUNK  # type: ignore[attr-defined]
+        return text
+
+    def _start(self) -> _CsvReader:
+        if self._csv is not None:
+            return self._csv
+        csv.field_size_limit(FIELD_SIZE_LIMIT)  # process-wide; every reader sets the same value
+        self._errors_before = _decode_errors
+        reader = csv.reader(self._open(), delimiter=self._options.delimiter, strict=True)
+        self._csv = reader
+        try:
+            header = next((values for values in reader if not _is_blank(values)), None)
+        except csv.Error as exc:
+            raise CsvError(
+                f"{self._name}, line {reader.line_num}: cannot read the header row: {exc}"
+            ) from None
+        except _ReadLimitReached:
+            raise CsvError(
+                f"{self._name}: no complete header row in its first {self._read_limit} bytes"
+            ) from None
+        if header is None:
+            raise CsvError(
+                f"{self._name} is empty: it has no header row; its first line must name the columns"
+            )
+        self._columns = self._check_header(header, reader.line_num)
+        return reader
+
+    def _check_header(self, header: list[str], line: int) -> list[str]:
+        where = f"{self._name}, line {line}"
+        joined = "".join(header)
+        if _ESCAPED.search(joined):
+            raise CsvError(
+                f"{where}: the header row has bytes that are not valid {self._label} "
+                f"({_show_escapes(joined)}); {self._encoding_hint}"
+            )
+        if "\0" in joined:
+            raise CsvError(
+                f"{where}: the header row contains NUL characters; the file may be UTF-16 "
+                f"without a byte order mark: name its encoding (e.g. --encoding utf-16-le)"
+            )
+        names = [name.strip() for name in header]
+        names[0] = names[0].removeprefix("\ufeff").strip()  # a BOM under e.g. utf-16-le
+        problems = []
+        empty = [str(position) for position, name in enumerate(names, 1) if not name]
+        if empty:
+            problems.append(f"empty column names at positions {', '.join(empty)}")
+        positions: dict[str, list[int]] = {}
+        for position, name in enumerate(names, 1):
+            if name:
+                positions.setdefault(name, []).append(position)
+        duplicates = [
+            f"{name!r} (positions {', '.join(map(str, at))})"
+            for name, at in positions.items()
+            if len(at) > 1
+        ]
+        if duplicates:
+            problems.append(f"duplicate column names {', '.join(duplicates)}")
+        if problems:
+            raise HeaderError(
+                f"{where}: the header has {' and '.join(problems)}; "
+                f"every column needs a name of its own"
+            )
+        return names
+
+    def _rows(self, reader: _CsvReader) -> Iterator[Row | RowError]:
+        width = len(self._columns)
+        # A one-column row may be a blank line of spaces: those take the slow path below.
+        fast_width = width if width > 1 else -1
+        errors_before = self._errors_before
+        last = reader.line_num  # the line where the previous record ended
+        while True:
+            try:
+                for values in reader:
+                    start = last + 1
+                    last = reader.line_num
+                    if len(values) == fast_width and _decode_errors == errors_before:
+                        yield Row(start, values)
+                        continue
+                    if _is_blank(values):
+                        continue
+                    if _decode_errors != errors_before:
+                        error = self._undecodable(values, start)
+                        if error is not None:
+                            yield error
+                            continue
+                    if len(values) == width:
+                        yield Row(start, values)
+                    else:
+                        yield self._ragged(len(values), start)
+                return
+            except csv.Error as exc:
+                yield self._parse_error(str(exc), last + 1, reader.line_num)
+                last = reader.line_num  # csv.reader drops the rest of that line, goes on after
+            except _ReadLimitReached:
+                yield RowError(
+                    last + 1,
+                    None,
+                    None,
+                    f"stopped reading after {self._read_limit} bytes with this row still "
+                    f"incomplete; is a quote never closed?",
+                )
+                return
+
+    def _undecodable(self, values: list[str], line: int) -> RowError | None:
+        for position, value in enumerate(values):
+            found = _ESCAPED.findall(value)
+            if found:
+                column = self._columns[position] if position < len(self._columns) else None
+                return RowError(
+                    line,
+                    column,
+                    _show_escapes(value),
+                    f"bytes that are not valid {self._label} ({_show_escapes(''.join(found))}); "
+                    f"{self._encoding_hint}",
+                )
+        return None
+
+    def _ragged(self, count: int, line: int) -> RowError:
+        width = len(self._columns)
+        if count > width:
+            fix = f"quote values that contain {self._options.delimiter!r}"
+        else:
+            fix = "give every column a value, even an empty one"
+        return RowError(
+            line,
+            None,
+            None,
+            f"row has {count} field{'s' * (count != 1)} but the header has {width} "
+            f"column{'s' * (width != 1)}; {fix}",
+        )
+
+    def _parse_error(self, reason: str, line: int, at: int) -> RowError:
+        if "field larger than field limit" in reason:
+            # csv.reader would go on inside the runaway field: nothing after it can be trusted.
+            raise CsvError(
+                f"{self._name}, line {line}: a field is over {FIELD_SIZE_LIMIT} characters "
+                f"long (reading up to line {at}); probably a quote that is never closed"
+            )
+        if "unexpected end of data" in reason:
+            message = (
+                f"a quoted field opened in this row is never closed (the file ends on line "
+                f"{at}); close it, and double every quote inside it"
+            )
+        elif "expected after" in reason:
+            message = (
+                f"a quote in the middle of a field (line {at}): a value with quotes must be "
+                f'quoted as a whole with its quotes doubled, e.g. "say ""hi"""'
+            )
+        else:
+            message = f"cannot read this row: {reason} (line {at})"
+        return RowError(line, None, None, message)
+
+
+def read_preview(
+    stream: BinaryIO,
+    options: CsvOptions = DEFAULT_OPTIONS,
+    *,
+    rows: int = 5,
+    name: str = "file",
+    read_limit: int = PREVIEW_READ_LIMIT,
+) -> Preview:
+    """The header and the first `rows` records (good or bad) of `stream`, reading only its head."""
+    if rows < 0:
+        raise UsageError(f"the number of preview rows must be 0 or more, got {rows}")
+    reader = CsvReader(stream, options, name=name, read_limit=read_limit)
+    columns = reader.columns
+    good: list[Row] = []
+    bad: list[RowError] = []
+    for item in islice(reader, rows):
+        if isinstance(item, Row):
+            good.append(item)
+        else:
+            bad.append(item)
+    return Preview(columns, good, bad)
+
+
+def sniff_delimiter(sample: bytes) -> str | None:
+    """Which of `SNIFF_CANDIDATES` splits the head of a file into a steady table, if just one."""
+    if sample[:2] in (codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE):
+        text = sample[: len(sample) // 2 * 2].decode("utf-16", errors="replace")
+    else:
+        text = sample.decode("utf-8-sig", errors="replace")
+    # The sample ends mid-line (or mid-record) unless the file is that short: drop the cut-off part.
+    text = text[: max(text.rfind("\n"), text.rfind("\r")) + 1] or text
+    scores: dict[str, float] = {}
+    for delimiter in SNIFF_CANDIDATES:
+        records = _first_records(text, delimiter, 50)
+        if not records or len(records[0]) < 2:
+            continue
+        width = len(records[0])
+        scores[delimiter] = sum(len(record) == width for record in records) / len(records)
+    best = max(scores.values(), default=0.0)
+    winners = [delimiter for delimiter, score in scores.items() if score == best]
+    return winners[0] if best >= 0.9 and len(winners) == 1 else None
+
+
+def _first_records(text: str, delimiter: str, limit: int) -> list[list[str]]:
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter, strict=True)
+    records: list[list[str]] = []
+    try:
+        for values in reader:
+            if values:
+                records.append(values)
+                if len(records) == limit:
+                    break
+    except csv.Error:
+        pass  # a bad or cut-off record ends the sample
+    return records

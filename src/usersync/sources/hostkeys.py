@@ -1,0 +1,120 @@
+"""Which SSH host keys usersync trusts: known_hosts files, a pinned fingerprint, or a first
+use that the user asked to trust. The decision is made here; sftp.py only asks."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import asyncssh
+
+from usersync.errors import HostKeyError, HostKeyMismatch, UnknownHostKey
+
+
+@dataclass(frozen=True)
+class HostKeyPolicy:
+    """How to check a server's host key.
+
+    `known_hosts`: OpenSSH known_hosts files to trust (missing files are fine).
+    `fingerprint`: a pinned `SHA256:...` fingerprint that is trusted as well.
+    `accept_new`: trust a host that no file knows yet (never a changed key), and remember its
+    key in `remember_in`.
+    """
+
+    known_hosts: tuple[Path, ...] = ()
+    fingerprint: str | None = None
+    accept_new: bool = False
+    remember_in: Path | None = None
+
+
+def host_entry_name(host: str, port: int) -> str:
+    return host if port == 22 else f"[{host}]:{port}"
+
+
+def normalize_fingerprint(value: str) -> str:
+    """`SHA256:abc=` or `abc` -> `SHA256:abc` (OpenSSH prints it without base64 padding)."""
+    value = value.strip()
+    if value.upper().startswith("SHA256:"):
+        value = value[len("SHA256:") :]
+    return "SHA256:" + value.rstrip("=")
+
+
+@dataclass
+class HostKeyCheck:
+    """One connection's host-key decision; `validate` is called by asyncssh when no trusted
+    known_hosts entry matched the key the server offered."""
+
+    policy: HostKeyPolicy
+    host: str
+    port: int
+    known: asyncssh.SSHKnownHosts = field(init=False)
+    host_is_known: bool = field(init=False)
+    offered: str | None = None
+    accepted_new_key: Any = None
+
+    def __post_init__(self) -> None:
+        text = "".join(_read_text(path) for path in self.policy.known_hosts)
+        self.known = asyncssh.import_known_hosts(text)
+        trusted, ca_keys, *_ = asyncssh.match_known_hosts(
+            self.known, self.host, self.host, None if self.port == 22 else self.port
+        )
+        self.host_is_known = bool(trusted or ca_keys)
+
+    def validate(self, key: Any) -> bool:
+        self.offered = str(key.get_fingerprint("sha256"))
+        pinned = self.policy.fingerprint
+        if pinned is not None and normalize_fingerprint(pinned) == self.offered:
+            return True
+        if self.policy.accept_new and not self.host_is_known and pinned is None:
+            self.accepted_new_key = key
+            return True
+        return False
+
+    def remember(self) -> None:
+        """Append a key accepted on first use to the policy's known_hosts file."""
+        if self.accepted_new_key is None or self.policy.remember_in is None:
+            return
+        path = self.policy.remember_in
+        path.parent.mkdir(parents=True, exist_ok=True)
+        line = self.accepted_new_key.export_public_key("openssh").decode().strip()
+        entry = f"{host_entry_name(self.host, self.port)} {line}\n"
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        with os.fdopen(fd, "a", encoding="utf-8") as handle:
+            handle.write(entry)
+
+    def refusal(self) -> HostKeyError:
+        """The error to raise when the handshake failed on the host key."""
+        offered = self.offered or "unknown"
+        where = host_entry_name(self.host, self.port)
+        if self.policy.fingerprint is not None:
+            return HostKeyMismatch(
+                f"the host key of {where} does not match the pinned fingerprint "
+                f"{normalize_fingerprint(self.policy.fingerprint)}; the server offered "
+                f"{offered}. If the server's key really changed, check it with its "
+                "administrator and pin the new fingerprint.",
+                fingerprint=offered,
+            )
+        if self.host_is_known:
+            return HostKeyMismatch(
+                f"WARNING: the host key of {where} has CHANGED: the server offered {offered}, "
+                "which does not match the key in known_hosts. This can mean someone is "
+                "intercepting the connection. If the change is expected, remove the old entry "
+                f"(ssh-keygen -R '{where}') and connect again.",
+                fingerprint=offered,
+            )
+        return UnknownHostKey(
+            f"the host key of {where} is not known: the server offered {offered}. Check that "
+            "fingerprint with the server's administrator, then pass --fingerprint "
+            f"{offered} (or --accept-new-host-key to trust it on first use and remember it).",
+            fingerprint=offered,
+        )
+
+
+def _read_text(path: Path) -> str:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return ""
+    return text if text.endswith("\n") or not text else text + "\n"

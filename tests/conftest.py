@@ -1,0 +1,92 @@
+"""Fixtures that start real servers for the integration tests (see tests/servers).
+
+    sshd         session   SshServer shared by all tests (do not kill it: use fresh_sshd)
+    sftp_tree    function  "/t-<test>-<hash>": a fresh, empty folder on `sshd`, removed after
+    sftp         function  SftpFolder: `sshd`'s credentials + that folder (base, put, mkdir...)
+    fresh_sshd   function  an SshServer of the test's own, which it may kill()
+    postgres     session   PostgresServer shared by all tests
+    pg_url       function  SQLAlchemy URL of a fresh, empty database (dropped after)
+    blackhole    function  BlackholeServer: accepts TCP, never answers
+    closed_port  function  a port on 127.0.0.1 where connections are refused
+
+A server that cannot start makes the test ERROR with the server's log; nothing is skipped.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Iterator
+
+import pytest
+
+from tests.servers.blackhole import BlackholeServer, ClosedPort
+from tests.servers.postgres import PostgresServer
+from tests.servers.sshd import SftpFolder, SshServer
+
+
+def _test_folder_name(request: pytest.FixtureRequest) -> str:
+    digest = hashlib.sha256(request.node.nodeid.encode()).hexdigest()[:8]
+    name = re.sub(r"[^A-Za-z0-9_.-]+", "_", request.node.name)[:40].strip("._")
+    return f"/t-{name}-{digest}"
+
+
+@pytest.fixture(scope="session")
+def sshd() -> Iterator[SshServer]:
+    """One real sshd for the whole session (SFTP only, chrooted; see SshServer)."""
+    with SshServer() as server:
+        yield server
+
+
+@pytest.fixture
+def sftp(sshd: SshServer, request: pytest.FixtureRequest) -> Iterator[SftpFolder]:
+    """The shared sshd's credentials plus this test's own fresh folder `base`."""
+    folder = sshd.folder(_test_folder_name(request))
+    try:
+        yield folder
+    finally:
+        folder.remove()
+
+
+@pytest.fixture
+def sftp_tree(sftp: SftpFolder) -> str:
+    """The remote path of this test's own fresh, empty folder on `sshd` (== `sftp.base`)."""
+    return sftp.base
+
+
+@pytest.fixture
+def fresh_sshd() -> Iterator[SshServer]:
+    """An sshd of this test's own (new port, keys and chroot), which it may `kill()`."""
+    with SshServer() as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[PostgresServer]:
+    """One real PostgreSQL cluster for the whole session (superuser `usersync`, trust auth)."""
+    with PostgresServer() as server:
+        yield server
+
+
+@pytest.fixture
+def pg_url(postgres: PostgresServer) -> Iterator[str]:
+    """SQLAlchemy URL of a fresh, empty database, dropped after the test."""
+    url = postgres.create_database()
+    try:
+        yield url
+    finally:
+        postgres.drop_database(url.rsplit("/", 1)[1])
+
+
+@pytest.fixture
+def blackhole() -> Iterator[BlackholeServer]:
+    """A TCP server on 127.0.0.1 that accepts connections and never sends a byte."""
+    with BlackholeServer() as server:
+        yield server
+
+
+@pytest.fixture
+def closed_port() -> Iterator[int]:
+    """A port on 127.0.0.1 where nothing listens (reserved for the test: always refused)."""
+    with ClosedPort() as reserved:
+        yield reserved.port

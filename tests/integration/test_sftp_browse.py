@@ -1,0 +1,400 @@
+"""Browsing a real OpenSSH server through the `usersync` command: folders, files, preview,
+authentication, host keys and timeouts."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import CliRunner
+
+from tests.servers.blackhole import BlackholeServer
+from tests.servers.sshd import SftpFolder, SshServer
+from usersync.cli import main
+
+pytestmark = pytest.mark.integration
+
+
+@dataclass
+class Result:
+    exit_code: int
+    stdout: str
+    stderr: str
+
+    def json(self) -> Any:
+        return json.loads(self.stdout)
+
+
+@pytest.fixture
+def env(tmp_path: Path) -> dict[str, str]:
+    return {
+        "USERSYNC_DATA_DIR": str(tmp_path / "data"),
+        "USERSYNC_CONNECT_TIMEOUT": "3",
+        "USERSYNC_IO_TIMEOUT": "3",
+        "HOME": str(tmp_path / "home"),
+    }
+
+
+def usersync(env: dict[str, str], *args: str) -> Result:
+    result = CliRunner().invoke(main, list(args), env=env, catch_exceptions=False)
+    return Result(result.exit_code, result.stdout, result.stderr)
+
+
+def key_args(sftp: SftpFolder) -> list[str]:
+    return ["--key", str(sftp.client_key_path), "--known-hosts", str(sftp.known_hosts_path)]
+
+
+def test_folders_lists_subfolders_with_spaces_and_non_ascii_names(
+    sftp: SftpFolder, env: dict[str, str]
+) -> None:
+    sftp.mkdir("Kunden Daten")
+    sftp.mkdir("überweisungen/2026")
+    sftp.mkdir("日本")
+    sftp.put("userdata_a.csv", b"userId\n1\n")
+
+    result = usersync(env, "folders", sftp.url(), *key_args(sftp), "--json")
+
+    assert result.exit_code == 0, result.stderr
+    assert result.json() == {
+        "path": sftp.path(),
+        "folders": [
+            {"name": "Kunden Daten", "path": sftp.path("Kunden Daten")},
+            {"name": "überweisungen", "path": sftp.path("überweisungen")},
+            {"name": "日本", "path": sftp.path("日本")},
+        ],
+    }
+    sub = usersync(env, "folders", sftp.url("überweisungen"), *key_args(sftp), "--json")
+    assert sub.json()["folders"] == [{"name": "2026", "path": sftp.path("überweisungen/2026")}]
+
+
+def test_folders_prints_a_table_without_json(sftp: SftpFolder, env: dict[str, str]) -> None:
+    sftp.mkdir("exports")
+    result = usersync(env, "folders", sftp.url(), *key_args(sftp))
+    assert result.exit_code == 0, result.stderr
+    assert "FOLDER" in result.stdout
+    assert "exports" in result.stdout
+
+
+def test_files_lists_eligible_files_and_hidden_ones_with_their_reason(
+    sftp: SftpFolder, env: dict[str, str]
+) -> None:
+    sftp.put("userdata_b.csv", b"userId\n1\n", mtime=1_767_225_600)
+    sftp.put("userdata_A.CSV", b"userId\n")
+    sftp.put("userdata_big.csv", b"x" * 2001)
+    sftp.put("UserData_c.csv", b"userId\n")
+    sftp.put("notes.txt", b"hello")
+    sftp.mkdir("userdata_dir.csv")
+    sftp.mkdir("archive")
+    os.mkfifo(sftp.local("userdata_pipe.csv"))
+    sftp.symlink("userdata_link.csv", sftp.path("userdata_b.csv"))
+    sftp.symlink("userdata_broken.csv", sftp.path("missing.csv"))
+    env["USERSYNC_MAX_FILE_SIZE"] = "2000"
+
+    result = usersync(env, "files", sftp.url(), *key_args(sftp), "--json")
+
+    assert result.exit_code == 0, result.stderr
+    doc = result.json()
+    assert doc["path"] == sftp.path()
+    assert [f["name"] for f in doc["files"]] == [
+        "userdata_A.CSV",
+        "userdata_b.csv",
+        "userdata_link.csv",
+    ]
+    b = doc["files"][1]
+    assert b == {
+        "name": "userdata_b.csv",
+        "path": sftp.path("userdata_b.csv"),
+        "size": 9,
+        "modified": "2026-01-01T00:00:00+00:00",
+    }
+    hidden = {h["name"]: h for h in doc["hidden"]}
+    assert {name: h["reason"] for name, h in hidden.items()} == {
+        "UserData_c.csv": "bad_prefix",
+        "notes.txt": "not_csv",
+        "userdata_big.csv": "too_large",
+        "userdata_dir.csv": "not_a_regular_file",
+        "userdata_pipe.csv": "not_a_regular_file",
+        "userdata_broken.csv": "not_a_regular_file",
+    }
+    assert hidden["userdata_big.csv"] == {
+        "name": "userdata_big.csv",
+        "path": sftp.path("userdata_big.csv"),
+        "size": 2001,
+        "reason": "too_large",
+    }
+
+
+def test_files_table_explains_hidden_files(sftp: SftpFolder, env: dict[str, str]) -> None:
+    sftp.put("userdata_a.csv", b"userId\n1\n")
+    sftp.put("users.csv", b"userId\n1\n")
+    result = usersync(env, "files", sftp.url(), *key_args(sftp))
+    assert result.exit_code == 0, result.stderr
+    assert "userdata_a.csv" in result.stdout
+    assert "1 hidden" in result.stdout
+    assert "must begin with 'userdata_'" in result.stdout
+
+
+def test_preview_shows_the_header_and_first_five_rows(
+    sftp: SftpFolder, env: dict[str, str]
+) -> None:
+    body = (
+        "\ufeffuserId,name,note\r\n"
+        '1,Ann,"said ""hi"""\r\n'
+        '2,Bob,"two\r\nlines"\r\n'
+        "3,Cy,\r\n4,Di,x\r\n5,Ed,y\r\n6,Fa,z\r\n"
+    )
+    sftp.put("userdata_a.csv", body.encode("utf-8"))
+
+    result = usersync(env, "preview", sftp.url("userdata_a.csv"), *key_args(sftp), "--json")
+
+    assert result.exit_code == 0, result.stderr
+    doc = result.json()
+    assert doc["path"] == sftp.path("userdata_a.csv")
+    assert doc["columns"] == ["userId", "name", "note"]
+    assert doc["rows"] == [
+        ["1", "Ann", 'said "hi"'],
+        ["2", "Bob", "two\r\nlines"],
+        ["3", "Cy", ""],
+        ["4", "Di", "x"],
+        ["5", "Ed", "y"],
+    ]
+
+
+def test_preview_rows_option_and_table_output(sftp: SftpFolder, env: dict[str, str]) -> None:
+    sftp.put("userdata_a.csv", b"userId,name\n1,Ann\n2,Bob\n3,Cy\n")
+    result = usersync(env, "preview", sftp.url("userdata_a.csv"), *key_args(sftp), "--rows", "2")
+    assert result.exit_code == 0, result.stderr
+    assert "Ann" in result.stdout
+    assert "Bob" in result.stdout
+    assert "Cy" not in result.stdout
+
+
+def test_preview_refuses_a_file_that_breaks_the_rules(
+    sftp: SftpFolder, env: dict[str, str]
+) -> None:
+    sftp.put("users.csv", b"userId\n1\n")
+    result = usersync(env, "preview", sftp.url("users.csv"), *key_args(sftp))
+    assert result.exit_code == 4
+    assert "must begin with 'userdata_'" in result.stderr
+
+
+def test_missing_folder_is_a_clear_error(sftp: SftpFolder, env: dict[str, str]) -> None:
+    result = usersync(env, "files", sftp.url("nope"), *key_args(sftp), "--json")
+    assert result.exit_code == 4
+    assert "does not exist" in result.stderr
+    assert result.json()["error"]["code"] == "remote_path_not_found"
+
+
+def test_password_login(sftp: SftpFolder, env: dict[str, str]) -> None:
+    sftp.put("userdata_a.csv", b"userId\n1\n")
+    env["SFTP_PASSWORD"] = sftp.password
+    result = usersync(
+        env,
+        "files",
+        sftp.url(),
+        "--password-env",
+        "SFTP_PASSWORD",
+        "--known-hosts",
+        str(sftp.known_hosts_path),
+        "--json",
+    )
+    assert result.exit_code == 0, result.stderr
+    assert [f["name"] for f in result.json()["files"]] == ["userdata_a.csv"]
+
+
+def test_wrong_password_is_refused_with_exit_3(sftp: SftpFolder, env: dict[str, str]) -> None:
+    env["SFTP_PASSWORD"] = "not-the-password"
+    result = usersync(
+        env,
+        "folders",
+        sftp.url(),
+        "--password-env",
+        "SFTP_PASSWORD",
+        "--known-hosts",
+        str(sftp.known_hosts_path),
+    )
+    assert result.exit_code == 3
+    assert "refused the login" in result.stderr
+    assert "not-the-password" not in result.stderr + result.stdout
+
+
+def test_password_env_that_is_not_set_is_a_usage_error(
+    sftp: SftpFolder, env: dict[str, str]
+) -> None:
+    result = usersync(env, "folders", sftp.url(), "--password-env", "NO_SUCH_VAR")
+    assert result.exit_code == 2
+    assert "NO_SUCH_VAR" in result.stderr
+
+
+@pytest.mark.parametrize("key", ["client_key_path", "client_key_rsa_path", "client_key_ecdsa_path"])
+def test_key_login_with_each_key_type(sftp: SftpFolder, env: dict[str, str], key: str) -> None:
+    result = usersync(
+        env,
+        "folders",
+        sftp.url(),
+        "--key",
+        str(getattr(sftp, key)),
+        "--known-hosts",
+        str(sftp.known_hosts_path),
+    )
+    assert result.exit_code == 0, result.stderr
+
+
+def test_encrypted_key_needs_its_passphrase(sftp: SftpFolder, env: dict[str, str]) -> None:
+    args = [
+        "folders",
+        sftp.url(),
+        "--key",
+        str(sftp.client_key_encrypted_path),
+        "--known-hosts",
+        str(sftp.known_hosts_path),
+    ]
+    without = usersync(env, *args)
+    assert without.exit_code == 3
+    assert "--key-passphrase-env" in without.stderr
+
+    env["KEY_PASS"] = "wrong"
+    wrong = usersync(env, *args, "--key-passphrase-env", "KEY_PASS")
+    assert wrong.exit_code == 3
+    assert "cannot read private key" in wrong.stderr
+
+    env["KEY_PASS"] = sftp.client_key_passphrase
+    right = usersync(env, *args, "--key-passphrase-env", "KEY_PASS")
+    assert right.exit_code == 0, right.stderr
+
+
+def test_unknown_host_key_is_refused_showing_the_offered_fingerprint(
+    sftp: SftpFolder, env: dict[str, str]
+) -> None:
+    result = usersync(env, "folders", sftp.url(), "--key", str(sftp.client_key_path), "--json")
+    assert result.exit_code == 3
+    offered = result.json()["error"]["fingerprint"]
+    assert offered in sftp.host_key_fingerprints
+    assert f"the server offered {offered}" in result.stderr
+    assert "is not known" in result.stderr
+
+
+def test_pinned_fingerprint_is_trusted(sftp: SftpFolder, env: dict[str, str]) -> None:
+    refused = usersync(env, "folders", sftp.url(), "--key", str(sftp.client_key_path), "--json")
+    offered = refused.json()["error"]["fingerprint"]
+    result = usersync(
+        env, "folders", sftp.url(), "--key", str(sftp.client_key_path), "--fingerprint", offered
+    )
+    assert result.exit_code == 0, result.stderr
+
+
+def test_wrong_pinned_fingerprint_is_refused(sftp: SftpFolder, env: dict[str, str]) -> None:
+    wrong = "SHA256:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"
+    result = usersync(
+        env, "folders", sftp.url(), "--key", str(sftp.client_key_path), "--fingerprint", wrong
+    )
+    assert result.exit_code == 3
+    assert "does not match the pinned fingerprint" in result.stderr
+
+
+def test_accept_new_host_key_remembers_it(sftp: SftpFolder, env: dict[str, str]) -> None:
+    key = ["--key", str(sftp.client_key_path)]
+    first = usersync(env, "folders", sftp.url(), *key, "--accept-new-host-key")
+    assert first.exit_code == 0, first.stderr
+    remembered = Path(env["USERSYNC_DATA_DIR"]) / "known_hosts"
+    assert f"[127.0.0.1]:{sftp.port} " in remembered.read_text()
+    assert oct(remembered.stat().st_mode & 0o777) == "0o600"
+
+    again = usersync(env, "folders", sftp.url(), *key)
+    assert again.exit_code == 0, again.stderr
+
+
+def test_changed_host_key_is_refused_even_with_accept_new(
+    sftp: SftpFolder, env: dict[str, str], tmp_path: Path
+) -> None:
+    other = tmp_path / "other_key"
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(other)], check=True)
+    stale = tmp_path / "known_hosts"
+    stale.write_text(f"[127.0.0.1]:{sftp.port} {other.with_suffix('.pub').read_text()}")
+
+    result = usersync(
+        env,
+        "folders",
+        sftp.url(),
+        "--key",
+        str(sftp.client_key_path),
+        "--known-hosts",
+        str(stale),
+        "--accept-new-host-key",
+        "--json",
+    )
+
+    assert result.exit_code == 3
+    assert "has CHANGED" in result.stderr
+    assert result.json()["error"]["fingerprint"] in sftp.host_key_fingerprints
+
+
+def test_silent_server_times_out_with_a_clear_error(
+    blackhole: BlackholeServer, env: dict[str, str], sftp: SftpFolder
+) -> None:
+    env["USERSYNC_CONNECT_TIMEOUT"] = "1"
+    url = f"sftp://someone@127.0.0.1:{blackhole.port}/"
+    result = usersync(env, "folders", url, "--key", str(sftp.client_key_path))
+    assert result.exit_code == 3
+    assert "did not complete the SSH handshake within 1 s" in result.stderr
+
+
+def test_server_that_is_down_is_a_clear_error(
+    closed_port: int, env: dict[str, str], sftp: SftpFolder
+) -> None:
+    url = f"sftp://someone@127.0.0.1:{closed_port}/"
+    result = usersync(env, "folders", url, "--key", str(sftp.client_key_path))
+    assert result.exit_code == 3
+    assert "refused the connection" in result.stderr
+
+
+def test_server_killed_mid_read_gives_a_clear_error(
+    fresh_sshd: SshServer, env: dict[str, str]
+) -> None:
+    from usersync.config import load_settings
+    from usersync.errors import SourceError
+    from usersync.sources.connect import Credentials, open_source
+    from usersync.sources.hostkeys import HostKeyPolicy
+    from usersync.sources.urls import parse_remote_url
+
+    fresh_sshd.put("/userdata_big.csv", b"userId\n" + b"1234567890\n" * 3_000_000)
+    location = parse_remote_url(fresh_sshd.url("/userdata_big.csv"))
+    source = open_source(
+        location,
+        Credentials(key_path=str(fresh_sshd.client_key_path)),
+        HostKeyPolicy(known_hosts=(fresh_sshd.known_hosts_path,)),
+        load_settings(env),
+    )
+    try:
+        stream = source.open(location.path)
+        assert stream.read(1000)
+        fresh_sshd.kill()
+        with pytest.raises(SourceError, match=r"connection was lost|did not answer"):
+            drain(stream)
+    finally:
+        source.close()
+
+
+def drain(stream: Any) -> None:
+    while stream.read(1024 * 1024):
+        pass
+
+
+def test_the_installed_command_runs(sftp: SftpFolder, tmp_path: Path) -> None:
+    sftp.put("userdata_a.csv", b"userId\n1\n")
+    command = Path(sys.executable).with_name("usersync")
+    completed = subprocess.run(
+        [str(command), "files", sftp.url(), *key_args(sftp), "--json"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "USERSYNC_DATA_DIR": str(tmp_path)},
+    )
+    assert completed.returncode == 0, completed.stderr
+    assert json.loads(completed.stdout)["files"][0]["name"] == "userdata_a.csv"

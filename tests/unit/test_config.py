@@ -1,0 +1,41 @@
+from pathlib import Path
+
+import pytest
+
+from usersync.config import load_settings
+from usersync.errors import UsageError
+from usersync.files import MAX_FILE_SIZE
+
+
+def test_defaults() -> None:
+    settings = load_settings({"USERSYNC_DATA_DIR": "/srv/us"})
+    assert settings.data_dir == Path("/srv/us")
+    assert settings.max_file_size == MAX_FILE_SIZE
+    assert settings.database_url == "sqlite:////srv/us/usersync.db"
+    assert settings.known_hosts_path == Path("/srv/us/known_hosts")
+
+
+def test_reads_overrides() -> None:
+    settings = load_settings(
+        {
+            "USERSYNC_DB": "postgresql://db/us",
+            "USERSYNC_IO_TIMEOUT": "2.5",
+            "USERSYNC_MAX_FILE_SIZE": "1000",
+        }
+    )
+    assert settings.database_url == "postgresql://db/us"
+    assert settings.io_timeout == 2.5
+    assert settings.max_file_size == 1000
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("USERSYNC_IO_TIMEOUT", "soon"),
+        ("USERSYNC_CONNECT_TIMEOUT", "0"),
+        ("USERSYNC_MAX_FILE_SIZE", "-1"),
+    ],
+)
+def test_bad_values_fail_loudly_naming_the_variable(name: str, value: str) -> None:
+    with pytest.raises(UsageError, match=name):
+        load_settings({name: value})

@@ -1,0 +1,141 @@
+import json
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from usersync.errors import UsersyncError
+from usersync.mapping import (
+    ColumnMapping,
+    EmptyCells,
+    MappedRow,
+    MappingError,
+    PropertyType,
+    RowMapper,
+    check_property_name,
+)
+from usersync.reader import Row, RowError
+
+COLUMNS = ["id", "name", "age", "score", "vip", "born", "seen"]
+MAPPING = ColumnMapping(
+    user_id="id",
+    properties={
+        "name": "name",
+        "age": "age",
+        "score": "score",
+        "vip": "vip",
+        "born": "born",
+        "seen": "seen",
+    },
+    types={
+        "age": PropertyType.INTEGER,
+        "score": PropertyType.NUMBER,
+        "vip": PropertyType.BOOLEAN,
+        "born": PropertyType.DATE,
+        "seen": PropertyType.DATETIME,
+    },
+)
+
+
+def mapped(values: list[str], **kwargs: object) -> dict[str, object]:
+    result = RowMapper(MAPPING, COLUMNS, **kwargs).map(Row(7, values))  # type: ignore[arg-type]
+    assert isinstance(result, MappedRow), result
+    document: dict[str, object] = json.loads(result.properties_json)
+    return {"user_id": result.user_id, **document}
+
+
+def errors(values: list[str]) -> list[RowError]:
+    result = RowMapper(MAPPING, COLUMNS, zone=ZoneInfo("Europe/Berlin")).map(Row(7, values))
+    assert isinstance(result, list), result
+    return result
+
+
+def test_converts_every_type() -> None:
+    assert mapped(
+        [" u1 ", "Ann", "42", "3.5", "Yes", "2026-02-28", "2026-07-01T10:00:00+02:00"]
+    ) == {
+        "user_id": "u1",
+        "name": "Ann",
+        "age": 42,
+        "score": 3.5,
+        "vip": True,
+        "born": "2026-02-28",
+        "seen": "2026-07-01T08:00:00Z",
+    }
+
+
+@pytest.mark.parametrize(
+    ("text", "value"),
+    [("true", True), ("FALSE", False), ("no", False), ("1", True), ("0", False), ("YES", True)],
+)
+def test_booleans_in_any_case(text: str, value: bool) -> None:
+    assert mapped(["u", "", "", "", text, "", ""])["vip"] is value
+
+
+def test_naive_datetimes_are_read_in_the_sync_time_zone_and_stored_in_utc() -> None:
+    got = mapped(["u", "", "", "", "", "", "2026-01-15 09:30"], zone=ZoneInfo("Europe/Berlin"))
+    assert got["seen"] == "2026-01-15T08:30:00Z"
+
+
+def test_integral_numbers_stay_integers_and_whole_floats_are_accepted_as_integers() -> None:
+    got = mapped(["u", "", "7.0", "2", "", "", ""])
+    assert (got["age"], got["score"]) == (7, 2)
+
+
+def test_empty_cells_are_left_out_by_default_and_cleared_when_asked() -> None:
+    assert mapped(["u", "", " ", "", "", "", ""]) == {"user_id": "u"}
+    cleared = mapped(["u", "", "", "", "", "", ""], empty_cells=EmptyCells.CLEAR)
+    assert cleared == {
+        "user_id": "u",
+        "name": None,
+        "age": None,
+        "score": None,
+        "vip": None,
+        "born": None,
+        "seen": None,
+    }
+
+
+def test_strings_are_kept_as_they_are() -> None:
+    assert mapped(["u", "  Ann  ", "", "", "", "", ""])["name"] == "  Ann  "
+
+
+@pytest.mark.parametrize(
+    ("index", "text", "column"),
+    [
+        (2, "4.5", "age"),
+        (2, "forty", "age"),
+        (3, "1,5", "score"),
+        (3, "nan", "score"),
+        (4, "maybe", "vip"),
+        (5, "2026-02-30", "born"),
+        (6, "yesterday", "seen"),
+    ],
+)
+def test_a_value_that_does_not_convert_rejects_the_row_naming_column_and_value(
+    index: int, text: str, column: str
+) -> None:
+    values = ["u", "", "", "", "", "", ""]
+    values[index] = text
+    [error] = errors(values)
+    assert (error.line, error.column, error.value) == (7, column, text)
+    assert repr(text) in error.message
+
+
+def test_an_empty_user_id_rejects_the_row() -> None:
+    [error] = errors(["  ", "Ann", "", "", "", "", ""])
+    assert (error.column, error.message) == ("id", "the userId is empty; every row needs one")
+
+
+def test_every_bad_cell_of_a_row_is_reported() -> None:
+    assert [e.column for e in errors(["", "", "x", "y", "", "", ""])] == ["id", "age", "score"]
+
+
+def test_a_mapped_column_missing_from_the_file_fails_before_any_row() -> None:
+    with pytest.raises(MappingError, match=r"no column 'email'.*columns are: id, name"):
+        RowMapper(ColumnMapping("id", {"email": "email"}), ["id", "name"])
+
+
+def test_property_names_are_checked() -> None:
+    assert check_property_name("first_name") == "first_name"
+    with pytest.raises(UsersyncError, match="not a valid property name"):
+        check_property_name("1st name")
