@@ -41,6 +41,8 @@ def sshd() -> Iterator[SshServer]:
 @pytest.fixture
 def sftp(sshd: SshServer, request: pytest.FixtureRequest) -> Iterator[SftpFolder]:
     """The shared sshd's credentials plus this test's own fresh folder `base`."""
+    if not sshd.running:  # an earlier test killed the shared server: bring it back
+        sshd.start()
     folder = sshd.folder(_test_folder_name(request))
     try:
         yield folder

@@ -291,9 +291,3 @@ def stop_procs(procs: Sequence[Proc], *, grace: float) -> list[Proc]:
         _signal(left, signal.SIGKILL)
         left = wait_gone(left, 5.0)
     return left
-
-
-def remove_tree(path: Path) -> None:
-    """Remove a directory tree, failing loudly if it cannot."""
-    if path.exists():
-        shutil.rmtree(path)

@@ -307,6 +307,7 @@ class SshServer:
                 if left:
                     raise ServerError(f"sshd processes {left} survived SIGKILL")
         finally:
+            self._port = None
             if self._dir is not None:
                 shutil.rmtree(self._dir, ignore_errors=True)
                 self._dir = None
