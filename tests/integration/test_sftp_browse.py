@@ -398,3 +398,37 @@ def test_the_installed_command_runs(sftp: SftpFolder, tmp_path: Path) -> None:
     )
     assert completed.returncode == 0, completed.stderr
     assert json.loads(completed.stdout)["files"][0]["name"] == "userdata_a.csv"
+
+
+def test_server_that_goes_silent_mid_read_times_out(
+    fresh_sshd: SshServer, env: dict[str, str]
+) -> None:
+    import signal
+
+    from usersync.config import load_settings
+    from usersync.errors import SourceError
+    from usersync.sources.connect import Credentials, open_source
+    from usersync.sources.hostkeys import HostKeyPolicy
+    from usersync.sources.urls import parse_remote_url
+
+    fresh_sshd.put("/userdata_big.csv", b"userId\n" + b"1234567890\n" * 3_000_000)
+    env["USERSYNC_IO_TIMEOUT"] = "1"
+    location = parse_remote_url(fresh_sshd.url("/userdata_big.csv"))
+    source = open_source(
+        location,
+        Credentials(key_path=str(fresh_sshd.client_key_path)),
+        HostKeyPolicy(known_hosts=(fresh_sshd.known_hosts_path,)),
+        load_settings(env),
+    )
+    stopped = fresh_sshd.processes()
+    try:
+        stream = source.open(location.path)
+        assert stream.read(1000)
+        for pid in stopped:
+            os.kill(pid, signal.SIGSTOP)
+        with pytest.raises(SourceError, match=r"did not answer within 1 s|connection was lost"):
+            drain(stream)
+    finally:
+        for pid in stopped:
+            os.kill(pid, signal.SIGCONT)
+        source.close()

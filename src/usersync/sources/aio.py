@@ -5,11 +5,21 @@ from __future__ import annotations
 
 import asyncio
 import io
+import logging
 import threading
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any, TypeVar
 
 T = TypeVar("T")
+
+logger = logging.getLogger(__name__)
+
+
+def _quiet_exception_handler(loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
+    # An I/O library's helper tasks can outlive a request that timed out or a connection that
+    # dropped; the caller already got a clear error. The default handler would print their
+    # tracebacks to stderr, from a finalizer, at any moment: keep them to a debug line.
+    logger.debug("background I/O task ended: %s", context.get("exception") or context["message"])
 
 
 class LoopThread:
@@ -17,6 +27,7 @@ class LoopThread:
 
     def __init__(self, name: str = "usersync-io") -> None:
         self._loop = asyncio.new_event_loop()
+        self._loop.set_exception_handler(_quiet_exception_handler)
         self._thread = threading.Thread(target=self._loop.run_forever, name=name, daemon=True)
         self._thread.start()
 
