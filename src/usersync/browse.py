@@ -38,8 +38,11 @@ def list_files(source: Source, path: str, max_size: int = MAX_FILE_SIZE) -> File
 
 def open_eligible(source: Source, path: str, max_size: int = MAX_FILE_SIZE) -> SizeLimitedReader:
     """Open an importable file for reading; raises a FileRuleError if it is not one."""
-    require_eligible(source.stat(path), max_size)
-    return SizeLimitedReader(source.open(path), path=path, max_size=max_size)
+    entry = source.stat(path)
+    require_eligible(entry, max_size)
+    return SizeLimitedReader(
+        source.open(path), path=path, max_size=max_size, expected_size=entry.size
+    )
 
 
 def preview_file(

@@ -134,11 +134,19 @@ class SizeLimitedReader(io.RawIOBase):
     The listing checks the size too, but a file can grow between listing and reading.
     """
 
-    def __init__(self, raw: BinaryIO, *, path: str, max_size: int = MAX_FILE_SIZE) -> None:
+    def __init__(
+        self,
+        raw: BinaryIO,
+        *,
+        path: str,
+        max_size: int = MAX_FILE_SIZE,
+        expected_size: int | None = None,
+    ) -> None:
         super().__init__()
         self._raw = raw
         self._path = path
         self._max_size = max_size
+        self.expected_size = expected_size  # the size the listing gave, when known
         self.bytes_read = 0
 
     def readable(self) -> bool:
