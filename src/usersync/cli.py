@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
-import functools
 import os
-import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
@@ -14,9 +12,10 @@ import click
 
 from usersync import __version__
 from usersync.browse import PREVIEW_ROWS, list_files, list_folders, preview_file
-from usersync.cli_output import emit_json, iso, table
+from usersync.cli_output import emit_json, handle_errors, iso, table
+from usersync.cli_schedule import schedule
 from usersync.config import Settings, load_settings
-from usersync.errors import HostKeyError, UsageError, UsersyncError
+from usersync.errors import UsageError
 from usersync.files import explain, format_size
 from usersync.reader import CsvOptions
 from usersync.sources.base import Source
@@ -27,33 +26,6 @@ from usersync.sources.urls import RemoteLocation, parse_remote_url
 F = TypeVar("F", bound=Callable[..., Any])
 
 DELIMITERS = {",": ",", ";": ";", "tab": "\t", "\\t": "\t", "\t": "\t", "|": "|"}
-
-
-def _error_code(error: UsersyncError) -> str:
-    name = type(error).__name__
-    return "".join("_" + c.lower() if c.isupper() else c for c in name).lstrip("_")
-
-
-def handle_errors(func: F) -> F:
-    """Turn usersync's errors into a message on stderr and the contract's exit code."""
-
-    @functools.wraps(func)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return func(*args, **kwargs)
-        except UsersyncError as error:
-            if kwargs.get("as_json"):
-                body: dict[str, Any] = {"code": _error_code(error), "message": error.message}
-                if isinstance(error, HostKeyError):
-                    body["fingerprint"] = error.fingerprint
-                emit_json({"error": body})
-            click.secho(f"usersync: {error.message}", fg="red", err=True)
-            sys.exit(error.exit_code)
-        except KeyboardInterrupt:
-            click.echo("usersync: interrupted", err=True)
-            sys.exit(130)
-
-    return wrapper  # type: ignore[return-value]
 
 
 def remote_options(func: F) -> F:
@@ -248,6 +220,9 @@ def preview(rows: int, encoding: str | None, delimiter: str | None, **opts: Any)
     )
     for error in result.errors:
         click.secho(f"line {error.line}: {error.message}", fg="yellow", err=True)
+
+
+main.add_command(schedule)
 
 
 @main.command()

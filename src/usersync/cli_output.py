@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 import click
+
+from usersync.errors import HostKeyError, UsersyncError
+
+F = TypeVar("F", bound=Callable[..., Any])
 
 
 def _default(value: object) -> object:
@@ -57,3 +62,30 @@ def _cell(value: object, max_width: int | None) -> str:
     if max_width is None or len(text) <= max_width:
         return text
     return text[: max_width - 1] + "…"
+
+
+def _error_code(error: UsersyncError) -> str:
+    name = type(error).__name__
+    return "".join("_" + c.lower() if c.isupper() else c for c in name).lstrip("_")
+
+
+def handle_errors(func: F) -> F:
+    """Turn usersync's errors into a message on stderr and the contract's exit code."""
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return func(*args, **kwargs)
+        except UsersyncError as error:
+            if kwargs.get("as_json"):
+                body: dict[str, Any] = {"code": _error_code(error), "message": error.message}
+                if isinstance(error, HostKeyError):
+                    body["fingerprint"] = error.fingerprint
+                emit_json({"error": body})
+            click.secho(f"usersync: {error.message}", fg="red", err=True)
+            sys.exit(error.exit_code)
+        except KeyboardInterrupt:
+            click.echo("usersync: interrupted", err=True)
+            sys.exit(130)
+
+    return wrapper  # type: ignore[return-value]

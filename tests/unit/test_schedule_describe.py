@@ -39,7 +39,7 @@ def test_calendar_schedules_in_words(spec: dict[str, Any], words: str) -> None:
 @pytest.mark.parametrize(
     ("expression", "words"),
     [
-        ("0 0 1 * * ?", "At 01:00"),
+        ("0 0 1 * * ?", "At 01:00, every day"),
         # Quartz counts days of the week from Sunday = 1.
         ("0 0 0 ? * 1", "At 00:00, only on Sunday"),
         ("0 0 0 ? * 7", "At 00:00, only on Saturday"),

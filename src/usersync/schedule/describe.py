@@ -58,7 +58,14 @@ def _with_cron_descriptor(spec: CronSpec) -> str:
         use_24hour_time_format=True,
         day_of_week_start_index_zero=spec.flavor == "unix",
     )
-    return str(ExpressionDescriptor(" ".join(parts), options).get_description())
+    words = str(ExpressionDescriptor(" ".join(parts), options).get_description())
+    # cron_descriptor says nothing of the days when every day fires ("At 01:00"); say it, as
+    # the calendar schedules do ("At 01:00, every day").
+    days = parts[3:] if spec.flavor == "quartz" else parts[2:]
+    every_day = all(field in ("*", "?") for field in days)
+    if every_day and words.startswith("At ") and "," not in words:
+        words += ", every day"
+    return words
 
 
 def _needs_own_words(spec: CronSpec) -> bool:
