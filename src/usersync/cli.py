@@ -3,98 +3,18 @@
 from __future__ import annotations
 
 import dataclasses
-import os
-from collections.abc import Callable
-from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import click
 
 from usersync import __version__
 from usersync.browse import PREVIEW_ROWS, list_files, list_folders, preview_file
+from usersync.cli_import import errors, import_, user, users
 from usersync.cli_output import emit_json, handle_errors, iso, table
+from usersync.cli_remote import csv_options, open_remote, remote_options
 from usersync.cli_schedule import schedule
-from usersync.config import Settings, load_settings
-from usersync.errors import UsageError
+from usersync.config import load_settings
 from usersync.files import explain, format_size
-from usersync.reader import CsvOptions
-from usersync.sources.base import Source
-from usersync.sources.connect import Credentials, open_source
-from usersync.sources.hostkeys import HostKeyPolicy
-from usersync.sources.urls import RemoteLocation, parse_remote_url
-
-F = TypeVar("F", bound=Callable[..., Any])
-
-DELIMITERS = {",": ",", ";": ";", "tab": "\t", "\\t": "\t", "\t": "\t", "|": "|"}
-
-
-def remote_options(func: F) -> F:
-    """The options every command that reaches a remote store takes."""
-    options = [
-        click.argument("url"),
-        click.option(
-            "--key", "key_path", type=click.Path(dir_okay=False), help="Private key file."
-        ),
-        click.option(
-            "--key-passphrase-env",
-            metavar="VAR",
-            help="Environment variable holding the private key's passphrase.",
-        ),
-        click.option(
-            "--password-env",
-            metavar="VAR",
-            help="Environment variable holding the password (never pass it as an argument).",
-        ),
-        click.option(
-            "--known-hosts",
-            type=click.Path(dir_okay=False),
-            help="OpenSSH known_hosts file to check the server's host key against.",
-        ),
-        click.option("--fingerprint", help="Trust the host key with this SHA256:... fingerprint."),
-        click.option(
-            "--accept-new-host-key",
-            is_flag=True,
-            help="Trust a host seen for the first time and remember its key (never a changed key).",
-        ),
-        click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts."),
-    ]
-    for option in reversed(options):
-        func = option(func)
-    return func
-
-
-def _env_secret(var: str | None, what: str) -> str | None:
-    if var is None:
-        return None
-    value = os.environ.get(var)
-    if value is None:
-        raise UsageError(f"environment variable {var} (named by --{what}-env) is not set")
-    return value
-
-
-def _host_key_policy(settings: Settings, opts: dict[str, Any]) -> HostKeyPolicy:
-    if opts["known_hosts"]:
-        files: tuple[Path, ...] = (Path(opts["known_hosts"]),)
-    else:
-        files = (settings.known_hosts_path, Path("~/.ssh/known_hosts").expanduser())
-    return HostKeyPolicy(
-        known_hosts=files,
-        fingerprint=opts["fingerprint"],
-        accept_new=opts["accept_new_host_key"],
-        remember_in=files[0],
-    )
-
-
-def _connect(opts: dict[str, Any]) -> tuple[Source, RemoteLocation, Settings]:
-    settings = load_settings()
-    location = parse_remote_url(opts["url"])
-    credentials = Credentials(
-        password=_env_secret(opts["password_env"], "password"),
-        key_path=opts["key_path"],
-        key_passphrase=_env_secret(opts["key_passphrase_env"], "key-passphrase"),
-    )
-    source = open_source(location, credentials, _host_key_policy(settings, opts), settings)
-    return source, location, settings
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -108,7 +28,7 @@ def main() -> None:
 @handle_errors
 def folders(**opts: Any) -> None:
     """List the folders inside URL's folder."""
-    source, location, _ = _connect(opts)
+    source, location, _ = open_remote(opts)
     try:
         listing = list_folders(source, location.path)
     finally:
@@ -133,7 +53,7 @@ def folders(**opts: Any) -> None:
 @handle_errors
 def files(**opts: Any) -> None:
     """List the importable userdata_*.csv files in URL's folder, and the hidden ones."""
-    source, location, settings = _connect(opts)
+    source, location, settings = open_remote(opts)
     try:
         listing = list_files(source, location.path, settings.max_file_size)
     finally:
@@ -175,14 +95,6 @@ def files(**opts: Any) -> None:
         )
 
 
-def _csv_options(encoding: str | None, delimiter: str | None) -> CsvOptions:
-    if delimiter is None:
-        return CsvOptions(encoding=encoding)
-    if delimiter not in DELIMITERS:
-        raise UsageError(f"--delimiter must be one of , ; tab | (got {delimiter!r})")
-    return CsvOptions(encoding=encoding, delimiter=DELIMITERS[delimiter])
-
-
 @main.command()
 @remote_options
 @click.option("--rows", default=PREVIEW_ROWS, show_default=True, type=click.IntRange(1, 1000))
@@ -191,8 +103,8 @@ def _csv_options(encoding: str | None, delimiter: str | None) -> CsvOptions:
 @handle_errors
 def preview(rows: int, encoding: str | None, delimiter: str | None, **opts: Any) -> None:
     """Show the header and the first rows of the file at URL."""
-    options = _csv_options(encoding, delimiter)
-    source, location, settings = _connect(opts)
+    options = csv_options(encoding, delimiter)
+    source, location, settings = open_remote(opts)
     try:
         result = preview_file(
             source, location.path, options, rows=rows, max_size=settings.max_file_size
@@ -222,7 +134,8 @@ def preview(rows: int, encoding: str | None, delimiter: str | None, **opts: Any)
         click.secho(f"line {error.line}: {error.message}", fg="yellow", err=True)
 
 
-main.add_command(schedule)
+for command in (import_, user, users, errors, schedule):
+    main.add_command(command)
 
 
 @main.command()

@@ -18,8 +18,7 @@ from zoneinfo import ZoneInfo
 from usersync.errors import UsersyncError
 from usersync.reader import Row, RowError
 
-JsonValue = str | int | float | bool
-Converter = Callable[[str], JsonValue]
+Converter = Callable[[str], str]
 
 
 class PropertyType(enum.StrEnum):
@@ -42,45 +41,61 @@ class MappingError(UsersyncError):
     exit_code = 5
 
 
-_TRUE = frozenset({"true", "yes", "1"})
-_FALSE = frozenset({"false", "no", "0"})
-_INTEGER = re.compile(r"[+-]?\d+(\.0*)?")
+_BOOLEANS = {
+    "true": "true",
+    "yes": "true",
+    "1": "true",
+    "false": "false",
+    "no": "false",
+    "0": "false",
+}
 _PROPERTY_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_.\-]{0,127}")
 
+# Each converter takes a stripped, non-empty cell and returns the value as JSON text, ready to
+# be spliced into the row's document; ValueError when the cell is not of the type.
 
-def _number(text: str) -> float | int:
-    value = float(text)  # accepts "1e3", " 2.5 ", refuses "1,5"
-    if not math.isfinite(value):
+
+def _number(text: str) -> str:
+    value = float(text)  # accepts "1e3" and "-2.5", refuses "1,5"
+    if not math.isfinite(value) or "_" in text:
         raise ValueError("not a finite number")
-    return int(value) if value.is_integer() and abs(value) < 2**53 else value
+    if value.is_integer() and abs(value) < 2**53:
+        return str(int(value))
+    return repr(value)
 
 
-def _integer(text: str) -> int:
-    stripped = text.strip()
-    if not _INTEGER.fullmatch(stripped):
-        raise ValueError("not a whole number")
-    return int(stripped.split(".")[0])
+def _integer(text: str) -> str:
+    try:
+        value = int(text)
+    except ValueError:
+        value = int(float(text)) if text.rstrip("0").endswith(".") else _not_whole(text)
+    if "_" in text:
+        _not_whole(text)
+    return str(value)
 
 
-def _boolean(text: str) -> bool:
-    lowered = text.strip().lower()
-    if lowered in _TRUE:
-        return True
-    if lowered in _FALSE:
-        return False
-    raise ValueError("not one of true/false/yes/no/1/0")
+def _not_whole(text: str) -> int:
+    raise ValueError(f"{text!r} is not a whole number")
+
+
+def _boolean(text: str) -> str:
+    return _BOOLEANS[text.lower()] if text.lower() in _BOOLEANS else _not_boolean(text)
+
+
+def _not_boolean(text: str) -> str:
+    raise ValueError(f"{text!r} is not a boolean")
 
 
 def _date(text: str) -> str:
-    return date.fromisoformat(text.strip()).isoformat()
+    return '"' + date.fromisoformat(text).isoformat() + '"'
 
 
 def _datetime_in(zone: ZoneInfo) -> Converter:
     def convert(text: str) -> str:
-        value = datetime.fromisoformat(text.strip())
+        value = datetime.fromisoformat(text)
         if value.tzinfo is None:
             value = value.replace(tzinfo=zone)  # fold=0: a repeated local time is its first
-        return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
+        return '"' + value.astimezone(UTC).isoformat().replace("+00:00", "Z") + '"'
 
     return convert
 
@@ -95,7 +110,8 @@ _EXPECTED = {
 
 
 def converter_for(kind: PropertyType, zone: ZoneInfo) -> Converter | None:
-    """The conversion of a cell's text to the type, or None for strings (kept as they are)."""
+    """The conversion of a cell's text to the type's JSON, or None for strings (kept as they
+    are)."""
     return {
         PropertyType.STRING: None,
         PropertyType.NUMBER: _number,
@@ -132,16 +148,6 @@ class MappedRow:
     line: int
     user_id: str
     properties_json: str
-
-
-def _json_literal(value: JsonValue) -> str:
-    if value is True:
-        return "true"
-    if value is False:
-        return "false"
-    if isinstance(value, str):
-        return encode_json_string(value)
-    return repr(value)
 
 
 class RowMapper:
@@ -198,7 +204,7 @@ class RowMapper:
                     parts.append(prefix + "null")
                 continue
             try:
-                parts.append(prefix + _json_literal(convert(text)))
+                parts.append(prefix + convert(text))
             except ValueError:
                 errors.append(
                     RowError(

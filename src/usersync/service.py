@@ -1,0 +1,128 @@
+"""Use cases that web, CLI and worker share. This layer owns the database: it opens the store,
+records runs and their rejected rows, and keeps the property catalog."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+from sqlalchemy import Engine
+
+from usersync import db
+from usersync.config import Settings
+from usersync.errors import UsageError, UsersyncError
+from usersync.importer import ImportSpec, ProgressCallback, RunResult, RunStatus, run_import
+from usersync.mapping import PropertyType, check_property_name
+from usersync.rejects import RejectLog
+from usersync.sources.connect import Credentials, open_source
+from usersync.sources.hostkeys import HostKeyPolicy
+from usersync.sources.urls import RemoteLocation
+from usersync.store import UserRecord, UserStore, properties, runs, workspaces
+
+DEFAULT_WORKSPACE = "default"
+
+
+@contextmanager
+def open_database(settings: Settings) -> Iterator[Engine]:
+    """The migrated database that settings name; disposed of on exit."""
+    engine = db.create_engine_for(settings.database_url)
+    try:
+        db.migrate(engine)
+        yield engine
+    finally:
+        engine.dispose()
+
+
+def workspace_id(engine: Engine, name: str) -> int:
+    return int(workspaces.get_or_create(engine, name))
+
+
+@dataclass(frozen=True)
+class ImportOutcome:
+    run_id: int
+    result: RunResult
+
+
+def resolve_types(
+    engine: Engine, ws: int, mapped: Mapping[str, str], asked: Mapping[str, PropertyType]
+) -> dict[str, PropertyType]:
+    """Each mapped property's type: as asked, else as the catalog has it, else string. A type
+    that differs from the catalog's is refused before anything runs."""
+    for name in mapped:
+        check_property_name(name)
+    unknown = sorted(set(asked) - set(mapped))
+    if unknown:
+        raise UsageError(f"--type names properties that are not mapped: {', '.join(unknown)}")
+    known = properties.types(engine, ws)
+    resolved: dict[str, PropertyType] = {}
+    for name in mapped:
+        current = PropertyType(known[name]) if name in known else None
+        wanted = asked.get(name)
+        if wanted is not None and current is not None and wanted != current:
+            raise UsageError(
+                f"property {name!r} is already a {current}; it cannot be imported as a {wanted}. "
+                f"Map the column to a new property name, or drop --type {name}={wanted}."
+            )
+        resolved[name] = wanted or PropertyType(current or PropertyType.STRING)
+    return resolved
+
+
+def import_remote_file(
+    settings: Settings,
+    engine: Engine,
+    location: RemoteLocation,
+    credentials: Credentials,
+    host_keys: HostKeyPolicy,
+    spec: ImportSpec,
+    *,
+    workspace: str = DEFAULT_WORKSPACE,
+    progress: ProgressCallback | None = None,
+) -> ImportOutcome:
+    """Run one import and record it. Never raises for a failed run: see `result.error`."""
+    ws = workspace_id(engine, workspace)
+    types = resolve_types(engine, ws, spec.mapping.properties, spec.mapping.types)
+    spec = dataclasses.replace(spec, mapping=dataclasses.replace(spec.mapping, types=types))
+    url = f"{location.scheme}://{location.username}@{location.host}:{location.port}"
+    run_id = runs.create_run(engine, ws, source=url, path=spec.path, dry_run=spec.dry_run)
+    result = RunResult(status=RunStatus.FAILED)
+    with RejectLog() as rejects:
+        try:
+            source = open_source(location, credentials, host_keys, settings)
+        except UsersyncError as error:
+            result = RunResult(status=RunStatus.FAILED, error=error)
+        else:
+            try:
+                store = UserStore(engine)
+                result = run_import(source, spec, store, ws, rejects, progress=progress)
+            finally:
+                source.close()
+        runs.finish_run(
+            engine,
+            run_id,
+            status=result.status.value,
+            bytes_read=result.bytes_read,
+            rows_read=result.rows_read,
+            users_created=result.users_created,
+            users_updated=result.users_updated,
+            rows_rejected=result.rows_rejected,
+            message=result.error.message if result.error is not None else None,
+            file_size=result.file_size,
+        )
+        runs.add_run_errors(engine, run_id, rejects)
+    if result.status in (RunStatus.SUCCEEDED, RunStatus.PARTIAL) and not spec.dry_run:
+        properties.ensure(engine, ws, {name: kind.value for name, kind in types.items()})
+    return ImportOutcome(run_id, result)
+
+
+def get_user(engine: Engine, workspace: str, user_id: str) -> UserRecord | None:
+    return UserStore(engine).get_user(workspace_id(engine, workspace), user_id)
+
+
+def list_users(
+    engine: Engine, workspace: str, *, limit: int, after: str | None, search: str | None
+) -> list[UserRecord]:
+    return UserStore(engine).list_users(
+        workspace_id(engine, workspace), limit=limit, after=after, search=search
+    )

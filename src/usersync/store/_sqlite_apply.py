@@ -1,0 +1,143 @@
+"""Bulk apply on SQLite: stage the changes in a TEMP table, then merge them in key order.
+
+1. Staging: `executemany` into `temp.usersync_staging` in a transaction of the temp schema
+   only, so other writers are not locked out while the file streams in (it may take minutes).
+2. Merge, in one BEGIN IMMEDIATE transaction: a single `INSERT ... SELECT ... ORDER BY
+   user_id, seq ... ON CONFLICT DO UPDATE`. Key order turns 1.65 M random B-tree inserts into
+   near-appends (measured: 3.7 s instead of 20 s when the table outgrows the page cache).
+   Several changes for one user id follow each other in `seq` (file) order, so SQLite applies
+   them one after the other: UPDATE patches compose (`json_patch`), REPLACE keeps the last.
+3. Counts without a second pass: a tiny SQL function in the DO UPDATE branch counts the
+   conflicts, and those where the stored row was not yet touched by this apply (its
+   `updated_at` is not this apply's time): those are the users that existed before.
+   Every other staged row inserted a new user, so created = staged - conflicts.
+
+In UPDATE mode new users are inserted with the raw patch, nulls included (the conflict branch
+must see the nulls to clear properties); when a patch had nulls, one more statement strips
+them from the users this apply created.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterable, Sequence
+from typing import cast
+
+from sqlalchemy import text
+from sqlalchemy.engine import Connection, Engine
+
+from usersync.db import write_transaction
+from usersync.schema import to_micros, utcnow
+from usersync.store._staging import Staged, has_nulls
+from usersync.store.model import ApplyCounts, Change, ConflictMode
+
+STAGING = "usersync_staging"
+_TOUCHED = "usersync_touched"
+
+
+class _Tally:
+    """Counts, from inside the merge statement, the conflicts and the first touches."""
+
+    def __init__(self) -> None:
+        self.conflicts = 0
+        self.first_touches = 0
+
+    def touched(self, stored_updated_at: int, new_updated_at: int) -> int:
+        self.conflicts += 1
+        if stored_updated_at != new_updated_at:
+            self.first_touches += 1
+        return new_updated_at
+
+
+def _driver(conn: Connection) -> sqlite3.Connection:
+    return cast(sqlite3.Connection, conn.connection.dbapi_connection)
+
+
+def apply(
+    engine: Engine,
+    workspace_id: int,
+    batches: Iterable[Sequence[Change]],
+    mode: ConflictMode,
+    dry_run: bool,
+) -> ApplyCounts:
+    with engine.connect() as conn:
+        try:
+            staged = _stage(conn, batches)
+            if staged.rows == 0:
+                return ApplyCounts(created=0, updated=0)
+            return _merge(conn, workspace_id, mode, staged, dry_run)
+        finally:
+            _discard(conn)
+
+
+def _stage(conn: Connection, batches: Iterable[Sequence[Change]]) -> Staged:
+    rows, nulls = 0, False
+    with conn.begin():
+        conn.exec_driver_sql(f"DROP TABLE IF EXISTS temp.{STAGING}")
+        conn.exec_driver_sql(
+            f"CREATE TEMP TABLE {STAGING} "
+            "(seq INTEGER PRIMARY KEY, user_id TEXT NOT NULL, properties TEXT NOT NULL)"
+        )
+        cursor = _driver(conn).cursor()
+        try:
+            for batch in batches:
+                # A change is a (user_id, properties_json) tuple: bound as it is.
+                cursor.executemany(
+                    f"INSERT INTO temp.{STAGING} (user_id, properties) VALUES (?, ?)", batch
+                )
+                rows += len(batch)
+                nulls = nulls or has_nulls(batch)
+        finally:
+            cursor.close()
+    return Staged(rows=rows, nulls=nulls)
+
+
+def _merge_sql(mode: ConflictMode, nulls: bool) -> str:
+    if mode is ConflictMode.UPDATE:
+        inserted = "properties"  # nulls stripped afterwards, see the module docstring
+        merged = "json_patch(users.properties, excluded.properties)"
+    else:
+        inserted = "json_patch('{}', properties)" if nulls else "properties"
+        merged = "excluded.properties"
+    # "WHERE true": SQLite's documented fix for the INSERT ... SELECT ... ON CONFLICT parse.
+    return (
+        "INSERT INTO users (workspace_id, user_id, properties, created_at, updated_at) "
+        f"SELECT :ws, user_id, {inserted}, :now, :now FROM temp.{STAGING} "
+        "WHERE true ORDER BY user_id, seq "
+        "ON CONFLICT (workspace_id, user_id) DO UPDATE SET "
+        f"properties = {merged}, "
+        f"updated_at = {_TOUCHED}(users.updated_at, excluded.updated_at)"
+    )
+
+
+_STRIP_NEW_USERS = (
+    "UPDATE users SET properties = json_patch('{}', properties) "
+    "WHERE workspace_id = :ws AND created_at = :now AND user_id IN "
+    f"(SELECT user_id FROM temp.{STAGING} WHERE instr(properties, 'null') > 0)"
+)
+
+
+def _merge(
+    conn: Connection, workspace_id: int, mode: ConflictMode, staged: Staged, dry_run: bool
+) -> ApplyCounts:
+    tally = _Tally()
+    _driver(conn).create_function(_TOUCHED, 2, tally.touched)
+    with write_transaction(conn) as transaction:
+        # Taken once the write lock is held: later than the time of any earlier apply, so a
+        # stored updated_at equal to it can only come from this apply (see _Tally).
+        now = to_micros(utcnow())
+        params = {"ws": workspace_id, "now": now}
+        conn.execute(text(_merge_sql(mode, staged.nulls)), params)
+        if mode is ConflictMode.UPDATE and staged.nulls:
+            conn.execute(text(_STRIP_NEW_USERS), params)
+        counts = ApplyCounts(created=staged.rows - tally.conflicts, updated=tally.first_touches)
+        if dry_run:
+            transaction.rollback()
+    return counts
+
+
+def _discard(conn: Connection) -> None:
+    """Close the connection instead of pooling it: that deletes its temp file, holding the
+    staging table, at once (DROP TABLE walks all its pages: 0.5 s for 1.65 M rows)."""
+    if not conn.closed and not conn.invalidated:
+        conn.invalidate()

@@ -1,0 +1,258 @@
+"""Runs (executions of an import) and their rejected rows.
+
+    run_id = create_run(engine, workspace_id, source=URL, path=PATH)       # status "running"
+    add_run_errors(engine, run_id, rejected)    # (line, column, value, message), any number
+    finish_run(engine, run_id, status="partial", rows_read=..., users_created=..., ...)
+    get_run(engine, run_id); list_runs(engine, workspace_id); iter_run_errors(engine, run_id)
+
+Statuses are the strings of usersync.schema.RUN_STATUSES (a StrEnum member will do).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from datetime import datetime
+from itertools import islice
+from typing import NamedTuple, Protocol
+
+import sqlalchemy as sa
+
+from usersync.errors import UsageError
+from usersync.schema import RUN_STATUSES, run_errors, runs, utcnow
+from usersync.store._bind import Bind, reading, writing
+
+ERROR_BATCH = 1000  # rejected rows written (and read back) per statement
+
+
+class RunNotFound(UsageError):
+    pass
+
+
+@dataclass(frozen=True)
+class Run:
+    id: int
+    workspace_id: int
+    sync_id: int | None
+    source: str
+    path: str
+    status: str
+    started_at: datetime
+    finished_at: datetime | None
+    bytes_read: int
+    rows_read: int
+    users_created: int
+    users_updated: int
+    rows_rejected: int
+    message: str | None
+    file_size: int | None
+    file_modified: datetime | None
+    dry_run: bool
+
+
+class RunError(NamedTuple):
+    """A rejected row: 1-based physical line, the column and value at fault (if one), why."""
+
+    line: int | None
+    column: str | None
+    value: str | None
+    message: str
+
+
+class RowErrorLike(Protocol):
+    """Anything with the four fields, e.g. usersync.reader.RowError."""
+
+    @property
+    def line(self) -> int | None: ...
+    @property
+    def column(self) -> str | None: ...
+    @property
+    def value(self) -> str | None: ...
+    @property
+    def message(self) -> str: ...
+
+
+def _check_status(status: str) -> str:
+    if status not in RUN_STATUSES:
+        raise ValueError(f"run status {status!r} is not one of {', '.join(RUN_STATUSES)}")
+    return str(status)
+
+
+def create_run(
+    bind: Bind,
+    workspace_id: int,
+    *,
+    source: str,
+    path: str,
+    sync_id: int | None = None,
+    status: str = "running",
+    dry_run: bool = False,
+    file_size: int | None = None,
+    file_modified: datetime | None = None,
+    started_at: datetime | None = None,
+) -> int:
+    """Record a new run (default: running, started now); return its id."""
+    with writing(bind) as conn:
+        run_id = conn.scalar(
+            sa.insert(runs)
+            .values(
+                workspace_id=workspace_id,
+                sync_id=sync_id,
+                source=source,
+                path=path,
+                status=_check_status(status),
+                started_at=started_at or utcnow(),
+                dry_run=dry_run,
+                file_size=file_size,
+                file_modified=file_modified,
+            )
+            .returning(runs.c.id)
+        )
+    assert run_id is not None
+    return int(run_id)
+
+
+def mark_running(bind: Bind, run_id: int, *, started_at: datetime | None = None) -> None:
+    """A queued run starts now."""
+    _update(bind, run_id, status="running", started_at=started_at or utcnow())
+
+
+def finish_run(
+    bind: Bind,
+    run_id: int,
+    *,
+    status: str,
+    bytes_read: int = 0,
+    rows_read: int = 0,
+    users_created: int = 0,
+    users_updated: int = 0,
+    rows_rejected: int = 0,
+    message: str | None = None,
+    file_size: int | None = None,
+    file_modified: datetime | None = None,
+    finished_at: datetime | None = None,
+) -> None:
+    """Record a run's outcome. `file_size` / `file_modified` are kept when not given."""
+    values: dict[str, object] = {
+        "status": _check_status(status),
+        "finished_at": finished_at or utcnow(),
+        "bytes_read": bytes_read,
+        "rows_read": rows_read,
+        "users_created": users_created,
+        "users_updated": users_updated,
+        "rows_rejected": rows_rejected,
+        "message": message,
+    }
+    if file_size is not None:
+        values["file_size"] = file_size
+    if file_modified is not None:
+        values["file_modified"] = file_modified
+    _update(bind, run_id, **values)
+
+
+def _update(bind: Bind, run_id: int, **values: object) -> None:
+    with writing(bind) as conn:
+        result = conn.execute(sa.update(runs).where(runs.c.id == run_id).values(**values))
+        if result.rowcount != 1:
+            raise RunNotFound(f"there is no run {run_id}")
+
+
+def _row(error: RowErrorLike | tuple[int | None, str | None, str | None, str]) -> RunError:
+    if isinstance(error, tuple):
+        return RunError(*error)
+    return RunError(error.line, error.column, error.value, error.message)
+
+
+def add_run_errors(
+    bind: Bind,
+    run_id: int,
+    errors: Iterable[RowErrorLike | tuple[int | None, str | None, str | None, str]],
+) -> int:
+    """Append rejected rows to the run's list (after any already there); return how many.
+
+    `errors` is consumed in batches of ERROR_BATCH: a million of them cost no more memory
+    than a thousand.
+    """
+    rows = (_row(error) for error in errors)
+    added = 0
+    with writing(bind) as conn:
+        last = conn.scalar(
+            sa.select(sa.func.coalesce(sa.func.max(run_errors.c.seq), 0)).where(
+                run_errors.c.run_id == run_id
+            )
+        )
+        seq = int(last or 0)
+        while batch := list(islice(rows, ERROR_BATCH)):
+            conn.execute(
+                sa.insert(run_errors),
+                [
+                    {
+                        "run_id": run_id,
+                        "seq": seq + offset,
+                        "line": row.line,
+                        "column": row.column,
+                        "value": row.value,
+                        "message": row.message,
+                    }
+                    for offset, row in enumerate(batch, start=1)
+                ],
+            )
+            seq += len(batch)
+            added += len(batch)
+    return added
+
+
+def _run(row: sa.Row[tuple[object, ...]]) -> Run:
+    return Run(**row._asdict())
+
+
+def get_run(bind: Bind, run_id: int) -> Run | None:
+    with reading(bind) as conn:
+        row = conn.execute(sa.select(runs).where(runs.c.id == run_id)).first()
+    return None if row is None else _run(row)
+
+
+def list_runs(
+    bind: Bind,
+    workspace_id: int,
+    *,
+    sync_id: int | None = None,
+    limit: int = 50,
+    before: int | None = None,
+) -> list[Run]:
+    """The workspace's runs, newest first; page on with `before=` the last id seen."""
+    if limit < 1:
+        raise UsageError(f"limit must be at least 1, not {limit}")
+    query = sa.select(runs).where(runs.c.workspace_id == workspace_id)
+    if sync_id is not None:
+        query = query.where(runs.c.sync_id == sync_id)
+    if before is not None:
+        query = query.where(runs.c.id < before)
+    with reading(bind) as conn:
+        rows = conn.execute(query.order_by(runs.c.id.desc()).limit(limit)).all()
+    return [_run(row) for row in rows]
+
+
+def iter_run_errors(bind: Bind, run_id: int) -> Iterator[RunError]:
+    """The run's rejected rows in order, read a page at a time (no transaction held between
+    pages when `bind` is an Engine, so a slow reader of a big report blocks nobody)."""
+    after = 0
+    while True:
+        with reading(bind) as conn:
+            page = conn.execute(
+                sa.select(
+                    run_errors.c.seq,
+                    run_errors.c.line,
+                    run_errors.c.column,
+                    run_errors.c.value,
+                    run_errors.c.message,
+                )
+                .where(run_errors.c.run_id == run_id, run_errors.c.seq > after)
+                .order_by(run_errors.c.seq)
+                .limit(ERROR_BATCH)
+            ).all()
+        for seq, line, column, value, message in page:
+            after = seq
+            yield RunError(line, column, value, message)
+        if len(page) < ERROR_BATCH:
+            return

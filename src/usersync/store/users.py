@@ -1,0 +1,137 @@
+"""The User 360 store: atomic bulk apply of user changes, and reading users back."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Callable, Iterable, Sequence
+
+import psycopg
+import sqlalchemy as sa
+from sqlalchemy import exc
+from sqlalchemy.engine import Engine
+
+from usersync.errors import UsageError
+from usersync.schema import users, workspaces
+from usersync.store import _postgres_apply, _sqlite_apply
+from usersync.store.model import ApplyCounts, Change, ConflictMode, StoreError, UserRecord
+
+MAX_PAGE = 1000
+
+_Apply = Callable[[Engine, int, Iterable[Sequence[Change]], ConflictMode, bool], ApplyCounts]
+_BACKENDS: dict[str, _Apply] = {
+    "sqlite": _sqlite_apply.apply,
+    "postgresql": _postgres_apply.apply,
+}
+
+
+class UserStore:
+    """The users of every workspace of one database (SQLite or PostgreSQL)."""
+
+    def __init__(self, engine: Engine) -> None:
+        try:
+            self._apply = _BACKENDS[engine.dialect.name]
+        except KeyError:
+            raise UsageError(f"no user store for {engine.dialect.name} databases") from None
+        self._engine = engine
+
+    def apply(
+        self,
+        workspace_id: int,
+        batches: Iterable[Sequence[Change]],
+        mode: ConflictMode,
+        *,
+        dry_run: bool = False,
+    ) -> ApplyCounts:
+        """Apply every change of `batches` to the workspace's users, all or nothing.
+
+        A change is a `UserChange` or a plain `(user_id, properties_json)` tuple. `batches`
+        is consumed lazily and staged in the database (never all in memory), then
+        applied in one transaction. If iterating it raises, or anything else fails, or the
+        process dies, the users are exactly as before. Changes for one user id apply in
+        order. `dry_run`: the same work and counts, then rolled back.
+        """
+        mode = ConflictMode(mode)
+        self._check_workspace(workspace_id)
+        try:
+            return self._apply(self._engine, workspace_id, batches, mode, dry_run)
+        except (exc.DBAPIError, sqlite3.Error, psycopg.Error) as error:
+            # Errors of the iterable itself (the source, the reader...) pass through as they are.
+            raise _store_error(error) from error
+
+    def _check_workspace(self, workspace_id: int) -> None:
+        # users has no foreign key (see usersync.schema): check before staging a big file.
+        with self._engine.connect() as conn:
+            found = conn.scalar(sa.select(workspaces.c.id).where(workspaces.c.id == workspace_id))
+        if found is None:
+            raise UsageError(f"there is no workspace {workspace_id}")
+
+    def get_user(self, workspace_id: int, user_id: str) -> UserRecord | None:
+        with self._engine.connect() as conn:
+            row = conn.execute(
+                sa.select(users).where(
+                    users.c.workspace_id == workspace_id, users.c.user_id == user_id
+                )
+            ).first()
+        return None if row is None else _record(row)
+
+    def list_users(
+        self,
+        workspace_id: int,
+        *,
+        limit: int = 50,
+        after: str | None = None,
+        search: str | None = None,
+    ) -> list[UserRecord]:
+        """Users ordered by user id (bytewise); the next page starts `after` the last id seen.
+
+        `search` keeps the user ids that contain it, ignoring ASCII case.
+        """
+        if not 1 <= limit <= MAX_PAGE:
+            raise UsageError(f"limit must be between 1 and {MAX_PAGE}, not {limit}")
+        query = sa.select(users).where(users.c.workspace_id == workspace_id)
+        if after is not None:
+            query = query.where(users.c.user_id > after)
+        if search:
+            query = query.where(users.c.user_id.icontains(search, autoescape=True))
+        with self._engine.connect() as conn:
+            rows = conn.execute(query.order_by(users.c.user_id).limit(limit)).all()
+        return [_record(row) for row in rows]
+
+
+# SQLSTATE classes worth a retry: connection exception, transaction rollback (serialization,
+# deadlock), insufficient resources, operator intervention (server shutting down).
+_TRANSIENT_SQLSTATE_CLASSES = frozenset({"08", "40", "53", "57"})
+_TRANSIENT_SQLITE_ERRORS = ("SQLITE_BUSY", "SQLITE_LOCKED")  # and their extended codes
+
+
+def _store_error(error: Exception) -> StoreError:
+    """The driver's error, as the StoreError to raise (the message names the cause)."""
+    driver_error = error.orig if isinstance(error, exc.DBAPIError) else error
+    lines = str(driver_error).strip().splitlines()
+    reason = lines[0] if lines else type(driver_error).__name__
+    store_error = StoreError(
+        f"the database failed while applying the changes ({reason}); nothing was applied"
+    )
+    store_error.transient = _is_transient(error, driver_error)
+    return store_error
+
+
+def _is_transient(error: Exception, driver_error: object) -> bool:
+    if isinstance(error, exc.DBAPIError) and error.connection_invalidated:
+        return True
+    sqlstate = getattr(driver_error, "sqlstate", None)
+    if sqlstate:
+        return str(sqlstate)[:2] in _TRANSIENT_SQLSTATE_CLASSES
+    if isinstance(driver_error, psycopg.OperationalError):
+        return True  # no SQLSTATE: the connection itself failed
+    name = str(getattr(driver_error, "sqlite_errorname", ""))
+    return name.startswith(_TRANSIENT_SQLITE_ERRORS)
+
+
+def _record(row: sa.Row[tuple[object, ...]]) -> UserRecord:
+    return UserRecord(
+        user_id=row.user_id,
+        properties=row.properties,
+        created_at=row.created_at,
+        updated_at=row.updated_at,
+    )

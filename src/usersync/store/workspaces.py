@@ -1,0 +1,68 @@
+"""Workspaces: the tenants of a database. The CLI works in one named "default"."""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from sqlalchemy.sql.dml import ReturningInsert
+
+from usersync.errors import UsageError
+from usersync.schema import utcnow, workspaces
+from usersync.store._bind import Bind, insert_ignoring_conflicts, reading, writing
+
+MAX_NAME_LENGTH = 200
+
+
+class WorkspaceExists(UsageError):
+    pass
+
+
+def _check_name(name: str) -> str:
+    if not name.strip() or len(name) > MAX_NAME_LENGTH or name != name.strip():
+        raise UsageError(
+            f"{name!r} is not a valid workspace name: use 1 to {MAX_NAME_LENGTH} characters, "
+            "without leading or trailing spaces"
+        )
+    return name
+
+
+def _insert(conn: sa.Connection, name: str) -> ReturningInsert[int]:
+    """INSERT the workspace unless the name exists, RETURNING its id (no row if it did)."""
+    insert = insert_ignoring_conflicts(conn, workspaces, ["name"])
+    return insert.values(name=name, created_at=utcnow()).returning(workspaces.c.id)
+
+
+def get_id(bind: Bind, name: str) -> int | None:
+    """The id of workspace `name`, or None."""
+    with reading(bind) as conn:
+        return conn.scalar(sa.select(workspaces.c.id).where(workspaces.c.name == name))
+
+
+def get_or_create(bind: Bind, name: str) -> int:
+    """The id of workspace `name`, created if it does not exist (safe when racing)."""
+    _check_name(name)
+    found = get_id(bind, name)
+    if found is not None:
+        return found
+    with writing(bind) as conn:
+        created = conn.scalar(_insert(conn, name))
+        if created is None:  # whoever won the race created it
+            created = conn.scalar(sa.select(workspaces.c.id).where(workspaces.c.name == name))
+    assert created is not None
+    return int(created)
+
+
+def create(bind: Bind, name: str) -> int:
+    """Create workspace `name`; `WorkspaceExists` if there is one of that name."""
+    _check_name(name)
+    with writing(bind) as conn:
+        created = conn.scalar(_insert(conn, name))
+    if created is None:
+        raise WorkspaceExists(f"there is already a workspace named {name!r}")
+    return int(created)
+
+
+def names(bind: Bind) -> dict[str, int]:
+    """Every workspace: name -> id."""
+    with reading(bind) as conn:
+        rows = conn.execute(sa.select(workspaces.c.name, workspaces.c.id).order_by("name"))
+        return dict(rows.all())

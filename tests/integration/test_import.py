@@ -1,0 +1,568 @@
+"""`usersync import` and `usersync user` end to end: a real sshd serves the files, and every
+test runs against both stores, SQLite and a real PostgreSQL."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import CliRunner
+
+from tests.servers.sshd import SftpFolder, SshServer
+from usersync.cli import main
+
+pytestmark = pytest.mark.integration
+
+
+@dataclass
+class Result:
+    exit_code: int
+    stdout: str
+    stderr: str
+
+    def json(self) -> Any:
+        return json.loads(self.stdout)
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'users.db'}"
+    url: str = request.getfixturevalue("pg_url")
+    return url
+
+
+@pytest.fixture
+def env(tmp_path: Path, db_url: str) -> dict[str, str]:
+    return {
+        "USERSYNC_DATA_DIR": str(tmp_path / "data"),
+        "USERSYNC_DB": db_url,
+        "USERSYNC_CONNECT_TIMEOUT": "5",
+        "USERSYNC_IO_TIMEOUT": "5",
+    }
+
+
+def usersync(env: dict[str, str], *args: str) -> Result:
+    result = CliRunner().invoke(main, list(args), env=env, catch_exceptions=False)
+    return Result(result.exit_code, result.stdout, result.stderr)
+
+
+def auth(sftp: SftpFolder | SshServer) -> list[str]:
+    return ["--key", str(sftp.client_key_path), "--known-hosts", str(sftp.known_hosts_path)]
+
+
+def run_import(env: dict[str, str], sftp: SftpFolder, name: str, *args: str) -> Result:
+    return usersync(env, "import", sftp.url(name), *auth(sftp), "--json", *args)
+
+
+def user(env: dict[str, str], user_id: str) -> dict[str, Any] | None:
+    result = usersync(env, "user", user_id, "--json")
+    if result.exit_code != 0:
+        return None
+    properties: dict[str, Any] = result.json()["properties"]
+    return properties
+
+
+def all_users(env: dict[str, str]) -> dict[str, dict[str, Any]]:
+    result = usersync(env, "users", "--json", "--limit", "1000")
+    assert result.exit_code == 0, result.stderr
+    return {u["user_id"]: u["properties"] for u in result.json()["items"]}
+
+
+SEED = b"userId,name,email,plan\nu1,Ann,ann@old.example,gold\nu2,Bob,bob@old.example,silver\n"
+
+
+def seed(env: dict[str, str], sftp: SftpFolder) -> None:
+    sftp.put("userdata_seed.csv", SEED)
+    result = run_import(
+        env,
+        sftp,
+        "userdata_seed.csv",
+        "--user-id",
+        "userId",
+        "--map",
+        "name=name",
+        "--map",
+        "email=email",
+        "--map",
+        "plan=plan",
+    )
+    assert result.exit_code == 0, result.stderr
+
+
+def test_import_creates_users_and_reports_counts(sftp: SftpFolder, env: dict[str, str]) -> None:
+    sftp.put("userdata_a.csv", b"userId,name,age\nu1,Ann,41\nu2,Bob,37\n")
+
+    result = run_import(
+        env,
+        sftp,
+        "userdata_a.csv",
+        "--user-id",
+        "userId",
+        "--map",
+        "name=name",
+        "--map",
+        "age=age",
+        "--type",
+        "age=integer",
+    )
+
+    assert result.exit_code == 0, result.stderr
+    doc = result.json()
+    assert set(doc) >= {
+        "run_id",
+        "status",
+        "rows_read",
+        "users_created",
+        "users_updated",
+        "rows_rejected",
+        "errors",
+    }
+    assert (
+        doc["status"],
+        doc["rows_read"],
+        doc["users_created"],
+        doc["users_updated"],
+        doc["rows_rejected"],
+        doc["errors"],
+    ) == ("succeeded", 2, 2, 0, 0, [])
+    record = usersync(env, "user", "u1", "--json").json()
+    assert record["user_id"] == "u1"
+    assert record["properties"] == {"name": "Ann", "age": 41}
+    assert record["created_at"]
+    assert record["updated_at"]
+
+
+def test_update_mode_changes_only_mapped_non_empty_properties(
+    sftp: SftpFolder, env: dict[str, str]
+) -> None:
+    seed(env, sftp)
+    sftp.put("userdata_b.csv", b"userId,email,plan\nu1,ann@new.example,\nu3,cy@new.example,free\n")
+
+    result = run_import(
+        env,
+        sftp,
+        "userdata_b.csv",
+        "--user-id",
+        "userId",
+        "--map",
+        "email=email",
+        "--map",
+        "plan=plan",
+    )
+
+    assert result.exit_code == 0, result.stderr
+    assert (result.json()["users_created"], result.json()["users_updated"]) == (1, 1)
+    assert all_users(env) == {
+        "u1": {"name": "Ann", "email": "ann@new.example", "plan": "gold"},
+        "u2": {"name": "Bob", "email": "bob@old.example", "plan": "silver"},
+        "u3": {"email": "cy@new.example", "plan": "free"},
+    }
+
+
+def test_update_mode_with_empty_cells_clear(sftp: SftpFolder, env: dict[str, str]) -> None:
+    seed(env, sftp)
+    sftp.put("userdata_b.csv", b"userId,email,plan\nu1,ann@new.example,\n")
+    result = run_import(
+        env,
+        sftp,
+        "userdata_b.csv",
+        "--user-id",
+        "userId",
+        "--map",
+        "email=email",
+        "--map",
+        "plan=plan",
+        "--empty-cells",
+        "clear",
+    )
+    assert result.exit_code == 0, result.stderr
+    assert user(env, "u1") == {"name": "Ann", "email": "ann@new.example"}
+
+
+def test_replace_mode_makes_the_record_exactly_the_mapped_values(
+    sftp: SftpFolder, env: dict[str, str]
+) -> None:
+    seed(env, sftp)
+    sftp.put("userdata_b.csv", b"userId,email,plan,name\nu1,ann@new.example,,Annie\n")
+
+    result = run_import(
+        env,
+        sftp,
+        "userdata_b.csv",
+        "--user-id",
+        "userId",
+        "--map",
+        "email=email",
+        "--map",
+        "plan=plan",
+        "--conflict",
+        "replace",
+    )
+
+    assert result.exit_code == 0, result.stderr
+    # name is not mapped and plan is empty: both become absent
+    assert user(env, "u1") == {"email": "ann@new.example"}
+    assert user(env, "u2") == {"name": "Bob", "email": "bob@old.example", "plan": "silver"}
+
+
+def test_every_type_converts_and_bad_values_reject_their_row(
+    sftp: SftpFolder, env: dict[str, str]
+) -> None:
+    sftp.put(
+        "userdata_types.csv",
+        b"id,n,i,b,d,t\n"
+        b"ok,2.5,7,Yes,2026-02-28,2026-06-01T12:00:00\n"
+        b"badn,abc,1,true,2026-01-01,2026-01-01T00:00:00\n"
+        b"badi,1,1.5,true,2026-01-01,2026-01-01T00:00:00\n"
+        b"badb,1,1,maybe,2026-01-01,2026-01-01T00:00:00\n"
+        b"badd,1,1,true,2026-02-30,2026-01-01T00:00:00\n"
+        b"badt,1,1,true,2026-01-01,noon\n",
+    )
+    result = run_import(
+        env,
+        sftp,
+        "userdata_types.csv",
+        "--user-id",
+        "id",
+        "--map",
+        "n=n",
+        "--map",
+        "i=i",
+        "--map",
+        "b=b",
+        "--map",
+        "d=d",
+        "--map",
+        "t=t",
+        "--type",
+        "n=number",
+        "--type",
+        "i=integer",
+        "--type",
+        "b=boolean",
+        "--type",
+        "d=date",
+        "--type",
+        "t=datetime",
+        "--tz",
+        "Europe/Berlin",
+    )
+    assert result.exit_code == 1, result.stderr
+    doc = result.json()
+    assert (doc["status"], doc["users_created"], doc["rows_rejected"]) == ("partial", 1, 5)
+    assert [(e["line"], e["column"], e["value"]) for e in doc["errors"]] == [
+        (3, "n", "abc"),
+        (4, "i", "1.5"),
+        (5, "b", "maybe"),
+        (6, "d", "2026-02-30"),
+        (7, "t", "noon"),
+    ]
+    assert user(env, "ok") == {
+        "n": 2.5,
+        "i": 7,
+        "b": True,
+        "d": "2026-02-28",
+        "t": "2026-06-01T10:00:00Z",
+    }
+
+
+def test_bom_crlf_and_quoted_newlines_keep_line_numbers_right(
+    sftp: SftpFolder, env: dict[str, str]
+) -> None:
+    body = (
+        "\ufeffuserId,note,age\r\n"
+        'u1,"first\r\nsecond\r\nthird",1\r\n'
+        "u2,plain,notanumber\r\n"
+        "\r\n"
+        'u3,"x",3,extra\r\n'
+        "u4,last,4"
+    ).encode()
+    sftp.put("userdata_a.csv", body)
+    result = run_import(
+        env,
+        sftp,
+        "userdata_a.csv",
+        "--user-id",
+        "userId",
+        "--map",
+        "note=note",
+        "--map",
+        "age=age",
+        "--type",
+        "age=integer",
+    )
+    doc = result.json()
+    assert result.exit_code == 1, result.stderr
+    assert [(e["line"], e["column"]) for e in doc["errors"]] == [(5, "age"), (7, None)]
+    assert "fields" in doc["errors"][1]["message"]
+    assert user(env, "u1") == {"note": "first\r\nsecond\r\nthird", "age": 1}
+    assert user(env, "u4") == {"note": "last", "age": 4}
+
+
+def test_duplicate_user_ids_apply_in_file_order(sftp: SftpFolder, env: dict[str, str]) -> None:
+    sftp.put("userdata_a.csv", b"userId,a,b\nu1,1,\nu1,,2\nu1,3,\n")
+    result = run_import(
+        env, sftp, "userdata_a.csv", "--user-id", "userId", "--map", "a=a", "--map", "b=b"
+    )
+    assert result.exit_code == 0, result.stderr
+    assert (result.json()["rows_read"], result.json()["users_created"]) == (3, 1)
+    assert user(env, "u1") == {"a": "3", "b": "2"}
+
+
+def test_header_only_file_succeeds_with_nothing_to_do(
+    sftp: SftpFolder, env: dict[str, str]
+) -> None:
+    sftp.put("userdata_a.csv", b"userId,name\r\n")
+    result = run_import(env, sftp, "userdata_a.csv", "--user-id", "userId", "--map", "name=name")
+    assert result.exit_code == 0, result.stderr
+    assert (result.json()["status"], result.json()["rows_read"]) == ("succeeded", 0)
+
+
+def test_empty_file_fails_the_run(sftp: SftpFolder, env: dict[str, str]) -> None:
+    sftp.put("userdata_a.csv", b"")
+    result = run_import(env, sftp, "userdata_a.csv", "--user-id", "userId")
+    assert result.exit_code in (4, 5)
+    assert result.json()["status"] == "failed"
+    assert "empty" in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("header", "message"),
+    [(b"userId,name,name\n", "name"), (b"userId,,email\n", "empty column names at positions 2")],
+)
+def test_duplicate_or_empty_headers_fail_before_anything_is_written(
+    sftp: SftpFolder, env: dict[str, str], header: bytes, message: str
+) -> None:
+    seed(env, sftp)
+    sftp.put("userdata_a.csv", header + b"u1,a,b\n")
+    result = run_import(env, sftp, "userdata_a.csv", "--user-id", "userId")
+    assert result.exit_code in (4, 5)
+    assert result.json()["status"] == "failed"
+    assert message in result.stderr
+    assert user(env, "u1") == {"name": "Ann", "email": "ann@old.example", "plan": "gold"}
+
+
+def test_named_encoding_and_delimiter(sftp: SftpFolder, env: dict[str, str]) -> None:
+    sftp.put("userdata_a.csv", "userId;city\nu1;Málaga\nu2;Zürich\n".encode("latin-1"))
+    result = run_import(
+        env,
+        sftp,
+        "userdata_a.csv",
+        "--user-id",
+        "userId",
+        "--map",
+        "city=city",
+        "--encoding",
+        "latin-1",
+        "--delimiter",
+        ";",
+    )
+    assert result.exit_code == 0, result.stderr
+    assert user(env, "u1") == {"city": "Málaga"}
+
+
+def test_undecodable_bytes_are_a_row_error_naming_the_line(
+    sftp: SftpFolder, env: dict[str, str]
+) -> None:
+    sftp.put("userdata_a.csv", "userId,city\nu1,Málaga\nu2,Zürich\n".encode("latin-1"))
+    result = run_import(env, sftp, "userdata_a.csv", "--user-id", "userId", "--map", "city=city")
+    assert result.exit_code == 1
+    assert [e["line"] for e in result.json()["errors"]] == [2, 3]
+    assert "--encoding" in result.json()["errors"][0]["message"]
+
+
+def test_dry_run_reports_without_writing(sftp: SftpFolder, env: dict[str, str]) -> None:
+    seed(env, sftp)
+    sftp.put("userdata_b.csv", b"userId,plan\nu1,free\nu9,free\n")
+    result = run_import(
+        env, sftp, "userdata_b.csv", "--user-id", "userId", "--map", "plan=plan", "--dry-run"
+    )
+    assert result.exit_code == 0, result.stderr
+    assert (result.json()["users_created"], result.json()["users_updated"]) == (1, 1)
+    assert user(env, "u1") == {"name": "Ann", "email": "ann@old.example", "plan": "gold"}
+    assert user(env, "u9") is None
+
+
+def test_max_rejected_fails_the_run_and_applies_nothing(
+    sftp: SftpFolder, env: dict[str, str]
+) -> None:
+    seed(env, sftp)
+    sftp.put("userdata_b.csv", b"userId,plan\nu1,free\n,x\n,y\nu9,free\n")
+    result = run_import(
+        env,
+        sftp,
+        "userdata_b.csv",
+        "--user-id",
+        "userId",
+        "--map",
+        "plan=plan",
+        "--max-rejected",
+        "1",
+    )
+    assert result.exit_code == 5
+    assert result.json()["status"] == "failed"
+    assert "more than 1 rows were rejected" in result.stderr
+    assert user(env, "u1") == {"name": "Ann", "email": "ann@old.example", "plan": "gold"}
+    assert user(env, "u9") is None
+
+
+def test_a_file_that_breaks_the_rules_is_exit_4(sftp: SftpFolder, env: dict[str, str]) -> None:
+    sftp.put("users.csv", b"userId\nu1\n")
+    result = run_import(env, sftp, "users.csv", "--user-id", "userId")
+    assert result.exit_code == 4
+    assert result.json()["status"] == "failed"
+
+
+def test_an_unknown_mapped_column_fails_naming_it(sftp: SftpFolder, env: dict[str, str]) -> None:
+    sftp.put("userdata_a.csv", b"userId,name\nu1,Ann\n")
+    result = run_import(env, sftp, "userdata_a.csv", "--user-id", "userId", "--map", "mail=email")
+    assert result.exit_code == 5
+    assert "no column 'email'" in result.stderr
+
+
+def test_error_report_is_a_csv_of_every_rejected_row(
+    sftp: SftpFolder, env: dict[str, str], tmp_path: Path
+) -> None:
+    rows = b"".join(b",=cmd\n" for _ in range(150))
+    sftp.put("userdata_a.csv", b"userId,x\n" + rows + b"u1,ok\n")
+    result = run_import(env, sftp, "userdata_a.csv", "--user-id", "userId", "--map", "x=x")
+    doc = result.json()
+    assert (doc["rows_rejected"], len(doc["errors"])) == (150, 100)
+
+    report = tmp_path / "errors.csv"
+    exported = usersync(env, "errors", str(doc["run_id"]), "--output", str(report))
+    assert exported.exit_code == 0, exported.stderr
+    with report.open(newline="", encoding="utf-8") as handle:
+        table = list(csv.reader(handle))
+    assert table[0] == ["line", "column", "value", "message"]
+    assert len(table) == 151
+    assert table[1][:2] == ["2", "userId"]
+
+
+def test_user_that_does_not_exist(env: dict[str, str]) -> None:
+    result = usersync(env, "user", "nobody", "--json")
+    assert result.exit_code == 1
+    assert "no user 'nobody'" in result.stderr
+
+
+def test_server_killed_mid_transfer_leaves_the_store_unchanged(
+    fresh_sshd: SshServer, env: dict[str, str], tmp_path: Path
+) -> None:
+    fresh_sshd.put("/userdata_seed.csv", SEED)
+    seeded = usersync(
+        env,
+        "import",
+        fresh_sshd.url("/userdata_seed.csv"),
+        *auth(fresh_sshd),
+        "--user-id",
+        "userId",
+        "--map",
+        "plan=plan",
+        "--json",
+    )
+    assert seeded.exit_code == 0, seeded.stderr
+    before = all_users(env)
+    big = io.BytesIO()
+    big.write(b"userId,plan\n")
+    for i in range(600_000):
+        big.write(b"u%d,platinum\n" % i)
+    fresh_sshd.put("/userdata_big.csv", big.getvalue())
+
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "usersync",
+            "import",
+            fresh_sshd.url("/userdata_big.csv"),
+            *auth(fresh_sshd),
+            "--user-id",
+            "userId",
+            "--map",
+            "plan=plan",
+            "--json",
+            "--progress",
+        ],
+        env={**os.environ, **env},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert proc.stderr is not None
+    wait_for_progress(proc)
+    fresh_sshd.kill()
+    out, err = proc.communicate(timeout=60)
+
+    assert proc.returncode == 3, err
+    assert json.loads(out)["status"] == "failed"
+    assert "connection was lost" in err or "did not answer" in err
+    assert all_users(env) == before
+
+
+def wait_for_progress(proc: subprocess.Popen[str]) -> None:
+    """Block until the importer reports its first rows read (it has begun the transfer)."""
+    assert proc.stderr is not None
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        line = proc.stderr.readline()
+        if not line:
+            break
+        if "rows" in line:
+            return
+    proc.kill()
+    raise AssertionError("the import never reported progress")
+
+
+def test_import_killed_mid_apply_leaves_the_store_unchanged(
+    sftp: SftpFolder, env: dict[str, str], db_url: str
+) -> None:
+    seed(env, sftp)
+    before = all_users(env)
+    big = io.BytesIO()
+    big.write(b"userId,plan\n")
+    for i in range(400_000):
+        big.write(b"u%d,platinum\n" % (i % 200_000))
+    sftp.put("userdata_big.csv", big.getvalue())
+
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "usersync",
+            "import",
+            sftp.url("userdata_big.csv"),
+            *auth(sftp),
+            "--user-id",
+            "userId",
+            "--map",
+            "plan=plan",
+            "--json",
+            "--progress",
+        ],
+        env={**os.environ, **env},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert proc.stderr is not None
+    deadline = time.monotonic() + 120
+    applying = False
+    while time.monotonic() < deadline and not applying:
+        line = proc.stderr.readline()
+        applying = "applying" in line
+        assert line, "the import ended before it began applying"
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait(timeout=30)
+
+    assert all_users(env) == before
