@@ -563,6 +563,6 @@ def test_import_killed_mid_apply_leaves_the_store_unchanged(
         applying = "applying" in line
         assert line, "the import ended before it began applying"
     os.kill(proc.pid, signal.SIGKILL)
-    proc.wait(timeout=30)
+    proc.communicate(timeout=30)  # reaps it and closes its pipes
 
     assert all_users(env) == before
