@@ -1,0 +1,670 @@
+"""The User 360 store, its migrations and repositories, against real SQLite and PostgreSQL.
+
+Every test runs twice: on an SQLite file and on a fresh database of the real PostgreSQL
+server the `pg_url` fixture starts.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import select
+import signal
+import subprocess
+import sys
+import textwrap
+import threading
+from collections.abc import Iterator, Sequence
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+
+from usersync import db
+from usersync.errors import UsageError
+from usersync.schema import users as users_table
+from usersync.store import (
+    ApplyCounts,
+    ConflictMode,
+    StoreError,
+    UserChange,
+    UserRecord,
+    UserStore,
+    properties,
+    runs,
+    workspaces,
+)
+from usersync.store.properties import PropertyTypeConflict
+
+pytestmark = pytest.mark.integration
+
+UPDATE, REPLACE = ConflictMode.UPDATE, ConflictMode.REPLACE
+Props = dict[str, Any]
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'usersync.db'}"
+    url: str = request.getfixturevalue("pg_url")
+    return url
+
+
+@pytest.fixture
+def engine(db_url: str) -> Iterator[Engine]:
+    engine = db.create_engine_for(db_url)
+    db.migrate(engine)
+    try:
+        yield engine
+    finally:
+        engine.dispose()
+
+
+@pytest.fixture
+def ws(engine: Engine) -> int:
+    return workspaces.get_or_create(engine, "default")
+
+
+@pytest.fixture
+def store(engine: Engine) -> UserStore:
+    return UserStore(engine)
+
+
+def change(user_id: str, **props: Any) -> UserChange:
+    return UserChange(user_id, json.dumps(props))
+
+
+def apply(
+    store: UserStore, ws: int, mode: ConflictMode, *changes: UserChange, dry_run: bool = False
+) -> ApplyCounts:
+    return store.apply(ws, [list(changes)], mode, dry_run=dry_run)
+
+
+def props_of(store: UserStore, ws: int, user_id: str) -> Props | None:
+    record = store.get_user(ws, user_id)
+    return None if record is None else record.properties
+
+
+def everything(engine: Engine) -> list[tuple[Any, ...]]:
+    """Every stored user row, as stored (to compare before/after)."""
+    with engine.connect() as conn:
+        rows = conn.execute(
+            sa.select(users_table).order_by(users_table.c.workspace_id, users_table.c.user_id)
+        )
+        return [tuple(row) for row in rows]
+
+
+def all_users(store: UserStore, ws: int) -> dict[str, Props]:
+    found: dict[str, Props] = {}
+    after: str | None = None
+    while page := store.list_users(ws, limit=100, after=after):
+        found.update((record.user_id, record.properties) for record in page)
+        after = page[-1].user_id
+    return found
+
+
+# --- conflict modes ------------------------------------------------------------------------
+
+
+def test_update_mode_overwrites_given_values_and_keeps_the_others(
+    store: UserStore, ws: int
+) -> None:
+    apply(store, ws, UPDATE, change("u1", name="Ann", city="Paris", age=30))
+    counts = apply(store, ws, UPDATE, change("u1", city="Lyon", plan="pro"))
+    assert counts == ApplyCounts(created=0, updated=1)
+    assert props_of(store, ws, "u1") == {"name": "Ann", "city": "Lyon", "age": 30, "plan": "pro"}
+
+
+def test_update_mode_null_clears_the_property(store: UserStore, ws: int) -> None:
+    apply(store, ws, UPDATE, change("u1", name="Ann", city="Paris", age=30))
+    apply(store, ws, UPDATE, change("u1", city=None, age=31))
+    assert props_of(store, ws, "u1") == {"name": "Ann", "age": 31}
+
+
+def test_update_mode_creates_a_new_user_from_the_non_null_values(store: UserStore, ws: int) -> None:
+    counts = apply(store, ws, UPDATE, change("new", name="Bo", city=None), change("empty"))
+    assert counts == ApplyCounts(created=2, updated=0)
+    assert props_of(store, ws, "new") == {"name": "Bo"}
+    assert props_of(store, ws, "empty") == {}
+
+
+def test_update_mode_with_nulls_leaves_no_null_in_new_or_existing_users(
+    store: UserStore, ws: int
+) -> None:
+    apply(store, ws, UPDATE, change("old", a=1, b=2))
+    apply(store, ws, UPDATE, change("old", b=None, c=None), change("new", b=None, c=3))
+    assert props_of(store, ws, "old") == {"a": 1}
+    assert props_of(store, ws, "new") == {"c": 3}
+
+
+def test_replace_mode_makes_the_record_exactly_the_given_values(store: UserStore, ws: int) -> None:
+    apply(store, ws, UPDATE, change("u1", name="Ann", city="Paris", age=30))
+    counts = apply(store, ws, REPLACE, change("u1", name="Ann B", city=None))
+    assert counts == ApplyCounts(created=0, updated=1)
+    assert props_of(store, ws, "u1") == {"name": "Ann B"}  # unmapped and empty: gone
+
+
+def test_replace_mode_creates_new_users_without_nulls(store: UserStore, ws: int) -> None:
+    counts = apply(store, ws, REPLACE, change("u1", a=None, b="x"), change("u2"))
+    assert counts == ApplyCounts(created=2, updated=0)
+    assert props_of(store, ws, "u1") == {"b": "x"}
+    assert props_of(store, ws, "u2") == {}
+
+
+def test_counts_distinct_user_ids_created_and_updated(store: UserStore, ws: int) -> None:
+    apply(store, ws, UPDATE, change("a", n=1), change("b", n=1))
+    counts = apply(
+        store,
+        ws,
+        UPDATE,
+        *(change("a", n=i) for i in range(3)),  # existing, 3 times: updated once
+        *(change("c", n=i) for i in range(3)),  # new, 3 times: created once
+        change("d", n=1),
+    )
+    assert counts == ApplyCounts(created=2, updated=1)
+
+
+def test_values_keep_their_json_types(store: UserStore, ws: int) -> None:
+    values = {"s": "text", "i": 42, "f": 2.5, "t": True, "no": False, "d": "2026-11-25"}
+    apply(store, ws, UPDATE, change("u1", **values))
+    stored = props_of(store, ws, "u1")
+    assert stored == values
+    assert stored is not None
+    assert type(stored["t"]) is bool
+    assert type(stored["i"]) is int
+
+
+def test_awkward_user_ids_and_values_survive_the_bulk_path(store: UserStore, ws: int) -> None:
+    # COPY's text format escapes tabs, newlines and backslashes: the round trip must be exact.
+    ids = ["tab\there", "new\nline", "back\\slash", 'quote"d', "ünïcödé", "emoji 🎉", " sp "]
+    value = 'a\tb\nc\\d"e\u00e9\u2028'
+    counts = store.apply(ws, [[change(uid, v=value, k=uid) for uid in ids]], UPDATE)
+    assert counts == ApplyCounts(created=len(ids), updated=0)
+    for uid in ids:
+        assert props_of(store, ws, uid) == {"v": value, "k": uid}
+
+
+def test_plain_tuples_are_changes_too(store: UserStore, ws: int) -> None:
+    counts = store.apply(ws, [[("u1", '{"a": 1}'), UserChange("u2", '{"b": null}')]], UPDATE)
+    assert counts == ApplyCounts(created=2, updated=0)
+    assert props_of(store, ws, "u1") == {"a": 1}
+    assert props_of(store, ws, "u2") == {}
+
+
+# --- several changes for one user id -------------------------------------------------------
+
+
+def test_update_mode_applies_duplicates_in_order(store: UserStore, ws: int) -> None:
+    apply(store, ws, UPDATE, change("old", a=1, b=2, c=3))
+    counts = store.apply(
+        ws,
+        [
+            [change("old", a=10, b=None), change("new", x=1, y=None)],
+            [change("old", b=20, d=4), change("new", x=None, z=3)],
+            [change("old", c=None), change("new", y=2)],
+        ],
+        UPDATE,
+    )
+    assert counts == ApplyCounts(created=1, updated=1)
+    assert props_of(store, ws, "old") == {"a": 10, "b": 20, "d": 4}  # later values win
+    assert props_of(store, ws, "new") == {"z": 3, "y": 2}  # a later null still clears
+
+
+def test_replace_mode_keeps_the_last_of_duplicates(store: UserStore, ws: int) -> None:
+    apply(store, ws, UPDATE, change("old", a=1))
+    counts = store.apply(
+        ws,
+        [[change("old", b=2), change("new", x=1)], [change("new", y=None, z=2), change("old")]],
+        REPLACE,
+    )
+    assert counts == ApplyCounts(created=1, updated=1)
+    assert props_of(store, ws, "old") == {}
+    assert props_of(store, ws, "new") == {"z": 2}
+
+
+def test_duplicates_in_a_first_import_into_an_empty_workspace(store: UserStore, ws: int) -> None:
+    counts = apply(store, ws, UPDATE, change("a", x=1), change("b", x=1), change("a", y=2))
+    assert counts == ApplyCounts(created=2, updated=0)
+    assert props_of(store, ws, "a") == {"x": 1, "y": 2}
+
+
+# --- timestamps ----------------------------------------------------------------------------
+
+
+def test_created_at_is_kept_and_updated_at_moves_on_update(store: UserStore, ws: int) -> None:
+    before = datetime.now(UTC)
+    apply(store, ws, UPDATE, change("u1", a=1), change("u2", a=1))
+    first = store.get_user(ws, "u1")
+    assert first is not None
+    assert first.created_at == first.updated_at
+    assert first.created_at.tzinfo is UTC
+    assert before - timedelta(seconds=1) <= first.created_at <= datetime.now(UTC)
+    apply(store, ws, REPLACE, change("u1", a=2))
+    second = store.get_user(ws, "u1")
+    untouched = store.get_user(ws, "u2")
+    assert second is not None
+    assert untouched is not None
+    assert second.created_at == first.created_at
+    assert second.updated_at > first.updated_at
+    assert untouched.updated_at == first.updated_at
+
+
+# --- all or nothing ------------------------------------------------------------------------
+
+
+def test_dry_run_counts_but_writes_nothing(engine: Engine, store: UserStore, ws: int) -> None:
+    apply(store, ws, UPDATE, change("old", a=1))
+    before = everything(engine)
+    counts = apply(store, ws, REPLACE, change("old", b=1), change("new", b=2), dry_run=True)
+    assert counts == ApplyCounts(created=1, updated=1)
+    assert everything(engine) == before
+
+
+class Interrupted(Exception):
+    pass
+
+
+@pytest.mark.parametrize("error", [Interrupted, KeyboardInterrupt])
+def test_an_error_raised_by_the_batches_leaves_the_users_unchanged(
+    engine: Engine, store: UserStore, ws: int, error: type[BaseException]
+) -> None:
+    apply(store, ws, UPDATE, *(change(f"u{i}", n=i) for i in range(100)))
+    before = everything(engine)
+
+    def batches() -> Iterator[list[UserChange]]:
+        yield [change(f"u{i}", n=-1, extra="x") for i in range(50)]  # existing users
+        yield [change(f"new{i}", n=i) for i in range(50)]  # new users
+        raise error("the connection to the SFTP server was lost")
+
+    with pytest.raises(error):
+        store.apply(ws, batches(), UPDATE)
+    assert everything(engine) == before
+    # ... and the store works on: nothing is left half-done on a pooled connection.
+    assert store.apply(ws, [[change("u1", n=1), change("later", n=1)]], UPDATE) == ApplyCounts(
+        created=1, updated=1
+    )
+
+
+def test_a_store_error_mid_merge_leaves_the_users_unchanged(
+    engine: Engine, store: UserStore, ws: int
+) -> None:
+    apply(store, ws, UPDATE, change("old", a=1))
+    before = everything(engine)
+    with pytest.raises(StoreError, match="nothing was applied") as raised:
+        # Not JSON: the mapper never writes this; the database refuses it (PostgreSQL while
+        # staging it, SQLite while merging it into the existing user).
+        store.apply(ws, [[change("new", a=1), UserChange("old", "{not json")]], UPDATE)
+    assert raised.value.exit_code == 5
+    assert not raised.value.transient
+    assert everything(engine) == before
+
+
+def test_nothing_to_apply(store: UserStore, ws: int) -> None:
+    assert store.apply(ws, [], UPDATE) == ApplyCounts(created=0, updated=0)
+    assert store.apply(ws, [[], []], REPLACE) == ApplyCounts(created=0, updated=0)
+
+
+def test_applying_to_a_workspace_that_does_not_exist_is_refused(store: UserStore) -> None:
+    batches_read: list[int] = []
+
+    def batches() -> Iterator[list[UserChange]]:
+        batches_read.append(1)
+        yield [change("u1")]
+
+    with pytest.raises(UsageError, match="no workspace 999"):
+        store.apply(999, batches(), UPDATE)
+    assert batches_read == []  # refused before reading the file
+
+
+def test_workspaces_are_separate(engine: Engine, store: UserStore, ws: int) -> None:
+    other = workspaces.get_or_create(engine, "other")
+    apply(store, ws, UPDATE, change("u1", a=1))
+    counts = apply(store, other, UPDATE, change("u1", b=2))
+    assert counts == ApplyCounts(created=1, updated=0)
+    assert props_of(store, ws, "u1") == {"a": 1}
+    assert props_of(store, other, "u1") == {"b": 2}
+    assert store.list_users(other) == [store.get_user(other, "u1")]
+
+
+# --- the same results as a model, on random input ------------------------------------------
+
+
+def model_apply(
+    state: dict[str, Props], changes: Sequence[tuple[str, Props]], mode: ConflictMode
+) -> ApplyCounts:
+    before, touched = set(state), set()
+    for user_id, patch in changes:
+        if mode is UPDATE:
+            record = dict(state.get(user_id, {}))
+            for key, value in patch.items():
+                if value is None:
+                    record.pop(key, None)
+                else:
+                    record[key] = value
+        else:
+            record = {key: value for key, value in patch.items() if value is not None}
+        state[user_id] = record
+        touched.add(user_id)
+    return ApplyCounts(created=len(touched - before), updated=len(touched & before))
+
+
+def random_changes(rnd: random.Random, count: int) -> list[tuple[str, Props]]:
+    values: list[Any] = [None, None, 0, 7, -3, 1.5, True, False, "", "x", "héllo", 'q"\\t']
+    keys = [f"p{i}" for i in range(8)]
+    return [
+        (
+            f"user-{rnd.randrange(300):03d}",
+            {key: rnd.choice(values) for key in rnd.sample(keys, rnd.randrange(len(keys)))},
+        )
+        for _ in range(count)
+    ]
+
+
+def test_random_applies_match_the_model(store: UserStore, ws: int) -> None:
+    rnd = random.Random(20261125)
+    model: dict[str, Props] = {}
+    for round_ in range(12):
+        mode = rnd.choice([UPDATE, REPLACE])
+        changes = random_changes(rnd, rnd.randrange(1, 400))
+        batches = [
+            [UserChange(uid, json.dumps(patch)) for uid, patch in changes[start : start + 37]]
+            for start in range(0, len(changes), 37)
+        ]
+        dry_run = round_ % 5 == 4
+        expected = model_apply(dict(model) if dry_run else model, changes, mode)
+        assert store.apply(ws, batches, mode, dry_run=dry_run) == expected, f"round {round_}"
+        assert all_users(store, ws) == model, f"round {round_}"
+
+
+# --- reading -------------------------------------------------------------------------------
+
+
+def test_get_user_of_an_unknown_id_is_none(store: UserStore, ws: int) -> None:
+    assert store.get_user(ws, "nobody") is None
+
+
+def test_list_users_pages_in_user_id_order(store: UserStore, ws: int) -> None:
+    ids = [f"user-{i:02d}" for i in range(25)]
+    store.apply(ws, [[change(uid, n=i) for i, uid in enumerate(reversed(ids))]], UPDATE)
+    first = store.list_users(ws, limit=10)
+    second = store.list_users(ws, limit=10, after=first[-1].user_id)
+    last = store.list_users(ws, limit=10, after=second[-1].user_id)
+    assert [r.user_id for r in first + second + last] == ids
+    assert len(last) == 5
+    assert store.list_users(ws, limit=10, after=ids[-1]) == []
+    assert all(isinstance(record, UserRecord) for record in first)
+
+
+def test_list_users_search_matches_part_of_the_user_id_ignoring_case(
+    store: UserStore, ws: int
+) -> None:
+    ids = ["Alice-1", "alice-2", "bob", "50%off", "under_score", "ALICEANDBOB"]
+    store.apply(ws, [[change(uid) for uid in ids]], UPDATE)
+
+    def search(text: str, **kwargs: Any) -> list[str]:
+        return [record.user_id for record in store.list_users(ws, search=text, **kwargs)]
+
+    assert search("alice") == ["ALICEANDBOB", "Alice-1", "alice-2"]
+    assert search("alice", limit=1, after="Alice-1") == ["alice-2"]
+    assert search("%") == ["50%off"]  # wildcards are plain characters
+    assert search("_") == ["under_score"]
+    assert search("nobody") == []
+
+
+def test_list_users_refuses_a_bad_limit(store: UserStore, ws: int) -> None:
+    with pytest.raises(UsageError):
+        store.list_users(ws, limit=0)
+
+
+# --- migrations ----------------------------------------------------------------------------
+
+
+def test_migrations_run_twice_and_reach_the_head(engine: Engine) -> None:
+    db.migrate(engine)  # the fixture ran it once already
+    db.migrate(engine)
+    with engine.connect() as conn:
+        assert conn.execute(sa.text("SELECT version_num FROM alembic_version")).all() == [
+            ("0001_initial",)
+        ]
+    tables = set(sa.inspect(engine).get_table_names())
+    assert {"workspaces", "properties", "users", "runs", "run_errors"} <= tables
+
+
+def test_concurrent_migrations_of_a_new_database_both_succeed(db_url: str) -> None:
+    engines = [db.create_engine_for(db_url) for _ in range(3)]
+    errors: list[BaseException] = []
+
+    def migrate(engine: Engine) -> None:
+        try:
+            db.migrate(engine)
+        except BaseException as error:  # reported below
+            errors.append(error)
+
+    threads = [threading.Thread(target=migrate, args=(engine,)) for engine in engines]
+    try:
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=60)
+        assert errors == []
+        assert not any(thread.is_alive() for thread in threads)
+        assert "users" in sa.inspect(engines[0]).get_table_names()
+    finally:
+        for engine in engines:
+            engine.dispose()
+
+
+# --- workspaces and the property catalog ---------------------------------------------------
+
+
+def test_workspace_get_or_create_returns_one_id_per_name(engine: Engine) -> None:
+    first = workspaces.get_or_create(engine, "acme")
+    assert workspaces.get_or_create(engine, "acme") == first
+    assert workspaces.get_id(engine, "acme") == first
+    assert workspaces.get_id(engine, "nope") is None
+    other = workspaces.create(engine, "globex")
+    assert other != first
+    with pytest.raises(workspaces.WorkspaceExists):
+        workspaces.create(engine, "acme")
+    assert workspaces.names(engine) == {"acme": first, "globex": other}
+
+
+def test_properties_ensure_adds_new_names_and_keeps_existing(engine: Engine, ws: int) -> None:
+    assert properties.ensure(engine, ws, {"age": "integer", "email": "string"}) == [
+        "age",
+        "email",
+    ]
+    assert properties.ensure(engine, ws, {"age": "integer", "vip": "boolean"}) == ["vip"]
+    assert properties.types(engine, ws) == {"age": "integer", "email": "string", "vip": "boolean"}
+
+
+def test_properties_ensure_refuses_a_type_clash_and_adds_nothing(engine: Engine, ws: int) -> None:
+    properties.ensure(engine, ws, {"age": "integer"})
+    with pytest.raises(PropertyTypeConflict) as raised:
+        properties.ensure(engine, ws, {"age": "string", "city": "string"})
+    assert raised.value.conflicts == {"age": ("integer", "string")}
+    assert "'age' is a integer, not a string" in str(raised.value)
+    assert properties.types(engine, ws) == {"age": "integer"}
+
+
+def test_properties_ensure_refuses_an_unknown_type(engine: Engine, ws: int) -> None:
+    with pytest.raises(UsageError, match="unknown property type"):
+        properties.ensure(engine, ws, {"age": "float"})
+
+
+# --- runs ----------------------------------------------------------------------------------
+
+
+def test_a_run_and_its_errors_round_trip(engine: Engine, ws: int) -> None:
+    modified = datetime(2026, 11, 25, 9, 30, 0, 123456, tzinfo=UTC)
+    run_id = runs.create_run(
+        engine,
+        ws,
+        source="sftp://me@host:22",
+        path="/in/userdata_a.csv",
+        file_size=1234,
+        file_modified=modified,
+    )
+    started = runs.get_run(engine, run_id)
+    assert started is not None
+    assert (started.status, started.finished_at, started.dry_run) == ("running", None, False)
+    errors: list[tuple[int, str | None, str | None, str]] = [
+        (i + 2, "age", f"x{i}", "not a whole number") for i in range(2500)
+    ]
+    errors.append((9999, None, None, "3 fields, the header has 4"))
+    assert runs.add_run_errors(engine, run_id, errors) == len(errors)
+    assert runs.add_run_errors(engine, run_id, [runs.RunError(10000, "c", "v", "m")]) == 1
+    runs.finish_run(
+        engine,
+        run_id,
+        status="partial",
+        bytes_read=1234,
+        rows_read=3000,
+        users_created=400,
+        users_updated=99,
+        rows_rejected=2501,
+        message="2,501 rows rejected",
+    )
+    run = runs.get_run(engine, run_id)
+    assert run is not None
+    assert run.status == "partial"
+    assert (run.bytes_read, run.rows_read, run.users_created, run.users_updated) == (
+        1234,
+        3000,
+        400,
+        99,
+    )
+    assert (run.rows_rejected, run.message, run.file_size) == (2501, "2,501 rows rejected", 1234)
+    assert run.file_modified == modified
+    assert run.finished_at is not None
+    assert run.finished_at >= run.started_at
+    stored = list(runs.iter_run_errors(engine, run_id))
+    assert stored == [runs.RunError(*error) for error in errors] + [
+        runs.RunError(10000, "c", "v", "m")
+    ]
+
+
+def test_runs_list_newest_first_and_refuse_unknown_ids(engine: Engine, ws: int) -> None:
+    ids = [
+        runs.create_run(engine, ws, source="cli", path=f"/f{i}", sync_id=7 if i % 2 else None)
+        for i in range(5)
+    ]
+    assert [run.id for run in runs.list_runs(engine, ws)] == ids[::-1]
+    assert [run.id for run in runs.list_runs(engine, ws, limit=2, before=ids[3])] == [
+        ids[2],
+        ids[1],
+    ]
+    assert [run.id for run in runs.list_runs(engine, ws, sync_id=7)] == [ids[3], ids[1]]
+    assert runs.get_run(engine, 424242) is None
+    with pytest.raises(runs.RunNotFound):
+        runs.finish_run(engine, 424242, status="failed")
+    with pytest.raises(ValueError, match="status"):
+        runs.create_run(engine, ws, source="cli", path="/f", status="exploded")
+    assert list(runs.iter_run_errors(engine, 424242)) == []
+
+
+# --- a process killed mid-apply ------------------------------------------------------------
+
+CHILD = textwrap.dedent(
+    """
+    import json, sys
+    from sqlalchemy import event
+    from usersync import db
+    from usersync.store import ConflictMode, UserChange, UserStore
+
+    url, ws, stage = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+    engine = db.create_engine_for(url)
+
+    def block(marker):
+        print(marker, flush=True)
+        sys.stdin.read()  # the parent never closes it: wait here to be killed
+        raise SystemExit("stdin closed")
+
+    merged = []
+
+    @event.listens_for(engine, "before_cursor_execute")
+    def seen(conn, cursor, statement, *args):
+        if statement.lstrip().startswith(("INSERT INTO users", "WITH merged")):
+            merged.append(statement)
+
+    @event.listens_for(engine, "commit")
+    def before_commit(conn):
+        if stage == "commit" and merged:
+            block("MERGED")
+
+    def batches():
+        for n in range(40):
+            # Updates of the existing users u0..u1999, and new users.
+            yield [
+                UserChange(f"u{(n * 1000 + i) % 3000}", json.dumps({"n": n, "k": "v" * 50}))
+                for i in range(1000)
+            ]
+            if stage == "staging" and n == 4:
+                block("STAGED")
+
+    UserStore(engine).apply(ws, batches(), ConflictMode.REPLACE)
+    print("FINISHED", flush=True)
+    """
+)
+
+
+def wait_for_marker(
+    proc: subprocess.Popen[bytes], marker: str, timeout: float, stderr: Path
+) -> None:
+    """Read the child's stdout until `marker` shows up; fail (with its stderr) otherwise."""
+    assert proc.stdout is not None
+    fd, seen = proc.stdout.fileno(), b""
+    deadline = datetime.now(UTC) + timedelta(seconds=timeout)
+    while marker.encode() not in seen:
+        left = (deadline - datetime.now(UTC)).total_seconds()
+        ready, _, _ = select.select([fd], [], [], max(left, 0))
+        chunk = os.read(fd, 4096) if ready else b""
+        if not chunk:
+            proc.kill()
+            proc.wait(timeout=10)
+            reason = "timed out" if not ready else f"exited with {proc.returncode}"
+            pytest.fail(
+                f"the child {reason} before printing {marker}; stdout: {seen!r}\n"
+                f"stderr:\n{stderr.read_text(errors='replace')[-4000:]}"
+            )
+        seen += chunk
+
+
+@pytest.mark.parametrize("stage", ["staging", "commit"])
+def test_killing_the_process_mid_apply_leaves_the_users_unchanged(
+    db_url: str, engine: Engine, store: UserStore, ws: int, tmp_path: Path, stage: str
+) -> None:
+    store.apply(ws, [[change(f"u{i}", n=-1, original=True) for i in range(2000)]], UPDATE)
+    before = everything(engine)
+    script = tmp_path / "child.py"
+    script.write_text(CHILD)
+    errors = tmp_path / "child.err"
+    with errors.open("wb") as stderr:
+        proc = subprocess.Popen(
+            [sys.executable, str(script), db_url, str(ws), stage],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=stderr,
+        )
+        try:
+            wait_for_marker(proc, "MERGED" if stage == "commit" else "STAGED", 90, errors)
+            proc.send_signal(signal.SIGKILL)
+            assert proc.wait(timeout=30) == -signal.SIGKILL
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait(timeout=10)
+            for pipe in (proc.stdin, proc.stdout):
+                if pipe is not None:
+                    pipe.close()
+    assert everything(engine) == before
+    if engine.dialect.name == "sqlite":
+        with engine.connect() as conn:
+            assert conn.exec_driver_sql("PRAGMA integrity_check").scalar() == "ok"
+    # The killed apply held the write lock (SQLite) or the workspace lock (PostgreSQL):
+    # both died with it, and the next apply goes through.
+    assert apply(store, ws, UPDATE, change("u1", after=True)) == ApplyCounts(0, 1)
