@@ -12,9 +12,10 @@ import click
 from usersync.cli_output import emit_json, handle_errors, iso, table
 from usersync.cli_remote import connect_args, csv_options, remote_options
 from usersync.config import Settings, load_settings
+from usersync.enums import RunStatus
 from usersync.errors import UsageError
 from usersync.files import format_size
-from usersync.importer import ImportSpec, Progress, RunResult, RunStatus
+from usersync.importer import ImportSpec, Progress, RunResult
 from usersync.mapping import ColumnMapping, EmptyCells, PropertyType
 from usersync.schedule import resolve_zone
 from usersync.service import (

@@ -1,7 +1,11 @@
 """Every error usersync raises on purpose, with the exit code the CLI gives it.
 
-    UsersyncError                      base; `message` says what and how to fix it
+    UsersyncError                      base; `message` says what and how to fix it; exit 5
     ├── UsageError                     exit 2: a bad argument, URL or option
+    │   ├── db.DatabaseUnavailable     transient: the database cannot be reached or opened
+    │   ├── store.properties.PropertyTypeConflict   a property exists with another type
+    │   ├── store.workspaces.WorkspaceExists
+    │   └── store.runs.RunNotFound
     ├── SourceError                    exit 3: reaching or talking to the remote store
     │   ├── ConnectFailed              transient: refused, unreachable, name not found
     │   ├── ConnectTimeout             transient: no answer while connecting or logging in
@@ -16,8 +20,12 @@
     │   ├── RemotePermissionDenied     the server refuses to list or read it
     │   ├── NotEligible                not a userdata_*.csv regular file (carries the reason)
     │   └── FileTooLarge               over the size limit, when listed or while read
-    └── CsvError                       exit 4: the file cannot be read as the CSV asked for
-        └── HeaderError                empty, missing or duplicate header names
+    ├── CsvError                       exit 4: the file cannot be read as the CSV asked for
+    │   └── HeaderError                empty, missing or duplicate header names
+    ├── mapping.MappingError           exit 5: the mapping names a column the file lacks
+    ├── importer.TooManyRejected       exit 5: more rejected rows than --max-rejected allows
+    ├── importer.FileChanged           exit 5, transient: the file changed while it was read
+    └── store.StoreError               exit 5: the database refused the apply; nothing applied
 
 `transient` errors may succeed if tried again later; the rest will not until something changes.
 """

@@ -7,7 +7,6 @@ too many rejected rows, interrupted) leaves the User 360 store exactly as it was
 
 from __future__ import annotations
 
-import enum
 import io
 import time
 from collections.abc import Callable, Iterator
@@ -15,6 +14,7 @@ from dataclasses import dataclass, field
 from zoneinfo import ZoneInfo
 
 from usersync.browse import open_eligible
+from usersync.enums import RunStatus
 from usersync.errors import UsersyncError
 from usersync.files import MAX_FILE_SIZE
 from usersync.mapping import ColumnMapping, EmptyCells, MappedRow, RowMapper
@@ -25,15 +25,6 @@ from usersync.store import ConflictMode, UserChange, UserStore
 
 BATCH_ROWS = 10_000
 PROGRESS_EVERY = 0.25  # seconds between progress reports
-
-
-class RunStatus(enum.StrEnum):
-    QUEUED = "queued"
-    RUNNING = "running"
-    SUCCEEDED = "succeeded"
-    PARTIAL = "partial"  # applied, with rejected rows
-    FAILED = "failed"  # nothing applied
-    SKIPPED = "skipped"
 
 
 class TooManyRejected(UsersyncError):

@@ -15,19 +15,13 @@ from datetime import UTC, date, datetime
 from json.encoder import encode_basestring as encode_json_string  # C, keeps non-ASCII
 from zoneinfo import ZoneInfo
 
+from usersync.enums import PropertyType
 from usersync.errors import UsersyncError
 from usersync.reader import Row, RowError
 
+__all__ = ["ColumnMapping", "EmptyCells", "MappedRow", "MappingError", "PropertyType", "RowMapper"]
+
 Converter = Callable[[str], str]
-
-
-class PropertyType(enum.StrEnum):
-    STRING = "string"
-    NUMBER = "number"
-    INTEGER = "integer"
-    BOOLEAN = "boolean"
-    DATE = "date"
-    DATETIME = "datetime"
 
 
 class EmptyCells(enum.StrEnum):

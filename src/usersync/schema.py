@@ -27,6 +27,8 @@ from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import Dialect
 from sqlalchemy.types import TypeEngine
 
+from usersync.enums import PropertyType, RunStatus
+
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MICROSECOND = timedelta(microseconds=1)
 
@@ -79,8 +81,8 @@ class UTCDateTime(sa.types.TypeDecorator[datetime]):
 # The values a property's type and a run's status may take. Callers pass their own StrEnums
 # (usersync.mapping.PropertyType, usersync.importer.RunStatus): these tuples are what the
 # database accepts, and the initial migration's CHECK constraints hold a copy of them.
-PROPERTY_TYPES = ("string", "number", "integer", "boolean", "date", "datetime")
-RUN_STATUSES = ("queued", "running", "succeeded", "partial", "failed", "skipped")
+PROPERTY_TYPES = tuple(kind.value for kind in PropertyType)
+RUN_STATUSES = tuple(status.value for status in RunStatus)
 
 
 def _one_of(column: str, values: tuple[str, ...]) -> str:

@@ -12,8 +12,9 @@ from sqlalchemy import Engine
 
 from usersync import db
 from usersync.config import Settings
+from usersync.enums import RunStatus
 from usersync.errors import UsageError, UsersyncError
-from usersync.importer import ImportSpec, ProgressCallback, RunResult, RunStatus, run_import
+from usersync.importer import ImportSpec, ProgressCallback, RunResult, run_import
 from usersync.mapping import PropertyType, check_property_name
 from usersync.rejects import RejectLog
 from usersync.sources.connect import Credentials, open_source
