@@ -11,7 +11,7 @@ from usersync import __version__
 from usersync.browse import PREVIEW_ROWS, list_files, list_folders, preview_file
 from usersync.cli_import import errors, import_, user, users
 from usersync.cli_output import emit_json, handle_errors, iso, table
-from usersync.cli_remote import csv_options, open_remote, remote_options
+from usersync.cli_remote import csv_format_options, csv_options, open_remote, remote_options
 from usersync.cli_schedule import schedule
 from usersync.config import load_settings
 from usersync.files import explain, format_size
@@ -98,8 +98,7 @@ def files(**opts: Any) -> None:
 @main.command()
 @remote_options
 @click.option("--rows", default=PREVIEW_ROWS, show_default=True, type=click.IntRange(1, 1000))
-@click.option("--encoding", help="The file's encoding (default: UTF-8, or UTF-16 by its BOM).")
-@click.option("--delimiter", help="Field separator: , ; tab or | (default ,).")
+@csv_format_options
 @handle_errors
 def preview(rows: int, encoding: str | None, delimiter: str | None, **opts: Any) -> None:
     """Show the header and the first rows of the file at URL."""

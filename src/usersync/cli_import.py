@@ -10,7 +10,7 @@ from typing import Any, TextIO
 import click
 
 from usersync.cli_output import emit_json, handle_errors, iso, table
-from usersync.cli_remote import connect_args, csv_options, remote_options
+from usersync.cli_remote import connect_args, csv_format_options, csv_options, remote_options
 from usersync.config import Settings, load_settings
 from usersync.enums import RunStatus
 from usersync.errors import UsageError
@@ -131,8 +131,7 @@ def _result_document(run_id: int, result: RunResult) -> dict[str, Any]:
     show_default=True,
     help="What an empty mapped cell does in update mode.",
 )
-@click.option("--encoding", help="The file's encoding (default: UTF-8, or UTF-16 by its BOM).")
-@click.option("--delimiter", help="Field separator: , ; tab or | (default ,).")
+@csv_format_options
 @click.option("--tz", "zone_name", help="Time zone of naive datetimes (default UTC).")
 @click.option("--dry-run", is_flag=True, help="Check everything and count, but write nothing.")
 @click.option("--max-rejected", type=click.IntRange(0), help="Fail if more rows are rejected.")

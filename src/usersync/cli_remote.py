@@ -104,3 +104,11 @@ def csv_options(encoding: str | None, delimiter: str | None) -> CsvOptions:
     if delimiter not in DELIMITERS:
         raise UsageError(f"--delimiter must be one of , ; tab | (got {delimiter!r})")
     return CsvOptions(encoding=encoding, delimiter=DELIMITERS[delimiter])
+
+
+def csv_format_options(func: F) -> F:
+    """--encoding and --delimiter, for the commands that read a file's rows."""
+    func = click.option("--delimiter", help="Field separator: , ; tab or | (default ,).")(func)
+    return click.option(
+        "--encoding", help="The file's encoding (default: UTF-8, or UTF-16 by its BOM)."
+    )(func)

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import enum
-import io
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, BinaryIO
+from typing import BinaryIO
 
 from usersync.errors import FileTooLarge, NotEligible
+from usersync.streams import ChunkReader
 
 MAX_FILE_SIZE = 209_715_200  # 200 MB; a file of exactly this size is eligible
 PREFIX = "userdata_"
@@ -128,7 +128,7 @@ def format_size(size: int) -> str:
     raise AssertionError("unreachable")
 
 
-class SizeLimitedReader(io.RawIOBase):
+class SizeLimitedReader(ChunkReader):
     """A binary stream that fails with FileTooLarge once more than `max_size` bytes are read.
 
     The listing checks the size too, but a file can grow between listing and reading.
@@ -149,21 +149,15 @@ class SizeLimitedReader(io.RawIOBase):
         self.expected_size = expected_size  # the size the listing gave, when known
         self.bytes_read = 0
 
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, buffer: Any) -> int:
-        target = memoryview(buffer).cast("B")
-        data = self._raw.read(len(target))
-        count = len(data)
-        target[:count] = data
-        self.bytes_read += count
+    def read_chunk(self, size: int) -> bytes:
+        data = self._raw.read(size)
+        self.bytes_read += len(data)
         if self.bytes_read > self._max_size:
             raise FileTooLarge(
                 f"{self._path} grew past the {format_size(self._max_size)} limit while it was "
                 f"read ({self.bytes_read:,} bytes so far); nothing was imported"
             )
-        return count
+        return data
 
     def close(self) -> None:
         if not self.closed:

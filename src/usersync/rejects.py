@@ -35,6 +35,13 @@ class RejectLog:
                 ]
             )
 
+    def clear(self) -> None:
+        """Forget every rejection (the run starts reading again)."""
+        self.first.clear()
+        self.rows = 0
+        self._spill.seek(0)
+        self._spill.truncate()
+
     def __iter__(self) -> Iterator[RowError]:
         """Every rejection, in file order."""
         self._spill.flush()

@@ -11,27 +11,15 @@ import signal
 import subprocess
 import sys
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
-from click.testing import CliRunner
 
+from tests.cli import Result, key_args, usersync
 from tests.servers.sshd import SftpFolder, SshServer
-from usersync.cli import main
 
 pytestmark = pytest.mark.integration
-
-
-@dataclass
-class Result:
-    exit_code: int
-    stdout: str
-    stderr: str
-
-    def json(self) -> Any:
-        return json.loads(self.stdout)
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -52,17 +40,8 @@ def env(tmp_path: Path, db_url: str) -> dict[str, str]:
     }
 
 
-def usersync(env: dict[str, str], *args: str) -> Result:
-    result = CliRunner().invoke(main, list(args), env=env, catch_exceptions=False)
-    return Result(result.exit_code, result.stdout, result.stderr)
-
-
-def auth(sftp: SftpFolder | SshServer) -> list[str]:
-    return ["--key", str(sftp.client_key_path), "--known-hosts", str(sftp.known_hosts_path)]
-
-
 def run_import(env: dict[str, str], sftp: SftpFolder, name: str, *args: str) -> Result:
-    return usersync(env, "import", sftp.url(name), *auth(sftp), "--json", *args)
+    return usersync(env, "import", sftp.url(name), *key_args(sftp), "--json", *args)
 
 
 def user(env: dict[str, str], user_id: str) -> dict[str, Any] | None:
@@ -464,7 +443,7 @@ def test_server_killed_mid_transfer_leaves_the_store_unchanged(
         env,
         "import",
         fresh_sshd.url("/userdata_seed.csv"),
-        *auth(fresh_sshd),
+        *key_args(fresh_sshd),
         "--user-id",
         "userId",
         "--map",
@@ -486,7 +465,7 @@ def test_server_killed_mid_transfer_leaves_the_store_unchanged(
             "usersync",
             "import",
             fresh_sshd.url("/userdata_big.csv"),
-            *auth(fresh_sshd),
+            *key_args(fresh_sshd),
             "--user-id",
             "userId",
             "--map",
@@ -542,7 +521,7 @@ def test_import_killed_mid_apply_leaves_the_store_unchanged(
             "usersync",
             "import",
             sftp.url("userdata_big.csv"),
-            *auth(sftp),
+            *key_args(sftp),
             "--user-id",
             "userId",
             "--map",

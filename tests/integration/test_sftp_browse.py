@@ -5,30 +5,25 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import pytest
-from click.testing import CliRunner
 
+from tests.cli import key_args, usersync
 from tests.servers.blackhole import BlackholeServer
 from tests.servers.sshd import SftpFolder, SshServer
-from usersync.cli import main
+from usersync.config import load_settings
+from usersync.errors import SourceError
+from usersync.sources.base import Source
+from usersync.sources.connect import Credentials, open_source
+from usersync.sources.hostkeys import HostKeyPolicy
+from usersync.sources.urls import parse_remote_url
 
 pytestmark = pytest.mark.integration
-
-
-@dataclass
-class Result:
-    exit_code: int
-    stdout: str
-    stderr: str
-
-    def json(self) -> Any:
-        return json.loads(self.stdout)
 
 
 @pytest.fixture
@@ -39,15 +34,6 @@ def env(tmp_path: Path) -> dict[str, str]:
         "USERSYNC_IO_TIMEOUT": "3",
         "HOME": str(tmp_path / "home"),
     }
-
-
-def usersync(env: dict[str, str], *args: str) -> Result:
-    result = CliRunner().invoke(main, list(args), env=env, catch_exceptions=False)
-    return Result(result.exit_code, result.stdout, result.stderr)
-
-
-def key_args(sftp: SftpFolder) -> list[str]:
-    return ["--key", str(sftp.client_key_path), "--known-hosts", str(sftp.known_hosts_path)]
 
 
 def test_folders_lists_subfolders_with_spaces_and_non_ascii_names(
@@ -354,26 +340,26 @@ def test_server_that_is_down_is_a_clear_error(
     assert "refused the connection" in result.stderr
 
 
+def open_big_file(server: SshServer, env: dict[str, str]) -> tuple[Source, BinaryIO]:
+    """A connection to `server` and a stream of a 33 MB file on it, its first bytes read."""
+    server.put("/userdata_big.csv", b"userId\n" + b"1234567890\n" * 3_000_000)
+    location = parse_remote_url(server.url("/userdata_big.csv"))
+    source = open_source(
+        location,
+        Credentials(key_path=str(server.client_key_path)),
+        HostKeyPolicy(known_hosts=(server.known_hosts_path,)),
+        load_settings(env),
+    )
+    stream = source.open(location.path)
+    assert stream.read(1000)
+    return source, stream
+
+
 def test_server_killed_mid_read_gives_a_clear_error(
     fresh_sshd: SshServer, env: dict[str, str]
 ) -> None:
-    from usersync.config import load_settings
-    from usersync.errors import SourceError
-    from usersync.sources.connect import Credentials, open_source
-    from usersync.sources.hostkeys import HostKeyPolicy
-    from usersync.sources.urls import parse_remote_url
-
-    fresh_sshd.put("/userdata_big.csv", b"userId\n" + b"1234567890\n" * 3_000_000)
-    location = parse_remote_url(fresh_sshd.url("/userdata_big.csv"))
-    source = open_source(
-        location,
-        Credentials(key_path=str(fresh_sshd.client_key_path)),
-        HostKeyPolicy(known_hosts=(fresh_sshd.known_hosts_path,)),
-        load_settings(env),
-    )
+    source, stream = open_big_file(fresh_sshd, env)
     try:
-        stream = source.open(location.path)
-        assert stream.read(1000)
         fresh_sshd.kill()
         with pytest.raises(SourceError, match=r"connection was lost|did not answer"):
             drain(stream)
@@ -403,27 +389,10 @@ def test_the_installed_command_runs(sftp: SftpFolder, tmp_path: Path) -> None:
 def test_server_that_goes_silent_mid_read_times_out(
     fresh_sshd: SshServer, env: dict[str, str]
 ) -> None:
-    import signal
-
-    from usersync.config import load_settings
-    from usersync.errors import SourceError
-    from usersync.sources.connect import Credentials, open_source
-    from usersync.sources.hostkeys import HostKeyPolicy
-    from usersync.sources.urls import parse_remote_url
-
-    fresh_sshd.put("/userdata_big.csv", b"userId\n" + b"1234567890\n" * 3_000_000)
     env["USERSYNC_IO_TIMEOUT"] = "1"
-    location = parse_remote_url(fresh_sshd.url("/userdata_big.csv"))
-    source = open_source(
-        location,
-        Credentials(key_path=str(fresh_sshd.client_key_path)),
-        HostKeyPolicy(known_hosts=(fresh_sshd.known_hosts_path,)),
-        load_settings(env),
-    )
-    stopped = fresh_sshd.processes()
+    source, stream = open_big_file(fresh_sshd, env)
+    stopped = fresh_sshd.processes()  # the listener and this connection's session
     try:
-        stream = source.open(location.path)
-        assert stream.read(1000)
         for pid in stopped:
             os.kill(pid, signal.SIGSTOP)
         with pytest.raises(SourceError, match=r"did not answer within 1 s|connection was lost"):

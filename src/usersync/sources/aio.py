@@ -4,11 +4,12 @@ usersync's synchronous code (CLI, importer, worker) without leaking `async` upwa
 from __future__ import annotations
 
 import asyncio
-import io
 import logging
 import threading
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any, TypeVar
+
+from usersync.streams import ChunkReader
 
 T = TypeVar("T")
 
@@ -59,7 +60,7 @@ class LoopThread:
 _EOF = object()
 
 
-class PrefetchingReader(io.RawIOBase):
+class PrefetchingReader(ChunkReader):
     """A blocking binary stream fed by an async `read_chunk(size)` running on `loop`.
 
     Chunks are fetched ahead into a small bounded queue, so the network transfer overlaps the
@@ -122,27 +123,22 @@ class PrefetchingReader(io.RawIOBase):
             self._task = asyncio.create_task(self._produce())
         return await self._queue.get()
 
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, buffer: Any) -> int:
-        target = memoryview(buffer).cast("B")
+    def read_chunk(self, size: int) -> bytes:
         if not self._buffer:
             if self._finished:
-                return 0
+                return b""
             item = self._loop.run(self._next_chunk())
             if item is _EOF:
                 self._finished = True
-                return 0
+                return b""
             if isinstance(item, BaseException):
                 self._finished = True
                 raise item
             assert isinstance(item, bytes)
             self._buffer = memoryview(item)
-        count = min(len(target), len(self._buffer))
-        target[:count] = self._buffer[:count]
-        self._buffer = self._buffer[count:]
-        return count
+        data = self._buffer[:size]
+        self._buffer = self._buffer[size:]
+        return bytes(data)
 
     def close(self) -> None:
         if self.closed:
