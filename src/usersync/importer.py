@@ -9,19 +9,23 @@ from __future__ import annotations
 
 import io
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
+from typing import BinaryIO
 from zoneinfo import ZoneInfo
 
 from usersync.browse import open_eligible
+from usersync.columnar import NeedsExactReader, columnar_rows
 from usersync.enums import RunStatus
 from usersync.errors import UsersyncError
-from usersync.files import MAX_FILE_SIZE
+from usersync.files import MAX_FILE_SIZE, SizeLimitedReader
 from usersync.mapping import ColumnMapping, EmptyCells, MappedRow, RowMapper
 from usersync.reader import CsvOptions, CsvReader, Row, RowError
 from usersync.rejects import RejectLog
 from usersync.sources.base import Source
+from usersync.spool import Spool
 from usersync.store import ConflictMode, UserChange, UserStore
+from usersync.store.model import Change
 
 BATCH_ROWS = 10_000
 PROGRESS_EVERY = 0.25  # seconds between progress reports
@@ -58,6 +62,7 @@ class ImportSpec:
     dry_run: bool = False
     max_rejected: int | None = None  # more rejected rows than this fails the run
     max_size: int = MAX_FILE_SIZE
+    spool_dir: str | None = None  # where the local copy for a second read goes (default TMPDIR)
 
 
 @dataclass(frozen=True)
@@ -116,6 +121,13 @@ def run_import(
     return result
 
 
+def fast_path_may_apply(options: CsvOptions) -> bool:
+    """Whether the column-wise reader may be tried: it reads UTF-8 only (other encodings go
+    row by row, straight from the network, with no local copy)."""
+    encoding = options.encoding
+    return encoding is None or encoding.lower().replace("_", "-") in ("utf-8", "utf8", "utf-8-sig")
+
+
 def _run(
     source: Source,
     spec: ImportSpec,
@@ -127,53 +139,122 @@ def _run(
 ) -> None:
     with open_eligible(source, spec.path, spec.max_size) as raw:
         result.file_size = raw.expected_size
-        stream = io.BufferedReader(raw, buffer_size=1024 * 1024)
+        run = _Pipeline(source, spec, raw, rejects, result, progress)
+
+        def apply(batches: Iterable[Sequence[Change]]) -> None:
+            counts = store.apply(workspace_id, batches, spec.conflict, dry_run=spec.dry_run)
+            result.users_created = counts.created
+            result.users_updated = counts.updated
+
+        if not fast_path_may_apply(spec.csv):
+            apply(run.exact(io.BufferedReader(raw, buffer_size=1024 * 1024)))
+            return
+        with Spool(raw, directory=spec.spool_dir) as spool:
+            columns = CsvReader(spool.replay(), spec.csv, name=spec.path).columns
+            try:
+                apply(run.fast(spool.replay(), columns))
+            except NeedsExactReader:
+                # Nothing was applied (the store rolled back): read the local copy exactly.
+                run.restart()
+                with spool.finish() as local:
+                    apply(run.exact(local))
+
+
+class _Pipeline:
+    """The reading side of one run: batches of changes for the store, rejects on the side,
+    progress on the way, and the last checks before the store may commit."""
+
+    def __init__(
+        self,
+        source: Source,
+        spec: ImportSpec,
+        raw: SizeLimitedReader,
+        rejects: RejectLog,
+        result: RunResult,
+        progress: ProgressCallback | None,
+    ) -> None:
+        self._source = source
+        self._spec = spec
+        self._raw = raw
+        self._rejects = rejects
+        self._result = result
+        self._progress = progress
+        self._next_report = 0.0
+
+    def restart(self) -> None:
+        self._result.rows_read = 0
+        self._rejects.clear()
+
+    def report(self, *, applying: bool = False, force: bool = False) -> None:
+        now = time.monotonic()
+        if not force and now < self._next_report:
+            return
+        self._next_report = now + PROGRESS_EVERY
+        self._result.bytes_read = self._raw.bytes_read
+        self._result.rows_rejected = self._rejects.rows
+        if self._progress is not None:
+            self._progress(
+                Progress(
+                    self._raw.bytes_read,
+                    self._raw.expected_size,
+                    self._result.rows_read,
+                    self._rejects.rows,
+                    applying,
+                )
+            )
+
+    def reject(self, errors: list[RowError]) -> None:
+        self._rejects.add(errors)
+        limit = self._spec.max_rejected
+        if limit is not None and self._rejects.rows > limit:
+            raise TooManyRejected(
+                f"{self._spec.path}: more than {limit} rows were rejected (the limit set by "
+                f"--max-rejected); the last at line {errors[0].line}: {errors[0].message}. "
+                "Nothing was imported."
+            )
+
+    def finish(self) -> None:
+        """The whole file is read: check it did not change meanwhile."""
+        _check_unchanged(
+            self._source, self._spec.path, self._raw.expected_size, self._raw.bytes_read
+        )
+        self.report(force=True)
+
+    def exact(self, stream: BinaryIO) -> Iterator[list[UserChange]]:
+        """Row by row with `CsvReader` and `RowMapper`: any encoding, any CSV."""
+        spec = self._spec
         reader = CsvReader(stream, spec.csv, name=spec.path)
         mapper = RowMapper(
             spec.mapping, reader.columns, zone=spec.zone, empty_cells=spec.empty_cells
         )
-
-        def report(applying: bool = False) -> None:
-            result.bytes_read = raw.bytes_read
-            result.rows_rejected = rejects.rows
-            if progress is not None:
-                progress(
-                    Progress(
-                        raw.bytes_read, raw.expected_size, result.rows_read, rejects.rows, applying
-                    )
-                )
-
-        def batches() -> Iterator[list[UserChange]]:
-            batch: list[UserChange] = []
-            next_report = time.monotonic() + PROGRESS_EVERY
-            limit = spec.max_rejected
-            for item in reader:
-                result.rows_read += 1
-                mapped = mapper.map(item) if isinstance(item, Row) else [item]
-                if isinstance(mapped, MappedRow):
-                    batch.append(UserChange(mapped.user_id, mapped.properties_json))
-                    if len(batch) < BATCH_ROWS:
-                        continue
+        batch: list[UserChange] = []
+        for item in reader:
+            self._result.rows_read += 1
+            mapped = mapper.map(item) if isinstance(item, Row) else [item]
+            if isinstance(mapped, MappedRow):
+                batch.append(UserChange(mapped.user_id, mapped.properties_json))
+                if len(batch) >= BATCH_ROWS:
                     yield batch
                     batch = []
-                else:
-                    rejects.add(mapped)
-                    if limit is not None and rejects.rows > limit:
-                        raise TooManyRejected(
-                            f"{spec.path}: more than {limit} rows were rejected (the limit set "
-                            f"by --max-rejected); the last at line {mapped[0].line}: "
-                            f"{mapped[0].message}. Nothing was imported."
-                        )
-                if time.monotonic() >= next_report:
-                    report()
-                    next_report = time.monotonic() + PROGRESS_EVERY
-            _check_unchanged(source, spec.path, raw.expected_size, raw.bytes_read)
-            report()
-            if batch:
-                yield batch
-            report(applying=True)
+                    self.report()
+            else:
+                self.reject(mapped)
+        self.finish()
+        if batch:
+            yield batch
+        self.report(applying=True, force=True)
 
-        counts = store.apply(workspace_id, batches(), spec.conflict, dry_run=spec.dry_run)
-        result.users_created = counts.created
-        result.users_updated = counts.updated
-        result.bytes_read = raw.bytes_read
+    def fast(self, stream: BinaryIO, columns: list[str]) -> Iterator[list[tuple[str, str]]]:
+        """Column-wise with pyarrow; raises NeedsExactReader where it cannot be exact."""
+        spec = self._spec
+        for batch in columnar_rows(
+            stream, columns, spec.csv, spec.mapping, zone=spec.zone, empty_cells=spec.empty_cells
+        ):
+            self._result.rows_read += batch.rows
+            for errors in batch.rejected:
+                self.reject(errors)
+            if batch.changes:
+                yield batch.changes
+            self.report()
+        self.finish()
+        self.report(applying=True, force=True)
