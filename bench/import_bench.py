@@ -48,17 +48,28 @@ def row(rng: random.Random, user: int, n: int) -> str:
     )
 
 
-def generate(path: Path, size: int, ids: list[int]) -> int:
-    """Write a userdata file of about `size` bytes with user ids taken from `ids` in order."""
-    rng = random.Random(size)
+def generate(path: Path, size: int, seed: int, every_other_from: int | None = None) -> None:
+    """Write a userdata file of about `size` bytes with random user ids; with
+    `every_other_from`, every other row takes its id from the file made with that seed."""
+    rng = random.Random(seed)
+    count = size // 60  # more ids than rows: a row is about 100 bytes
+    ids = random.Random(seed).sample(range(10**9), count)
+    old = random.Random(every_other_from).sample(range(10**9), count) if every_other_from else []
     with path.open("w", encoding="utf-8", newline="") as handle:
         handle.write(HEADER)
         n = 0
-        while handle.tell() < size - 200 and n < len(ids):
-            handle.write(row(rng, ids[n], n))
+        while handle.tell() < size - 200:
+            user = old[n // 2] if old and n % 2 == 0 else ids[n]
+            handle.write(row(rng, user, n))
             n += 1
     path.chmod(0o644)
-    return n
+
+
+def generate_apart(path: Path, size: int, seed: int, every_other_from: int | None = None) -> None:
+    """`generate` in a child process: this process stays small, and so does the RSS that the
+    measured imports inherit from it (Linux counts a parent's peak in a spawned child's)."""
+    args = [str(path), str(size), str(seed), str(every_other_from or 0)]
+    subprocess.run([sys.executable, __file__, "--generate", *args], check=True)
 
 
 @dataclass
@@ -101,24 +112,22 @@ def main() -> None:
     parser.add_argument("--mb", type=int, default=200)
     parser.add_argument("--also-mb", type=int, default=0, help="a second, larger file for RSS")
     parser.add_argument("--no-postgres", action="store_true")
+    parser.add_argument("--generate", nargs=4, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.generate:
+        path, size, seed, other = args.generate
+        generate(Path(path), int(size), int(seed), int(other) or None)
+        return
     size = args.mb * 1_000_000 if args.mb != 200 else 209_715_200
     work = Path(tempfile.mkdtemp(prefix="usersync-bench-"))
-    rng = random.Random(1)
-    ids = rng.sample(range(10**9), 4_000_000)
     with SshServer() as server:
         server.mkdir("/bench")
         first = server.local_path("/bench/userdata_first.csv")
-        rows = generate(first, size, ids)
-        # the second file: half the users of the first, half new ones, in random order
-        half = ids[: rows // 2] + ids[rows : rows + rows // 2]
-        rng.shuffle(half)
+        generate_apart(first, size, seed=1)
+        # the second file: every other user is one of the first file's, the rest are new
         second = server.local_path("/bench/userdata_second.csv")
-        generate(second, size, half)
-        print(
-            f"files: {first.stat().st_size:,} and {second.stat().st_size:,} bytes, "
-            f"{rows:,} rows each"
-        )
+        generate_apart(second, size, seed=2, every_other_from=1)
+        print(f"files: {first.stat().st_size:,} and {second.stat().st_size:,} bytes")
         env = {**os.environ, "USERSYNC_DATA_DIR": str(work), "USERSYNC_MAX_FILE_SIZE": str(10**10)}
         targets = [("SQLite", f"sqlite:///{work / 'bench.db'}")]
         postgres = None if args.no_postgres else PostgresServer().start()
@@ -139,7 +148,7 @@ def main() -> None:
                 )
             if args.also_mb:
                 big = server.local_path("/bench/userdata_big.csv")
-                generate(big, args.also_mb * 1_000_000, ids)
+                generate_apart(big, args.also_mb * 1_000_000, seed=3)
                 env["USERSYNC_DB"] = f"sqlite:///{work / 'big.db'}"
                 report(
                     f"SQLite: {args.also_mb} MB into an empty store",
