@@ -199,7 +199,7 @@ class RowMapper:
                 continue
             try:
                 parts.append(prefix + convert(text))
-            except ValueError:
+            except (ValueError, OverflowError):  # e.g. a datetime past year 9999 in its zone
                 errors.append(
                     RowError(
                         row.line,

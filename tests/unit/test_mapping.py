@@ -139,3 +139,15 @@ def test_property_names_are_checked() -> None:
     assert check_property_name("first_name") == "first_name"
     with pytest.raises(UsersyncError, match="not a valid property name"):
         check_property_name("1st name")
+
+
+def test_values_out_of_range_are_rejected_not_crashed_on() -> None:
+    mapping = ColumnMapping(
+        "id",
+        {"t": "t", "i": "i"},
+        {"t": PropertyType.DATETIME, "i": PropertyType.INTEGER},
+    )
+    mapper = RowMapper(mapping, ["id", "t", "i"], zone=ZoneInfo("Europe/Berlin"))
+    result = mapper.map(Row(2, ["u", "0001-01-01T00:00:00", "9" * 400 + ".0"]))
+    assert isinstance(result, list)
+    assert [e.column for e in result] == ["t", "i"]
