@@ -17,6 +17,7 @@ from __future__ import annotations
 import hashlib
 import re
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -92,3 +93,12 @@ def closed_port() -> Iterator[int]:
     """A port on 127.0.0.1 where nothing listens (reserved for the test: always refused)."""
     with ClosedPort() as reserved:
         yield reserved.port
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A fresh database of each kind the store supports: the test runs once per kind."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'usersync.db'}"
+    url: str = request.getfixturevalue("pg_url")
+    return url

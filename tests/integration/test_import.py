@@ -22,14 +22,6 @@ from tests.servers.sshd import SftpFolder, SshServer
 pytestmark = pytest.mark.integration
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'users.db'}"
-    url: str = request.getfixturevalue("pg_url")
-    return url
-
-
 @pytest.fixture
 def env(tmp_path: Path, db_url: str) -> dict[str, str]:
     return {

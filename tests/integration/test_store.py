@@ -46,14 +46,6 @@ UPDATE, REPLACE = ConflictMode.UPDATE, ConflictMode.REPLACE
 Props = dict[str, Any]
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'usersync.db'}"
-    url: str = request.getfixturevalue("pg_url")
-    return url
-
-
 @pytest.fixture
 def engine(db_url: str) -> Iterator[Engine]:
     engine = db.create_engine_for(db_url)
