@@ -15,6 +15,7 @@ from usersync.cli_remote import csv_format_options, csv_options, open_remote, re
 from usersync.cli_schedule import schedule
 from usersync.config import load_settings
 from usersync.files import explain, format_size
+from usersync.service import open_database
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -151,6 +152,9 @@ def serve(host: str, port: int, db_url: str | None) -> None:
     settings = load_settings()
     if db_url:
         settings = dataclasses.replace(settings, db_url=db_url)
+    with open_database(settings):  # creates or upgrades the database before serving
+        pass
     app = create_app(settings)
-    click.echo(f"usersync {__version__} listening on http://{host}:{port}/  (Ctrl-C stops it)")
+    click.echo(f"usersync {__version__}: data in {settings.database_url}")
+    click.echo(f"listening on http://{host}:{port}/  (Ctrl-C stops it)")
     uvicorn.run(app, host=host, port=port, log_level="info")

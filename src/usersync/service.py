@@ -28,6 +28,8 @@ DEFAULT_WORKSPACE = "default"
 @contextmanager
 def open_database(settings: Settings) -> Iterator[Engine]:
     """The migrated database that settings name; disposed of on exit."""
+    if settings.db_url is None:  # the embedded default lives in the data folder: make it
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
     engine = db.create_engine_for(settings.database_url)
     try:
         db.migrate(engine)

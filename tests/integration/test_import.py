@@ -537,3 +537,24 @@ def test_import_killed_mid_apply_leaves_the_store_unchanged(
     proc.communicate(timeout=30)  # reaps it and closes its pipes
 
     assert all_users(env) == before
+
+
+def test_the_default_database_is_created_in_a_new_data_folder(
+    sftp: SftpFolder, tmp_path: Path
+) -> None:
+    env = {"USERSYNC_DATA_DIR": str(tmp_path / "new" / "data")}
+    sftp.put("userdata_a.csv", b"userId,name\nu1,Ann\n")
+    result = usersync(
+        env,
+        "import",
+        sftp.url("userdata_a.csv"),
+        *key_args(sftp),
+        "--user-id",
+        "userId",
+        "--map",
+        "name=name",
+        "--json",
+    )
+    assert result.exit_code == 0, result.stderr
+    assert (tmp_path / "new" / "data" / "usersync.db").is_file()
+    assert usersync(env, "user", "u1", "--json").json()["properties"] == {"name": "Ann"}
