@@ -87,7 +87,7 @@ _WHITESPACE_LEADS = _byte_table(bytes(sorted({c.encode()[0] for c in PY_WHITESPA
 _OTHER_CONTROLS = _byte_table(bytes(c for c in range(32) if c not in b"\t\n\r"))
 _SIMPLE_ESCAPES = ((b"\\", "\\\\"), (b'"', '\\"'), (b"\n", "\\n"), (b"\r", "\\r"), (b"\t", "\\t"))
 _TAIL = 4096  # bytes kept from the end of the file, for the blank lines there
-_WORKERS = 2  # batches converted at once
+_WORKERS = 1  # batches converted at once, besides the one the caller holds
 
 _BOOLEAN_WORDS = pa.array(["true", "yes", "1", "false", "no", "0"])  # the first 3 are true
 _INTEGER = r"^[+-]?(?:[0-9]{1,18}|[0-9]{1,15}\.0*)$"  # fits int64; "15 digits.0" is exact
@@ -472,7 +472,7 @@ def _batches(
     # so _Prefetch asks from a thread of its own. Two workers convert the next two batches
     # (pyarrow.compute lets go of the GIL), also while the caller works on the batch it got
     # (writes it to the database); this thread finishes them in file order. On two cores the
-    # workers save ~10% over converting here, for ~90 MB more memory.
+    # workers save ~10% over converting here, for ~90 MB more memory; one is used (_WORKERS).
     lines = _Lines()
     blocks = _Prefetch(reader)
     workers = ThreadPoolExecutor(max_workers=_WORKERS, thread_name_prefix="usersync-columnar")
