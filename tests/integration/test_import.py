@@ -50,6 +50,7 @@ def all_users(env: dict[str, str]) -> dict[str, dict[str, Any]]:
     return {u["user_id"]: u["properties"] for u in result.json()["items"]}
 
 
+MAP_EMAIL_AND_PLAN = ("--user-id", "userId", "--map", "email=email", "--map", "plan=plan")
 SEED = b"userId,name,email,plan\nu1,Ann,ann@old.example,gold\nu2,Bob,bob@old.example,silver\n"
 
 
@@ -124,12 +125,7 @@ def test_update_mode_changes_only_mapped_non_empty_properties(
         env,
         sftp,
         "userdata_b.csv",
-        "--user-id",
-        "userId",
-        "--map",
-        "email=email",
-        "--map",
-        "plan=plan",
+        *MAP_EMAIL_AND_PLAN,
     )
 
     assert result.exit_code == 0, result.stderr
@@ -148,12 +144,7 @@ def test_update_mode_with_empty_cells_clear(sftp: SftpFolder, env: dict[str, str
         env,
         sftp,
         "userdata_b.csv",
-        "--user-id",
-        "userId",
-        "--map",
-        "email=email",
-        "--map",
-        "plan=plan",
+        *MAP_EMAIL_AND_PLAN,
         "--empty-cells",
         "clear",
     )
@@ -171,12 +162,7 @@ def test_replace_mode_makes_the_record_exactly_the_mapped_values(
         env,
         sftp,
         "userdata_b.csv",
-        "--user-id",
-        "userId",
-        "--map",
-        "email=email",
-        "--map",
-        "plan=plan",
+        *MAP_EMAIL_AND_PLAN,
         "--conflict",
         "replace",
     )
