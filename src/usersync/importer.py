@@ -24,7 +24,7 @@ from usersync.reader import CsvOptions, CsvReader, Row, RowError
 from usersync.rejects import RejectLog
 from usersync.sources.base import Source
 from usersync.spool import Spool
-from usersync.store import ConflictMode, UserChange, UserStore
+from usersync.store import ConflictMode, UserStore
 from usersync.store.model import Change
 
 BATCH_ROWS = 10_000
@@ -224,19 +224,19 @@ class _Pipeline:
         )
         self.report(force=True)
 
-    def exact(self, stream: BinaryIO) -> Iterator[list[UserChange]]:
+    def exact(self, stream: BinaryIO) -> Iterator[list[MappedRow]]:
         """Row by row with `CsvReader` and `RowMapper`: any encoding, any CSV."""
         spec = self._spec
         reader = CsvReader(stream, spec.csv, name=spec.path)
         mapper = RowMapper(
             spec.mapping, reader.columns, zone=spec.zone, empty_cells=spec.empty_cells
         )
-        batch: list[UserChange] = []
+        batch: list[MappedRow] = []
         for item in reader:
             self._result.rows_read += 1
             mapped = mapper.map(item) if isinstance(item, Row) else [item]
             if isinstance(mapped, MappedRow):
-                batch.append(UserChange(mapped.user_id, mapped.properties_json))
+                batch.append(mapped)  # already the (user_id, properties JSON) pair the store takes
                 if len(batch) >= BATCH_ROWS:
                     yield batch
                     batch = []

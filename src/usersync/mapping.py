@@ -13,6 +13,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from json.encoder import encode_basestring as encode_json_string  # C, keeps non-ASCII
+from typing import NamedTuple
 from zoneinfo import ZoneInfo
 
 from usersync.enums import PropertyType
@@ -137,9 +138,9 @@ class ColumnMapping:
         return self.types.get(prop, PropertyType.STRING)
 
 
-@dataclass(frozen=True)
-class MappedRow:
-    line: int
+class MappedRow(NamedTuple):
+    """An accepted row, as the store takes it: a (user_id, properties JSON) pair."""
+
     user_id: str
     properties_json: str
 
@@ -221,4 +222,4 @@ class RowMapper:
             )
         if errors:
             return errors
-        return MappedRow(row.line, user_id, "{" + ",".join(parts) + "}")
+        return MappedRow(user_id, "{" + ",".join(parts) + "}")
