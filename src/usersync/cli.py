@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import dataclasses
 from typing import Any
 
 import click
 
 from usersync import __version__
 from usersync.browse import PREVIEW_ROWS, list_files, list_folders, preview_file
-from usersync.cli_import import errors, import_, user, users
+from usersync.cli_import import db_option, errors, import_, user, users
 from usersync.cli_output import emit_json, handle_errors, iso, table
 from usersync.cli_remote import csv_format_options, csv_options, open_remote, remote_options
 from usersync.cli_schedule import schedule
@@ -141,7 +140,7 @@ for command in (import_, user, users, errors, schedule):
 @main.command()
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=8000, show_default=True, type=int)
-@click.option("--db", "db_url", help="Database URL (default: USERSYNC_DB, else SQLite).")
+@db_option
 @handle_errors
 def serve(host: str, port: int, db_url: str | None) -> None:
     """Start the web UI, the REST API and the scheduler."""
@@ -149,9 +148,7 @@ def serve(host: str, port: int, db_url: str | None) -> None:
 
     from usersync.web.app import create_app
 
-    settings = load_settings()
-    if db_url:
-        settings = dataclasses.replace(settings, db_url=db_url)
+    settings = load_settings(db_url=db_url)
     with open_database(settings):  # creates or upgrades the database before serving
         pass
     app = create_app(settings)

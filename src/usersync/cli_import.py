@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import csv
-import dataclasses
 import sys
 from typing import Any, TextIO
 
@@ -11,7 +10,7 @@ import click
 
 from usersync.cli_output import emit_json, handle_errors, iso, table
 from usersync.cli_remote import connect_args, csv_format_options, csv_options, remote_options
-from usersync.config import Settings, load_settings
+from usersync.config import load_settings
 from usersync.enums import RunStatus
 from usersync.errors import UsageError
 from usersync.files import format_size
@@ -31,11 +30,6 @@ db_option = click.option("--db", "db_url", help="Database URL (default: USERSYNC
 workspace_option = click.option(
     "--workspace", default=DEFAULT_WORKSPACE, show_default=True, help="The workspace to use."
 )
-
-
-def _settings(db_url: str | None) -> Settings:
-    settings = load_settings()
-    return dataclasses.replace(settings, db_url=db_url) if db_url else settings
 
 
 def _pairs(values: tuple[str, ...], option: str) -> dict[str, str]:
@@ -158,7 +152,7 @@ def import_(
     **opts: Any,
 ) -> None:
     """Import the file at URL into the User 360 store."""
-    settings = _settings(db_url)
+    settings = load_settings(db_url=db_url)
     location, credentials, host_keys = connect_args(settings, opts)
     spec = ImportSpec(
         path=location.path,
@@ -228,7 +222,7 @@ def _user_document(record: UserRecord) -> dict[str, Any]:
 @handle_errors
 def user(user_id: str, db_url: str | None, workspace: str, as_json: bool) -> None:
     """Show one user's record."""
-    with open_database(_settings(db_url)) as engine:
+    with open_database(load_settings(db_url=db_url)) as engine:
         record = get_user(engine, workspace, user_id)
     if record is None:
         click.secho(f"usersync: no user {user_id!r} in workspace {workspace!r}", fg="red", err=True)
@@ -259,7 +253,7 @@ def users(
     as_json: bool,
 ) -> None:
     """List users, ordered by userId, a page at a time."""
-    with open_database(_settings(db_url)) as engine:
+    with open_database(load_settings(db_url=db_url)) as engine:
         records = list_users(engine, workspace, limit=limit, after=after, search=search)
     cursor = records[-1].user_id if len(records) == limit else None
     if as_json:
@@ -292,7 +286,7 @@ def spreadsheet_safe(value: str) -> str:
 @handle_errors
 def errors(run_id: int, output: TextIO, db_url: str | None) -> None:
     """Write a run's rejected rows as CSV: line, column, value, message."""
-    with open_database(_settings(db_url)) as engine:
+    with open_database(load_settings(db_url=db_url)) as engine:
         if runs.get_run(engine, run_id) is None:
             raise UsageError(f"there is no run {run_id}")
         writer = csv.writer(output, lineterminator="\n")

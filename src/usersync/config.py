@@ -50,14 +50,16 @@ def _parse(
     return value
 
 
-def load_settings(env: Mapping[str, str] | None = None) -> Settings:
+def load_settings(env: Mapping[str, str] | None = None, *, db_url: str | None = None) -> Settings:
+    """Settings from `env` (default: the process environment); `db_url` (a --db option)
+    overrides USERSYNC_DB."""
     env = os.environ if env is None else env
     data_dir = env.get("USERSYNC_DATA_DIR") or platformdirs.user_data_dir(
         "usersync", appauthor=False
     )
     return Settings(
         data_dir=Path(data_dir).expanduser(),
-        db_url=env.get("USERSYNC_DB") or None,
+        db_url=db_url or env.get("USERSYNC_DB") or None,
         max_file_size=_parse(env, "USERSYNC_MAX_FILE_SIZE", int, MAX_FILE_SIZE, "a size in bytes"),
         connect_timeout=_parse(env, "USERSYNC_CONNECT_TIMEOUT", float, 15.0, "a number of seconds"),
         io_timeout=_parse(env, "USERSYNC_IO_TIMEOUT", float, 30.0, "a number of seconds"),

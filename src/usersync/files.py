@@ -118,14 +118,15 @@ def require_eligible(entry: RemoteEntry, max_size: int = MAX_FILE_SIZE) -> None:
 
 
 def format_size(size: int) -> str:
+    """512 B, 1.5 KB, 200 MB: binary units, one decimal where it says something."""
+    if size < 1024:
+        return f"{size} B"
     value = float(size)
-    for unit in ("B", "KB", "MB", "GB"):
-        if value < 1024 or unit == "GB":
-            return (
-                f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}".replace(".0 ", " ")
-            )
+    for unit in ("KB", "MB", "GB"):
         value /= 1024
-    raise AssertionError("unreachable")
+        if value < 1024 or unit == "GB":
+            break
+    return f"{value:.1f}".removesuffix(".0") + f" {unit}"
 
 
 class SizeLimitedReader(ChunkReader):
