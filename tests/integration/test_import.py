@@ -430,34 +430,10 @@ def test_server_killed_mid_transfer_leaves_the_store_unchanged(
     )
     assert seeded.exit_code == 0, seeded.stderr
     before = all_users(env)
-    big = io.BytesIO()
-    big.write(b"userId,plan\n")
-    for i in range(600_000):
-        big.write(b"u%d,platinum\n" % i)
-    fresh_sshd.put("/userdata_big.csv", big.getvalue())
+    fresh_sshd.put("/userdata_big.csv", plan_file(rows=600_000, users=600_000))
 
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "usersync",
-            "import",
-            fresh_sshd.url("/userdata_big.csv"),
-            *key_args(fresh_sshd),
-            "--user-id",
-            "userId",
-            "--map",
-            "plan=plan",
-            "--json",
-            "--progress",
-        ],
-        env={**os.environ, **env},
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    assert proc.stderr is not None
-    wait_for_progress(proc)
+    proc = start_import(fresh_sshd.url("/userdata_big.csv"), fresh_sshd, env)
+    wait_for_progress(proc, "rows")  # it has begun the transfer
     fresh_sshd.kill()
     out, err = proc.communicate(timeout=60)
 
@@ -467,18 +443,53 @@ def test_server_killed_mid_transfer_leaves_the_store_unchanged(
     assert all_users(env) == before
 
 
-def wait_for_progress(proc: subprocess.Popen[str]) -> None:
-    """Block until the importer reports its first rows read (it has begun the transfer)."""
+def plan_file(*, rows: int, users: int) -> bytes:
+    """A userdata file of `rows` rows over `users` distinct userIds, mapping only a plan."""
+    big = io.BytesIO()
+    big.write(b"userId,plan\n")
+    for i in range(rows):
+        big.write(b"u%d,platinum\n" % (i % users))
+    return big.getvalue()
+
+
+def start_import(url: str, server: SftpFolder | SshServer, env: dict[str, str]) -> Any:
+    """`usersync import` of `url` in a process of its own, reporting progress on stderr."""
+    command = [
+        sys.executable,
+        "-m",
+        "usersync",
+        "import",
+        url,
+        *key_args(server),
+        "--user-id",
+        "userId",
+        "--map",
+        "plan=plan",
+        "--json",
+        "--progress",
+    ]
+    return subprocess.Popen(
+        command,
+        env={**os.environ, **env},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def wait_for_progress(proc: subprocess.Popen[str], word: str) -> None:
+    """Block until the importer's progress on stderr says `word` (bounded)."""
     assert proc.stderr is not None
-    deadline = time.monotonic() + 60
+    deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
         line = proc.stderr.readline()
         if not line:
             break
-        if "rows" in line:
+        if word in line:
             return
     proc.kill()
-    raise AssertionError("the import never reported progress")
+    proc.communicate(timeout=30)
+    raise AssertionError(f"the import never reported {word!r}")
 
 
 def test_import_killed_mid_apply_leaves_the_store_unchanged(
@@ -486,39 +497,10 @@ def test_import_killed_mid_apply_leaves_the_store_unchanged(
 ) -> None:
     seed(env, sftp)
     before = all_users(env)
-    big = io.BytesIO()
-    big.write(b"userId,plan\n")
-    for i in range(400_000):
-        big.write(b"u%d,platinum\n" % (i % 200_000))
-    sftp.put("userdata_big.csv", big.getvalue())
+    sftp.put("userdata_big.csv", plan_file(rows=400_000, users=200_000))
 
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "usersync",
-            "import",
-            sftp.url("userdata_big.csv"),
-            *key_args(sftp),
-            "--user-id",
-            "userId",
-            "--map",
-            "plan=plan",
-            "--json",
-            "--progress",
-        ],
-        env={**os.environ, **env},
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    assert proc.stderr is not None
-    deadline = time.monotonic() + 120
-    applying = False
-    while time.monotonic() < deadline and not applying:
-        line = proc.stderr.readline()
-        applying = "applying" in line
-        assert line, "the import ended before it began applying"
+    proc = start_import(sftp.url("userdata_big.csv"), sftp, env)
+    wait_for_progress(proc, "applying")
     os.kill(proc.pid, signal.SIGKILL)
     proc.communicate(timeout=30)  # reaps it and closes its pipes
 
