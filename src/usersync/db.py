@@ -18,6 +18,7 @@ raises `DatabaseUnavailable` (transient: it may work later).
 from __future__ import annotations
 
 import sqlite3
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -41,7 +42,6 @@ _MIGRATION_LOCK = 0x7573_6572_7379_6E63 >> 1
 
 _SQLITE_PRAGMAS = (
     "PRAGMA page_size = 16384",  # takes effect only in a new, empty file
-    "PRAGMA journal_mode = WAL",
     "PRAGMA synchronous = NORMAL",
     "PRAGMA foreign_keys = ON",
     f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}",
@@ -103,6 +103,7 @@ def _sqlite_engine(url: URL) -> Engine:
         try:
             for pragma in _SQLITE_PRAGMAS:
                 cursor.execute(pragma)
+            _use_wal(cursor)
         finally:
             cursor.close()
 
@@ -122,6 +123,20 @@ def _postgres_engine(url: URL) -> Engine:
         connect_args["application_name"] = "usersync"
     # pre_ping: a pooled connection that a server restart closed is replaced, not used.
     return sa.create_engine(url, pool_pre_ping=True, connect_args=connect_args)
+
+
+def _use_wal(cursor: sqlite3.Cursor) -> None:
+    """Switch the file to WAL once. Switching needs the file to itself and SQLite does not
+    wait for that (no busy handler), so connections opening a new database together retry
+    until the first one has switched it, within the busy timeout."""
+    deadline = time.monotonic() + SQLITE_BUSY_TIMEOUT_MS / 1000
+    while cursor.execute("PRAGMA journal_mode").fetchone()[0].lower() != "wal":
+        try:
+            cursor.execute("PRAGMA journal_mode = WAL")
+        except sqlite3.OperationalError as error:
+            if "locked" not in str(error) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.01)
 
 
 @contextmanager
