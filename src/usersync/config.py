@@ -24,6 +24,12 @@ class Settings:
     max_file_size: int
     connect_timeout: float
     io_timeout: float
+    secret_key: str | None = None  # USERSYNC_SECRET_KEY: Fernet key(s); None: the key file
+
+    @property
+    def secret_key_path(self) -> Path:
+        """The key that encrypts stored secrets when USERSYNC_SECRET_KEY is not set."""
+        return self.data_dir / "secret.key"
 
     @property
     def known_hosts_path(self) -> Path:
@@ -63,4 +69,5 @@ def load_settings(env: Mapping[str, str] | None = None, *, db_url: str | None = 
         max_file_size=_parse(env, "USERSYNC_MAX_FILE_SIZE", int, MAX_FILE_SIZE, "a size in bytes"),
         connect_timeout=_parse(env, "USERSYNC_CONNECT_TIMEOUT", float, 15.0, "a number of seconds"),
         io_timeout=_parse(env, "USERSYNC_IO_TIMEOUT", float, 30.0, "a number of seconds"),
+        secret_key=env.get("USERSYNC_SECRET_KEY") or None,
     )

@@ -21,3 +21,30 @@ class RunStatus(enum.StrEnum):
     PARTIAL = "partial"  # applied, with rejected rows
     FAILED = "failed"  # nothing applied
     SKIPPED = "skipped"  # the file had not changed since the last successful run
+
+
+class ConnectionKind(enum.StrEnum):
+    SFTP = "sftp"
+
+
+class FileChoice(enum.StrEnum):
+    """Which file a repeating sync reads each time."""
+
+    EXACT = "exact"  # the chosen file, re-read each time
+    NEWEST = "newest"  # the newest eligible file in the folder at run time
+    ALL_NEW = "all_new"  # every eligible file not imported yet, oldest first
+
+
+class AfterImport(enum.StrEnum):
+    """What happens to a file once the store has committed its import."""
+
+    LEAVE = "leave"
+    MOVE = "move"
+    DELETE = "delete"
+
+
+class RunTrigger(enum.StrEnum):
+    CLI = "cli"  # usersync import
+    SCHEDULE = "schedule"  # a sync's fire time
+    MANUAL = "manual"  # "run now"
+    RETRY = "retry"  # a new attempt after a transient failure or a lost worker

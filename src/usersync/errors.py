@@ -5,7 +5,9 @@
     │   ├── db.DatabaseUnavailable     transient: the database cannot be reached or opened
     │   ├── store.properties.PropertyTypeConflict   a property exists with another type
     │   ├── store.workspaces.WorkspaceExists
-    │   └── store.runs.RunNotFound
+    │   ├── NotFound                   no such resource in this workspace (HTTP 404)
+    │   │   └── store.runs.RunNotFound
+    │   └── Conflict                   the request clashes with the current state (HTTP 409)
     ├── SourceError                    exit 3: reaching or talking to the remote store
     │   ├── ConnectFailed              transient: refused, unreachable, name not found
     │   ├── ConnectTimeout             transient: no answer while connecting or logging in
@@ -46,6 +48,14 @@ class UsersyncError(Exception):
 
 class UsageError(UsersyncError):
     exit_code = 2
+
+
+class NotFound(UsageError):
+    pass
+
+
+class Conflict(UsageError):
+    pass
 
 
 class SourceError(UsersyncError):

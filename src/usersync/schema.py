@@ -1,6 +1,10 @@
 """The tables usersync keeps, as SQLAlchemy Core metadata (the Alembic migrations create them).
 
     workspaces   one per tenant; `name` is unique ("default" for the CLI)
+    tokens       API tokens: only a SHA-256 of each is kept; one workspace each
+    connections  integration accounts (SFTP, ...): secrets encrypted (usersync.secretbox)
+    syncs        what to import from where, how and when; `next_run_at` is the next fire time
+    fires        one row per (sync, fire time) that was claimed: each fire time runs once
     properties   a workspace's property catalog: name -> type
     users        the User 360 store: one JSON document of properties per (workspace, userId)
     runs         one row per execution of an import, with its counts
@@ -27,7 +31,14 @@ from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import Dialect
 from sqlalchemy.types import TypeEngine
 
-from usersync.enums import PropertyType, RunStatus
+from usersync.enums import (
+    AfterImport,
+    ConnectionKind,
+    FileChoice,
+    PropertyType,
+    RunStatus,
+    RunTrigger,
+)
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MICROSECOND = timedelta(microseconds=1)
@@ -83,6 +94,10 @@ class UTCDateTime(sa.types.TypeDecorator[datetime]):
 # database accepts, and the initial migration's CHECK constraints hold a copy of them.
 PROPERTY_TYPES = tuple(kind.value for kind in PropertyType)
 RUN_STATUSES = tuple(status.value for status in RunStatus)
+CONNECTION_KINDS = tuple(kind.value for kind in ConnectionKind)
+FILE_CHOICES = tuple(choice.value for choice in FileChoice)
+AFTER_IMPORT = tuple(action.value for action in AfterImport)
+RUN_TRIGGERS = tuple(trigger.value for trigger in RunTrigger)
 
 
 def _one_of(column: str, values: tuple[str, ...]) -> str:
@@ -111,6 +126,97 @@ workspaces = sa.Table(
     sa.Column("id", sa.Integer, sa.Identity(), primary_key=True),
     sa.Column("name", sa.String(200), nullable=False, unique=True),
     sa.Column("created_at", UTCDateTime(), nullable=False, default=utcnow),
+    sa.Column("timezone", sa.String(64), nullable=True),  # schedules' default zone (else UTC)
+)
+
+tokens = sa.Table(
+    "tokens",
+    metadata,
+    sa.Column("id", sa.Integer, sa.Identity(), primary_key=True),
+    sa.Column(
+        "workspace_id",
+        sa.Integer,
+        sa.ForeignKey("workspaces.id", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    sa.Column("token_hash", sa.String(64), nullable=False, unique=True),  # sha256 hex
+    sa.Column("prefix", sa.String(16), nullable=False),  # the first characters, to tell apart
+    sa.Column("name", sa.String(200), nullable=True),
+    sa.Column("created_at", UTCDateTime(), nullable=False, default=utcnow),
+    sa.Column("last_used_at", UTCDateTime(), nullable=True),
+    sa.Column("revoked_at", UTCDateTime(), nullable=True),
+)
+
+connections = sa.Table(
+    "connections",
+    metadata,
+    sa.Column("id", sa.Integer, sa.Identity(), primary_key=True),
+    sa.Column(
+        "workspace_id",
+        sa.Integer,
+        sa.ForeignKey("workspaces.id", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    sa.Column("name", sa.String(200), nullable=False),
+    sa.Column("kind", sa.String(16), nullable=False),
+    sa.Column("host", sa.Text, nullable=False),
+    sa.Column("port", sa.Integer, nullable=False),
+    sa.Column("username", sa.Text, nullable=False),
+    sa.Column("secrets", sa.Text, nullable=True),  # encrypted JSON: password, private_key, ...
+    sa.Column("host_key_fingerprint", sa.Text, nullable=True),
+    sa.Column("created_at", UTCDateTime(), nullable=False, default=utcnow),
+    sa.Column("updated_at", UTCDateTime(), nullable=False, default=utcnow),
+    sa.CheckConstraint(_one_of("kind", CONNECTION_KINDS), name="kind"),
+    sa.UniqueConstraint("workspace_id", "name"),
+)
+
+syncs = sa.Table(
+    "syncs",
+    metadata,
+    sa.Column("id", sa.Integer, sa.Identity(), primary_key=True),
+    sa.Column(
+        "workspace_id",
+        sa.Integer,
+        sa.ForeignKey("workspaces.id", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    sa.Column("connection_id", sa.Integer, sa.ForeignKey("connections.id"), nullable=False),
+    sa.Column("name", sa.String(200), nullable=True),
+    sa.Column("folder", sa.Text, nullable=False),
+    sa.Column("file", sa.Text, nullable=True),  # a name in `folder`; required for "exact"
+    sa.Column("file_choice", sa.String(16), nullable=False),
+    sa.Column("mapping", sa.JSON, nullable=False),  # {"user_id", "properties", "types"}
+    sa.Column("conflict", sa.String(16), nullable=False),
+    sa.Column("empty_cells", sa.String(16), nullable=False),
+    sa.Column("encoding", sa.String(64), nullable=True),
+    sa.Column("delimiter", sa.String(8), nullable=True),
+    sa.Column("max_rejected", sa.BigInteger, nullable=True),
+    sa.Column("schedule", sa.JSON, nullable=False),
+    sa.Column("timezone", sa.String(64), nullable=False),
+    sa.Column("enabled", sa.Boolean, nullable=False),
+    sa.Column("next_run_at", UTCDateTime(), nullable=True),
+    sa.Column("import_unchanged", sa.Boolean, nullable=False),  # import even if unchanged
+    sa.Column("after_import", sa.String(16), nullable=False),
+    sa.Column("move_to", sa.Text, nullable=True),
+    sa.Column("webhook_url", sa.Text, nullable=True),
+    sa.Column("webhook_on", sa.String(16), nullable=True),  # "failure" | "always"
+    sa.Column("webhook_secret", sa.Text, nullable=True),  # encrypted
+    sa.Column("created_at", UTCDateTime(), nullable=False, default=utcnow),
+    sa.Column("updated_at", UTCDateTime(), nullable=False, default=utcnow),
+    sa.CheckConstraint(_one_of("file_choice", FILE_CHOICES), name="file_choice"),
+    sa.CheckConstraint(_one_of("after_import", AFTER_IMPORT), name="after_import"),
+    sa.Index(None, "workspace_id", "id"),
+    sa.Index(None, "enabled", "next_run_at"),
+)
+
+fires = sa.Table(
+    "fires",
+    metadata,
+    sa.Column(
+        "sync_id", sa.Integer, sa.ForeignKey("syncs.id", ondelete="CASCADE"), primary_key=True
+    ),
+    sa.Column("scheduled_for", UTCDateTime(), primary_key=True),
+    sa.Column("claimed_at", UTCDateTime(), nullable=False, default=utcnow),
 )
 
 properties = sa.Table(
@@ -165,9 +271,18 @@ runs = sa.Table(
     sa.Column("file_size", sa.BigInteger, nullable=True),
     sa.Column("file_modified", UTCDateTime(), nullable=True),
     sa.Column("dry_run", sa.Boolean, nullable=False, default=False),
+    # Added by 0002 for syncs run by workers:
+    sa.Column("trigger", sa.String(16), nullable=False, default="cli"),
+    sa.Column("scheduled_for", UTCDateTime(), nullable=True),  # the fire time it runs
+    sa.Column("attempt", sa.Integer, nullable=False, default=1),
+    sa.Column("not_before", UTCDateTime(), nullable=True),  # a queued retry waits until then
+    sa.Column("worker", sa.Text, nullable=True),
+    sa.Column("lease_expires_at", UTCDateTime(), nullable=True),
+    sa.Column("file_sha256", sa.String(64), nullable=True),
     sa.CheckConstraint(_one_of("status", RUN_STATUSES), name="status"),
     sa.Index(None, "workspace_id", "id"),
     sa.Index(None, "sync_id", "id"),
+    sa.Index(None, "status", "not_before"),
 )
 
 run_errors = sa.Table(

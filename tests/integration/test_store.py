@@ -22,9 +22,11 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
 from sqlalchemy.engine import Engine
 
-from usersync import db
+from usersync import db, schema
 from usersync.errors import UsageError
 from usersync.schema import users as users_table
 from usersync.store import (
@@ -420,10 +422,16 @@ def test_migrations_run_twice_and_reach_the_head(engine: Engine) -> None:
     db.migrate(engine)
     with engine.connect() as conn:
         assert conn.execute(sa.text("SELECT version_num FROM alembic_version")).all() == [
-            ("0001_initial",)
+            ("0002_syncs",)
         ]
     tables = set(sa.inspect(engine).get_table_names())
-    assert {"workspaces", "properties", "users", "runs", "run_errors"} <= tables
+    assert {"workspaces", "properties", "users", "runs", "run_errors", "syncs", "fires"} <= tables
+
+
+def test_the_migrations_build_exactly_the_declared_schema(engine: Engine) -> None:
+    with engine.connect() as conn:
+        differences = compare_metadata(MigrationContext.configure(conn), schema.metadata)
+    assert differences == []
 
 
 def test_concurrent_migrations_of_a_new_database_both_succeed(db_url: str) -> None:

@@ -18,14 +18,14 @@ from typing import NamedTuple, Protocol
 
 import sqlalchemy as sa
 
-from usersync.errors import UsageError
+from usersync.errors import NotFound, UsageError
 from usersync.schema import RUN_STATUSES, run_errors, runs, utcnow
 from usersync.store._bind import Bind, reading, writing
 
 ERROR_BATCH = 1000  # rejected rows written (and read back) per statement
 
 
-class RunNotFound(UsageError):
+class RunNotFound(NotFound):
     pass
 
 
@@ -48,6 +48,13 @@ class Run:
     file_size: int | None
     file_modified: datetime | None
     dry_run: bool
+    trigger: str = "cli"
+    scheduled_for: datetime | None = None
+    attempt: int = 1
+    not_before: datetime | None = None
+    worker: str | None = None
+    lease_expires_at: datetime | None = None
+    file_sha256: str | None = None
 
 
 class RunError(NamedTuple):
