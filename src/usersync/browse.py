@@ -36,12 +36,15 @@ def list_files(source: Source, path: str, max_size: int = MAX_FILE_SIZE) -> File
     return classify(path, source.list_dir(path), max_size)
 
 
-def open_eligible(source: Source, path: str, max_size: int = MAX_FILE_SIZE) -> SizeLimitedReader:
-    """Open an importable file for reading; raises a FileRuleError if it is not one."""
+def open_eligible(
+    source: Source, path: str, max_size: int = MAX_FILE_SIZE, *, digest: bool = False
+) -> SizeLimitedReader:
+    """Open an importable file for reading; raises a FileRuleError if it is not one.
+    `digest`: compute the SHA-256 of what is read (`.sha256`)."""
     entry = source.stat(path)
     require_eligible(entry, max_size)
     return SizeLimitedReader(
-        source.open(path), path=path, max_size=max_size, expected_size=entry.size
+        source.open(path), path=path, max_size=max_size, expected_size=entry.size, digest=digest
     )
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+import hashlib
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
@@ -142,6 +143,7 @@ class SizeLimitedReader(ChunkReader):
         path: str,
         max_size: int = MAX_FILE_SIZE,
         expected_size: int | None = None,
+        digest: bool = False,
     ) -> None:
         super().__init__()
         self._raw = raw
@@ -149,10 +151,18 @@ class SizeLimitedReader(ChunkReader):
         self._max_size = max_size
         self.expected_size = expected_size  # the size the listing gave, when known
         self.bytes_read = 0
+        self._digest = hashlib.sha256() if digest else None
+
+    @property
+    def sha256(self) -> str | None:
+        """The SHA-256 (hex) of the bytes read so far, when asked for with `digest=True`."""
+        return None if self._digest is None else self._digest.hexdigest()
 
     def read_chunk(self, size: int) -> bytes:
         data = self._raw.read(size)
         self.bytes_read += len(data)
+        if self._digest is not None:
+            self._digest.update(data)
         if self.bytes_read > self._max_size:
             raise FileTooLarge(
                 f"{self._path} grew past the {format_size(self._max_size)} limit while it was "

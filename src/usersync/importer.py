@@ -67,6 +67,7 @@ class ImportSpec:
     max_rejected: int | None = None  # more rejected rows than this fails the run
     max_size: int = MAX_FILE_SIZE
     spool_dir: str | None = None  # where the local copy for a second read goes (default TMPDIR)
+    digest: bool = False  # compute the file's SHA-256 (RunResult.sha256)
 
 
 @dataclass(frozen=True)
@@ -89,6 +90,7 @@ class RunResult:
     errors: list[RowError] = field(default_factory=list)  # the first ones
     error: UsersyncError | None = None  # why the run failed
     file_size: int | None = None
+    sha256: str | None = None  # of the whole file, when ImportSpec.digest asked for it
     seconds: float = 0.0
 
 
@@ -141,7 +143,7 @@ def _run(
     result: RunResult,
     progress: ProgressCallback | None,
 ) -> None:
-    with open_eligible(source, spec.path, spec.max_size) as raw:
+    with open_eligible(source, spec.path, spec.max_size, digest=spec.digest) as raw:
         result.file_size = raw.expected_size
         run = _Pipeline(source, spec, raw, rejects, result, progress)
 
@@ -149,6 +151,7 @@ def _run(
             counts = store.apply(workspace_id, batches, spec.conflict, dry_run=spec.dry_run)
             result.users_created = counts.created
             result.users_updated = counts.updated
+            result.sha256 = raw.sha256
 
         if not fast_path_may_apply(spec.csv):
             apply(run.exact(io.BufferedReader(raw, buffer_size=1024 * 1024)))

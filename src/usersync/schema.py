@@ -283,6 +283,14 @@ runs = sa.Table(
     sa.Index(None, "workspace_id", "id"),
     sa.Index(None, "sync_id", "id"),
     sa.Index(None, "status", "not_before"),
+    # One running run per sync, whatever the workers do.
+    sa.Index(
+        "uq_runs_one_running_per_sync",
+        "sync_id",
+        unique=True,
+        sqlite_where=sa.text("status = 'running' AND sync_id IS NOT NULL"),
+        postgresql_where=sa.text("status = 'running' AND sync_id IS NOT NULL"),
+    ),
 )
 
 run_errors = sa.Table(

@@ -26,6 +26,14 @@ class Source(Protocol):
         """A readable binary stream of the file at `path`; the caller closes it."""
         ...
 
+    def rename(self, path: str, new_path: str) -> None:
+        """Move the file at `path` to `new_path` (which must not exist yet)."""
+        ...
+
+    def remove(self, path: str) -> None:
+        """Delete the file at `path`."""
+        ...
+
     def close(self) -> None:
         """Disconnect. Safe to call more than once."""
         ...

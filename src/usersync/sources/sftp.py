@@ -210,6 +210,14 @@ class SftpSource:
         reader = PrefetchingReader(self._loop, read_chunk, on_close=close_handle)
         return cast(BinaryIO, reader)
 
+    def rename(self, path: str, new_path: str) -> None:
+        self._loop.run(
+            self._call(self._sftp.rename(path, new_path), path, f"moving it to {new_path}")
+        )
+
+    def remove(self, path: str) -> None:
+        self._loop.run(self._call(self._sftp.remove(path), path, "deleting it"))
+
     def close(self) -> None:
         if self._loop.loop.is_closed():
             return

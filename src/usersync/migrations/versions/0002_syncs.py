@@ -125,9 +125,19 @@ def upgrade() -> None:
     op.add_column("runs", sa.Column("lease_expires_at", UTCDateTime(), nullable=True))
     op.add_column("runs", sa.Column("file_sha256", sa.String(64), nullable=True))
     op.create_index("ix_runs_status_not_before", "runs", ["status", "not_before"])
+    running = sa.text("status = 'running' AND sync_id IS NOT NULL")
+    op.create_index(
+        "uq_runs_one_running_per_sync",
+        "runs",
+        ["sync_id"],
+        unique=True,
+        sqlite_where=running,
+        postgresql_where=running,
+    )
 
 
 def downgrade() -> None:
+    op.drop_index("uq_runs_one_running_per_sync", "runs")
     op.drop_index("ix_runs_status_not_before", "runs")
     with op.batch_alter_table("runs") as batch:
         for column in (

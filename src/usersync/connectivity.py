@@ -1,0 +1,111 @@
+"""Reaching a stored connection's server: open a Source with its secrets and its confirmed
+host key, or test it.
+
+    source = open_connection(settings, engine, box, ws, connection_id)   # caller closes it
+    outcome = test_connection(settings, engine, box, ws, connection_id)
+
+Until a connection's host-key fingerprint is confirmed, nothing is listed or read through it
+and no password or key is offered to the server: `test_connection` only fetches the key the
+server offers (the SSH handshake checks the host before any login) so the user can confirm
+it, then tests the login once it is confirmed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy import Engine
+
+from usersync.config import Settings
+from usersync.errors import Conflict, HostKeyError, UsersyncError
+from usersync.secretbox import SecretBox
+from usersync.sources.base import Source
+from usersync.sources.connect import Credentials, open_source
+from usersync.sources.hostkeys import HostKeyPolicy
+from usersync.sources.urls import RemoteLocation
+from usersync.store import connections
+from usersync.store.connections import Connection
+
+
+class HostKeyNotConfirmed(Conflict):
+    """The connection's host key has not been confirmed yet (HTTP 409)."""
+
+
+def location_of(connection: Connection, path: str = "/") -> RemoteLocation:
+    return RemoteLocation(
+        connection.kind, connection.host, connection.port, connection.username, path
+    )
+
+
+def source_url(connection: Connection) -> str:
+    """How runs name where a file came from (no secrets)."""
+    return f"{connection.kind}://{connection.username}@{connection.host}:{connection.port}"
+
+
+def open_connection(
+    settings: Settings, engine: Engine, box: SecretBox, ws: int, connection_id: int
+) -> Source:
+    connection = connections.get(engine, box, ws, connection_id)
+    if connection.host_key_fingerprint is None:
+        raise HostKeyNotConfirmed(
+            f"connection {connection_id} ({connection.name}): its host key is not confirmed "
+            "yet. Test the connection, check the fingerprint it shows with the server's "
+            "administrator, then confirm it (PATCH host_key_fingerprint)."
+        )
+    credentials = connections.credentials(engine, box, ws, connection_id)
+    policy = HostKeyPolicy(fingerprint=connection.host_key_fingerprint)
+    return open_source(location_of(connection), credentials, policy, settings)
+
+
+@dataclass(frozen=True)
+class TestOutcome:
+    ok: bool
+    host_key_fingerprint: str | None
+    message: str
+    confirmed: bool  # whether that fingerprint is the connection's confirmed one
+
+
+def test_connection(
+    settings: Settings, engine: Engine, box: SecretBox, ws: int, connection_id: int
+) -> TestOutcome:
+    connection = connections.get(engine, box, ws, connection_id)
+    pinned = connection.host_key_fingerprint
+    if pinned is None:
+        # An empty password that is never sent: an empty policy trusts no host key, so the
+        # handshake stops at the key, before any login.
+        probe = Credentials(password="")
+        try:
+            source = open_source(location_of(connection), probe, HostKeyPolicy(), settings)
+        except HostKeyError as error:
+            return TestOutcome(
+                ok=False,
+                host_key_fingerprint=error.fingerprint,
+                message=(
+                    f"The server offered the host key {error.fingerprint}. Check it with the "
+                    "server's administrator (ssh-keygen -lf on the server's host key), then "
+                    "confirm it to finish connecting."
+                ),
+                confirmed=False,
+            )
+        except UsersyncError as error:
+            return TestOutcome(False, None, error.message, False)
+        source.close()  # unreachable in practice: nothing trusts an unconfirmed key
+        return TestOutcome(False, None, "the server's host key could not be read", False)
+    try:
+        source = open_connection(settings, engine, box, ws, connection_id)
+    except HostKeyError as error:
+        return TestOutcome(False, error.fingerprint, error.message, False)
+    except UsersyncError as error:
+        return TestOutcome(False, pinned, error.message, True)
+    try:
+        source.list_dir("/")
+    except UsersyncError as error:
+        return TestOutcome(False, pinned, f"logged in, but {error.message}", True)
+    finally:
+        source.close()
+    return TestOutcome(
+        True,
+        pinned,
+        f"Connected to {connection.host}:{connection.port} as {connection.username}.",
+        True,
+    )

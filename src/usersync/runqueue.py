@@ -1,0 +1,303 @@
+"""The run queue in the metadata database: the part of the worker that decides, in single
+transactions, what runs next. Safe with any number of workers on one database.
+
+    enqueue(engine, ws, sync_id)          "run now": a queued run (returns its id)
+    schedule_due(engine, now)             each due fire time -> one queued run, exactly once
+    claim(engine, worker, now, lease)     the oldest runnable queued run -> running, leased
+    renew(engine, run_id, worker, ...)    extend the lease, publish progress
+    recover(engine, now)                  runs whose lease expired -> failed (+ a retry)
+    retry_later(engine, run, not_before)  a new attempt of a failed run
+
+Exactly once: a fire time becomes a run only by inserting its (sync_id, scheduled_for) row in
+`fires` (the primary key refuses a second). One at a time: a run is claimed only while its
+sync has no running run, and a partial unique index on runs(sync_id) WHERE status='running'
+makes a second impossible even if two workers race. PostgreSQL workers skip rows another
+holds (FOR UPDATE SKIP LOCKED); SQLite serializes writers (BEGIN IMMEDIATE).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any, TypeVar
+
+import sqlalchemy as sa
+from sqlalchemy import exc
+
+from usersync.enums import RunStatus, RunTrigger
+from usersync.schema import fires, runs, syncs, utcnow
+from usersync.store._bind import Bind, insert_ignoring_conflicts, reading, writing
+from usersync.store.runs import Run, RunNotFound
+from usersync.store.syncs import Sync, SyncNotFound, following_fire
+from usersync.store.syncs import get as get_sync
+
+SelectT = TypeVar("SelectT", bound=sa.Select[Any])
+DUE_BATCH = 20  # syncs scheduled per transaction
+
+
+def _queued_run(
+    conn: sa.Connection,
+    sync: Sync,
+    *,
+    trigger: RunTrigger,
+    now: datetime,
+    scheduled_for: datetime | None = None,
+    attempt: int = 1,
+    not_before: datetime | None = None,
+    source: str = "",
+) -> int:
+    run_id = conn.scalar(
+        sa.insert(runs)
+        .values(
+            workspace_id=sync.workspace_id,
+            sync_id=sync.id,
+            source=source,
+            path=sync.path or sync.folder,
+            status=RunStatus.QUEUED.value,
+            started_at=now,
+            trigger=trigger.value,
+            scheduled_for=scheduled_for,
+            attempt=attempt,
+            not_before=not_before,
+        )
+        .returning(runs.c.id)
+    )
+    assert run_id is not None
+    return int(run_id)
+
+
+def enqueue(bind: Bind, ws: int, sync_id: int, *, now: datetime | None = None) -> int:
+    """Queue a run of the sync now ("run now"), whatever its schedule; return the run id.
+    One queued "run now" at a time: asking again while it waits returns the same run."""
+    now = now or utcnow()
+    with writing(bind) as conn:
+        sync = get_sync(conn, ws, sync_id)
+        waiting = conn.scalar(
+            sa.select(runs.c.id).where(
+                runs.c.sync_id == sync_id,
+                runs.c.status == RunStatus.QUEUED.value,
+                runs.c.trigger == RunTrigger.MANUAL.value,
+            )
+        )
+        if waiting is not None:
+            return int(waiting)
+        return _queued_run(conn, sync, trigger=RunTrigger.MANUAL, now=now)
+
+
+def _locking(conn: sa.Connection, query: SelectT) -> SelectT:
+    if conn.dialect.name == "postgresql":
+        return query.with_for_update(skip_locked=True)
+    return query  # SQLite: the write transaction (BEGIN IMMEDIATE) already excludes others
+
+
+def schedule_due(bind: Bind, now: datetime | None = None) -> list[int]:
+    """Turn the fire times that are due into queued runs; return the new runs' ids.
+
+    Each (sync, fire time) becomes a run once, however many workers call this: the `fires`
+    row is the ticket. Fire times missed while nothing ran give one run, not one per miss.
+    """
+    now = now or utcnow()
+    created: list[int] = []
+    with writing(bind) as conn:
+        due = conn.scalars(
+            _locking(
+                conn,
+                sa.select(syncs.c.id)
+                .where(syncs.c.enabled.is_(True), syncs.c.next_run_at <= now)
+                .order_by(syncs.c.next_run_at)
+                .limit(DUE_BATCH),
+            )
+        ).all()
+        for sync_id in due:
+            ws = conn.scalar(sa.select(syncs.c.workspace_id).where(syncs.c.id == sync_id))
+            assert ws is not None
+            sync = get_sync(conn, ws, sync_id)
+            fire_time = sync.next_run_at
+            assert fire_time is not None
+            ticket = conn.execute(
+                insert_ignoring_conflicts(conn, fires, ["sync_id", "scheduled_for"]).values(
+                    sync_id=sync_id, scheduled_for=fire_time, claimed_at=now
+                )
+            )
+            if ticket.rowcount == 1:
+                created.append(
+                    _queued_run(
+                        conn,
+                        sync,
+                        trigger=RunTrigger.SCHEDULE,
+                        now=now,
+                        scheduled_for=fire_time,
+                    )
+                )
+            conn.execute(
+                sa.update(syncs)
+                .where(syncs.c.id == sync_id)
+                .values(next_run_at=following_fire(sync, fire_time, now))
+            )
+    return created
+
+
+def claim(bind: Bind, worker: str, *, lease: float, now: datetime | None = None) -> Run | None:
+    """The oldest queued run that may start (its wait is over and its sync is not running),
+    now running under `worker` with a lease of `lease` seconds; None when there is none."""
+    now = now or utcnow()
+    running = sa.alias(runs, "running")
+    busy = (
+        sa.select(running.c.id)
+        .where(running.c.sync_id == runs.c.sync_id, running.c.status == RunStatus.RUNNING.value)
+        .exists()
+    )
+    try:
+        with writing(bind) as conn:
+            run_id = conn.scalar(
+                _locking(
+                    conn,
+                    sa.select(runs.c.id)
+                    .where(
+                        runs.c.status == RunStatus.QUEUED.value,
+                        sa.or_(runs.c.not_before.is_(None), runs.c.not_before <= now),
+                        ~busy,
+                    )
+                    .order_by(runs.c.id)
+                    .limit(1),
+                )
+            )
+            if run_id is None:
+                return None
+            conn.execute(
+                sa.update(runs)
+                .where(runs.c.id == run_id)
+                .values(
+                    status=RunStatus.RUNNING.value,
+                    worker=worker,
+                    started_at=now,
+                    lease_expires_at=now + timedelta(seconds=lease),
+                )
+            )
+            row = conn.execute(sa.select(runs).where(runs.c.id == run_id)).one()
+    except exc.IntegrityError:
+        return None  # another worker started this sync a moment ago: try again later
+    return Run(**row._asdict())
+
+
+def renew(
+    bind: Bind,
+    run_id: int,
+    worker: str,
+    *,
+    lease: float,
+    bytes_read: int | None = None,
+    rows_read: int | None = None,
+    now: datetime | None = None,
+) -> bool:
+    """Extend the run's lease (and publish its progress). False if the run is no longer this
+    worker's: it was recovered as failed meanwhile."""
+    now = now or utcnow()
+    values: dict[str, object] = {"lease_expires_at": now + timedelta(seconds=lease)}
+    if bytes_read is not None:
+        values["bytes_read"] = bytes_read
+    if rows_read is not None:
+        values["rows_read"] = rows_read
+    with writing(bind) as conn:
+        result = conn.execute(
+            sa.update(runs)
+            .where(
+                runs.c.id == run_id,
+                runs.c.worker == worker,
+                runs.c.status == RunStatus.RUNNING.value,
+            )
+            .values(**values)
+        )
+        return result.rowcount == 1
+
+
+def recover(bind: Bind, *, max_attempts: int, now: datetime | None = None) -> list[int]:
+    """Runs whose worker stopped renewing their lease are failed; those of a sync get a new
+    attempt (up to `max_attempts`). Returns the failed runs' ids."""
+    now = now or utcnow()
+    with writing(bind) as conn:
+        expired = (
+            conn.execute(
+                _locking(
+                    conn,
+                    sa.select(runs.c.id)
+                    .where(runs.c.status == RunStatus.RUNNING.value, runs.c.lease_expires_at < now)
+                    .order_by(runs.c.id),
+                )
+            )
+            .scalars()
+            .all()
+        )
+        for run_id in expired:
+            row = conn.execute(sa.select(runs).where(runs.c.id == run_id)).one()
+            run = Run(**row._asdict())
+            conn.execute(
+                sa.update(runs)
+                .where(runs.c.id == run_id)
+                .values(
+                    status=RunStatus.FAILED.value,
+                    finished_at=now,
+                    message=(
+                        f"the worker running it ({run.worker}) stopped answering; nothing "
+                        "was applied" + (", so it runs again" if run.attempt < max_attempts else "")
+                    ),
+                )
+            )
+            if run.sync_id is not None and run.attempt < max_attempts:
+                _retry(conn, run, now=now, not_before=None)
+    return list(expired)
+
+
+def _retry(
+    conn: sa.Connection, run: Run, *, now: datetime, not_before: datetime | None
+) -> int | None:
+    assert run.sync_id is not None
+    try:
+        sync = get_sync(conn, run.workspace_id, run.sync_id)
+    except SyncNotFound:
+        return None
+    if not sync.enabled and run.trigger != RunTrigger.MANUAL:
+        return None
+    return _queued_run(
+        conn,
+        sync,
+        trigger=RunTrigger.RETRY,
+        now=now,
+        scheduled_for=run.scheduled_for,
+        attempt=run.attempt + 1,
+        not_before=not_before,
+        source=run.source,
+    )
+
+
+def retry_later(bind: Bind, run: Run, *, not_before: datetime) -> int | None:
+    """Queue the next attempt of a failed run, to start no sooner than `not_before`."""
+    with writing(bind) as conn:
+        return _retry(conn, run, now=utcnow(), not_before=not_before)
+
+
+def requeue(bind: Bind, run_id: int, worker: str, *, not_before: datetime, message: str) -> None:
+    """Give a claimed run back to the queue, to start again no sooner than `not_before`
+    (e.g. its file is still being written)."""
+    with writing(bind) as conn:
+        conn.execute(
+            sa.update(runs)
+            .where(runs.c.id == run_id, runs.c.worker == worker)
+            .values(
+                status=RunStatus.QUEUED.value,
+                worker=None,
+                lease_expires_at=None,
+                not_before=not_before,
+                message=message,
+            )
+        )
+
+
+def get_run(bind: Bind, ws: int, run_id: int) -> Run:
+    """A workspace's run; RunNotFound for another workspace's."""
+    with reading(bind) as conn:
+        row = conn.execute(
+            sa.select(runs).where(runs.c.id == run_id, runs.c.workspace_id == ws)
+        ).first()
+    if row is None:
+        raise RunNotFound(f"there is no run {run_id}")
+    return Run(**row._asdict())

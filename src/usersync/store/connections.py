@@ -1,0 +1,217 @@
+"""Connections: a workspace's integration accounts (host, port, username, secrets).
+
+    conn = connections.create(engine, box, ws, NewConnection(name=..., host=..., ...))
+    connections.get(engine, box, ws, conn.id); connections.list_all(engine, box, ws)
+    connections.update(engine, box, ws, conn.id, {"host_key_fingerprint": "SHA256:..."})
+    connections.credentials(engine, box, ws, conn.id) -> Credentials   (decrypted, for use)
+
+Secrets (password, private key, key passphrase) are sealed by a SecretBox before they reach
+the database and are never part of a `Connection`: only whether each is set. Changing where
+a connection points (host, port) forgets its confirmed host key.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+
+from usersync.enums import ConnectionKind
+from usersync.errors import Conflict, NotFound, UsageError
+from usersync.schema import connections, syncs, utcnow
+from usersync.secretbox import SecretBox
+from usersync.sources.connect import Credentials
+from usersync.sources.hostkeys import normalize_fingerprint
+from usersync.store._bind import Bind, reading, writing
+
+SECRET_FIELDS = ("password", "private_key", "key_passphrase")
+PLAIN_FIELDS = ("name", "kind", "host", "port", "username", "host_key_fingerprint")
+
+
+class ConnectionNotFound(NotFound):
+    pass
+
+
+@dataclass(frozen=True)
+class Connection:
+    id: int
+    workspace_id: int
+    name: str
+    kind: str
+    host: str
+    port: int
+    username: str
+    host_key_fingerprint: str | None
+    has_password: bool
+    has_private_key: bool
+    created_at: datetime
+    updated_at: datetime
+
+
+@dataclass(frozen=True, repr=False)
+class NewConnection:
+    name: str
+    host: str
+    username: str
+    port: int = 22
+    kind: str = ConnectionKind.SFTP.value
+    password: str | None = None
+    private_key: str | None = None
+    key_passphrase: str | None = None
+    host_key_fingerprint: str | None = None
+
+    def __repr__(self) -> str:
+        return f"NewConnection(name={self.name!r}, host={self.host!r}, ...)"
+
+
+def _check(values: Mapping[str, Any]) -> dict[str, Any]:
+    checked = dict(values)
+    if "kind" in checked:
+        kinds = [kind.value for kind in ConnectionKind]
+        if checked["kind"] not in kinds:
+            raise UsageError(
+                f"kind {checked['kind']!r} is not supported; use one of {', '.join(kinds)}"
+            )
+    if "port" in checked and not 1 <= int(checked["port"]) <= 65535:
+        raise UsageError(f"port {checked['port']} is not between 1 and 65535")
+    for name in ("name", "host", "username"):
+        if name in checked and not str(checked[name]).strip():
+            raise UsageError(f"{name} must not be empty")
+    fingerprint = checked.get("host_key_fingerprint")
+    if fingerprint:
+        checked["host_key_fingerprint"] = normalize_fingerprint(fingerprint)
+    return checked
+
+
+def _connection(row: sa.Row[Any], box: SecretBox) -> Connection:
+    secrets = box.open(row.secrets) if row.secrets else {}
+    return Connection(
+        id=row.id,
+        workspace_id=row.workspace_id,
+        name=row.name,
+        kind=row.kind,
+        host=row.host,
+        port=row.port,
+        username=row.username,
+        host_key_fingerprint=row.host_key_fingerprint,
+        has_password=bool(secrets.get("password")),
+        has_private_key=bool(secrets.get("private_key")),
+        created_at=row.created_at,
+        updated_at=row.updated_at,
+    )
+
+
+def _seal(box: SecretBox, secrets: Mapping[str, str | None]) -> str | None:
+    kept = {name: value for name, value in secrets.items() if value}
+    return box.seal(kept) if kept else None
+
+
+def _unique_name(conn: sa.Connection, ws: int, name: str, *, but: int | None = None) -> None:
+    query = sa.select(connections.c.id).where(
+        connections.c.workspace_id == ws, connections.c.name == name
+    )
+    if but is not None:
+        query = query.where(connections.c.id != but)
+    if conn.scalar(query) is not None:
+        raise Conflict(f"there is already a connection named {name!r}; choose another name")
+
+
+def create(bind: Bind, box: SecretBox, ws: int, new: NewConnection) -> Connection:
+    values = _check({name: getattr(new, name) for name in PLAIN_FIELDS})
+    if not (new.password or new.private_key):
+        raise UsageError("give a password or a private key to log in with")
+    now = utcnow()
+    with writing(bind) as conn:
+        _unique_name(conn, ws, new.name)
+        connection_id = conn.scalar(
+            sa.insert(connections)
+            .values(
+                workspace_id=ws,
+                secrets=_seal(box, {name: getattr(new, name) for name in SECRET_FIELDS}),
+                created_at=now,
+                updated_at=now,
+                **values,
+            )
+            .returning(connections.c.id)
+        )
+        assert connection_id is not None
+        return get(conn, box, ws, int(connection_id))
+
+
+def _row(conn: sa.Connection, ws: int, connection_id: int) -> sa.Row[Any]:
+    row = conn.execute(
+        sa.select(connections).where(
+            connections.c.id == connection_id, connections.c.workspace_id == ws
+        )
+    ).first()
+    if row is None:
+        raise ConnectionNotFound(f"there is no connection {connection_id}")
+    return row
+
+
+def get(bind: Bind, box: SecretBox, ws: int, connection_id: int) -> Connection:
+    with reading(bind) as conn:
+        return _connection(_row(conn, ws, connection_id), box)
+
+
+def list_all(bind: Bind, box: SecretBox, ws: int) -> list[Connection]:
+    with reading(bind) as conn:
+        rows = conn.execute(
+            sa.select(connections)
+            .where(connections.c.workspace_id == ws)
+            .order_by(connections.c.id)
+        ).all()
+    return [_connection(row, box) for row in rows]
+
+
+def update(
+    bind: Bind, box: SecretBox, ws: int, connection_id: int, changes: Mapping[str, Any]
+) -> Connection:
+    """Change some fields. A secret given as "" or None is removed; a secret not given is
+    kept. Changing host or port forgets the confirmed host key unless a new one is given."""
+    unknown = sorted(set(changes) - set(PLAIN_FIELDS) - set(SECRET_FIELDS))
+    if unknown:
+        raise UsageError(f"connections have no field {', '.join(unknown)}")
+    plain = _check({k: v for k, v in changes.items() if k in PLAIN_FIELDS})
+    with writing(bind) as conn:
+        row = _row(conn, ws, connection_id)
+        if "name" in plain:
+            _unique_name(conn, ws, plain["name"], but=connection_id)
+        moved = any(k in plain and plain[k] != getattr(row, k) for k in ("host", "port"))
+        if moved and "host_key_fingerprint" not in plain:
+            plain["host_key_fingerprint"] = None
+        values: dict[str, Any] = {**plain, "updated_at": utcnow()}
+        if any(name in changes for name in SECRET_FIELDS):
+            secrets: dict[str, str | None] = dict(box.open(row.secrets)) if row.secrets else {}
+            secrets.update({k: changes[k] for k in SECRET_FIELDS if k in changes})
+            if not (secrets.get("password") or secrets.get("private_key")):
+                raise UsageError("a connection needs a password or a private key to log in")
+            values["secrets"] = _seal(box, secrets)
+        conn.execute(sa.update(connections).where(connections.c.id == connection_id), values)
+        return get(conn, box, ws, connection_id)
+
+
+def delete(bind: Bind, ws: int, connection_id: int) -> None:
+    with writing(bind) as conn:
+        _row(conn, ws, connection_id)
+        used = conn.scalars(
+            sa.select(syncs.c.id).where(syncs.c.connection_id == connection_id)
+        ).all()
+        if used:
+            ids = ", ".join(str(sync_id) for sync_id in used)
+            raise Conflict(f"connection {connection_id} is used by sync {ids}: delete those first")
+        conn.execute(sa.delete(connections).where(connections.c.id == connection_id))
+
+
+def credentials(bind: Bind, box: SecretBox, ws: int, connection_id: int) -> Credentials:
+    with reading(bind) as conn:
+        sealed = _row(conn, ws, connection_id).secrets
+    secrets = box.open(sealed) if sealed else {}
+    return Credentials(
+        password=secrets.get("password"),
+        private_key=secrets.get("private_key"),
+        key_passphrase=secrets.get("key_passphrase"),
+    )
