@@ -550,7 +550,9 @@ def test_a_run_and_its_errors_round_trip(engine: Engine, ws: int) -> None:
 
 def test_runs_list_newest_first_and_refuse_unknown_ids(engine: Engine, ws: int) -> None:
     ids = [
-        runs.create_run(engine, ws, source="cli", path=f"/f{i}", sync_id=7 if i % 2 else None)
+        runs.create_run(
+            engine, ws, source="cli", path=f"/f{i}", sync_id=7 if i % 2 else None, status="queued"
+        )
         for i in range(5)
     ]
     assert [run.id for run in runs.list_runs(engine, ws)] == ids[::-1]
