@@ -155,3 +155,10 @@ def serve(host: str, port: int, db_url: str | None) -> None:
     click.echo(f"usersync {__version__}: data in {settings.database_url}")
     click.echo(f"listening on http://{host}:{port}/  (Ctrl-C stops it)")
     uvicorn.run(app, host=host, port=port, log_level="info")
+
+
+from usersync.cli_admin import secrets_group, token, workspace  # noqa: E402
+
+main.add_command(workspace)
+main.add_command(token)
+main.add_command(secrets_group)

@@ -64,6 +64,11 @@ class SecretBox:
     def from_settings(cls, settings: Settings) -> SecretBox:
         if settings.secret_key:
             parts = [part for part in settings.secret_key.split(",") if part.strip()]
+            if not parts:
+                raise SecretKeyError(
+                    "USERSYNC_SECRET_KEY holds no key: give one or more Fernet keys, "
+                    "comma-separated (the first encrypts), or unset it to use the key file"
+                )
             return cls([_fernet(part, "USERSYNC_SECRET_KEY") for part in parts])
         path = settings.secret_key_path
         return cls([_fernet(_read_or_create_key(path), str(path))])
@@ -75,15 +80,22 @@ class SecretBox:
         try:
             plain = self._fernet.decrypt(sealed.encode("ascii"))
         except InvalidToken:
-            raise SecretKeyError(
-                "a stored secret cannot be decrypted with the configured key: set "
-                "USERSYNC_SECRET_KEY (or the data directory's secret.key) to the key it was "
-                "saved with; when rotating, list the new key first and the old one after it"
-            ) from None
+            raise _wrong_key() from None
         values = json.loads(plain)
         assert isinstance(values, dict)
         return {str(k): str(v) for k, v in values.items()}
 
     def rotate(self, sealed: str) -> str:
         """The same secret sealed with the first key."""
-        return self._fernet.rotate(sealed.encode("ascii")).decode("ascii")
+        try:
+            return self._fernet.rotate(sealed.encode("ascii")).decode("ascii")
+        except InvalidToken:
+            raise _wrong_key() from None
+
+
+def _wrong_key() -> SecretKeyError:
+    return SecretKeyError(
+        "a stored secret cannot be decrypted with the configured key: set "
+        "USERSYNC_SECRET_KEY (or the data directory's secret.key) to the key it was "
+        "saved with; when rotating, list the new key first and the old one after it"
+    )
