@@ -162,3 +162,7 @@ from usersync.cli_admin import secrets_group, token, workspace  # noqa: E402
 main.add_command(workspace)
 main.add_command(token)
 main.add_command(secrets_group)
+
+from usersync.cli_worker import worker  # noqa: E402
+
+main.add_command(worker)

@@ -25,6 +25,10 @@ class Settings:
     connect_timeout: float
     io_timeout: float
     secret_key: str | None = None  # USERSYNC_SECRET_KEY: Fernet key(s); None: the key file
+    worker_poll: float = 1.0  # USERSYNC_WORKER_POLL: seconds between looks at an idle queue
+    worker_lease: float = 60.0  # USERSYNC_WORKER_LEASE: a running run's lease, in seconds
+    settle_seconds: float = 3.0  # USERSYNC_SETTLE_SECONDS: the growing-file guard's wait
+    retry_backoff: tuple[float, ...] = (10.0, 60.0, 300.0)  # USERSYNC_RETRY_BACKOFF
 
     @property
     def secret_key_path(self) -> Path:
@@ -70,4 +74,35 @@ def load_settings(env: Mapping[str, str] | None = None, *, db_url: str | None = 
         connect_timeout=_parse(env, "USERSYNC_CONNECT_TIMEOUT", float, 15.0, "a number of seconds"),
         io_timeout=_parse(env, "USERSYNC_IO_TIMEOUT", float, 30.0, "a number of seconds"),
         secret_key=env.get("USERSYNC_SECRET_KEY") or None,
+        worker_poll=_parse(env, "USERSYNC_WORKER_POLL", float, 1.0, "a number of seconds"),
+        worker_lease=_parse(env, "USERSYNC_WORKER_LEASE", float, 60.0, "a number of seconds"),
+        settle_seconds=_parse_seconds(env, "USERSYNC_SETTLE_SECONDS", 3.0),
+        retry_backoff=_parse(
+            env,
+            "USERSYNC_RETRY_BACKOFF",
+            _seconds_list,
+            (10.0, 60.0, 300.0),
+            "comma-separated numbers of seconds (e.g. 10,60,300)",
+        ),
     )
+
+
+def _seconds_list(text: str) -> tuple[float, ...]:
+    values = tuple(float(part) for part in text.split(","))
+    if any(value < 0 for value in values):
+        raise ValueError(text)
+    return values
+
+
+def _parse_seconds(env: Mapping[str, str], name: str, default: float) -> float:
+    """A number of seconds that may be 0 (which turns the feature off)."""
+    raw = env.get(name)
+    if raw is None or not raw.strip():
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        value = -1.0
+    if value < 0:
+        raise UsageError(f"{name} must be a number of seconds (0 or more), got {raw!r}")
+    return value

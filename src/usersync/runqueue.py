@@ -113,12 +113,12 @@ def schedule_due(bind: Bind, now: datetime | None = None) -> list[int]:
             sync = get_sync(conn, ws, sync_id)
             fire_time = sync.next_run_at
             assert fire_time is not None
-            ticket = conn.execute(
-                insert_ignoring_conflicts(conn, fires, ["sync_id", "scheduled_for"]).values(
-                    sync_id=sync_id, scheduled_for=fire_time, claimed_at=now
-                )
+            ticket = conn.scalar(  # None when another worker holds this fire time's ticket
+                insert_ignoring_conflicts(conn, fires, ["sync_id", "scheduled_for"])
+                .values(sync_id=sync_id, scheduled_for=fire_time, claimed_at=now)
+                .returning(fires.c.sync_id)
             )
-            if ticket.rowcount == 1:
+            if ticket is not None:
                 created.append(
                     _queued_run(
                         conn,
@@ -177,6 +177,32 @@ def claim(bind: Bind, worker: str, *, lease: float, now: datetime | None = None)
     except exc.IntegrityError:
         return None  # another worker started this sync a moment ago: try again later
     return Run(**row._asdict())
+
+
+def start_followup(bind: Bind, run: Run, worker: str, *, path: str, lease: float) -> int:
+    """A further file of the same fire time (file choice "all_new"): a new run, already
+    running under `worker`, once `run` has finished."""
+    now = utcnow()
+    with writing(bind) as conn:
+        run_id = conn.scalar(
+            sa.insert(runs)
+            .values(
+                workspace_id=run.workspace_id,
+                sync_id=run.sync_id,
+                source=run.source,
+                path=path,
+                status=RunStatus.RUNNING.value,
+                started_at=now,
+                trigger=run.trigger,
+                scheduled_for=run.scheduled_for,
+                attempt=1,
+                worker=worker,
+                lease_expires_at=now + timedelta(seconds=lease),
+            )
+            .returning(runs.c.id)
+        )
+    assert run_id is not None
+    return int(run_id)
 
 
 def renew(

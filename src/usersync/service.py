@@ -7,6 +7,7 @@ import dataclasses
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import datetime
 
 from sqlalchemy import Engine
 
@@ -101,22 +102,46 @@ def import_remote_file(
                 result = run_import(source, spec, store, ws, rejects, progress=progress)
             finally:
                 source.close()
-        runs.finish_run(
-            engine,
-            run_id,
-            status=result.status.value,
-            bytes_read=result.bytes_read,
-            rows_read=result.rows_read,
-            users_created=result.users_created,
-            users_updated=result.users_updated,
-            rows_rejected=result.rows_rejected,
-            message=result.error.message if result.error is not None else None,
-            file_size=result.file_size,
+        record_outcome(
+            engine, run_id, ws, result, rejects, types, dry_run=spec.dry_run, path=spec.path
         )
-        runs.add_run_errors(engine, run_id, rejects)
-    if result.status in (RunStatus.SUCCEEDED, RunStatus.PARTIAL) and not spec.dry_run:
-        properties.ensure(engine, ws, {name: kind.value for name, kind in types.items()})
     return ImportOutcome(run_id, result)
+
+
+def record_outcome(
+    engine: Engine,
+    run_id: int,
+    ws: int,
+    result: RunResult,
+    rejects: RejectLog,
+    types: Mapping[str, PropertyType],
+    *,
+    dry_run: bool,
+    path: str,
+    note: str | None = None,
+    file_modified: datetime | None = None,
+) -> None:
+    """Record a finished import on its run: counts, file facts, rejected rows; and add the
+    mapped properties to the catalog once they hold values."""
+    message = result.error.message if result.error is not None else note
+    runs.add_run_errors(engine, run_id, rejects)  # first: a finished run has all of them
+    runs.finish_run(
+        engine,
+        run_id,
+        status=result.status.value,
+        bytes_read=result.bytes_read,
+        rows_read=result.rows_read,
+        users_created=result.users_created,
+        users_updated=result.users_updated,
+        rows_rejected=result.rows_rejected,
+        message=message,
+        path=path,
+        file_size=result.file_size,
+        file_modified=file_modified,
+        file_sha256=result.sha256,
+    )
+    if result.status in (RunStatus.SUCCEEDED, RunStatus.PARTIAL) and not dry_run:
+        properties.ensure(engine, ws, {name: kind.value for name, kind in types.items()})
 
 
 def get_user(engine: Engine, workspace: str, user_id: str) -> UserRecord | None:

@@ -9,28 +9,118 @@ worker` runs one alone (scale-out on PostgreSQL: start as many as you like).
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
+import logging
 import os
+import posixpath
 import socket
 import threading
 from dataclasses import dataclass
+from datetime import timedelta
 
+import sqlalchemy as sa
 from sqlalchemy import Engine
 
+from usersync import runqueue
+from usersync.browse import list_files
 from usersync.config import Settings
+from usersync.connectivity import open_connection, source_url
+from usersync.enums import AfterImport, FileChoice, RunStatus
+from usersync.errors import UsersyncError
+from usersync.files import RemoteEntry, require_eligible
+from usersync.importer import ImportSpec, Progress, run_import
+from usersync.mapping import ColumnMapping, EmptyCells, PropertyType
+from usersync.reader import CsvOptions
+from usersync.rejects import RejectLog
+from usersync.schedule import resolve_zone
+from usersync.schema import runs as runs_table
+from usersync.schema import utcnow
 from usersync.secretbox import SecretBox
+from usersync.service import record_outcome, resolve_types
+from usersync.sources.base import Source
+from usersync.store import ConflictMode, UserStore, connections, runs
+from usersync.store.runs import Run
+from usersync.store.syncs import Sync, SyncNotFound
+from usersync.store.syncs import get as get_sync
+
+log = logging.getLogger("usersync.worker")
+
+HASH_CHUNK = 1024 * 1024
 
 
 @dataclass(frozen=True)
 class WorkerOptions:
     poll: float = 1.0  # seconds between looks at the queue when idle
-    lease: float = 30.0  # a running run's lease; renewed every third of it
+    lease: float = 60.0  # a running run's lease; renewed every third of it (or faster)
+    heartbeat: float = 2.0  # seconds between progress reports of a running run
     max_attempts: int = 3  # of a run that fails transiently or whose worker died
     backoff: tuple[float, ...] = (10.0, 60.0, 300.0)  # seconds before attempt 2, 3, ...
     settle: float = 3.0  # seconds between the two looks of the growing-file guard
 
 
+def options_from(settings: Settings) -> WorkerOptions:
+    return WorkerOptions(
+        poll=settings.worker_poll,
+        lease=settings.worker_lease,
+        heartbeat=min(2.0, settings.worker_lease / 3),
+        backoff=settings.retry_backoff,
+        max_attempts=len(settings.retry_backoff) + 1,
+        settle=settings.settle_seconds,
+    )
+
+
 def worker_name() -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{threading.get_ident() % 100000}"
+
+
+class Heartbeat:
+    """Renews the lease of the run in progress and publishes its progress, on a thread of
+    its own, so a long read or a long apply never lets the lease lapse."""
+
+    def __init__(self, engine: Engine, worker: str, options: WorkerOptions, run_id: int):
+        self._engine = engine
+        self._worker = worker
+        self._options = options
+        self.run_id = run_id
+        self.progress: Progress | None = None
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._beat, name="usersync-heartbeat", daemon=True)
+
+    def __enter__(self) -> Heartbeat:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def report(self, progress: Progress) -> None:
+        self.progress = progress
+
+    def _beat(self) -> None:
+        interval = min(self._options.heartbeat, self._options.lease / 3)
+        while not self._stop.wait(interval):
+            progress = self.progress
+            try:
+                runqueue.renew(
+                    self._engine,
+                    self.run_id,
+                    self._worker,
+                    lease=self._options.lease,
+                    bytes_read=progress.bytes_read if progress else None,
+                    rows_read=progress.rows_read if progress else None,
+                )
+            except Exception:  # a busy or unreachable database: the next beat tries again
+                log.warning("could not renew the lease of run %s", self.run_id, exc_info=True)
+
+
+@dataclass
+class _Context:
+    run: Run
+    sync: Sync
+    source: Source
+    beat: Heartbeat
 
 
 class Worker:
@@ -46,18 +136,245 @@ class Worker:
         self.settings = settings
         self.engine = engine
         self.box = box
-        self.options = options or WorkerOptions()
+        self.options = options or options_from(settings)
         self.name = name or worker_name()
 
     def run(self, stop: threading.Event) -> None:
         """Work until `stop` is set. The run in progress when it is set finishes first."""
+        log.info("worker %s started", self.name)
         while not stop.is_set():
-            if not self.tick():
+            try:
+                busy = self.tick()
+            except Exception:  # the database went away, ...: log it and carry on
+                log.exception("worker %s: a round failed; trying again", self.name)
+                busy = False
+            if not busy:
                 stop.wait(self.options.poll)
+        log.info("worker %s stopped", self.name)
 
     def tick(self) -> bool:
-        """One round: recover, schedule, claim and execute one run. True if it ran one."""
-        raise NotImplementedError
+        """One round: recover lost runs, queue due fire times, claim and execute one run.
+        True if it executed one."""
+        runqueue.recover(self.engine, max_attempts=self.options.max_attempts)
+        runqueue.schedule_due(self.engine)
+        run = runqueue.claim(self.engine, self.name, lease=self.options.lease)
+        if run is None:
+            return False
+        self.execute(run)
+        return True
+
+    def execute(self, run: Run) -> None:
+        """Execute a claimed run to its end; never raises for what a run may meet."""
+        log.info("run %s (sync %s, attempt %s) started", run.id, run.sync_id, run.attempt)
+        with Heartbeat(self.engine, self.name, self.options, run.id) as beat:
+            try:
+                self._execute(run, beat)
+            except UsersyncError as error:
+                self._fail(beat.run_id, run, error)
+            except Exception as error:
+                log.exception("run %s failed unexpectedly", beat.run_id)
+                self._fail(beat.run_id, run, UsersyncError(f"internal error: {error}"))
+
+    def _fail(self, run_id: int, run: Run, error: UsersyncError) -> None:
+        runs.finish_run(self.engine, run_id, status=RunStatus.FAILED.value, message=error.message)
+        log.info("run %s failed: %s", run_id, error.message)
+        self._retry_if_transient(run, error)
+
+    def _execute(self, run: Run, beat: Heartbeat) -> None:
+        assert run.sync_id is not None, "only runs of a sync are queued"
+        try:
+            sync = get_sync(self.engine, run.workspace_id, run.sync_id)
+        except SyncNotFound:
+            raise UsersyncError("its sync was deleted before the run started") from None
+        connection = connections.get(self.engine, self.box, sync.workspace_id, sync.connection_id)
+        run = dataclasses.replace(run, source=source_url(connection))
+        _set_source(self.engine, run.id, run.source)
+        source = open_connection(
+            self.settings, self.engine, self.box, sync.workspace_id, sync.connection_id
+        )
+        try:
+            context = _Context(run, sync, source, beat)
+            if sync.file_choice == FileChoice.EXACT:
+                assert sync.path is not None
+                self._import_one(context, run.id, source.stat(sync.path))
+            else:
+                self._import_chosen(context)
+        finally:
+            source.close()
+
+    def _import_chosen(self, context: _Context) -> None:
+        sync = context.sync
+        listing = list_files(context.source, sync.folder, self.settings.max_file_size)
+        candidates = sorted(listing.files, key=lambda f: (f.modified or utcnow(), f.name))
+        if sync.file_choice == FileChoice.NEWEST:
+            candidates = candidates[-1:]
+        else:
+            candidates = [f for f in candidates if self._last_import(sync, f) is None]
+        if not candidates:
+            what = "no eligible file" if not listing.files else "no new file"
+            runs.finish_run(
+                self.engine,
+                context.run.id,
+                status=RunStatus.SKIPPED.value,
+                message=f"{what} in {sync.folder}",
+            )
+            return
+        run_id = context.run.id
+        for index, entry in enumerate(candidates):
+            if index > 0:  # every further file of this fire time gets a run of its own
+                run_id = runqueue.start_followup(
+                    self.engine, context.run, self.name, path=entry.path, lease=self.options.lease
+                )
+                context.beat.run_id = run_id
+            if not self._import_one(context, run_id, entry):
+                break
+
+    def _last_import(self, sync: Sync, entry: RemoteEntry) -> Run | None:
+        """The latest successful run of the sync for the same path, size and time."""
+        last = _last_success(self.engine, sync.id, entry.path)
+        if last and last.file_size == entry.size and last.file_modified == entry.modified:
+            return last
+        return None
+
+    def _import_one(self, context: _Context, run_id: int, entry: RemoteEntry) -> bool:
+        """Import one file under run `run_id`. False when the run was given back to the
+        queue (the file is still growing) and no further file should be read now."""
+        sync = context.sync
+        require_eligible(entry, self.settings.max_file_size)
+        if not sync.import_unchanged:
+            same = self._last_import(sync, entry)
+            if same is None:
+                same = self._same_content(context, entry)
+            if same is not None:
+                runs.finish_run(
+                    self.engine,
+                    run_id,
+                    status=RunStatus.SKIPPED.value,
+                    message=f"{entry.path} has not changed since run {same.id}",
+                    path=entry.path,
+                    file_size=entry.size,
+                    file_modified=entry.modified,
+                    file_sha256=same.file_sha256,
+                )
+                return True
+        if self._still_growing(context.source, entry):
+            wait = max(self.options.settle * 2, 1.0)
+            runqueue.requeue(
+                self.engine,
+                run_id,
+                self.name,
+                not_before=utcnow() + timedelta(seconds=wait),
+                message=f"{entry.path} is still being written; it is read once it stops changing",
+            )
+            return False
+        self._import_and_record(context, run_id, entry)
+        return True
+
+    def _same_content(self, context: _Context, entry: RemoteEntry) -> Run | None:
+        """A file touched but not changed (same size, new time) is the same once its
+        SHA-256 matches the last successful import's."""
+        last = _last_success(self.engine, context.sync.id, entry.path)
+        if last is None or last.file_sha256 is None or last.file_size != entry.size:
+            return None
+        digest = hashlib.sha256()
+        with context.source.open(entry.path) as stream:
+            while chunk := stream.read(HASH_CHUNK):
+                digest.update(chunk)
+        return last if digest.hexdigest() == last.file_sha256 else None
+
+    def _still_growing(self, source: Source, entry: RemoteEntry) -> bool:
+        if self.options.settle <= 0:
+            return False
+        threading.Event().wait(self.options.settle)
+        again = source.stat(entry.path)
+        return (again.size, again.modified) != (entry.size, entry.modified)
+
+    def _import_and_record(self, context: _Context, run_id: int, entry: RemoteEntry) -> None:
+        sync = context.sync
+        ws = sync.workspace_id
+        mapping = sync.mapping
+        asked = {name: PropertyType(kind) for name, kind in mapping.get("types", {}).items()}
+        types = resolve_types(self.engine, ws, mapping["properties"], asked)
+        spec = ImportSpec(
+            path=entry.path,
+            mapping=ColumnMapping(mapping["user_id"], mapping["properties"], types),
+            conflict=ConflictMode(sync.conflict),
+            empty_cells=EmptyCells(sync.empty_cells),
+            csv=CsvOptions(encoding=sync.encoding, delimiter=sync.delimiter or ","),
+            zone=resolve_zone(sync.timezone),
+            max_rejected=sync.max_rejected,
+            max_size=self.settings.max_file_size,
+            digest=True,
+        )
+        with RejectLog() as rejects:
+            store = UserStore(self.engine)
+            result = run_import(
+                context.source, spec, store, ws, rejects, progress=context.beat.report
+            )
+            applied = result.status in (RunStatus.SUCCEEDED, RunStatus.PARTIAL)
+            note = self._after_import(context, entry) if applied else None
+            record_outcome(
+                self.engine,
+                run_id,
+                ws,
+                result,
+                rejects,
+                types,
+                dry_run=False,
+                note=note,
+                path=entry.path,
+                file_modified=entry.modified,
+            )
+        log.info("run %s %s: %s rows", run_id, result.status.value, result.rows_read)
+        if result.error is not None:
+            self._retry_if_transient(context.run, result.error)
+
+    def _after_import(self, context: _Context, entry: RemoteEntry) -> str | None:
+        """Move or delete the file once the store has committed; a failure is noted on the
+        run (the import stands)."""
+        sync = context.sync
+        try:
+            if sync.after_import == AfterImport.MOVE:
+                assert sync.move_to is not None
+                target = posixpath.join(sync.move_to, entry.name)
+                context.source.rename(entry.path, target)
+                return f"moved to {target}"
+            if sync.after_import == AfterImport.DELETE:
+                context.source.remove(entry.path)
+                return "deleted from the server"
+        except UsersyncError as error:
+            return f"imported, but the file could not be {sync.after_import}d: {error.message}"
+        return None
+
+    def _retry_if_transient(self, run: Run, error: UsersyncError) -> None:
+        if not (error.transient and run.attempt < self.options.max_attempts):
+            return
+        delays = self.options.backoff or (0.0,)
+        delay = delays[min(run.attempt - 1, len(delays) - 1)]
+        runqueue.retry_later(self.engine, run, not_before=utcnow() + timedelta(seconds=delay))
+
+
+def _set_source(engine: Engine, run_id: int, source: str) -> None:
+    with engine.begin() as conn:
+        conn.execute(sa.update(runs_table).where(runs_table.c.id == run_id).values(source=source))
+
+
+def _last_success(engine: Engine, sync_id: int, path: str) -> Run | None:
+    with engine.connect() as conn:
+        row = conn.execute(
+            sa.select(runs_table)
+            .where(
+                runs_table.c.sync_id == sync_id,
+                runs_table.c.path == path,
+                runs_table.c.status.in_(
+                    [RunStatus.SUCCEEDED.value, RunStatus.PARTIAL.value, RunStatus.SKIPPED.value]
+                ),
+                runs_table.c.file_size.is_not(None),
+            )
+            .order_by(runs_table.c.id.desc())
+            .limit(1)
+        ).first()
+    return None if row is None else Run(**row._asdict())
 
 
 class BackgroundWorker:

@@ -137,9 +137,11 @@ def finish_run(
     message: str | None = None,
     file_size: int | None = None,
     file_modified: datetime | None = None,
+    file_sha256: str | None = None,
+    path: str | None = None,
     finished_at: datetime | None = None,
 ) -> None:
-    """Record a run's outcome. `file_size` / `file_modified` are kept when not given."""
+    """Record a run's outcome. `file_*` and `path` are kept when not given."""
     values: dict[str, object] = {
         "status": _check_status(status),
         "finished_at": finished_at or utcnow(),
@@ -154,6 +156,10 @@ def finish_run(
         values["file_size"] = file_size
     if file_modified is not None:
         values["file_modified"] = file_modified
+    if file_sha256 is not None:
+        values["file_sha256"] = file_sha256
+    if path is not None:
+        values["path"] = path
     _update(bind, run_id, **values)
 
 
