@@ -281,8 +281,8 @@ def _retry(
         sync = get_sync(conn, run.workspace_id, run.sync_id)
     except SyncNotFound:
         return None
-    if not sync.enabled and run.trigger != RunTrigger.MANUAL:
-        return None
+    if not sync.enabled and run.scheduled_for is not None:
+        return None  # switched off: its fire times no longer run ("run now" ones still do)
     return _queued_run(
         conn,
         sync,

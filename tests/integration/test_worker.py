@@ -3,14 +3,20 @@ the growing-file guard, after-import actions, retries, schedules and SIGTERM."""
 
 from __future__ import annotations
 
+import dataclasses
+import os
+import posixpath
+import threading
+import time
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
 
 from tests.servers.sshd import SftpFolder
-from tests.syncs import csv_bytes, drain, sync_setup
+from tests.syncs import FAST, SyncSetup, csv_bytes, drain, sync_setup
 from usersync import runqueue
-from usersync.store import UserStore, syncs
+from usersync.store import UserStore, connections, syncs
 
 ALICE = csv_bytes([{"id": "u-1", "email": "alice@example.com"}])
 
@@ -87,3 +93,177 @@ def test_a_sync_may_import_an_unchanged_file_every_time(
             drain(worker)
         assert [run.status for run in setup.runs(sync)] == ["succeeded", "succeeded"]
         assert [run.users_updated for run in setup.runs(sync)] == [0, 1]
+
+
+def _users(setup: SyncSetup) -> list[str]:
+    return [user.user_id for user in UserStore(setup.engine).list_users(setup.ws, limit=100)]
+
+
+def test_newest_imports_the_newest_eligible_file(
+    tmp_path: Path, db_url: str, sftp: SftpFolder
+) -> None:
+    sftp.put("userdata_old.csv", csv_bytes([{"id": "old", "email": "o@x"}]), mtime=1_700_000_000)
+    sftp.put("userdata_new.csv", csv_bytes([{"id": "new", "email": "n@x"}]), mtime=1_700_000_900)
+    sftp.put("other_newer.csv", csv_bytes([{"id": "x", "email": "x@x"}]), mtime=1_700_009_000)
+    with sync_setup(tmp_path, db_url, sftp) as setup:
+        sync = setup.sync(file_choice="newest", enabled=False)
+        runqueue.enqueue(setup.engine, setup.ws, sync.id)
+        drain(setup.worker())
+        [run] = setup.runs(sync)
+        assert (run.status, run.path) == ("succeeded", sftp.path("userdata_new.csv"))
+        assert _users(setup) == ["new"]
+
+
+def test_all_new_imports_each_new_file_once_oldest_first(
+    tmp_path: Path, db_url: str, sftp: SftpFolder
+) -> None:
+    for i, mtime in ((2, 1_700_000_200), (1, 1_700_000_100), (3, 1_700_000_300)):
+        sftp.put(f"userdata_{i}.csv", csv_bytes([{"id": f"u-{i}", "email": "e"}]), mtime=mtime)
+    with sync_setup(tmp_path, db_url, sftp) as setup:
+        sync = setup.sync(file_choice="all_new", enabled=False)
+        worker = setup.worker()
+        runqueue.enqueue(setup.engine, setup.ws, sync.id)
+        drain(worker)
+        names = [posixpath.basename(run.path) for run in setup.runs(sync)]
+        assert names == ["userdata_1.csv", "userdata_2.csv", "userdata_3.csv"]
+        assert {run.status for run in setup.runs(sync)} == {"succeeded"}
+        sftp.put("userdata_4.csv", csv_bytes([{"id": "u-4", "email": "e"}]), mtime=1_700_000_400)
+        runqueue.enqueue(setup.engine, setup.ws, sync.id)
+        drain(worker)
+        runqueue.enqueue(setup.engine, setup.ws, sync.id)
+        drain(worker)
+        later = setup.runs(sync)[3:]
+        assert [(posixpath.basename(r.path), r.status) for r in later] == [
+            ("userdata_4.csv", "succeeded"),
+            (posixpath.basename(sftp.path()), "skipped"),
+        ]
+        assert later[1].message == f"no new file in {sftp.path()}"
+        assert _users(setup) == ["u-1", "u-2", "u-3", "u-4"]
+
+
+def test_a_file_still_being_written_is_read_once_it_stops_changing(
+    tmp_path: Path, db_url: str, sftp: SftpFolder
+) -> None:
+    rows = [{"id": f"u-{i}", "email": "e"} for i in range(3)]
+    local = sftp.put("userdata_a.csv", csv_bytes(rows[:1]))
+    with sync_setup(tmp_path, db_url, sftp) as setup:
+        sync = setup.sync(file="userdata_a.csv", enabled=False)
+        worker = setup.worker(dataclasses.replace(FAST, settle=0.3))
+        runqueue.enqueue(setup.engine, setup.ws, sync.id)
+        writing = threading.Event()
+        writer_done = threading.Event()
+
+        def append_while_asked() -> None:  # a writer that keeps the file changing
+            count = 0
+            while not writing.is_set():
+                count += 1
+                with local.open("a") as file:
+                    file.write(f"w-{count},e\n")
+                os.utime(local, (1_700_000_000 + count, 1_700_000_000 + count))
+                writing.wait(0.02)
+            writer_done.set()
+
+        thread = threading.Thread(target=append_while_asked)
+        thread.start()
+        try:
+            assert worker.tick()
+        finally:
+            writing.set()
+            thread.join()
+        [waiting] = setup.runs(sync)
+        assert waiting.status == "queued"
+        assert "still being written" in (waiting.message or "")
+        assert waiting.not_before is not None
+        deadline = time.monotonic() + 10
+        while setup.runs(sync)[0].status == "queued" and time.monotonic() < deadline:
+            worker.tick()  # the run waits for its not_before, then reads the finished file
+            time.sleep(0.05)
+        [done] = setup.runs(sync)
+        assert done.status == "succeeded"
+        assert done.rows_read == len(local.read_text().splitlines()) - 1
+
+
+@pytest.mark.parametrize("action", ["move", "delete"])
+def test_after_import_the_file_is_moved_or_deleted(
+    tmp_path: Path, db_url: str, sftp: SftpFolder, action: str
+) -> None:
+    sftp.mkdir("in", writable=True)
+    sftp.mkdir("done", writable=True)
+    sftp.put("in/userdata_a.csv", ALICE, writable=True)
+    with sync_setup(tmp_path, db_url, sftp) as setup:
+        extra = {"move_to": "done"} if action == "move" else {}
+        sync = setup.sync(folder="in", file="userdata_a.csv", after_import=action, **extra)
+        drain(setup.worker())
+        [run] = setup.runs(sync)
+        assert run.status == "succeeded"
+        assert not sftp.local("in/userdata_a.csv").exists()
+        if action == "move":
+            assert sftp.local("done/userdata_a.csv").read_bytes() == ALICE
+            assert run.message == f"moved to {sftp.path('done/userdata_a.csv')}"
+        else:
+            assert run.message == "deleted from the server"
+        assert _users(setup) == ["u-1"]
+
+
+def test_a_failed_move_is_noted_and_the_import_stands(
+    tmp_path: Path, db_url: str, sftp: SftpFolder
+) -> None:
+    sftp.put("userdata_a.csv", ALICE)  # in a folder the SFTP user cannot write to
+    with sync_setup(tmp_path, db_url, sftp) as setup:
+        sync = setup.sync(file="userdata_a.csv", after_import="delete")
+        drain(setup.worker())
+        [run] = setup.runs(sync)
+        assert run.status == "succeeded"
+        assert "imported, but the file could not be deleted" in (run.message or "")
+        assert _users(setup) == ["u-1"]
+
+
+def test_transient_failures_are_retried_and_permanent_ones_are_not(
+    tmp_path: Path, db_url: str, sftp: SftpFolder, closed_port: int
+) -> None:
+    sftp.put("userdata_a.csv", ALICE)
+    with sync_setup(tmp_path, db_url, sftp) as setup:
+        gone = setup.sync(file="userdata_missing.csv", enabled=False)
+        runqueue.enqueue(setup.engine, setup.ws, gone.id)
+        drain(setup.worker())
+        [missing] = setup.runs(gone)  # a file rule: permanent, no retry
+        assert missing.status == "failed"
+        assert "does not exist" in (missing.message or "")
+        connections.update(
+            setup.engine, setup.box, setup.ws, setup.connection_id, {"port": closed_port}
+        )
+        connections.update(
+            setup.engine,
+            setup.box,
+            setup.ws,
+            setup.connection_id,
+            {"host_key_fingerprint": "SHA256:" + "A" * 43},
+        )
+        down = setup.sync(file="userdata_a.csv", enabled=False)
+        runqueue.enqueue(setup.engine, setup.ws, down.id)
+        drain(setup.worker())
+        attempts = setup.runs(down)
+        assert [(r.trigger, r.attempt, r.status) for r in attempts] == [
+            ("manual", 1, "failed"),
+            ("retry", 2, "failed"),
+            ("retry", 3, "failed"),
+        ]
+        assert all("refused the connection" in (r.message or "") for r in attempts)
+
+
+def test_disabling_a_sync_drops_its_waiting_runs_and_enabling_schedules_it(
+    tmp_path: Path, db_url: str, sftp: SftpFolder
+) -> None:
+    with sync_setup(tmp_path, db_url, sftp) as setup:
+        sync = setup.sync(
+            file="userdata_a.csv", enabled=False, schedule={"type": "daily", "time": "01:00"}
+        )
+        assert sync.next_run_at is None
+        runqueue.enqueue(setup.engine, setup.ws, sync.id)
+        on = syncs.set_enabled(setup.engine, setup.ws, sync.id, True)
+        assert on.next_run_at is not None
+        assert on.next_run_at.astimezone(ZoneInfo("UTC")).strftime("%H:%M") == "01:00"
+        off = syncs.set_enabled(setup.engine, setup.ws, sync.id, False)
+        assert off.next_run_at is None
+        assert setup.runs(sync) == []
+        assert drain(setup.worker()) == 0
