@@ -3,7 +3,7 @@ connection to the test sshd, syncs made in one call, and a worker driven round b
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -97,6 +97,8 @@ def drain(worker: Worker, rounds: int = 50) -> int:
     raise AssertionError(f"the worker was still busy after {rounds} rounds")
 
 
-def csv_bytes(rows: list[Mapping[str, str]], columns: tuple[str, ...] = ("id", "email")) -> bytes:
+def csv_bytes(
+    rows: Sequence[Mapping[str, str]], columns: tuple[str, ...] = ("id", "email")
+) -> bytes:
     lines = [",".join(columns)] + [",".join(row[c] for c in columns) for row in rows]
     return ("\n".join(lines) + "\n").encode()
