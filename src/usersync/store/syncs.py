@@ -22,7 +22,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from usersync.enums import AfterImport, FileChoice, PropertyType
-from usersync.errors import NotFound, UsageError
+from usersync.errors import NotFound, UsageError, UsersyncError
 from usersync.files import EXTENSION, PREFIX
 from usersync.mapping import EmptyCells, check_property_name
 from usersync.reader import CsvOptions
@@ -138,7 +138,10 @@ def _mapping(value: object) -> dict[str, Any]:
     ):
         raise UsageError("mapping.properties: give PROPERTY: COLUMN pairs of text")
     for name in props:
-        check_property_name(name)
+        try:
+            check_property_name(name)
+        except UsersyncError as error:
+            raise UsageError(f"mapping.properties: {error.message}") from None
     if not isinstance(types, Mapping):
         raise UsageError("mapping.types: give PROPERTY: TYPE pairs")
     for name, kind in types.items():
