@@ -25,7 +25,7 @@ from usersync.worker import Worker, WorkerOptions
 FAST = WorkerOptions(poll=0.05, lease=5.0, heartbeat=0.2, backoff=(0.0, 0.0), settle=0.0)
 
 
-def test_settings(data_dir: Path, db_url: str, **env: str) -> Settings:
+def settings_for(data_dir: Path, db_url: str, **env: str) -> Settings:
     return load_settings({"USERSYNC_DATA_DIR": str(data_dir), **env}, db_url=db_url)
 
 
@@ -61,7 +61,7 @@ class SyncSetup:
 
 @contextmanager
 def sync_setup(tmp_path: Path, db_url: str, sftp: SftpFolder, **env: str) -> Iterator[SyncSetup]:
-    settings = test_settings(tmp_path / "data", db_url, **env)
+    settings = settings_for(tmp_path / "data", db_url, **env)
     engine = db.create_engine_for(db_url)
     try:
         db.migrate(engine)

@@ -1,0 +1,78 @@
+"""Connections in the metadata database: secrets sealed at rest, scoped to a workspace."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+from tests.syncs import settings_for
+from usersync import db
+from usersync.errors import Conflict, UsageError
+from usersync.schema import connections as connections_table
+from usersync.secretbox import SecretBox
+from usersync.store import connections, syncs, workspaces
+from usersync.store.connections import ConnectionNotFound, NewConnection
+
+PASSWORD = "pw-Zq81-never-stored-in-clear"
+
+
+def test_secrets_are_sealed_scoped_and_updated(tmp_path: Path, db_url: str) -> None:
+    settings = settings_for(tmp_path / "data", db_url)
+    engine = db.create_engine_for(db_url)
+    try:
+        db.migrate(engine)
+        box = SecretBox.from_settings(settings)
+        ws = workspaces.get_or_create(engine, "default")
+        other = workspaces.create(engine, "other")
+        new = NewConnection(
+            name="acme",
+            host="sftp.example.com",
+            username="u",
+            password=PASSWORD,
+            host_key_fingerprint="SHA256:abc=",
+        )
+        conn = connections.create(engine, box, ws, new)
+        assert PASSWORD not in repr(new)
+        assert conn.has_password
+        assert not conn.has_private_key
+        assert conn.host_key_fingerprint == "SHA256:abc"
+        with engine.connect() as c:
+            stored = c.execute(sa.select(connections_table)).one()._asdict()
+        assert PASSWORD not in repr(stored)
+        assert connections.credentials(engine, box, ws, conn.id).password == PASSWORD
+        with pytest.raises(ConnectionNotFound):
+            connections.get(engine, box, other, conn.id)
+        with pytest.raises(Conflict, match="already a connection named 'acme'"):
+            connections.create(engine, box, ws, new)
+
+        renamed = connections.update(engine, box, ws, conn.id, {"name": "acme 2"})
+        assert renamed.host_key_fingerprint == "SHA256:abc"  # same server: still confirmed
+        moved = connections.update(engine, box, ws, conn.id, {"host": "sftp2.example.com"})
+        assert moved.host_key_fingerprint is None  # another server: confirm its key again
+        with pytest.raises(UsageError, match="needs a password or a private key"):
+            connections.update(engine, box, ws, conn.id, {"password": None})
+        keyed = connections.update(
+            engine, box, ws, conn.id, {"password": None, "private_key": "KEY"}
+        )
+        assert (keyed.has_password, keyed.has_private_key) == (False, True)
+
+        sync = syncs.create(
+            engine,
+            box,
+            ws,
+            {
+                "connection_id": conn.id,
+                "folder": "/in",
+                "file": "userdata_a.csv",
+                "mapping": {"user_id": "id"},
+            },
+        )
+        with pytest.raises(Conflict, match=f"used by sync {sync.id}"):
+            connections.delete(engine, ws, conn.id)
+        syncs.delete(engine, ws, sync.id)
+        connections.delete(engine, ws, conn.id)
+        assert connections.list_all(engine, box, ws) == []
+    finally:
+        engine.dispose()
