@@ -22,7 +22,7 @@ from datetime import timedelta
 import sqlalchemy as sa
 from sqlalchemy import Engine
 
-from usersync import runqueue
+from usersync import runqueue, webhooks
 from usersync.browse import list_files
 from usersync.config import Settings
 from usersync.connectivity import open_connection, source_url
@@ -41,7 +41,7 @@ from usersync.service import record_outcome, resolve_types
 from usersync.sources.base import Source
 from usersync.store import ConflictMode, UserStore, connections, runs
 from usersync.store.runs import Run
-from usersync.store.syncs import Sync, SyncNotFound
+from usersync.store.syncs import Sync, SyncNotFound, webhook_secret
 from usersync.store.syncs import get as get_sync
 
 log = logging.getLogger("usersync.worker")
@@ -82,7 +82,8 @@ class Heartbeat:
         self._engine = engine
         self._worker = worker
         self._options = options
-        self.run_id = run_id
+        self._run_id = run_id
+        self.run_ids = [run_id]  # every run this execution made (file choice "all_new")
         self.progress: Progress | None = None
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._beat, name="usersync-heartbeat", daemon=True)
@@ -94,6 +95,17 @@ class Heartbeat:
     def __exit__(self, *exc: object) -> None:
         self._stop.set()
         self._thread.join()
+
+    @property
+    def run_id(self) -> int:
+        """The run whose lease is renewed: the one in progress."""
+        return self._run_id
+
+    @run_id.setter
+    def run_id(self, run_id: int) -> None:
+        self._run_id = run_id
+        self.run_ids.append(run_id)
+        self.progress = None
 
     def report(self, progress: Progress) -> None:
         self.progress = progress
@@ -174,6 +186,22 @@ class Worker:
             except Exception as error:
                 log.exception("run %s failed unexpectedly", beat.run_id)
                 self._fail(beat.run_id, run, UsersyncError(f"internal error: {error}"))
+        for run_id in beat.run_ids:
+            self._notify(run_id)
+
+    def _notify(self, run_id: int) -> None:
+        """The sync's webhook, if it has one and wants this run's outcome."""
+        finished = runs.get_run(self.engine, run_id)
+        if finished is None or finished.sync_id is None or finished.status == "queued":
+            return
+        try:
+            sync = get_sync(self.engine, finished.workspace_id, finished.sync_id)
+        except SyncNotFound:
+            return
+        if sync.webhook_url is None or not webhooks.wanted(sync.webhook_on, finished.status):
+            return
+        secret = webhook_secret(self.engine, self.box, sync.workspace_id, sync.id)
+        webhooks.send(sync.webhook_url, secret, webhooks.run_summary(finished))
 
     def _fail(self, run_id: int, run: Run, error: UsersyncError) -> None:
         runs.finish_run(self.engine, run_id, status=RunStatus.FAILED.value, message=error.message)

@@ -1,0 +1,79 @@
+"""Run webhooks: when a sync's run ends, POST a JSON summary to the sync's URL (on failure
+only, or always), signed with HMAC-SHA256 so the receiver can check it came from usersync.
+
+    X-Usersync-Signature: sha256=<hex HMAC of the raw body with the sync's webhook secret>
+    X-Usersync-Event: run.finished
+
+A webhook that is down, slow or answers an error never fails the run: it is logged (without
+the secret) and dropped.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import logging
+import urllib.error
+import urllib.request
+from typing import Any
+
+from usersync import __version__
+from usersync.store.runs import Run
+
+log = logging.getLogger("usersync.webhooks")
+
+TIMEOUT = 5.0  # seconds
+SIGNATURE_HEADER = "X-Usersync-Signature"
+
+
+def run_summary(run: Run) -> dict[str, Any]:
+    def iso(value: Any) -> str | None:
+        return None if value is None else value.isoformat()
+
+    return {
+        "event": "run.finished",
+        "run_id": run.id,
+        "sync_id": run.sync_id,
+        "status": run.status,
+        "path": run.path,
+        "started_at": iso(run.started_at),
+        "finished_at": iso(run.finished_at),
+        "rows_read": run.rows_read,
+        "users_created": run.users_created,
+        "users_updated": run.users_updated,
+        "rows_rejected": run.rows_rejected,
+        "message": run.message,
+    }
+
+
+def sign(body: bytes, secret: str) -> str:
+    return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+
+
+def wanted(on: str | None, status: str) -> bool:
+    """Whether a run that ended `status` is reported to a webhook set to `on`."""
+    return on == "always" or (on == "failure" and status == "failed")
+
+
+def send(url: str, secret: str | None, payload: dict[str, Any], timeout: float = TIMEOUT) -> bool:
+    """POST `payload`; True if the receiver answered 2xx. Never raises."""
+    body = json.dumps(payload, separators=(",", ":")).encode()
+    headers = {
+        "Content-Type": "application/json",
+        "User-Agent": f"usersync/{__version__}",
+        "X-Usersync-Event": str(payload.get("event", "")),
+    }
+    if secret:
+        headers[SIGNATURE_HEADER] = sign(body, secret)
+    request = urllib.request.Request(url, data=body, headers=headers, method="POST")
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            ok: bool = 200 <= response.status < 300
+    except urllib.error.HTTPError as error:
+        log.warning("webhook %s answered %s for run %s", url, error.code, payload.get("run_id"))
+        return False
+    except (urllib.error.URLError, OSError, ValueError) as error:
+        log.warning("webhook %s failed for run %s: %s", url, payload.get("run_id"), error)
+        return False
+    return ok
