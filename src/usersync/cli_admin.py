@@ -14,13 +14,10 @@ from usersync.cli_output import emit_json, handle_errors, iso, table
 from usersync.config import load_settings
 from usersync.db import write_transaction
 from usersync.errors import NotFound, UsageError
-from usersync.schedule import resolve_zone
 from usersync.schema import connections, syncs
-from usersync.schema import workspaces as workspaces_table
 from usersync.secretbox import SecretBox, SecretKeyError
 from usersync.service import DEFAULT_WORKSPACE, open_database
 from usersync.store import tokens, workspaces
-from usersync.store._bind import Bind, reading
 
 json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
 
@@ -28,36 +25,13 @@ json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON f
 # --- workspaces --------------------------------------------------------------------------
 
 
-def _workspace_document(row: sa.Row[Any]) -> dict[str, Any]:
+def _workspace_document(row: workspaces.Workspace) -> dict[str, Any]:
     return {
         "id": row.id,
         "name": row.name,
         "timezone": row.timezone,
         "created_at": iso(row.created_at),
     }
-
-
-def _select_workspaces() -> sa.Select[Any]:
-    w = workspaces_table.c
-    return sa.select(w.id, w.name, w.timezone, w.created_at).order_by(w.name)
-
-
-def create_workspace(engine: Engine, name: str, *, timezone: str | None = None) -> sa.Row[Any]:
-    """Create workspace `name` with its schedules' default zone; `WorkspaceExists` if taken."""
-    zone = resolve_zone(timezone).key if timezone is not None else None
-    with engine.connect() as conn, write_transaction(conn):
-        ws = workspaces.create(conn, name)
-        if zone is not None:
-            conn.execute(
-                sa.update(workspaces_table).where(workspaces_table.c.id == ws).values(timezone=zone)
-            )
-        row = conn.execute(_select_workspaces().where(workspaces_table.c.id == ws)).one()
-    return row
-
-
-def list_workspaces(bind: Bind) -> list[sa.Row[Any]]:
-    with reading(bind) as conn:
-        return list(conn.execute(_select_workspaces()).all())
 
 
 def existing_workspace(engine: Engine, name: str) -> int:
@@ -90,7 +64,8 @@ def workspace() -> None:
 def workspace_create(name: str, zone_name: str | None, db_url: str | None, as_json: bool) -> None:
     """Create the workspace NAME."""
     with open_database(load_settings(db_url=db_url)) as engine:
-        row = create_workspace(engine, name, timezone=zone_name)
+        ws = workspaces.create(engine, name, timezone=zone_name)
+        [row] = workspaces.list_all(engine, workspace_id=ws)
     if as_json:
         emit_json(_workspace_document(row))
         return
@@ -106,7 +81,7 @@ def workspace_create(name: str, zone_name: str | None, db_url: str | None, as_js
 def workspace_list(db_url: str | None, as_json: bool) -> None:
     """List the workspaces."""
     with open_database(load_settings(db_url=db_url)) as engine:
-        rows = list_workspaces(engine)
+        rows = workspaces.list_all(engine)
     if as_json:
         emit_json({"items": [_workspace_document(row) for row in rows]})
         return

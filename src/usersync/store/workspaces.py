@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from datetime import datetime
+
 import sqlalchemy as sa
 from sqlalchemy.sql.dml import ReturningInsert
 
 from usersync.errors import UsageError
+from usersync.schedule.zones import resolve_zone
 from usersync.schema import utcnow, workspaces
 from usersync.store._bind import Bind, insert_ignoring_conflicts, reading, writing
 
@@ -51,14 +55,38 @@ def get_or_create(bind: Bind, name: str) -> int:
     return int(created)
 
 
-def create(bind: Bind, name: str) -> int:
-    """Create workspace `name`; `WorkspaceExists` if there is one of that name."""
+def create(bind: Bind, name: str, *, timezone: str | None = None) -> int:
+    """Create workspace `name` (its schedules' default zone: `timezone`, else UTC);
+    `WorkspaceExists` if there is one of that name."""
     _check_name(name)
+    zone = resolve_zone(timezone).key if timezone is not None else None
     with writing(bind) as conn:
         created = conn.scalar(_insert(conn, name))
-    if created is None:
-        raise WorkspaceExists(f"there is already a workspace named {name!r}")
+        if created is None:
+            raise WorkspaceExists(f"there is already a workspace named {name!r}")
+        if zone is not None:
+            conn.execute(
+                sa.update(workspaces).where(workspaces.c.id == created).values(timezone=zone)
+            )
     return int(created)
+
+
+@dataclass(frozen=True)
+class Workspace:
+    id: int
+    name: str
+    timezone: str | None
+    created_at: datetime
+
+
+def list_all(bind: Bind, *, workspace_id: int | None = None) -> list[Workspace]:
+    """Every workspace (or the one `workspace_id`), by name."""
+    w = workspaces.c
+    query = sa.select(w.id, w.name, w.timezone, w.created_at).order_by(w.name)
+    if workspace_id is not None:
+        query = query.where(w.id == workspace_id)
+    with reading(bind) as conn:
+        return [Workspace(*row) for row in conn.execute(query).all()]
 
 
 def names(bind: Bind) -> dict[str, int]:
