@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
 # Installs the Debian packages that the test suite's real servers need (OpenSSH's sshd,
-# PostgreSQL), when they are missing. Safe to run again: it does nothing when all are there.
+# PostgreSQL, vsftpd), when they are missing. Safe to run again: it does nothing when all are
+# there.
 set -euo pipefail
 
 need=()
 [ -x /usr/sbin/sshd ] || need+=(openssh-server)
 command -v ssh-keygen >/dev/null 2>&1 || need+=(openssh-client)
+[ -x /usr/sbin/vsftpd ] || need+=(vsftpd)
 if ! ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1; then
   need+=(postgresql)
 fi

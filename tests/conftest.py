@@ -22,7 +22,9 @@ from pathlib import Path
 import pytest
 
 from tests.servers.blackhole import BlackholeServer, ClosedPort
+from tests.servers.ftpd import FtpFolder, FtpServer, PyftpdlibServer, VsftpdServer
 from tests.servers.postgres import PostgresServer
+from tests.servers.s3 import MotoS3Server, S3Bucket
 from tests.servers.sshd import SftpFolder, SshServer
 
 
@@ -102,3 +104,56 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
         return f"sqlite:///{tmp_path / 'usersync.db'}"
     url: str = request.getfixturevalue("pg_url")
     return url
+
+
+# --- FTP, FTPS and S3 servers (tests/servers/ftpd.py, tests/servers/s3.py) -------------------
+#
+#   vsftpd      session   VsftpdServer: Debian's vsftpd, TLS and TLS session reuse required,
+#                         LIST only (no MLSD)
+#   pyftpdlib   session   PyftpdlibServer: TLS required, MLSD/MLST
+#   ftp_server  function  each of the two in turn: the test runs once per server
+#   ftp_folder  function  FtpFolder: a fresh folder of this test's own on `ftp_server`
+#   moto_s3     session   MotoS3Server: moto's S3 in server mode, request signatures checked
+#   s3_bucket   function  S3Bucket: a fresh bucket of this test's own on `moto_s3`
+
+
+@pytest.fixture(scope="session")
+def vsftpd() -> Iterator[VsftpdServer]:
+    with VsftpdServer() as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def pyftpdlib() -> Iterator[PyftpdlibServer]:
+    with PyftpdlibServer() as server:
+        yield server
+
+
+@pytest.fixture(params=["vsftpd", "pyftpdlib"])
+def ftp_server(request: pytest.FixtureRequest) -> FtpServer:
+    server: FtpServer = request.getfixturevalue(request.param)
+    return server
+
+
+@pytest.fixture
+def ftp_folder(ftp_server: FtpServer, request: pytest.FixtureRequest) -> Iterator[FtpFolder]:
+    folder = ftp_server.folder(_test_folder_name(request))
+    try:
+        yield folder
+    finally:
+        folder.remove()
+
+
+@pytest.fixture(scope="session")
+def moto_s3() -> Iterator[MotoS3Server]:
+    with MotoS3Server() as server:
+        yield server
+
+
+@pytest.fixture
+def s3_bucket(moto_s3: MotoS3Server, request: pytest.FixtureRequest) -> Iterator[S3Bucket]:
+    bucket = moto_s3.bucket("t-" + hashlib.sha256(request.node.nodeid.encode()).hexdigest()[:20])
+    try:
+        yield bucket
+    finally:
+        bucket.remove()

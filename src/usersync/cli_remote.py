@@ -1,11 +1,25 @@
-"""The options shared by every command that reaches a remote store, and their checking."""
+"""The options shared by every command that reaches a remote store, and their checking.
+
+Which options fit which URL:
+
+    sftp://   --password-env | --key [--key-passphrase-env]; --known-hosts, --fingerprint,
+              --accept-new-host-key
+    ftp://    --password-env (none: anonymous)
+    ftps://   --password-env; --ca-file or --insecure-skip-verify
+    s3://     --access-key-id (else AWS_ACCESS_KEY_ID), --secret-env (else
+              AWS_SECRET_ACCESS_KEY); --endpoint-url, --region, --path-style; --ca-file
+
+An option given with a URL it does not fit is a usage error (exit 2), never silently ignored.
+"""
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
+from urllib.parse import urlsplit
 
 import click
 
@@ -15,11 +29,39 @@ from usersync.reader import CsvOptions
 from usersync.sources.base import Source
 from usersync.sources.connect import Credentials, open_source
 from usersync.sources.hostkeys import HostKeyPolicy
-from usersync.sources.urls import RemoteLocation, parse_remote_url
+from usersync.sources.urls import RemoteLocation, S3Endpoint, TlsTrust, parse_remote_url
 
 F = TypeVar("F", bound=Callable[..., Any])
 
 DELIMITERS = {",": ",", ";": ";", "tab": "\t", "\\t": "\t", "\t": "\t", "|": "|"}
+
+# option name in `opts` -> (how the user writes it, the URL schemes it fits)
+_FITS: dict[str, tuple[str, tuple[str, ...]]] = {
+    "key_path": ("--key", ("sftp",)),
+    "key_passphrase_env": ("--key-passphrase-env", ("sftp",)),
+    "known_hosts": ("--known-hosts", ("sftp",)),
+    "fingerprint": ("--fingerprint", ("sftp",)),
+    "accept_new_host_key": ("--accept-new-host-key", ("sftp",)),
+    "password_env": ("--password-env", ("sftp", "ftp", "ftps")),
+    "ca_file": ("--ca-file", ("ftps", "s3")),
+    "insecure_skip_verify": ("--insecure-skip-verify", ("ftps",)),
+    "endpoint_url": ("--endpoint-url", ("s3",)),
+    "region": ("--region", ("s3",)),
+    "path_style": ("--path-style", ("s3",)),
+    "access_key_id": ("--access-key-id", ("s3",)),
+    "secret_env": ("--secret-env", ("s3",)),
+}
+_HINTS = {
+    "s3": "an s3:// bucket takes --access-key-id and --secret-env VAR",
+    "ftp": "an ftp:// server takes --password-env VAR (use ftps:// for TLS)",
+    "ftps": "an ftps:// server takes --password-env VAR; its certificate is checked (--ca-file)",
+    "sftp": "an sftp:// server takes --password-env VAR or --key PATH",
+}
+INSECURE_WARNING = (
+    "usersync: WARNING: --insecure-skip-verify: the server's TLS certificate is not checked. "
+    "The connection is encrypted, but anyone on the network path could pose as the server and "
+    "read the password. Use --ca-file with the certificate of the authority that signed it."
+)
 
 
 def remote_options(func: F) -> F:
@@ -27,28 +69,65 @@ def remote_options(func: F) -> F:
     options = [
         click.argument("url"),
         click.option(
-            "--key", "key_path", type=click.Path(dir_okay=False), help="Private key file."
+            "--key", "key_path", type=click.Path(dir_okay=False), help="sftp://: private key file."
         ),
         click.option(
             "--key-passphrase-env",
             metavar="VAR",
-            help="Environment variable holding the private key's passphrase.",
+            help="sftp://: environment variable holding the private key's passphrase.",
         ),
         click.option(
             "--password-env",
             metavar="VAR",
-            help="Environment variable holding the password (never pass it as an argument).",
+            help="sftp://, ftp://, ftps://: environment variable holding the password "
+            "(never pass it as an argument).",
         ),
         click.option(
             "--known-hosts",
             type=click.Path(dir_okay=False),
-            help="OpenSSH known_hosts file to check the server's host key against.",
+            help="sftp://: OpenSSH known_hosts file to check the server's host key against.",
         ),
-        click.option("--fingerprint", help="Trust the host key with this SHA256:... fingerprint."),
+        click.option(
+            "--fingerprint", help="sftp://: trust the host key with this SHA256:... fingerprint."
+        ),
         click.option(
             "--accept-new-host-key",
             is_flag=True,
-            help="Trust a host seen for the first time and remember its key (never a changed key).",
+            help="sftp://: trust a host seen for the first time and remember its key "
+            "(never a changed key).",
+        ),
+        click.option(
+            "--ca-file",
+            type=click.Path(dir_okay=False),
+            help="ftps://, s3://: PEM file of the certificate authorities to trust.",
+        ),
+        click.option(
+            "--insecure-skip-verify",
+            is_flag=True,
+            help="ftps://: do not check the server's certificate (warns; not recommended).",
+        ),
+        click.option(
+            "--endpoint-url",
+            metavar="URL",
+            help="s3://: the S3-compatible service, e.g. https://minio.example.com:9000 "
+            "(default: AWS).",
+        ),
+        click.option("--region", help="s3://: the bucket's region (default: us-east-1)."),
+        click.option(
+            "--path-style",
+            is_flag=True,
+            help="s3://: address the bucket in the path (SERVICE/BUCKET), not the host name.",
+        ),
+        click.option(
+            "--access-key-id",
+            metavar="ID",
+            help="s3://: the access key id (default: $AWS_ACCESS_KEY_ID).",
+        ),
+        click.option(
+            "--secret-env",
+            metavar="VAR",
+            help="s3://: environment variable holding the secret access key "
+            "(default: AWS_SECRET_ACCESS_KEY).",
         ),
         click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts."),
     ]
@@ -79,16 +158,57 @@ def _host_key_policy(settings: Settings, opts: dict[str, Any]) -> HostKeyPolicy:
     )
 
 
+def _check_fit(scheme: str, opts: dict[str, Any]) -> None:
+    for name, (option, schemes) in _FITS.items():
+        if opts.get(name) and scheme not in schemes:
+            fits = ", ".join(f"{s}://" for s in schemes)
+            raise UsageError(f"{option} is for {fits} URLs, not {scheme}:// ({_HINTS[scheme]})")
+    if opts.get("ca_file") and opts.get("insecure_skip_verify"):
+        raise UsageError("give --ca-file or --insecure-skip-verify, not both")
+
+
+def _endpoint_url(value: str | None) -> str | None:
+    if value is None:
+        return None
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise UsageError(
+            f"--endpoint-url {value!r} must be an http:// or https:// address, e.g. "
+            "https://minio.example.com:9000"
+        )
+    return value
+
+
 def connect_args(
     settings: Settings, opts: dict[str, Any]
 ) -> tuple[RemoteLocation, Credentials, HostKeyPolicy]:
     """What `remote_options` collected, checked: where, with which secrets, which host keys."""
     location = parse_remote_url(opts["url"])
-    credentials = Credentials(
-        password=_env_secret(opts["password_env"], "password"),
-        key_path=opts["key_path"],
-        key_passphrase=_env_secret(opts["key_passphrase_env"], "key-passphrase"),
-    )
+    _check_fit(location.scheme, opts)
+    trust = TlsTrust(ca_file=opts.get("ca_file"), verify=not opts.get("insecure_skip_verify"))
+    if not trust.verify:
+        click.echo(INSECURE_WARNING, err=True)
+    location = dataclasses.replace(location, tls=trust)
+    if location.scheme == "s3":
+        endpoint = S3Endpoint(
+            url=_endpoint_url(opts.get("endpoint_url")),
+            region=opts.get("region"),
+            path_style=bool(opts.get("path_style")),
+        )
+        location = dataclasses.replace(location, s3=endpoint)
+        secret_env = opts.get("secret_env")
+        credentials = Credentials(
+            access_key_id=opts.get("access_key_id") or os.environ.get("AWS_ACCESS_KEY_ID"),
+            secret_access_key=_env_secret(secret_env, "secret")
+            if secret_env
+            else os.environ.get("AWS_SECRET_ACCESS_KEY"),
+        )
+    else:
+        credentials = Credentials(
+            password=_env_secret(opts["password_env"], "password"),
+            key_path=opts["key_path"],
+            key_passphrase=_env_secret(opts["key_passphrase_env"], "key-passphrase"),
+        )
     return location, credentials, _host_key_policy(settings, opts)
 
 

@@ -25,6 +25,9 @@ class RunStatus(enum.StrEnum):
 
 class ConnectionKind(enum.StrEnum):
     SFTP = "sftp"
+    FTP = "ftp"  # plain FTP: the password travels unencrypted
+    FTPS = "ftps"  # FTP with explicit TLS (AUTH TLS)
+    S3 = "s3"  # an S3-compatible bucket
 
 
 class FileChoice(enum.StrEnum):

@@ -1,33 +1,92 @@
-"""The ASGI application, built by `create_app(settings)`; nothing happens at import time."""
+"""The ASGI application, built by `create_app(settings)`; nothing happens at import time.
+
+    app = create_app(settings)                    # `usersync serve` runs it with uvicorn
+    with TestClient(create_app(settings, run_worker=False)) as client: ...
+
+Starting the app (its lifespan) opens and migrates the database, opens the secret box and
+starts a background worker (scheduler + runner); stopping it lets the run in progress finish,
+then closes the database.
+"""
 
 from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 from fastapi.responses import HTMLResponse
 
 from usersync import __version__
-from usersync.config import Settings
+from usersync.config import Settings, load_settings
+from usersync.secretbox import SecretBox
+from usersync.service import open_database
+from usersync.web import errors
+from usersync.web.api import api_router
+from usersync.web.deps import Services
+from usersync.worker import BackgroundWorker
 
 _HOME = """<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>usersync</title>
 <meta name="viewport" content="width=device-width, initial-scale=1"></head>
 <body style="font-family: system-ui, sans-serif; max-width: 40rem; margin: 3rem auto">
 <h1>usersync</h1>
-<p>usersync {version} is running. The web wizard is on its way; meanwhile the command line
-browses and previews your SFTP server:</p>
-<pre>usersync folders sftp://USER@HOST/ --key ~/.ssh/id_ed25519
-usersync files   sftp://USER@HOST/exports --key ~/.ssh/id_ed25519
-usersync preview sftp://USER@HOST/exports/userdata_2026.csv --key ~/.ssh/id_ed25519</pre>
+<p>usersync {version} is running. The web wizard is on its way; meanwhile the REST API
+(<a href="/docs">/docs</a>) and the command line do it all:</p>
+<pre>usersync token create --workspace default
+curl -H "Authorization: Bearer TOKEN" http://HOST:PORT/api/connections</pre>
 <p>Health: <a href="/health">/health</a></p>
 </body></html>
 """
 
+_DESCRIPTION = """Keep a User 360 profile store in sync with `userdata_*.csv` files on SFTP.
 
-def create_app(settings: Settings) -> FastAPI:
-    app = FastAPI(title="usersync", version=__version__)
-    app.state.settings = settings
+Every endpoint but `/health` needs `Authorization: Bearer TOKEN` (`usersync token create
+--workspace NAME` prints one); a token sees only its own workspace. Lists answer
+`{"items": [...], "next": CURSOR|null}`: pass `next` as `after` for the next page. Errors
+answer `{"error": {"code", "message"}}`.
+"""
 
-    @app.get("/health")
+_TAGS = [
+    {"name": "connections", "description": "SFTP accounts; test, confirm the host key, browse."},
+    {"name": "syncs", "description": "What to import from where, how and when."},
+    {"name": "runs", "description": "Executions of syncs, with progress and rejected rows."},
+    {"name": "users", "description": "The User 360 store."},
+    {"name": "properties", "description": "The property catalog: names and types."},
+    {"name": "service", "description": "Health."},
+]
+
+
+def create_app(settings: Settings | None = None, *, run_worker: bool = True) -> FastAPI:
+    """The web UI and REST API over `settings` (default: from the environment). With
+    `run_worker`, the app also runs the scheduler and the runs while it is up."""
+    settings = settings or load_settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        with open_database(settings) as engine:
+            box = SecretBox.from_settings(settings)
+            app.state.services = Services(settings, engine, box)
+            worker = BackgroundWorker(settings, engine, box) if run_worker else None
+            if worker is not None:
+                worker.start()
+            try:
+                yield
+            finally:
+                if worker is not None:
+                    worker.stop()
+                del app.state.services
+
+    app = FastAPI(
+        title="usersync",
+        version=__version__,
+        description=_DESCRIPTION,
+        openapi_tags=_TAGS,
+        lifespan=lifespan,
+    )
+    errors.install(app)
+    app.include_router(api_router())
+
+    @app.get("/health", tags=["service"], summary="Is the server up?")
     def health() -> dict[str, str]:
         return {"status": "ok", "version": __version__}
 

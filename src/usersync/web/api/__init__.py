@@ -1,0 +1,14 @@
+"""The REST API's routers, one module per resource, under /api."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from usersync.web.api import connections, properties, runs, syncs, users
+
+
+def api_router() -> APIRouter:
+    router = APIRouter(prefix="/api")
+    for module in (connections, syncs, runs, users, properties):
+        router.include_router(module.router)
+    return router

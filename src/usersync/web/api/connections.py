@@ -1,0 +1,243 @@
+"""Connections (integration accounts): CRUD, the connection test that shows the server's host
+key, and browsing (folders, files, preview) once that key is confirmed."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Query, Request, Response
+
+from usersync.browse import PREVIEW_ROWS, list_files, list_folders, preview_file
+from usersync.connectivity import open_connection, test_connection
+from usersync.reader import CsvOptions
+from usersync.sources.base import Source
+from usersync.store import connections
+from usersync.store.connections import NewConnection
+from usersync.web.api._common import DEFAULT_LIMIT, Limit, ResourceId, errors, iso, page
+from usersync.web.auth import WorkspaceDep
+from usersync.web.deps import Services, ServicesDep
+from usersync.web.schemas import (
+    MAX_ID,
+    ConnectionCreate,
+    ConnectionList,
+    ConnectionPublic,
+    ConnectionTest,
+    ConnectionUpdate,
+    FileListing,
+    FilePreview,
+    FolderListing,
+    reveal,
+)
+
+router = APIRouter(prefix="/connections", tags=["connections"])
+
+_REMOTE = errors(404, 409, 502, 504)
+RemotePath = Annotated[
+    str,
+    Query(
+        pattern=r"^/[^\x00]*$",
+        max_length=4096,
+        description="An absolute path on the server.",
+    ),
+]
+DELIMITERS = {",": ",", ";": ";", "|": "|", "tab": "\t"}
+
+
+@contextmanager
+def _source(services: Services, ws: int, connection_id: int) -> Iterator[Source]:
+    source = open_connection(services.settings, services.engine, services.box, ws, connection_id)
+    try:
+        yield source
+    finally:
+        source.close()
+
+
+@router.get("", summary="List connections", response_model=ConnectionList, responses=errors())
+def list_connections(
+    services: ServicesDep,
+    ws: WorkspaceDep,
+    limit: Limit = DEFAULT_LIMIT,
+    after: Annotated[int | None, Query(ge=0, le=MAX_ID, description="The previous `next`.")] = None,
+) -> ConnectionList:
+    found = [
+        c
+        for c in connections.list_all(services.engine, services.box, ws)
+        if after is None or c.id > after
+    ]
+    shown, cursor = page(found[: limit + 1], limit, lambda c: c.id)
+    return ConnectionList(items=[ConnectionPublic.model_validate(c) for c in shown], next=cursor)
+
+
+@router.post(
+    "",
+    status_code=201,
+    summary="Create a connection",
+    response_model=ConnectionPublic,
+    responses=errors(409),
+)
+def create_connection(
+    body: ConnectionCreate,
+    request: Request,
+    response: Response,
+    services: ServicesDep,
+    ws: WorkspaceDep,
+) -> ConnectionPublic:
+    created = connections.create(
+        services.engine, services.box, ws, NewConnection(**reveal(body, exclude_unset=False))
+    )
+    response.headers["Location"] = str(request.url_for("get_connection", connection_id=created.id))
+    return ConnectionPublic.model_validate(created)
+
+
+@router.get(
+    "/{connection_id}",
+    summary="Get a connection",
+    response_model=ConnectionPublic,
+    responses=errors(404),
+)
+def get_connection(
+    connection_id: ResourceId, services: ServicesDep, ws: WorkspaceDep
+) -> ConnectionPublic:
+    found = connections.get(services.engine, services.box, ws, connection_id)
+    return ConnectionPublic.model_validate(found)
+
+
+@router.patch(
+    "/{connection_id}",
+    summary="Change a connection, or confirm its host key",
+    description="Send only the fields to change. `host_key_fingerprint` confirms the key the "
+    "test showed; changing host or port forgets a confirmed key.",
+    response_model=ConnectionPublic,
+    responses=errors(404, 409),
+)
+def update_connection(
+    connection_id: ResourceId, body: ConnectionUpdate, services: ServicesDep, ws: WorkspaceDep
+) -> ConnectionPublic:
+    changes = reveal(body, exclude_unset=True)
+    updated = connections.update(services.engine, services.box, ws, connection_id, changes)
+    return ConnectionPublic.model_validate(updated)
+
+
+@router.delete(
+    "/{connection_id}",
+    status_code=204,
+    summary="Delete a connection",
+    description="Refused (409) while a sync uses it.",
+    responses=errors(404, 409),
+)
+def delete_connection(
+    connection_id: ResourceId, services: ServicesDep, ws: WorkspaceDep
+) -> Response:
+    connections.delete(services.engine, ws, connection_id)
+    return Response(status_code=204)
+
+
+@router.post(
+    "/{connection_id}/test",
+    summary="Test a connection",
+    description="Connects and returns the server's host key fingerprint. Until that key is "
+    "confirmed (PATCH host_key_fingerprint) no password or key is sent; once it is, the test "
+    "logs in and lists the root folder. A failed test is an answer, not an error: see `ok`.",
+    response_model=ConnectionTest,
+    responses=errors(404),
+)
+def test(connection_id: ResourceId, services: ServicesDep, ws: WorkspaceDep) -> ConnectionTest:
+    outcome = test_connection(services.settings, services.engine, services.box, ws, connection_id)
+    return ConnectionTest(
+        ok=outcome.ok,
+        host_key_fingerprint=outcome.host_key_fingerprint,
+        message=outcome.message,
+        confirmed=outcome.confirmed,
+    )
+
+
+@router.get(
+    "/{connection_id}/folders",
+    summary="List the folders in a folder",
+    description="As `usersync folders --json`. 409 until the host key is confirmed.",
+    response_model=FolderListing,
+    responses=_REMOTE,
+)
+def folders(
+    connection_id: ResourceId, services: ServicesDep, ws: WorkspaceDep, path: RemotePath = "/"
+) -> FolderListing:
+    with _source(services, ws, connection_id) as source:
+        listing = list_folders(source, path)
+    return FolderListing.model_validate(
+        {
+            "path": listing.path,
+            "folders": [{"name": f.name, "path": f.path} for f in listing.folders],
+        }
+    )
+
+
+@router.get(
+    "/{connection_id}/files",
+    summary="List the importable files in a folder",
+    description="As `usersync files --json`: the eligible userdata_*.csv files, and the "
+    "hidden ones with the reason. 409 until the host key is confirmed.",
+    response_model=FileListing,
+    responses=_REMOTE,
+)
+def files(
+    connection_id: ResourceId, services: ServicesDep, ws: WorkspaceDep, path: RemotePath = "/"
+) -> FileListing:
+    with _source(services, ws, connection_id) as source:
+        listing = list_files(source, path, services.settings.max_file_size)
+    return FileListing.model_validate(
+        {
+            "path": listing.path,
+            "files": [
+                {"name": f.name, "path": f.path, "size": f.size, "modified": iso(f.modified)}
+                for f in listing.files
+            ],
+            "hidden": [
+                {
+                    "name": h.entry.name,
+                    "path": h.entry.path,
+                    "size": h.entry.size,
+                    "reason": h.reason.value,
+                }
+                for h in listing.hidden
+            ],
+        }
+    )
+
+
+@router.get(
+    "/{connection_id}/preview",
+    summary="Preview a file",
+    description="As `usersync preview --json`: the header and the first rows, read from the "
+    "head of the file only. 409 until the host key is confirmed.",
+    response_model=FilePreview,
+    responses=_REMOTE,
+)
+def preview(
+    connection_id: ResourceId,
+    services: ServicesDep,
+    ws: WorkspaceDep,
+    path: RemotePath,
+    rows: Annotated[int, Query(ge=1, le=1000)] = PREVIEW_ROWS,
+    encoding: Annotated[str | None, Query(max_length=64, pattern=r"^[^\x00]*$")] = None,
+    delimiter: Annotated[
+        Literal[",", ";", "|", "tab"] | None, Query(description="Default ,.")
+    ] = None,
+) -> FilePreview:
+    options = CsvOptions(encoding=encoding or None, delimiter=DELIMITERS[delimiter or ","])
+    with _source(services, ws, connection_id) as source:
+        result = preview_file(
+            source, path, options, rows=rows, max_size=services.settings.max_file_size
+        )
+    return FilePreview.model_validate(
+        {
+            "path": path,
+            "columns": result.columns,
+            "rows": [row.values for row in result.rows],
+            "errors": [
+                {"line": e.line, "column": e.column, "value": e.value, "message": e.message}
+                for e in result.errors
+            ],
+        }
+    )

@@ -1,0 +1,127 @@
+"""Runs: the executions of syncs, with their live progress and their rejected rows."""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import io
+from collections.abc import Iterator
+from itertools import islice
+from typing import Annotated
+
+from fastapi import APIRouter, Query
+from fastapi.responses import StreamingResponse
+from sqlalchemy import Engine
+
+from usersync import runqueue
+from usersync.cli_import import spreadsheet_safe
+from usersync.store import runs, syncs
+from usersync.store.runs import Run
+from usersync.web.api._common import DEFAULT_LIMIT, Limit, ResourceId, errors, page
+from usersync.web.auth import WorkspaceDep
+from usersync.web.deps import ServicesDep
+from usersync.web.schemas import MAX_ID, RowProblem, RunDetail, RunList, RunPublic
+
+router = APIRouter(prefix="/runs", tags=["runs"])
+
+FIRST_ERRORS = 100  # rejected rows shown in a run's document; the CSV has them all
+CSV_FLUSH_ROWS = 500  # rows per chunk of the streamed report
+
+
+def public(run: Run) -> RunPublic:
+    return RunPublic.model_validate(_fields(run))
+
+
+def _fields(run: Run) -> dict[str, object]:
+    progress = None
+    if run.file_size:
+        progress = min(run.bytes_read / run.file_size, 1.0)
+    elif run.status in ("succeeded", "partial"):
+        progress = 1.0
+    return {**dataclasses.asdict(run), "progress": progress}
+
+
+@router.get(
+    "",
+    summary="List runs, newest first",
+    response_model=RunList,
+    responses=errors(404),
+)
+def list_runs(
+    services: ServicesDep,
+    ws: WorkspaceDep,
+    sync_id: Annotated[
+        int | None, Query(ge=1, le=MAX_ID, description="Only this sync's runs.")
+    ] = None,
+    limit: Limit = DEFAULT_LIMIT,
+    after: Annotated[
+        int | None,
+        Query(ge=1, le=MAX_ID, description="The previous page's `next`: older runs than it."),
+    ] = None,
+) -> RunList:
+    if sync_id is not None:
+        syncs.get(services.engine, ws, sync_id)  # 404 for another workspace's sync
+    found = runs.list_runs(services.engine, ws, sync_id=sync_id, limit=limit + 1, before=after)
+    shown, cursor = page(found, limit, lambda run: run.id)
+    return RunList(items=[public(run) for run in shown], next=cursor)
+
+
+@router.get(
+    "/{run_id}",
+    summary="Get a run, with its progress and first rejected rows",
+    description="Poll it while the run is queued or running: bytes_read and rows_read grow "
+    "as the file is read, up to file_size.",
+    response_model=RunDetail,
+    responses=errors(404),
+)
+def get_run(run_id: ResourceId, services: ServicesDep, ws: WorkspaceDep) -> RunDetail:
+    run = runqueue.get_run(services.engine, ws, run_id)
+    first = islice(runs.iter_run_errors(services.engine, run.id), FIRST_ERRORS)
+    return RunDetail.model_validate(
+        {
+            **_fields(run),
+            "errors": [RowProblem.model_validate(error._asdict()) for error in first],
+            "errors_url": f"/api/runs/{run.id}/errors.csv",
+        }
+    )
+
+
+def _report(engine: Engine, run_id: int) -> Iterator[str]:
+    """The rejected rows as CSV, a chunk at a time. Cells a spreadsheet would run as a
+    formula (=, +, -, @ first) are escaped."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(["line", "column", "value", "message"])
+    for count, error in enumerate(runs.iter_run_errors(engine, run_id), start=1):
+        writer.writerow(
+            [
+                error.line,
+                spreadsheet_safe(error.column or ""),
+                spreadsheet_safe(error.value or ""),
+                spreadsheet_safe(error.message),
+            ]
+        )
+        if count % CSV_FLUSH_ROWS == 0:
+            yield buffer.getvalue()
+            buffer.seek(0)
+            buffer.truncate()
+    yield buffer.getvalue()
+
+
+@router.get(
+    "/{run_id}/errors.csv",
+    summary="Download a run's rejected rows as CSV",
+    description="Columns: line, column, value, message.",
+    response_class=StreamingResponse,
+    responses={
+        200: {"content": {"text/csv": {"schema": {"type": "string"}}}},
+        **errors(404),
+    },
+)
+def errors_csv(run_id: ResourceId, services: ServicesDep, ws: WorkspaceDep) -> StreamingResponse:
+    run = runqueue.get_run(services.engine, ws, run_id)
+    return StreamingResponse(
+        _report(services.engine, run.id),
+        media_type="text/csv; charset=utf-8",
+        headers={"Content-Disposition": f'attachment; filename="run-{run.id}-errors.csv"'},
+    )

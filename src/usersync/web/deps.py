@@ -1,0 +1,31 @@
+"""Typed dependencies of the API's handlers: the services the app opened at startup."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Annotated
+
+from fastapi import Depends, Request
+from sqlalchemy import Engine
+
+from usersync.config import Settings
+from usersync.secretbox import SecretBox
+
+
+@dataclass(frozen=True)
+class Services:
+    """What the app's lifespan opened: settings, the database and the secret box."""
+
+    settings: Settings
+    engine: Engine
+    box: SecretBox
+
+
+def services(request: Request) -> Services:
+    found = getattr(request.app.state, "services", None)
+    if not isinstance(found, Services):
+        raise RuntimeError("the app is not started: serve it, or enter its TestClient")
+    return found
+
+
+ServicesDep = Annotated[Services, Depends(services)]

@@ -1,0 +1,405 @@
+"""What the REST API takes and gives, as pydantic models: separate Create / Update / Public
+models per resource, so a response is never a table row and never holds a secret.
+
+Secrets (password, private_key, key_passphrase, webhook_secret) appear only in Create and
+Update models, as `SecretStr` (its repr is masked); a Public model says only whether one is set.
+Update models take just the fields to change: a field left out keeps its value, and only
+fields that may be empty accept null.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    SecretStr,
+    StringConstraints,
+)
+
+from usersync.enums import AfterImport, ConnectionKind, FileChoice, PropertyType
+from usersync.mapping import EmptyCells
+from usersync.store import syncs
+from usersync.store.model import ConflictMode
+
+MAX_ID = 2**31 - 1  # ids are 32-bit integers in the database
+MAX_COUNT = 2**63 - 1
+
+# Text that a database column holds: PostgreSQL text cannot hold NUL characters.
+_NO_NUL = r"^[^\x00]*$"
+Text = Annotated[str, StringConstraints(pattern=_NO_NUL, max_length=4096)]
+Name = Annotated[str, StringConstraints(pattern=_NO_NUL, min_length=1, max_length=200)]
+Host = Annotated[str, StringConstraints(pattern=_NO_NUL, min_length=1, max_length=255)]
+Fingerprint = Annotated[str, StringConstraints(pattern=r"^[^\x00\s]+$", max_length=200)]
+Id = Annotated[int, Field(ge=1, le=MAX_ID)]
+Port = Annotated[int, Field(ge=1, le=65535)]
+Timestamp = Annotated[datetime, PlainSerializer(lambda value: value.isoformat(), return_type=str)]
+
+
+def _text(value: object) -> object:
+    """A secret is text that can be sent to a server (no lone surrogates)."""
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            raise ValueError("must be valid Unicode text") from None
+    return value
+
+
+Secret = Annotated[SecretStr, BeforeValidator(_text)]
+
+
+def _no_default(schema: dict[str, Any]) -> None:
+    schema.pop("default", None)
+
+
+def optional(**constraints: Any) -> Any:
+    """A field an update may leave out (keeping the current value). Its type says whether it
+    may also be null; the schema shows no default, as there is none to show."""
+    return Field(default=None, json_schema_extra=_no_default, **constraints)
+
+
+class Input(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Output(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+
+def reveal(model: Input, *, exclude_unset: bool) -> dict[str, Any]:
+    """The model's fields for the store: JSON-ready values, secrets in clear text."""
+    values = model.model_dump(mode="json", exclude_unset=exclude_unset)
+    for name in values:
+        secret = getattr(model, name)
+        if isinstance(secret, SecretStr):
+            values[name] = secret.get_secret_value()
+    return values
+
+
+# --- errors -------------------------------------------------------------------------------
+
+
+class FieldProblem(BaseModel):
+    field: str = Field(description='The field at fault, e.g. "mapping.user_id" or "limit".')
+    in_: str = Field(alias="in", description="body, query, path or header.")
+    message: str
+
+
+class ErrorDetail(BaseModel):
+    code: str = Field(description='What went wrong, in snake_case, e.g. "sync_not_found".')
+    message: str = Field(description="What went wrong and how to fix it, for people.")
+    fields: list[FieldProblem] | None = Field(
+        default=None, description="For invalid_request: each field at fault."
+    )
+    fingerprint: str | None = Field(
+        default=None, description="For host key errors: the key the server offered."
+    )
+
+
+class ErrorResponse(BaseModel):
+    error: ErrorDetail
+
+
+# --- connections --------------------------------------------------------------------------
+
+
+class ConnectionCreate(Input):
+    name: Name
+    kind: ConnectionKind = ConnectionKind.SFTP
+    host: Host
+    port: Port = 22
+    username: Host
+    password: Secret | None = None
+    private_key: Secret | None = Field(default=None, description="OpenSSH or PEM private key.")
+    key_passphrase: Secret | None = None
+    host_key_fingerprint: Fingerprint | None = Field(
+        default=None,
+        description="SHA256:... of the server's host key. Leave it out, test the connection "
+        "to see the key the server offers, then confirm it with PATCH.",
+    )
+
+
+class ConnectionUpdate(Input):
+    name: Name = optional()
+    kind: ConnectionKind = optional()
+    host: Host = optional()
+    port: Port = optional()
+    username: Host = optional()
+    password: Secret | None = optional(description='null or "" removes it.')
+    private_key: Secret | None = optional(description='null or "" removes it.')
+    key_passphrase: Secret | None = optional(description='null or "" removes it.')
+    host_key_fingerprint: Fingerprint | None = optional(
+        description="Confirms the server's host key (as the test showed it); null forgets it."
+    )
+
+
+class ConnectionPublic(Output):
+    id: int
+    name: str
+    kind: str
+    host: str
+    port: int
+    username: str
+    host_key_fingerprint: str | None
+    has_password: bool
+    has_private_key: bool
+    created_at: Timestamp
+    updated_at: Timestamp
+
+
+class ConnectionList(BaseModel):
+    items: list[ConnectionPublic]
+    next: int | None
+
+
+class ConnectionTest(BaseModel):
+    ok: bool = Field(description="Logged in and listed the root folder.")
+    host_key_fingerprint: str | None = Field(description="The host key the server offered.")
+    message: str
+    confirmed: bool = Field(description="Whether that key is the connection's confirmed one.")
+
+
+class Folder(BaseModel):
+    name: str
+    path: str
+
+
+class FolderListing(BaseModel):
+    path: str
+    folders: list[Folder]
+
+
+class RemoteFile(BaseModel):
+    name: str
+    path: str
+    size: int | None
+    modified: str | None = Field(description="ISO 8601, UTC.")
+
+
+class HiddenFile(BaseModel):
+    name: str
+    path: str
+    size: int | None
+    reason: str = Field(description="not_csv, bad_prefix, too_large or not_a_regular_file.")
+
+
+class FileListing(BaseModel):
+    path: str
+    files: list[RemoteFile]
+    hidden: list[HiddenFile]
+
+
+class RowProblem(BaseModel):
+    line: int | None
+    column: str | None
+    value: str | None
+    message: str
+
+
+class FilePreview(BaseModel):
+    path: str
+    columns: list[str]
+    rows: list[list[str]]
+    errors: list[RowProblem] = Field(description="Rows of the head that cannot be read.")
+
+
+# --- syncs --------------------------------------------------------------------------------
+
+Schedule = dict[str, Any] | Annotated[str, StringConstraints(max_length=200)]
+WebhookOn = Literal["failure", "always"]
+_SCHEDULE = (
+    'A schedule object such as {"type": "daily", "time": "01:00"} (see the contract), or a '
+    "cron expression."
+)
+
+
+class MappingSpec(Input):
+    user_id: Annotated[str, StringConstraints(min_length=1, max_length=1000)] = Field(
+        description="The column that holds the userId."
+    )
+    properties: dict[str, str] = Field(
+        default_factory=dict, description="PROPERTY: COLUMN for each mapped property."
+    )
+    types: dict[str, PropertyType] = Field(
+        default_factory=dict,
+        description="PROPERTY: TYPE; a property left out keeps its catalog type, else string.",
+    )
+
+
+def _default(name: str) -> Any:
+    """A new sync's default, as the store has it (the schema shows it)."""
+    return syncs.DEFAULTS[name]
+
+
+class SyncCreate(Input):
+    connection_id: Id
+    name: Name | None = None
+    folder: Text = Field(description="Absolute folder path, e.g. /in.")
+    file: Text | None = Field(
+        default=None, description="A userdata_*.csv name inside folder (file_choice exact)."
+    )
+    file_choice: FileChoice = FileChoice(_default("file_choice"))
+    mapping: MappingSpec
+    conflict: ConflictMode = ConflictMode(_default("conflict"))
+    empty_cells: EmptyCells = EmptyCells(_default("empty_cells"))
+    encoding: Annotated[str, StringConstraints(max_length=64)] | None = None
+    delimiter: Annotated[str, StringConstraints(max_length=8)] | None = Field(
+        default=None, description='One character, or "tab"; default ",".'
+    )
+    max_rejected: Annotated[int, Field(ge=0, le=MAX_COUNT)] | None = None
+    schedule: Schedule = Field(
+        default_factory=lambda: dict(_default("schedule")), description=_SCHEDULE
+    )
+    timezone: Annotated[str, StringConstraints(max_length=64)] | None = Field(
+        default=None, description="IANA zone; default: the schedule's, the workspace's, UTC."
+    )
+    enabled: bool = _default("enabled")
+    import_unchanged: bool = _default("import_unchanged")
+    after_import: AfterImport = AfterImport(_default("after_import"))
+    move_to: Text | None = None
+    webhook_url: Text | None = None
+    webhook_on: WebhookOn | None = Field(
+        default=None, description="When to call webhook_url: failure (the default) or always."
+    )
+    webhook_secret: Secret | None = None
+
+
+class SyncUpdate(Input):
+    connection_id: Id = optional()
+    name: Name | None = optional()
+    folder: Text = optional()
+    file: Text | None = optional()
+    file_choice: FileChoice = optional()
+    mapping: MappingSpec = optional()
+    conflict: ConflictMode = optional()
+    empty_cells: EmptyCells = optional()
+    encoding: Annotated[str, StringConstraints(max_length=64)] | None = optional()
+    delimiter: Annotated[str, StringConstraints(max_length=8)] | None = optional()
+    max_rejected: Annotated[int, Field(ge=0, le=MAX_COUNT)] | None = optional()
+    schedule: Schedule = optional(description=_SCHEDULE)
+    timezone: Annotated[str, StringConstraints(max_length=64)] | None = optional()
+    enabled: bool = optional()
+    import_unchanged: bool = optional()
+    after_import: AfterImport = optional()
+    move_to: Text | None = optional()
+    webhook_url: Text | None = optional()
+    webhook_on: WebhookOn | None = optional()
+    webhook_secret: Secret | None = optional(description='null or "" removes it.')
+
+
+class SyncPublic(Output):
+    id: int
+    connection_id: int
+    name: str | None
+    folder: str
+    file: str | None
+    path: str | None = Field(description="folder/file, when a file is named.")
+    file_choice: str
+    mapping: dict[str, Any]
+    conflict: str
+    empty_cells: str
+    encoding: str | None
+    delimiter: str | None
+    max_rejected: int | None
+    schedule: dict[str, Any]
+    schedule_description: str
+    timezone: str
+    enabled: bool
+    next_run_at: Timestamp | None
+    import_unchanged: bool
+    after_import: str
+    move_to: str | None
+    webhook_url: str | None
+    webhook_on: str | None
+    has_webhook_secret: bool
+    created_at: Timestamp
+    updated_at: Timestamp
+
+
+class SyncList(BaseModel):
+    items: list[SyncPublic]
+    next: int | None
+
+
+class RunStarted(BaseModel):
+    run_id: int
+
+
+class ScheduleTimes(BaseModel):
+    description: str
+    timezone: str
+    next: list[str] = Field(description="ISO 8601 with the zone's offset, ascending.")
+
+
+# --- runs ---------------------------------------------------------------------------------
+
+
+class RunPublic(Output):
+    id: int
+    sync_id: int | None
+    status: str = Field(description="queued, running, succeeded, partial, failed or skipped.")
+    trigger: str
+    source: str
+    path: str
+    started_at: Timestamp
+    finished_at: Timestamp | None
+    bytes_read: int
+    file_size: int | None = Field(description="The total to read, once the run knows it.")
+    progress: float | None = Field(description="bytes_read / file_size, 0 to 1, when known.")
+    rows_read: int
+    users_created: int
+    users_updated: int
+    rows_rejected: int
+    message: str | None
+    attempt: int
+    scheduled_for: Timestamp | None
+    dry_run: bool
+
+
+class RunDetail(RunPublic):
+    errors: list[RowProblem] = Field(description="The first 100 rejected rows.")
+    errors_url: str = Field(description="All the rejected rows, as CSV.")
+
+
+class RunList(BaseModel):
+    items: list[RunPublic]
+    next: int | None
+
+
+# --- users and properties -----------------------------------------------------------------
+
+
+class UserPublic(BaseModel):
+    id: str
+    user_id: str
+    properties: dict[str, Any]
+    created_at: Timestamp
+    updated_at: Timestamp
+
+
+class UserList(BaseModel):
+    items: list[UserPublic]
+    next: str | None
+
+
+class PropertyCreate(Input):
+    name: Annotated[str, StringConstraints(min_length=1, max_length=128)]
+    type: PropertyType = PropertyType.STRING
+
+
+class PropertyPublic(BaseModel):
+    id: str = Field(description="The property's name.")
+    name: str
+    type: PropertyType
+    created_at: Timestamp
+
+
+class PropertyList(BaseModel):
+    items: list[PropertyPublic]
+    next: str | None
