@@ -368,8 +368,17 @@ def set_enabled(bind: Bind, ws: int, sync_id: int, enabled: bool) -> Sync:
 
 
 def _drop_queued(conn: sa.Connection, sync_id: int) -> None:
-    """Runs of the sync that were waiting for a worker will not start."""
-    conn.execute(sa.delete(runs).where(runs.c.sync_id == sync_id, runs.c.status == "queued"))
+    """Runs of the sync that were waiting for a worker will not start: they are recorded as
+    skipped (their fire times stay taken, and the history says what became of them)."""
+    conn.execute(
+        sa.update(runs)
+        .where(runs.c.sync_id == sync_id, runs.c.status == "queued")
+        .values(
+            status="skipped",
+            finished_at=utcnow(),
+            message="the sync was switched off before this run started",
+        )
+    )
 
 
 def delete(bind: Bind, ws: int, sync_id: int) -> None:
