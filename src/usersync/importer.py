@@ -25,7 +25,7 @@ from usersync.rejects import RejectLog
 from usersync.sources.base import Source
 from usersync.spool import Spool
 from usersync.store import ConflictMode, UserStore
-from usersync.store.model import Change
+from usersync.store.model import BeforeCommit, Change
 
 BATCH_ROWS = 10_000
 # Rows per column-wise batch: pyarrow's working set grows with it. Measured end to end on a
@@ -68,6 +68,7 @@ class ImportSpec:
     max_size: int = MAX_FILE_SIZE
     spool_dir: str | None = None  # where the local copy for a second read goes (default TMPDIR)
     digest: bool = False  # compute the file's SHA-256 (RunResult.sha256)
+    before_commit: BeforeCommit | None = None  # a last check inside the store's transaction
 
 
 @dataclass(frozen=True)
@@ -148,7 +149,13 @@ def _run(
         run = _Pipeline(source, spec, raw, rejects, result, progress)
 
         def apply(batches: Iterable[Sequence[Change]]) -> None:
-            counts = store.apply(workspace_id, batches, spec.conflict, dry_run=spec.dry_run)
+            counts = store.apply(
+                workspace_id,
+                batches,
+                spec.conflict,
+                dry_run=spec.dry_run,
+                before_commit=spec.before_commit,
+            )
             result.users_created = counts.created
             result.users_updated = counts.updated
             result.sha256 = raw.sha256

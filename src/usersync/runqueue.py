@@ -24,6 +24,7 @@ import sqlalchemy as sa
 from sqlalchemy import exc
 
 from usersync.enums import RunStatus, RunTrigger
+from usersync.errors import UsersyncError
 from usersync.schema import fires, runs, syncs, utcnow
 from usersync.store._bind import Bind, insert_ignoring_conflicts, reading, writing
 from usersync.store.runs import Run, RunNotFound
@@ -203,6 +204,43 @@ def start_followup(bind: Bind, run: Run, worker: str, *, path: str, lease: float
         )
     assert run_id is not None
     return int(run_id)
+
+
+class LeaseLost(UsersyncError):
+    """The run's lease lapsed and another worker recovered it: this worker's work on it must
+    not be applied."""
+
+
+def fence(conn: sa.Connection, *, run_id: int, worker: str, lease: float) -> None:
+    """In the apply's transaction, just before it commits: the run must still be `worker`'s,
+    and its lease is extended so that nobody recovers it before its outcome is written."""
+    query = sa.select(runs.c.id).where(
+        runs.c.id == run_id, runs.c.worker == worker, runs.c.status == RunStatus.RUNNING.value
+    )
+    if conn.dialect.name == "postgresql":
+        query = query.with_for_update()
+    if conn.scalar(query) is None:
+        raise LeaseLost(
+            f"run {run_id} was taken over by another worker after this one stopped renewing "
+            "its lease; this worker's import was rolled back"
+        )
+    conn.execute(
+        sa.update(runs)
+        .where(runs.c.id == run_id)
+        .values(lease_expires_at=utcnow() + timedelta(seconds=lease))
+    )
+
+
+def owns(bind: Bind, run_id: int, worker: str) -> bool:
+    with reading(bind) as conn:
+        found = conn.scalar(
+            sa.select(runs.c.id).where(
+                runs.c.id == run_id,
+                runs.c.worker == worker,
+                runs.c.status == RunStatus.RUNNING.value,
+            )
+        )
+    return found is not None
 
 
 def renew(

@@ -11,7 +11,7 @@ from datetime import datetime
 
 from sqlalchemy import Engine
 
-from usersync import db
+from usersync import db, runqueue
 from usersync.config import Settings
 from usersync.enums import RunStatus
 from usersync.errors import UsageError, UsersyncError
@@ -120,10 +120,13 @@ def record_outcome(
     path: str,
     note: str | None = None,
     file_modified: datetime | None = None,
-) -> None:
+    owner: str | None = None,
+) -> bool:
     """Record a finished import on its run: counts, file facts, rejected rows; and add the
     mapped properties to the catalog once they hold values."""
     message = result.error.message if result.error is not None else note
+    if owner is not None and not runqueue.owns(engine, run_id, owner):
+        return False  # another worker recovered the run: its record is that worker's now
     runs.add_run_errors(engine, run_id, rejects)  # first: a finished run has all of them
     runs.finish_run(
         engine,
@@ -139,9 +142,11 @@ def record_outcome(
         file_size=result.file_size,
         file_modified=file_modified,
         file_sha256=result.sha256,
+        owner=owner,
     )
     if result.status in (RunStatus.SUCCEEDED, RunStatus.PARTIAL) and not dry_run:
         properties.ensure(engine, ws, {name: kind.value for name, kind in types.items()})
+    return True
 
 
 def get_user(engine: Engine, workspace: str, user_id: str) -> UserRecord | None:

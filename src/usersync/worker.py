@@ -10,6 +10,7 @@ worker` runs one alone (scale-out on PostgreSQL: start as many as you like).
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import logging
 import os
@@ -204,7 +205,15 @@ class Worker:
         webhooks.send(sync.webhook_url, secret, webhooks.run_summary(finished))
 
     def _fail(self, run_id: int, run: Run, error: UsersyncError) -> None:
-        runs.finish_run(self.engine, run_id, status=RunStatus.FAILED.value, message=error.message)
+        if not runs.finish_run(
+            self.engine,
+            run_id,
+            status=RunStatus.FAILED.value,
+            message=error.message,
+            owner=self.name,
+        ):
+            log.warning("run %s was taken over by another worker: %s", run_id, error.message)
+            return  # its retry is the other worker's business now
         log.info("run %s failed: %s", run_id, error.message)
         self._retry_if_transient(run, error)
 
@@ -245,6 +254,7 @@ class Worker:
                 context.run.id,
                 status=RunStatus.SKIPPED.value,
                 message=f"{what} in {sync.folder}",
+                owner=self.name,
             )
             return
         run_id = context.run.id
@@ -283,6 +293,7 @@ class Worker:
                     file_size=entry.size,
                     file_modified=entry.modified,
                     file_sha256=same.file_sha256,
+                    owner=self.name,
                 )
                 return True
         if self._still_growing(context.source, entry):
@@ -333,6 +344,9 @@ class Worker:
             max_rejected=sync.max_rejected,
             max_size=self.settings.max_file_size,
             digest=True,
+            before_commit=functools.partial(
+                runqueue.fence, run_id=run_id, worker=self.name, lease=self.options.lease
+            ),
         )
         with RejectLog() as rejects:
             store = UserStore(self.engine)
@@ -341,7 +355,7 @@ class Worker:
             )
             applied = result.status in (RunStatus.SUCCEEDED, RunStatus.PARTIAL)
             note = self._after_import(context, entry) if applied else None
-            record_outcome(
+            recorded = record_outcome(
                 self.engine,
                 run_id,
                 ws,
@@ -352,7 +366,11 @@ class Worker:
                 note=note,
                 path=entry.path,
                 file_modified=entry.modified,
+                owner=self.name,
             )
+        if not recorded:
+            log.warning("run %s was taken over by another worker; its outcome is dropped", run_id)
+            return
         log.info("run %s %s: %s rows", run_id, result.status.value, result.rows_read)
         if result.error is not None:
             self._retry_if_transient(context.run, result.error)

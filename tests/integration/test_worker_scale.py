@@ -401,3 +401,60 @@ def test_fire_times_missed_while_nothing_ran_give_one_run(
                 sa.select(fires.c.scheduled_for).where(fires.c.sync_id == sync.id)
             )
             assert list(tickets.scalars()) == [long_ago]
+
+
+PAUSE_ROWS = 100_000
+
+
+def test_a_paused_worker_whose_run_was_recovered_applies_nothing_when_it_resumes(
+    tmp_path: Path, pg_url: str, sftp: SftpFolder
+) -> None:
+    """A worker that stops answering without dying (paused, cut off from the database) loses
+    its run to recovery: "nothing was applied, so it runs again". When it comes back, it must
+    not apply the file a second time, nor rewrite its failed run as succeeded."""
+    sftp.put("userdata_big.csv", _big_file(PAUSE_ROWS))
+    with sync_setup(tmp_path, pg_url, sftp) as setup:
+        engine = setup.engine
+        sync = setup.sync(
+            file="userdata_big.csv",
+            schedule=ONCE_NOW,
+            mapping=BIG_MAPPING,
+            import_unchanged=True,  # the resumed worker would not skip the file as seen
+        )
+        data_dir = setup.settings.data_dir
+        settings = _worker_settings(lease=3)
+        with ExitStack() as stack:  # kills (even paused) workers that a failed check leaves
+            paused = stack.enter_context(
+                WorkerProcess.start(tmp_path / "paused", pg_url, data_dir, **settings)
+            )
+            paused.wait_ready()
+            wait_for(  # connecting or reading: before the apply, which locks the workspace
+                "the run to be running with its source recorded",
+                lambda: _running(engine, sync.id, source=True),
+                timeout=30,
+                interval=0.01,
+                alive=paused.check_alive,
+            )
+            paused.process.send_signal(signal.SIGSTOP)
+            rescuer = stack.enter_context(
+                WorkerProcess.start(tmp_path / "rescuer", pg_url, data_dir, **settings)
+            )
+            first, retry = wait_for(
+                "the paused worker's run to be failed and retried",
+                lambda: _finished(engine, sync.id, 2),
+                timeout=60,
+                interval=0.1,
+                alive=rescuer.check_alive,
+            )
+            assert (first.status, retry.status) == ("failed", "succeeded")
+            imported = _users_snapshot(engine, setup.ws)
+            assert len(imported) == PAUSE_ROWS
+            paused.process.send_signal(signal.SIGCONT)
+            assert paused.terminate() == 0, paused.log()  # once its run is over
+            assert rescuer.terminate() == 0, rescuer.log()
+        runs_after = _all_runs(engine, [sync.id])
+        assert [(run.id, run.status) for run in runs_after] == [
+            (first.id, "failed"),
+            (retry.id, "succeeded"),
+        ], [_describe(run) for run in runs_after]
+        assert _users_snapshot(engine, setup.ws) == imported  # applied once, by the retry

@@ -34,7 +34,7 @@ from sqlalchemy.engine import Connection, Engine
 
 from usersync.schema import utcnow
 from usersync.store._staging import Staged, has_nulls
-from usersync.store.model import ApplyCounts, Change, ConflictMode
+from usersync.store.model import ApplyCounts, BeforeCommit, Change, ConflictMode
 
 STAGING = "usersync_staging"
 _LOCK_NAMESPACE = 0x75737273  # "usrs": first key of pg_advisory_xact_lock(int, int)
@@ -49,6 +49,7 @@ def apply(
     batches: Iterable[Sequence[Change]],
     mode: ConflictMode,
     dry_run: bool,
+    before_commit: BeforeCommit | None = None,
 ) -> ApplyCounts:
     with engine.connect() as conn, conn.begin() as transaction:
         staged = _stage(conn, batches)
@@ -66,6 +67,8 @@ def apply(
         counts = _merge_folding_duplicates(conn, workspace_id, mode, staged, now, empty)
         if dry_run:
             transaction.rollback()
+        elif before_commit is not None:
+            before_commit(conn)
         return counts
 
 

@@ -29,7 +29,7 @@ from sqlalchemy.engine import Connection, Engine
 from usersync.db import write_transaction
 from usersync.schema import to_micros, utcnow
 from usersync.store._staging import Staged, has_nulls
-from usersync.store.model import ApplyCounts, Change, ConflictMode
+from usersync.store.model import ApplyCounts, BeforeCommit, Change, ConflictMode
 
 STAGING = "usersync_staging"
 _TOUCHED = "usersync_touched"
@@ -59,13 +59,14 @@ def apply(
     batches: Iterable[Sequence[Change]],
     mode: ConflictMode,
     dry_run: bool,
+    before_commit: BeforeCommit | None = None,
 ) -> ApplyCounts:
     with engine.connect() as conn:
         try:
             staged = _stage(conn, batches)
             if staged.rows == 0:
                 return ApplyCounts(created=0, updated=0)
-            return _merge(conn, workspace_id, mode, staged, dry_run)
+            return _merge(conn, workspace_id, mode, staged, dry_run, before_commit)
         finally:
             _discard(conn)
 
@@ -118,7 +119,12 @@ _STRIP_NEW_USERS = (
 
 
 def _merge(
-    conn: Connection, workspace_id: int, mode: ConflictMode, staged: Staged, dry_run: bool
+    conn: Connection,
+    workspace_id: int,
+    mode: ConflictMode,
+    staged: Staged,
+    dry_run: bool,
+    before_commit: BeforeCommit | None = None,
 ) -> ApplyCounts:
     tally = _Tally()
     _driver(conn).create_function(_TOUCHED, 2, tally.touched)
@@ -133,6 +139,8 @@ def _merge(
         counts = ApplyCounts(created=staged.rows - tally.conflicts, updated=tally.first_touches)
         if dry_run:
             transaction.rollback()
+        elif before_commit is not None:
+            before_commit(conn)
     return counts
 
 

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import enum
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, NamedTuple
+
+from sqlalchemy.engine import Connection
 
 from usersync.errors import UsersyncError
 
@@ -42,6 +45,11 @@ class UserChange(NamedTuple):
 # What UserStore.apply takes: a UserChange, or any (user_id, properties_json) pair (a
 # column-wise reader may hand over its tuples without building UserChanges).
 Change = tuple[str, str]
+
+
+BeforeCommit = Callable[[Connection], None]
+"""Called in the apply's transaction just before it commits (not for a dry run); raising
+rolls the whole apply back. The worker checks there that the run is still its own."""
 
 
 @dataclass(frozen=True)

@@ -140,8 +140,11 @@ def finish_run(
     file_sha256: str | None = None,
     path: str | None = None,
     finished_at: datetime | None = None,
-) -> None:
-    """Record a run's outcome. `file_*` and `path` are kept when not given."""
+    owner: str | None = None,
+) -> bool:
+    """Record a run's outcome. `file_*` and `path` are kept when not given. With `owner`
+    (a worker's name), only while the run is still running under that worker: False, and
+    nothing written, when another worker recovered it meanwhile."""
     values: dict[str, object] = {
         "status": _check_status(status),
         "finished_at": finished_at or utcnow(),
@@ -160,7 +163,16 @@ def finish_run(
         values["file_sha256"] = file_sha256
     if path is not None:
         values["path"] = path
+    if owner is not None:
+        with writing(bind) as conn:
+            result = conn.execute(
+                sa.update(runs)
+                .where(runs.c.id == run_id, runs.c.worker == owner, runs.c.status == "running")
+                .values(**values)
+            )
+            return result.rowcount == 1
     _update(bind, run_id, **values)
+    return True
 
 
 def _update(bind: Bind, run_id: int, **values: object) -> None:

@@ -13,11 +13,21 @@ from sqlalchemy.engine import Engine
 from usersync.errors import UsageError
 from usersync.schema import users, workspaces
 from usersync.store import _postgres_apply, _sqlite_apply
-from usersync.store.model import ApplyCounts, Change, ConflictMode, StoreError, UserRecord
+from usersync.store.model import (
+    ApplyCounts,
+    BeforeCommit,
+    Change,
+    ConflictMode,
+    StoreError,
+    UserRecord,
+)
 
 MAX_PAGE = 1000
 
-_Apply = Callable[[Engine, int, Iterable[Sequence[Change]], ConflictMode, bool], ApplyCounts]
+_Apply = Callable[
+    [Engine, int, Iterable[Sequence[Change]], ConflictMode, bool, BeforeCommit | None],
+    ApplyCounts,
+]
 _BACKENDS: dict[str, _Apply] = {
     "sqlite": _sqlite_apply.apply,
     "postgresql": _postgres_apply.apply,
@@ -41,6 +51,7 @@ class UserStore:
         mode: ConflictMode,
         *,
         dry_run: bool = False,
+        before_commit: BeforeCommit | None = None,
     ) -> ApplyCounts:
         """Apply every change of `batches` to the workspace's users, all or nothing.
 
@@ -53,7 +64,7 @@ class UserStore:
         mode = ConflictMode(mode)
         self._check_workspace(workspace_id)
         try:
-            return self._apply(self._engine, workspace_id, batches, mode, dry_run)
+            return self._apply(self._engine, workspace_id, batches, mode, dry_run, before_commit)
         except (exc.DBAPIError, sqlite3.Error, psycopg.Error) as error:
             # Errors of the iterable itself (the source, the reader...) pass through as they are.
             raise _store_error(error) from error
