@@ -695,11 +695,6 @@ def test_times_are_iso_8601_with_the_utc_offset(api: Api) -> None:
     assert created >= before
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="sources/sftp.py lets asyncssh's SASLPrepError (a user name or password SSH "
-    "cannot send) escape untranslated: the API answers 500",
-)
 def test_a_user_name_ssh_cannot_send_fails_the_test_instead_of_the_server(api: Api) -> None:
     connection = create_connection(api, username="imp\U00069d5aorter", private_key=None)
 

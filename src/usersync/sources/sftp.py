@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any, BinaryIO, TypeVar, cast
 
 import asyncssh
+from asyncssh.saslprep import SASLPrepError
 
 from usersync.errors import (
     AuthenticationFailed,
@@ -274,6 +275,11 @@ async def _open(
         )
     except asyncssh.HostKeyNotVerifiable as exc:
         raise check.refusal() from exc
+    except SASLPrepError as exc:  # before any byte is sent
+        raise AuthenticationFailed(
+            f"the user name or password for {where} contains characters that SSH cannot "
+            f"send ({exc}); check them for stray control or unassigned characters"
+        ) from exc
     except asyncssh.PermissionDenied as exc:
         raise AuthenticationFailed(
             f"{target.username}@{where} refused the login: check the user name and the "

@@ -384,6 +384,8 @@ def _drop_queued(conn: sa.Connection, sync_id: int) -> None:
 def delete(bind: Bind, ws: int, sync_id: int) -> None:
     with writing(bind) as conn:
         _load(conn, ws, sync_id)
-        _drop_queued(conn, sync_id)
+        conn.execute(  # runs that never started go with it; those that did stay on record
+            sa.delete(runs).where(runs.c.sync_id == sync_id, runs.c.status == "queued")
+        )
         conn.execute(sa.delete(fires).where(fires.c.sync_id == sync_id))
         conn.execute(sa.delete(syncs).where(syncs.c.id == sync_id))
