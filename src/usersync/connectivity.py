@@ -39,7 +39,7 @@ def location_of(connection: Connection, path: str = "/") -> RemoteLocation:
 
 def source_url(connection: Connection) -> str:
     """How runs name where a file came from (no secrets)."""
-    return f"{connection.kind}://{connection.username}@{connection.host}:{connection.port}"
+    return location_of(connection).origin
 
 
 def open_connection(

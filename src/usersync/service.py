@@ -88,8 +88,9 @@ def import_remote_file(
     ws = workspace_id(engine, workspace)
     types = resolve_types(engine, ws, spec.mapping.properties, spec.mapping.types)
     spec = dataclasses.replace(spec, mapping=dataclasses.replace(spec.mapping, types=types))
-    url = f"{location.scheme}://{location.username}@{location.host}:{location.port}"
-    run_id = runs.create_run(engine, ws, source=url, path=spec.path, dry_run=spec.dry_run)
+    run_id = runs.create_run(
+        engine, ws, source=location.origin, path=spec.path, dry_run=spec.dry_run
+    )
     result = RunResult(status=RunStatus.FAILED)
     with RejectLog() as rejects:
         try:
