@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 from dataclasses import dataclass
+from typing import Any
 
 from usersync.files import (
     MAX_FILE_SIZE,
@@ -60,3 +61,50 @@ def preview_file(
     with open_eligible(source, path, max_size) as raw:
         stream = io.BufferedReader(raw, buffer_size=64 * 1024)
         return read_preview(stream, options or CsvOptions(), rows=rows, name=path)
+
+
+# The JSON documents of the contract ("usersync folders|files|preview --json", and the REST
+# API's folders/files/preview answers): one builder each, so both always say the same.
+
+
+def folders_document(listing: FolderListing) -> dict[str, Any]:
+    return {
+        "path": listing.path,
+        "folders": [{"name": f.name, "path": f.path} for f in listing.folders],
+    }
+
+
+def files_document(listing: FileListing) -> dict[str, Any]:
+    return {
+        "path": listing.path,
+        "files": [
+            {
+                "name": f.name,
+                "path": f.path,
+                "size": f.size,
+                "modified": f.modified.isoformat() if f.modified else None,
+            }
+            for f in listing.files
+        ],
+        "hidden": [
+            {
+                "name": h.entry.name,
+                "path": h.entry.path,
+                "size": h.entry.size,
+                "reason": h.reason.value,
+            }
+            for h in listing.hidden
+        ],
+    }
+
+
+def preview_document(path: str, preview: Preview) -> dict[str, Any]:
+    return {
+        "path": path,
+        "columns": preview.columns,
+        "rows": [row.values for row in preview.rows],
+        "errors": [
+            {"line": e.line, "column": e.column, "value": e.value, "message": e.message}
+            for e in preview.errors
+        ],
+    }

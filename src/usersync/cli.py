@@ -7,9 +7,17 @@ from typing import Any
 import click
 
 from usersync import __version__
-from usersync.browse import PREVIEW_ROWS, list_files, list_folders, preview_file
+from usersync.browse import (
+    PREVIEW_ROWS,
+    files_document,
+    folders_document,
+    list_files,
+    list_folders,
+    preview_document,
+    preview_file,
+)
 from usersync.cli_import import db_option, errors, import_, user, users
-from usersync.cli_output import emit_json, handle_errors, iso, table
+from usersync.cli_output import emit_json, handle_errors, table
 from usersync.cli_remote import csv_format_options, csv_options, open_remote, remote_options
 from usersync.cli_schedule import schedule
 from usersync.config import load_settings
@@ -34,12 +42,7 @@ def folders(**opts: Any) -> None:
     finally:
         source.close()
     if opts["as_json"]:
-        emit_json(
-            {
-                "path": listing.path,
-                "folders": [{"name": f.name, "path": f.path} for f in listing.folders],
-            }
-        )
+        emit_json(folders_document(listing))
         return
     table(
         ["FOLDER", "PATH"],
@@ -59,24 +62,7 @@ def files(**opts: Any) -> None:
     finally:
         source.close()
     if opts["as_json"]:
-        emit_json(
-            {
-                "path": listing.path,
-                "files": [
-                    {"name": f.name, "path": f.path, "size": f.size, "modified": iso(f.modified)}
-                    for f in listing.files
-                ],
-                "hidden": [
-                    {
-                        "name": h.entry.name,
-                        "path": h.entry.path,
-                        "size": h.entry.size,
-                        "reason": h.reason.value,
-                    }
-                    for h in listing.hidden
-                ],
-            }
-        )
+        emit_json(files_document(listing))
         return
     table(
         ["FILE", "SIZE", "MODIFIED"],
@@ -111,17 +97,7 @@ def preview(rows: int, encoding: str | None, delimiter: str | None, **opts: Any)
     finally:
         source.close()
     if opts["as_json"]:
-        emit_json(
-            {
-                "path": location.path,
-                "columns": result.columns,
-                "rows": [row.values for row in result.rows],
-                "errors": [
-                    {"line": e.line, "column": e.column, "value": e.value, "message": e.message}
-                    for e in result.errors
-                ],
-            }
-        )
+        emit_json(preview_document(location.path, result))
         return
     table(
         ["LINE", *result.columns],

@@ -9,13 +9,21 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query, Request, Response
 
-from usersync.browse import PREVIEW_ROWS, list_files, list_folders, preview_file
+from usersync.browse import (
+    PREVIEW_ROWS,
+    files_document,
+    folders_document,
+    list_files,
+    list_folders,
+    preview_document,
+    preview_file,
+)
 from usersync.connectivity import open_connection, test_connection
 from usersync.reader import CsvOptions
 from usersync.sources.base import Source
 from usersync.store import connections
 from usersync.store.connections import NewConnection
-from usersync.web.api._common import DEFAULT_LIMIT, Limit, ResourceId, errors, iso, page
+from usersync.web.api._common import DEFAULT_LIMIT, Limit, ResourceId, errors, page
 from usersync.web.auth import WorkspaceDep
 from usersync.web.deps import Services, ServicesDep
 from usersync.web.schemas import (
@@ -165,12 +173,7 @@ def folders(
 ) -> FolderListing:
     with _source(services, ws, connection_id) as source:
         listing = list_folders(source, path)
-    return FolderListing.model_validate(
-        {
-            "path": listing.path,
-            "folders": [{"name": f.name, "path": f.path} for f in listing.folders],
-        }
-    )
+    return FolderListing.model_validate(folders_document(listing))
 
 
 @router.get(
@@ -186,24 +189,7 @@ def files(
 ) -> FileListing:
     with _source(services, ws, connection_id) as source:
         listing = list_files(source, path, services.settings.max_file_size)
-    return FileListing.model_validate(
-        {
-            "path": listing.path,
-            "files": [
-                {"name": f.name, "path": f.path, "size": f.size, "modified": iso(f.modified)}
-                for f in listing.files
-            ],
-            "hidden": [
-                {
-                    "name": h.entry.name,
-                    "path": h.entry.path,
-                    "size": h.entry.size,
-                    "reason": h.reason.value,
-                }
-                for h in listing.hidden
-            ],
-        }
-    )
+    return FileListing.model_validate(files_document(listing))
 
 
 @router.get(
@@ -230,14 +216,4 @@ def preview(
         result = preview_file(
             source, path, options, rows=rows, max_size=services.settings.max_file_size
         )
-    return FilePreview.model_validate(
-        {
-            "path": path,
-            "columns": result.columns,
-            "rows": [row.values for row in result.rows],
-            "errors": [
-                {"line": e.line, "column": e.column, "value": e.value, "message": e.message}
-                for e in result.errors
-            ],
-        }
-    )
+    return FilePreview.model_validate(preview_document(path, result))
