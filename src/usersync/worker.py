@@ -225,7 +225,7 @@ class Worker:
             raise UsersyncError("its sync was deleted before the run started") from None
         connection = connections.get(self.engine, self.box, sync.workspace_id, sync.connection_id)
         run = dataclasses.replace(run, source=source_url(connection))
-        _set_source(self.engine, run.id, run.source)
+        _describe_run(self.engine, run.id, source=run.source)
         source = open_connection(
             self.settings, self.engine, self.box, sync.workspace_id, sync.connection_id
         )
@@ -306,6 +306,7 @@ class Worker:
                 message=f"{entry.path} is still being written; it is read once it stops changing",
             )
             return False
+        _describe_run(self.engine, run_id, path=entry.path, file_size=entry.size)
         self._import_and_record(context, run_id, entry)
         return True
 
@@ -400,9 +401,10 @@ class Worker:
         runqueue.retry_later(self.engine, run, not_before=utcnow() + timedelta(seconds=delay))
 
 
-def _set_source(engine: Engine, run_id: int, source: str) -> None:
+def _describe_run(engine: Engine, run_id: int, **values: object) -> None:
+    """What a running run is at, for whoever watches it (source, path, total bytes)."""
     with engine.begin() as conn:
-        conn.execute(sa.update(runs_table).where(runs_table.c.id == run_id).values(source=source))
+        conn.execute(sa.update(runs_table).where(runs_table.c.id == run_id).values(**values))
 
 
 def _last_success(engine: Engine, sync_id: int, path: str) -> Run | None:
