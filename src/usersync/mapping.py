@@ -17,7 +17,7 @@ from typing import NamedTuple
 from zoneinfo import ZoneInfo
 
 from usersync.enums import PropertyType
-from usersync.errors import UsersyncError
+from usersync.errors import UsageError, UsersyncError
 from usersync.reader import Row, RowError
 
 __all__ = ["ColumnMapping", "EmptyCells", "MappedRow", "MappingError", "PropertyType", "RowMapper"]
@@ -119,7 +119,7 @@ def converter_for(kind: PropertyType, zone: ZoneInfo) -> Converter | None:
 
 def check_property_name(name: str) -> str:
     if not _PROPERTY_NAME.fullmatch(name):
-        raise UsersyncError(
+        raise UsageError(
             f"{name!r} is not a valid property name: use letters, digits, '_', '.', '-' "
             "(up to 128), starting with a letter or '_'"
         )
