@@ -12,6 +12,7 @@ it, then tests the login once it is confirmed.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 from sqlalchemy import Engine
@@ -22,7 +23,7 @@ from usersync.secretbox import SecretBox
 from usersync.sources.base import Source
 from usersync.sources.connect import Credentials, open_source
 from usersync.sources.hostkeys import HostKeyPolicy
-from usersync.sources.urls import RemoteLocation
+from usersync.sources.urls import RemoteLocation, S3Endpoint, TlsTrust
 from usersync.store import connections
 from usersync.store.connections import Connection
 
@@ -32,9 +33,25 @@ class HostKeyNotConfirmed(Conflict):
 
 
 def location_of(connection: Connection, path: str = "/") -> RemoteLocation:
+    options = connection.options
+    s3 = connection.kind == "s3"
     return RemoteLocation(
-        connection.kind, connection.host, connection.port, connection.username, path
+        connection.kind,
+        connection.host,
+        connection.port,
+        "" if s3 else connection.username,  # for s3 the user name is the access key id
+        path,
+        tls=TlsTrust(verify=bool(options.get("verify_tls", True))),
+        s3=S3Endpoint(
+            url=options.get("endpoint_url"),
+            region=options.get("region"),
+            path_style=bool(options.get("path_style", False)),
+        ),
     )
+
+
+def _needs_host_key(connection: Connection) -> bool:
+    return connection.kind == "sftp"
 
 
 def source_url(connection: Connection) -> str:
@@ -46,13 +63,15 @@ def open_connection(
     settings: Settings, engine: Engine, box: SecretBox, ws: int, connection_id: int
 ) -> Source:
     connection = connections.get(engine, box, ws, connection_id)
-    if connection.host_key_fingerprint is None:
+    if _needs_host_key(connection) and connection.host_key_fingerprint is None:
         raise HostKeyNotConfirmed(
             f"connection {connection_id} ({connection.name}): its host key is not confirmed "
             "yet. Test the connection, check the fingerprint it shows with the server's "
             "administrator, then confirm it (PATCH host_key_fingerprint)."
         )
     credentials = connections.credentials(engine, box, ws, connection_id)
+    if connection.kind == "s3":
+        credentials = dataclasses.replace(credentials, access_key_id=connection.username)
     policy = HostKeyPolicy(fingerprint=connection.host_key_fingerprint)
     return open_source(location_of(connection), credentials, policy, settings)
 
@@ -70,7 +89,7 @@ def test_connection(
 ) -> TestOutcome:
     connection = connections.get(engine, box, ws, connection_id)
     pinned = connection.host_key_fingerprint
-    if pinned is None:
+    if pinned is None and _needs_host_key(connection):
         # An empty password that is never sent: an empty policy trusts no host key, so the
         # handshake stops at the key, before any login.
         probe = Credentials(password="")
@@ -96,16 +115,16 @@ def test_connection(
     except HostKeyError as error:
         return TestOutcome(False, error.fingerprint, error.message, False)
     except UsersyncError as error:
-        return TestOutcome(False, pinned, error.message, True)
+        return TestOutcome(False, pinned, error.message, pinned is not None)
     try:
         source.list_dir("/")
     except UsersyncError as error:
-        return TestOutcome(False, pinned, f"logged in, but {error.message}", True)
+        return TestOutcome(False, pinned, f"logged in, but {error.message}", pinned is not None)
     finally:
         source.close()
     return TestOutcome(
         True,
         pinned,
-        f"Connected to {connection.host}:{connection.port} as {connection.username}.",
-        True,
+        f"Connected to {location_of(connection).origin}.",
+        pinned is not None,
     )

@@ -164,6 +164,7 @@ connections = sa.Table(
     sa.Column("username", sa.Text, nullable=False),
     sa.Column("secrets", sa.Text, nullable=True),  # encrypted JSON: password, private_key, ...
     sa.Column("host_key_fingerprint", sa.Text, nullable=True),
+    sa.Column("options", sa.JSON, nullable=True),  # per kind: endpoint_url, region, ...
     sa.Column("created_at", UTCDateTime(), nullable=False, default=utcnow),
     sa.Column("updated_at", UTCDateTime(), nullable=False, default=utcnow),
     sa.CheckConstraint(_one_of("kind", CONNECTION_KINDS), name="kind"),

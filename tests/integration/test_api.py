@@ -92,6 +92,7 @@ def test_create_connection_answers_201_with_the_connection_and_whether_secrets_a
         "port": 9,
         "username": "importer",
         "host_key_fingerprint": None,
+        "options": {},
         "has_password": True,
         "has_private_key": True,
         "created_at": created["created_at"],

@@ -103,7 +103,7 @@ def test_the_test_shows_the_host_key_and_nothing_is_read_until_it_is_confirmed(
     assert second == {
         "ok": True,
         "host_key_fingerprint": first["host_key_fingerprint"],
-        "message": f"Connected to {sftp.host}:{sftp.port} as {sftp.username}.",
+        "message": f"Connected to sftp://{sftp.username}@{sftp.host}:{sftp.port}.",
         "confirmed": True,
     }
 

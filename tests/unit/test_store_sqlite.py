@@ -163,4 +163,4 @@ def test_the_migrations_ship_inside_the_package() -> None:
     config.set_main_option("script_location", "usersync:migrations")
     script = ScriptDirectory.from_config(config)
     assert Path(script.dir).parent.name == "usersync"
-    assert script.get_heads() == ["0003_more_kinds"]
+    assert script.get_heads() == ["0004_connection_options"]

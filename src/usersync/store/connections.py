@@ -25,10 +25,18 @@ from usersync.schema import connections, syncs, utcnow
 from usersync.secretbox import SecretBox
 from usersync.sources.connect import Credentials
 from usersync.sources.hostkeys import normalize_fingerprint
+from usersync.sources.urls import DEFAULT_PORTS
 from usersync.store._bind import Bind, reading, writing
 
 SECRET_FIELDS = ("password", "private_key", "key_passphrase")
-PLAIN_FIELDS = ("name", "kind", "host", "port", "username", "host_key_fingerprint")
+PLAIN_FIELDS = ("name", "kind", "host", "port", "username", "host_key_fingerprint", "options")
+# What each kind of store may be told besides host, port and user.
+OPTIONS: dict[str, dict[str, type]] = {
+    "sftp": {},
+    "ftp": {},
+    "ftps": {"verify_tls": bool},
+    "s3": {"endpoint_url": str, "region": str, "path_style": bool, "verify_tls": bool},
+}
 
 
 class ConnectionNotFound(NotFound):
@@ -45,6 +53,7 @@ class Connection:
     port: int
     username: str
     host_key_fingerprint: str | None
+    options: dict[str, Any]
     has_password: bool
     has_private_key: bool
     created_at: datetime
@@ -56,12 +65,13 @@ class NewConnection:
     name: str
     host: str
     username: str
-    port: int = 22
+    port: int | None = None  # None: the kind's usual port
     kind: str = ConnectionKind.SFTP.value
     password: str | None = None
     private_key: str | None = None
     key_passphrase: str | None = None
     host_key_fingerprint: str | None = None
+    options: dict[str, Any] | None = None
 
     def __repr__(self) -> str:
         return f"NewConnection(name={self.name!r}, host={self.host!r}, ...)"
@@ -80,10 +90,31 @@ def _check(values: Mapping[str, Any]) -> dict[str, Any]:
     for name in ("name", "host", "username"):
         if name in checked and not str(checked[name]).strip():
             raise UsageError(f"{name} must not be empty")
+    if "options" in checked and "kind" in checked:
+        checked["options"] = _options(str(checked["kind"]), checked["options"])
     fingerprint = checked.get("host_key_fingerprint")
     if fingerprint:
         checked["host_key_fingerprint"] = normalize_fingerprint(fingerprint)
     return checked
+
+
+def _options(kind: str, options: Any) -> dict[str, Any] | None:
+    if options is None:
+        return None
+    allowed = OPTIONS.get(kind, {})
+    if not isinstance(options, dict):
+        raise UsageError('options: give an object such as {"region": "eu-west-1"}')
+    options = {name: value for name, value in options.items() if value is not None}
+    for name, value in options.items():
+        if name not in allowed:
+            known = ", ".join(allowed) or "none"
+            raise UsageError(f"options: {kind} connections have no option {name!r} ({known})")
+        if not isinstance(value, allowed[name]):
+            raise UsageError(f"options.{name}: {value!r} is not a {allowed[name].__name__}")
+    endpoint = str(options.get("endpoint_url", "https://"))
+    if not endpoint.startswith(("http://", "https://")):
+        raise UsageError("options.endpoint_url: give an http:// or https:// URL")
+    return dict(options) or None
 
 
 def _connection(row: sa.Row[Any], box: SecretBox) -> Connection:
@@ -97,6 +128,7 @@ def _connection(row: sa.Row[Any], box: SecretBox) -> Connection:
         port=row.port,
         username=row.username,
         host_key_fingerprint=row.host_key_fingerprint,
+        options=dict(row.options or {}),
         has_password=bool(secrets.get("password")),
         has_private_key=bool(secrets.get("private_key")),
         created_at=row.created_at,
@@ -120,7 +152,8 @@ def _unique_name(conn: sa.Connection, ws: int, name: str, *, but: int | None = N
 
 
 def create(bind: Bind, box: SecretBox, ws: int, new: NewConnection) -> Connection:
-    values = _check({name: getattr(new, name) for name in PLAIN_FIELDS})
+    values = _check({name: getattr(new, name) for name in PLAIN_FIELDS if name != "port"})
+    values["port"] = _check({"port": new.port})["port"] if new.port else DEFAULT_PORTS[new.kind]
     if not (new.password or new.private_key):
         raise UsageError("give a password or a private key to log in with")
     now = utcnow()
@@ -180,6 +213,9 @@ def update(
         row = _row(conn, ws, connection_id)
         if "name" in plain:
             _unique_name(conn, ws, plain["name"], but=connection_id)
+        kind = plain.get("kind", row.kind)
+        if "options" in plain or "kind" in plain:
+            plain["options"] = _options(kind, plain.get("options", row.options))
         moved = any(k in plain and plain[k] != getattr(row, k) for k in ("host", "port"))
         if moved and "host_key_fingerprint" not in plain:
             plain["host_key_fingerprint"] = None

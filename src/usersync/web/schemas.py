@@ -109,15 +109,29 @@ class ErrorResponse(BaseModel):
 # --- connections --------------------------------------------------------------------------
 
 
+class ConnectionOptions(Input):
+    """Per kind: s3 takes endpoint_url, region, path_style; ftps and s3 take verify_tls."""
+
+    endpoint_url: str | None = Field(
+        default=None, max_length=2000, description="s3: the service's URL (default: AWS)."
+    )
+    region: str | None = Field(default=None, max_length=64, description="s3: e.g. eu-west-1.")
+    path_style: bool | None = Field(default=None, description="s3: bucket in the path.")
+    verify_tls: bool | None = Field(
+        default=None, description="ftps, s3: false turns certificate checks off (unsafe)."
+    )
+
+
 class ConnectionCreate(Input):
     name: Name
     kind: ConnectionKind = ConnectionKind.SFTP
-    host: Host
-    port: Port = 22
-    username: Host
+    host: Host = Field(description="The server; for s3, the bucket.")
+    port: Port | None = Field(default=None, description="Default: 22 sftp, 21 ftp/ftps.")
+    username: Host = Field(description="The login; for s3, the access key id.")
     password: Secret | None = None
     private_key: Secret | None = Field(default=None, description="OpenSSH or PEM private key.")
     key_passphrase: Secret | None = None
+    options: ConnectionOptions | None = None
     host_key_fingerprint: Fingerprint | None = Field(
         default=None,
         description="SHA256:... of the server's host key. Leave it out, test the connection "
@@ -134,6 +148,7 @@ class ConnectionUpdate(Input):
     password: Secret | None = optional(description='null or "" removes it.')
     private_key: Secret | None = optional(description='null or "" removes it.')
     key_passphrase: Secret | None = optional(description='null or "" removes it.')
+    options: ConnectionOptions | None = optional()
     host_key_fingerprint: Fingerprint | None = optional(
         description="Confirms the server's host key (as the test showed it); null forgets it."
     )
@@ -147,6 +162,7 @@ class ConnectionPublic(Output):
     port: int
     username: str
     host_key_fingerprint: str | None
+    options: dict[str, Any]
     has_password: bool
     has_private_key: bool
     created_at: Timestamp
