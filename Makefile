@@ -2,15 +2,22 @@
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+VENDOR := src/usersync/web/static/vendor/.installed
 
 .PHONY: install run test lint typecheck unit system-packages bench clean
 
-install: $(STAMP)
+install: $(STAMP) $(VENDOR)
 
 $(STAMP): pyproject.toml
 	@py=$$(scripts/ensure-python.sh) && [ -x $(BIN)/python ] || $$py -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q -e '.[dev]'
+	@touch $@
+
+# htmx and Pico CSS for the web UI: from the npm registry, as pinned (with their integrity
+# hashes) in package-lock.json; copied into the package's static/vendor/, never committed.
+$(VENDOR): package.json package-lock.json scripts/vendor-assets.sh
+	@scripts/vendor-assets.sh
 	@touch $@
 
 system-packages:
@@ -36,4 +43,4 @@ bench: install system-packages
 	$(BIN)/python bench/import_bench.py
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache node_modules src/usersync/web/static/vendor

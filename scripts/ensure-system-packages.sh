@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
 # Installs the Debian packages that the test suite's real servers need (OpenSSH's sshd,
-# PostgreSQL, vsftpd), when they are missing. Safe to run again: it does nothing when all are
-# there.
+# PostgreSQL, vsftpd) and the browser that the web UI's tests drive (chromium, through
+# Playwright; nothing downloads a browser of its own), when they are missing. Safe to run
+# again: it does nothing when all are there.
 set -euo pipefail
 
 need=()
 [ -x /usr/sbin/sshd ] || need+=(openssh-server)
 command -v ssh-keygen >/dev/null 2>&1 || need+=(openssh-client)
 [ -x /usr/sbin/vsftpd ] || need+=(vsftpd)
+[ -x /usr/bin/chromium ] || need+=(chromium)
 if ! ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1; then
   need+=(postgresql)
 fi

@@ -1,4 +1,5 @@
-"""The ASGI application, built by `create_app(settings)`; nothing happens at import time.
+"""The ASGI application (the web UI, the REST API under /api), built by
+`create_app(settings)`; nothing happens at import time.
 
     app = create_app(settings)                    # `usersync serve` runs it with uvicorn
     with TestClient(create_app(settings, run_worker=False)) as client: ...
@@ -14,29 +15,15 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
-from fastapi.responses import HTMLResponse
 
 from usersync import __version__
 from usersync.config import Settings, load_settings
 from usersync.secretbox import SecretBox
 from usersync.service import open_database
-from usersync.web import errors
+from usersync.web import errors, pages
 from usersync.web.api import api_router
 from usersync.web.deps import Services
 from usersync.worker import BackgroundWorker
-
-_HOME = """<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>usersync</title>
-<meta name="viewport" content="width=device-width, initial-scale=1"></head>
-<body style="font-family: system-ui, sans-serif; max-width: 40rem; margin: 3rem auto">
-<h1>usersync</h1>
-<p>usersync {version} is running. The web wizard is on its way; meanwhile the REST API
-(<a href="/docs">/docs</a>) and the command line do it all:</p>
-<pre>usersync token create --workspace default
-curl -H "Authorization: Bearer TOKEN" http://HOST:PORT/api/connections</pre>
-<p>Health: <a href="/health">/health</a></p>
-</body></html>
-"""
 
 _DESCRIPTION = """Keep a User 360 profile store in sync with `userdata_*.csv` files on SFTP.
 
@@ -85,13 +72,10 @@ def create_app(settings: Settings | None = None, *, run_worker: bool = True) -> 
     )
     errors.install(app)
     app.include_router(api_router())
+    pages.install(app)
 
     @app.get("/health", tags=["service"], summary="Is the server up?")
     def health() -> dict[str, str]:
         return {"status": "ok", "version": __version__}
-
-    @app.get("/", response_class=HTMLResponse, include_in_schema=False)
-    def home() -> str:
-        return _HOME.format(version=__version__)
 
     return app

@@ -1,0 +1,138 @@
+"""The sync wizard, after "Sync on": step 1, Configure source. A folder tree whose "+" loads
+subfolders lazily (htmx swaps in a fragment), "Fetch files" for the eligible files of the
+chosen folder (with how many were hidden, and why), and "Preview file"."""
+
+from __future__ import annotations
+
+import hashlib
+import posixpath
+from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import HTMLResponse
+
+from usersync.browse import PREVIEW_ROWS, list_files, list_folders, preview_file
+from usersync.connectivity import open_connection
+from usersync.errors import UsersyncError
+from usersync.files import explain
+from usersync.sources.base import Source
+from usersync.store import connections
+from usersync.web.api._common import ResourceId
+from usersync.web.deps import Services, ServicesDep
+from usersync.web.pages.render import render
+from usersync.web.pages.session import Session, SessionDep
+
+router = APIRouter(prefix="/integrations/{connection_id}/sync")
+
+RemotePath = Annotated[str, Query(pattern=r"^/[^\x00]*$", max_length=4096)]
+
+
+def node_id(path: str) -> str:
+    """An HTML id for a folder of the tree (paths may hold any character)."""
+    return "f-" + hashlib.sha256(path.encode("utf-8")).hexdigest()[:16]
+
+
+@contextmanager
+def _source(services: Services, session: Session, connection_id: int) -> Iterator[Source]:
+    source = open_connection(
+        services.settings, services.engine, services.box, session.workspace_id, connection_id
+    )
+    try:
+        yield source
+    finally:
+        source.close()
+
+
+@router.get("/new", response_class=HTMLResponse, include_in_schema=False)
+def source_step(
+    request: Request, connection_id: ResourceId, services: ServicesDep, session: SessionDep
+) -> HTMLResponse:
+    connection = connections.get(services.engine, services.box, session.workspace_id, connection_id)
+    error = None
+    folders = []
+    try:
+        with _source(services, session, connection_id) as source:
+            folders = list_folders(source, "/").folders
+    except UsersyncError as failed:
+        error = failed.message
+    return render(
+        request,
+        "wizard_source.html",
+        502 if error else 200,
+        session=session,
+        connection=connection,
+        folders=folders,
+        error=error,
+        node_id=node_id,
+    )
+
+
+@router.get("/folders", response_class=HTMLResponse, include_in_schema=False)
+def subfolders(
+    request: Request,
+    connection_id: ResourceId,
+    services: ServicesDep,
+    session: SessionDep,
+    path: RemotePath,
+) -> HTMLResponse:
+    """The folders inside `path`, as the items of its (so far empty) sub-list."""
+    try:
+        with _source(services, session, connection_id) as source:
+            folders = list_folders(source, path).folders
+    except UsersyncError as failed:
+        return render(request, "_problem.html", message=failed.message)
+    return render(
+        request,
+        "_folders.html",
+        connection_id=connection_id,
+        folders=folders,
+        node_id=node_id,
+        parent=path,
+    )
+
+
+@router.get("/files", response_class=HTMLResponse, include_in_schema=False)
+def files(
+    request: Request,
+    connection_id: ResourceId,
+    services: ServicesDep,
+    session: SessionDep,
+    folder: Annotated[str, Query(max_length=4096)] = "",
+) -> HTMLResponse:
+    """The "Select file" list: the chosen folder's eligible files, and a note of the rest."""
+    if not folder.startswith("/"):
+        return render(request, "_problem.html", message="Choose a folder first.")
+    max_size = services.settings.max_file_size
+    try:
+        with _source(services, session, connection_id) as source:
+            listing = list_files(source, folder, max_size)
+    except UsersyncError as failed:
+        return render(request, "_problem.html", message=failed.message)
+    reasons = Counter(explain(hidden.reason, max_size) for hidden in listing.hidden)
+    return render(request, "_files.html", listing=listing, reasons=sorted(reasons.items()))
+
+
+@router.get("/preview", response_class=HTMLResponse, include_in_schema=False)
+def preview(
+    request: Request,
+    connection_id: ResourceId,
+    services: ServicesDep,
+    session: SessionDep,
+    folder: Annotated[str, Query(max_length=4096)] = "",
+    file: Annotated[str, Query(max_length=4096)] = "",
+) -> HTMLResponse:
+    """The header and the first rows of the chosen file, as a table."""
+    if not folder.startswith("/") or not file or "/" in file:
+        return render(request, "_problem.html", message="Fetch the files and choose one first.")
+    path = posixpath.join(folder, file)
+    try:
+        with _source(services, session, connection_id) as source:
+            result = preview_file(
+                source, path, rows=PREVIEW_ROWS, max_size=services.settings.max_file_size
+            )
+    except UsersyncError as failed:
+        return render(request, "_problem.html", message=failed.message)
+    return render(request, "_preview.html", path=path, preview=result)

@@ -1,0 +1,58 @@
+// usersync's own few lines of script (htmx does the fetching). No inline scripts: the pages'
+// Content-Security-Policy allows scripts from this server only.
+"use strict";
+
+// "Sync on": changing a card's toggle opens its confirmation dialog. Cancel (the button or
+// Escape) closes the dialog and puts the toggle back as it was.
+document.addEventListener("change", (event) => {
+  const toggle = event.target.closest("[data-sync-toggle]");
+  if (!toggle) return;
+  const dialog = document.getElementById(toggle.dataset.syncToggle);
+  dialog.dataset.toggle = toggle.id;
+  dialog.showModal();
+});
+
+document.addEventListener("click", (event) => {
+  const cancel = event.target.closest("[data-dialog-cancel]");
+  if (cancel) cancel.closest("dialog").close();
+});
+
+// "close" does not bubble: listen in the capture phase.
+document.addEventListener(
+  "close",
+  (event) => {
+    const dialog = event.target;
+    if (!(dialog instanceof HTMLDialogElement) || !dialog.dataset.toggle) return;
+    const toggle = document.getElementById(dialog.dataset.toggle);
+    toggle.checked = !toggle.checked;
+    toggle.focus();
+  },
+  true,
+);
+
+// The folder tree: "+" loads a folder's subfolders once (htmx, hx-trigger="click once");
+// after that it shows and hides them.
+document.addEventListener("htmx:afterSwap", (event) => {
+  const list = event.detail.target;
+  const button = document.querySelector(`[data-expand][aria-controls="${list.id}"]`);
+  if (!button || button.dataset.loaded) return;
+  button.dataset.loaded = "true";
+  setExpanded(button, list, true);
+});
+
+document.addEventListener("click", (event) => {
+  const button = event.target.closest("[data-expand]");
+  if (!button || !button.dataset.loaded) return;
+  const list = document.getElementById(button.getAttribute("aria-controls"));
+  setExpanded(button, list, button.getAttribute("aria-expanded") !== "true");
+});
+
+function setExpanded(button, list, expanded) {
+  list.hidden = !expanded;
+  button.setAttribute("aria-expanded", String(expanded));
+  button.textContent = expanded ? "−" : "+";
+  button.setAttribute(
+    "aria-label",
+    button.getAttribute("aria-label").replace(/^(Show|Hide)/, expanded ? "Hide" : "Show"),
+  );
+}

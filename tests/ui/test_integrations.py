@@ -1,0 +1,162 @@
+"""The web UI in a real browser (headless Chromium) against the app served by uvicorn and the
+real sshd: signing in, "Connect SFTP" with its host-key confirmation, the integration cards
+and their "Sync on" toggle, and the first step of the sync wizard. Playwright's `expect`
+waits for each outcome; nothing sleeps."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import Page, expect
+
+from tests.apiclient import Workspace
+from tests.servers.sshd import SftpFolder
+
+pytestmark = pytest.mark.integration
+
+
+def sign_in(page: Page, token: str) -> None:
+    page.goto("/")
+    page.get_by_label("Workspace token").fill(token)
+    page.get_by_role("button", name="Sign in").click()
+    expect(page.get_by_role("heading", name="Integrations", level=1)).to_be_visible()
+
+
+def fill_sftp_form(page: Page, sftp: SftpFolder, name: str) -> None:
+    page.get_by_role("button", name="Connect SFTP").click()
+    page.get_by_label("Host").fill(sftp.host)
+    page.get_by_label("Port").fill(str(sftp.port))
+    page.get_by_label("User name").fill(sftp.username)
+    page.get_by_label("Connection name").fill(name)
+
+
+def fingerprints(sftp: SftpFolder) -> re.Pattern[str]:
+    return re.compile("^(" + "|".join(re.escape(f) for f in sftp.host_key_fingerprints) + ")$")
+
+
+def test_a_bad_token_is_refused_next_to_the_token_field(page: Page) -> None:
+    page.goto("/integrations")
+
+    expect(page).to_have_url(re.compile(r"/signin\?next=%2Fintegrations$"))
+    page.get_by_label("Workspace token").fill("ust_not-a-real-token")
+    page.get_by_role("button", name="Sign in").click()
+
+    field = page.get_by_label("Workspace token")
+    expect(field).to_have_attribute("aria-invalid", "true")
+    expect(field).to_have_accessible_description(re.compile("not valid"))
+    expect(page.get_by_role("button", name="Sign out")).to_have_count(0)
+
+
+def test_signing_in_keeps_the_token_in_an_http_only_cookie_until_sign_out(
+    page: Page, workspace: Workspace
+) -> None:
+    sign_in(page, workspace.token)
+
+    [cookie] = [c for c in page.context.cookies() if c["name"] == "usersync_session"]
+    assert cookie["httpOnly"] is True
+    assert cookie["sameSite"] == "Strict"
+    assert page.evaluate("document.cookie") == ""  # no script can read it
+    expect(page.get_by_text("No integrations yet")).to_be_visible()
+
+    page.get_by_role("button", name="Sign out").click()
+    expect(page.get_by_role("heading", name="Sign in")).to_be_visible()
+    page.goto("/integrations")
+    expect(page.get_by_role("heading", name="Sign in")).to_be_visible()
+
+
+def test_connect_form_errors_show_next_to_their_fields_and_keep_what_was_typed(
+    page: Page, workspace: Workspace
+) -> None:
+    sign_in(page, workspace.token)
+    page.get_by_role("button", name="Connect SFTP").click()
+    page.get_by_label("Host").fill("files.example.com")
+    page.get_by_label("Port").fill("99999")
+
+    page.get_by_role("button", name="Test connection").click()
+
+    expect(page.get_by_label("Port")).to_have_accessible_description(re.compile("between 1"))
+    expect(page.get_by_label("User name")).to_have_accessible_description(
+        "Enter the user name to log in with."
+    )
+    expect(page.get_by_label("Password", exact=True)).to_have_accessible_description(
+        "Enter the password."
+    )
+    expect(page.get_by_label("Host")).to_have_value("files.example.com")
+    expect(page.get_by_label("Host")).not_to_have_attribute("aria-invalid", "true")
+
+
+def test_connect_sftp_confirm_the_host_key_and_sync_on_asks_first(
+    page: Page, workspace: Workspace, sftp: SftpFolder
+) -> None:
+    sign_in(page, workspace.token)
+    fill_sftp_form(page, sftp, "Acme exports")
+    page.get_by_label("Password", exact=True).fill(sftp.password)
+
+    page.get_by_role("button", name="Test connection").click()
+    expect(page.locator("#fingerprint")).to_have_text(fingerprints(sftp))
+    page.get_by_role("button", name="Confirm and connect").click()
+
+    card = page.get_by_role("article").filter(has=page.get_by_role("heading", name="Acme exports"))
+    expect(page.get_by_role("status")).to_contain_text("Connected to Acme exports")
+    expect(card.get_by_text("Host key confirmed")).to_be_visible()
+    toggle = card.get_by_role("switch", name="Sync on")
+    expect(toggle).not_to_be_checked()
+
+    toggle.click()
+    dialog = page.get_by_role("dialog", name="Turn sync on for Acme exports?")
+    expect(dialog).to_be_visible()
+    dialog.get_by_role("button", name="Cancel").click()
+    expect(dialog).to_be_hidden()
+    expect(toggle).not_to_be_checked()
+
+    toggle.press("Space")  # the keyboard works as well
+    expect(dialog).to_be_visible()
+    dialog.get_by_role("button", name="Sync on").click()
+    expect(page.get_by_role("heading", name="Configure source")).to_be_visible()
+
+
+def test_a_private_key_file_logs_in_once_the_host_key_is_confirmed(
+    page: Page, workspace: Workspace, sftp: SftpFolder
+) -> None:
+    sign_in(page, workspace.token)
+    fill_sftp_form(page, sftp, "With a key")
+    page.get_by_role("radio", name="a private key").check()
+    page.get_by_label("Private key file").set_input_files(Path(sftp.client_key_path))
+
+    page.get_by_role("button", name="Test connection").click()
+    expect(page.locator("#fingerprint")).to_have_text(fingerprints(sftp))
+    page.get_by_role("button", name="Confirm and connect").click()
+
+    expect(page.get_by_role("status")).to_contain_text("Connected to With a key")
+
+
+def test_the_source_step_expands_folders_fetches_files_and_previews_one(
+    page: Page, workspace: Workspace, sftp: SftpFolder
+) -> None:
+    sftp.mkdir("exports/2026")
+    sftp.put("exports/userdata_a.csv", b"userId,email\nu1,a@x.example\nu2,b@x.example\n")
+    sftp.put("exports/notes.txt", b"hello")
+    sftp.put("exports/UserData_b.csv", b"userId\n")
+    sign_in(page, workspace.token)
+    fill_sftp_form(page, sftp, "Browse")
+    page.get_by_label("Password", exact=True).fill(sftp.password)
+    page.get_by_role("button", name="Test connection").click()
+    page.get_by_role("button", name="Confirm and connect").click()
+    page.get_by_role("switch", name="Sync on").click()
+    page.get_by_role("dialog").get_by_role("button", name="Sync on").click()
+
+    page.get_by_role("button", name=f"Show the folders in {sftp.base}", exact=True).click()
+    page.get_by_role("button", name=f"Show the folders in {sftp.path('exports')}").click()
+    expect(page.get_by_role("radio", name="2026")).to_be_visible()
+    page.get_by_role("radio", name="exports").check()
+    page.get_by_role("button", name="Fetch files").click()
+
+    expect(page.get_by_role("radio", name=re.compile("^userdata_a.csv"))).to_be_checked()
+    expect(page.locator("#hidden-note")).to_contain_text("2 files hidden")
+    page.get_by_role("button", name="Preview file").click()
+    table = page.get_by_role("table")
+    expect(table.get_by_role("columnheader")).to_have_text(["userId", "email"])
+    expect(table.get_by_role("row")).to_have_count(3)
+    expect(table.get_by_role("cell", name="b@x.example")).to_be_visible()
