@@ -12,7 +12,6 @@ it, then tests the login once it is confirmed.
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass
 
 from sqlalchemy import Engine
@@ -34,12 +33,11 @@ class HostKeyNotConfirmed(Conflict):
 
 def location_of(connection: Connection, path: str = "/") -> RemoteLocation:
     options = connection.options
-    s3 = connection.kind == "s3"
     return RemoteLocation(
         connection.kind,
         connection.host,
         connection.port,
-        "" if s3 else connection.username,  # for s3 the user name is the access key id
+        connection.username,  # for s3: the access key id, which open_source takes from here
         path,
         tls=TlsTrust(verify=bool(options.get("verify_tls", True))),
         s3=S3Endpoint(
@@ -62,16 +60,17 @@ def source_url(connection: Connection) -> str:
 def open_connection(
     settings: Settings, engine: Engine, box: SecretBox, ws: int, connection_id: int
 ) -> Source:
-    connection = connections.get(engine, box, ws, connection_id)
+    return open_loaded(settings, *connections.load(engine, box, ws, connection_id))
+
+
+def open_loaded(settings: Settings, connection: Connection, credentials: Credentials) -> Source:
+    """A Source for a connection already read with `connections.load`."""
     if _needs_host_key(connection) and connection.host_key_fingerprint is None:
         raise HostKeyNotConfirmed(
-            f"connection {connection_id} ({connection.name}): its host key is not confirmed "
+            f"connection {connection.id} ({connection.name}): its host key is not confirmed "
             "yet. Test the connection, check the fingerprint it shows with the server's "
             "administrator, then confirm it (PATCH host_key_fingerprint)."
         )
-    credentials = connections.credentials(engine, box, ws, connection_id)
-    if connection.kind == "s3":
-        credentials = dataclasses.replace(credentials, access_key_id=connection.username)
     policy = HostKeyPolicy(fingerprint=connection.host_key_fingerprint)
     return open_source(location_of(connection), credentials, policy, settings)
 

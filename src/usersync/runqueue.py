@@ -27,7 +27,7 @@ from usersync.enums import RunStatus, RunTrigger
 from usersync.errors import UsersyncError
 from usersync.schema import fires, runs, syncs, utcnow
 from usersync.store._bind import Bind, insert_ignoring_conflicts, reading, writing
-from usersync.store.runs import Run, RunNotFound
+from usersync.store.runs import Run, RunNotFound, held_by
 from usersync.store.syncs import Sync, SyncNotFound, following_fire
 from usersync.store.syncs import get as get_sync
 
@@ -214,9 +214,7 @@ class LeaseLost(UsersyncError):
 def fence(conn: sa.Connection, *, run_id: int, worker: str, lease: float) -> None:
     """In the apply's transaction, just before it commits: the run must still be `worker`'s,
     and its lease is extended so that nobody recovers it before its outcome is written."""
-    query = sa.select(runs.c.id).where(
-        runs.c.id == run_id, runs.c.worker == worker, runs.c.status == RunStatus.RUNNING.value
-    )
+    query = sa.select(runs.c.id).where(held_by(run_id, worker))
     if conn.dialect.name == "postgresql":
         query = query.with_for_update()
     if conn.scalar(query) is None:
@@ -233,13 +231,7 @@ def fence(conn: sa.Connection, *, run_id: int, worker: str, lease: float) -> Non
 
 def owns(bind: Bind, run_id: int, worker: str) -> bool:
     with reading(bind) as conn:
-        found = conn.scalar(
-            sa.select(runs.c.id).where(
-                runs.c.id == run_id,
-                runs.c.worker == worker,
-                runs.c.status == RunStatus.RUNNING.value,
-            )
-        )
+        found = conn.scalar(sa.select(runs.c.id).where(held_by(run_id, worker)))
     return found is not None
 
 
@@ -262,15 +254,7 @@ def renew(
     if rows_read is not None:
         values["rows_read"] = rows_read
     with writing(bind) as conn:
-        result = conn.execute(
-            sa.update(runs)
-            .where(
-                runs.c.id == run_id,
-                runs.c.worker == worker,
-                runs.c.status == RunStatus.RUNNING.value,
-            )
-            .values(**values)
-        )
+        result = conn.execute(sa.update(runs).where(held_by(run_id, worker)).values(**values))
         return result.rowcount == 1
 
 

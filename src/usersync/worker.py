@@ -26,7 +26,7 @@ from sqlalchemy import Engine
 from usersync import runqueue, webhooks
 from usersync.browse import list_files
 from usersync.config import Settings
-from usersync.connectivity import open_connection, source_url
+from usersync.connectivity import open_loaded, source_url
 from usersync.enums import AfterImport, FileChoice, RunStatus
 from usersync.errors import UsersyncError
 from usersync.files import RemoteEntry, require_eligible
@@ -223,17 +223,20 @@ class Worker:
             sync = get_sync(self.engine, run.workspace_id, run.sync_id)
         except SyncNotFound:
             raise UsersyncError("its sync was deleted before the run started") from None
-        connection = connections.get(self.engine, self.box, sync.workspace_id, sync.connection_id)
+        connection, credentials = connections.load(
+            self.engine, self.box, sync.workspace_id, sync.connection_id
+        )
         run = dataclasses.replace(run, source=source_url(connection))
         _describe_run(self.engine, run.id, source=run.source)
-        source = open_connection(
-            self.settings, self.engine, self.box, sync.workspace_id, sync.connection_id
-        )
+        source = open_loaded(self.settings, connection, credentials)
         try:
             context = _Context(run, sync, source, beat)
             if sync.file_choice == FileChoice.EXACT:
                 assert sync.path is not None
-                self._import_one(context, run.id, source.stat(sync.path))
+                entry = source.stat(sync.path)
+                self._import_one(
+                    context, run.id, entry, _last_success(self.engine, sync.id, entry.path)
+                )
             else:
                 self._import_chosen(context)
         finally:
@@ -245,8 +248,9 @@ class Worker:
         candidates = sorted(listing.files, key=lambda f: (f.modified or utcnow(), f.name))
         if sync.file_choice == FileChoice.NEWEST:
             candidates = candidates[-1:]
-        else:
-            candidates = [f for f in candidates if self._last_import(sync, f) is None]
+        last = {f.path: _last_success(self.engine, sync.id, f.path) for f in candidates}
+        if sync.file_choice == FileChoice.ALL_NEW:
+            candidates = [f for f in candidates if not _same_file(last[f.path], f)]
         if not candidates:
             what = "no eligible file" if not listing.files else "no new file"
             runs.finish_run(
@@ -264,38 +268,36 @@ class Worker:
                     self.engine, context.run, self.name, path=entry.path, lease=self.options.lease
                 )
                 context.beat.run_id = run_id
-            if not self._import_one(context, run_id, entry):
+            if not self._import_one(context, run_id, entry, last[entry.path]):
                 break
 
-    def _last_import(self, sync: Sync, entry: RemoteEntry) -> Run | None:
-        """The latest successful run of the sync for the same path, size and time."""
-        last = _last_success(self.engine, sync.id, entry.path)
-        if last and last.file_size == entry.size and last.file_modified == entry.modified:
-            return last
-        return None
-
-    def _import_one(self, context: _Context, run_id: int, entry: RemoteEntry) -> bool:
-        """Import one file under run `run_id`. False when the run was given back to the
-        queue (the file is still growing) and no further file should be read now."""
+    def _import_one(
+        self, context: _Context, run_id: int, entry: RemoteEntry, last: Run | None
+    ) -> bool:
+        """Import one file under run `run_id` (`last`: the sync's latest successful run of
+        that path). False when the run was given back to the queue (the file is still
+        growing) and no further file should be read now."""
         sync = context.sync
         require_eligible(entry, self.settings.max_file_size)
-        if not sync.import_unchanged:
-            same = self._last_import(sync, entry)
-            if same is None:
-                same = self._same_content(context, entry)
-            if same is not None:
-                runs.finish_run(
-                    self.engine,
-                    run_id,
-                    status=RunStatus.SKIPPED.value,
-                    message=f"{entry.path} has not changed since run {same.id}",
-                    path=entry.path,
-                    file_size=entry.size,
-                    file_modified=entry.modified,
-                    file_sha256=same.file_sha256,
-                    owner=self.name,
-                )
-                return True
+        unchanged = (
+            not sync.import_unchanged
+            and last is not None
+            and (_same_file(last, entry) or self._same_content(context, entry, last))
+        )
+        if unchanged:
+            assert last is not None
+            runs.finish_run(
+                self.engine,
+                run_id,
+                status=RunStatus.SKIPPED.value,
+                message=f"{entry.path} has not changed since run {last.id}",
+                path=entry.path,
+                file_size=entry.size,
+                file_modified=entry.modified,
+                file_sha256=last.file_sha256,
+                owner=self.name,
+            )
+            return True
         if self._still_growing(context.source, entry):
             wait = max(self.options.settle * 2, 1.0)
             runqueue.requeue(
@@ -310,17 +312,16 @@ class Worker:
         self._import_and_record(context, run_id, entry)
         return True
 
-    def _same_content(self, context: _Context, entry: RemoteEntry) -> Run | None:
+    def _same_content(self, context: _Context, entry: RemoteEntry, last: Run) -> bool:
         """A file touched but not changed (same size, new time) is the same once its
         SHA-256 matches the last successful import's."""
-        last = _last_success(self.engine, context.sync.id, entry.path)
-        if last is None or last.file_sha256 is None or last.file_size != entry.size:
-            return None
+        if last.file_sha256 is None or last.file_size != entry.size:
+            return False
         digest = hashlib.sha256()
         with context.source.open(entry.path) as stream:
             while chunk := stream.read(HASH_CHUNK):
                 digest.update(chunk)
-        return last if digest.hexdigest() == last.file_sha256 else None
+        return digest.hexdigest() == last.file_sha256
 
     def _still_growing(self, source: Source, entry: RemoteEntry) -> bool:
         if self.options.settle <= 0:
@@ -405,6 +406,13 @@ def _describe_run(engine: Engine, run_id: int, **values: object) -> None:
     """What a running run is at, for whoever watches it (source, path, total bytes)."""
     with engine.begin() as conn:
         conn.execute(sa.update(runs_table).where(runs_table.c.id == run_id).values(**values))
+
+
+def _same_file(last: Run | None, entry: RemoteEntry) -> bool:
+    """Whether `last` imported this very file: same size and modification time."""
+    return (
+        last is not None and last.file_size == entry.size and last.file_modified == entry.modified
+    )
 
 
 def _last_success(engine: Engine, sync_id: int, path: str) -> Run | None:

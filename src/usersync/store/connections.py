@@ -118,7 +118,17 @@ def _options(kind: str, options: Any) -> dict[str, Any] | None:
 
 
 def _connection(row: sa.Row[Any], box: SecretBox) -> Connection:
+    return _unsealed(row, box)[0]
+
+
+def _unsealed(row: sa.Row[Any], box: SecretBox) -> tuple[Connection, Credentials]:
+    """The row as a Connection (which secrets are set) and its Credentials: one decryption."""
     secrets = box.open(row.secrets) if row.secrets else {}
+    credentials = Credentials(
+        password=secrets.get("password"),
+        private_key=secrets.get("private_key"),
+        key_passphrase=secrets.get("key_passphrase"),
+    )
     return Connection(
         id=row.id,
         workspace_id=row.workspace_id,
@@ -129,11 +139,11 @@ def _connection(row: sa.Row[Any], box: SecretBox) -> Connection:
         username=row.username,
         host_key_fingerprint=row.host_key_fingerprint,
         options=dict(row.options or {}),
-        has_password=bool(secrets.get("password")),
-        has_private_key=bool(secrets.get("private_key")),
+        has_password=bool(credentials.password),
+        has_private_key=bool(credentials.private_key),
         created_at=row.created_at,
         updated_at=row.updated_at,
-    )
+    ), credentials
 
 
 def _seal(box: SecretBox, secrets: Mapping[str, str | None]) -> str | None:
@@ -152,8 +162,9 @@ def _unique_name(conn: sa.Connection, ws: int, name: str, *, but: int | None = N
 
 
 def create(bind: Bind, box: SecretBox, ws: int, new: NewConnection) -> Connection:
-    values = _check({name: getattr(new, name) for name in PLAIN_FIELDS if name != "port"})
-    values["port"] = _check({"port": new.port})["port"] if new.port else DEFAULT_PORTS[new.kind]
+    given = {name: getattr(new, name) for name in PLAIN_FIELDS}
+    given["port"] = new.port or DEFAULT_PORTS.get(new.kind, 22)
+    values = _check(given)
     if not (new.password or new.private_key):
         raise UsageError("give a password or a private key to log in with")
     now = utcnow()
@@ -242,12 +253,11 @@ def delete(bind: Bind, ws: int, connection_id: int) -> None:
         conn.execute(sa.delete(connections).where(connections.c.id == connection_id))
 
 
-def credentials(bind: Bind, box: SecretBox, ws: int, connection_id: int) -> Credentials:
+def load(bind: Bind, box: SecretBox, ws: int, connection_id: int) -> tuple[Connection, Credentials]:
+    """A connection and its decrypted credentials, to connect with."""
     with reading(bind) as conn:
-        sealed = _row(conn, ws, connection_id).secrets
-    secrets = box.open(sealed) if sealed else {}
-    return Credentials(
-        password=secrets.get("password"),
-        private_key=secrets.get("private_key"),
-        key_passphrase=secrets.get("key_passphrase"),
-    )
+        return _unsealed(_row(conn, ws, connection_id), box)
+
+
+def credentials(bind: Bind, box: SecretBox, ws: int, connection_id: int) -> Credentials:
+    return load(bind, box, ws, connection_id)[1]

@@ -124,6 +124,11 @@ def mark_running(bind: Bind, run_id: int, *, started_at: datetime | None = None)
     _update(bind, run_id, status="running", started_at=started_at or utcnow())
 
 
+def held_by(run_id: int, worker: str) -> sa.ColumnElement[bool]:
+    """The condition that run `run_id` is running under `worker` (not recovered by another)."""
+    return sa.and_(runs.c.id == run_id, runs.c.worker == worker, runs.c.status == "running")
+
+
 def finish_run(
     bind: Bind,
     run_id: int,
@@ -165,11 +170,7 @@ def finish_run(
         values["path"] = path
     if owner is not None:
         with writing(bind) as conn:
-            result = conn.execute(
-                sa.update(runs)
-                .where(runs.c.id == run_id, runs.c.worker == owner, runs.c.status == "running")
-                .values(**values)
-            )
+            result = conn.execute(sa.update(runs).where(held_by(run_id, owner)).values(**values))
             return result.rowcount == 1
     _update(bind, run_id, **values)
     return True
