@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 import sys
 from typing import Any, TextIO
 
@@ -16,6 +15,7 @@ from usersync.errors import UsageError
 from usersync.files import format_size
 from usersync.importer import ImportSpec, Progress, RunResult
 from usersync.mapping import ColumnMapping, EmptyCells, PropertyType
+from usersync.reports import errors_csv
 from usersync.schedule import resolve_zone
 from usersync.service import (
     DEFAULT_WORKSPACE,
@@ -268,11 +268,6 @@ def users(
         click.echo(f"more: usersync users --after {cursor}")
 
 
-def spreadsheet_safe(value: str) -> str:
-    """A cell a spreadsheet will show as text, never run as a formula."""
-    return "'" + value if value[:1] in ("=", "+", "-", "@", "\t", "\r") else value
-
-
 @click.command()
 @click.argument("run_id", type=int)
 @click.option(
@@ -289,14 +284,4 @@ def errors(run_id: int, output: TextIO, db_url: str | None) -> None:
     with open_database(load_settings(db_url=db_url)) as engine:
         if runs.get_run(engine, run_id) is None:
             raise UsageError(f"there is no run {run_id}")
-        writer = csv.writer(output, lineterminator="\n")
-        writer.writerow(["line", "column", "value", "message"])
-        for error in runs.iter_run_errors(engine, run_id):
-            writer.writerow(
-                [
-                    error.line,
-                    spreadsheet_safe(error.column or ""),
-                    spreadsheet_safe(error.value or ""),
-                    spreadsheet_safe(error.message),
-                ]
-            )
+        output.writelines(errors_csv(runs.iter_run_errors(engine, run_id)))

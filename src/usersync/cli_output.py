@@ -12,6 +12,7 @@ from typing import Any, TypeVar
 import click
 
 from usersync.errors import HostKeyError, UsersyncError
+from usersync.reports import error_code
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -64,11 +65,6 @@ def _cell(value: object, max_width: int | None) -> str:
     return text[: max_width - 1] + "…"
 
 
-def _error_code(error: UsersyncError) -> str:
-    name = type(error).__name__
-    return "".join("_" + c.lower() if c.isupper() else c for c in name).lstrip("_")
-
-
 def handle_errors(func: F) -> F:
     """Turn usersync's errors into a message on stderr and the contract's exit code."""
 
@@ -78,7 +74,7 @@ def handle_errors(func: F) -> F:
             return func(*args, **kwargs)
         except UsersyncError as error:
             if kwargs.get("as_json"):
-                body: dict[str, Any] = {"code": _error_code(error), "message": error.message}
+                body: dict[str, Any] = {"code": error_code(error), "message": error.message}
                 if isinstance(error, HostKeyError):
                     body["fingerprint"] = error.fingerprint
                 emit_json({"error": body})

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from contextlib import closing
 from dataclasses import dataclass
 from typing import Annotated
 
@@ -9,7 +10,9 @@ from fastapi import Depends, Request
 from sqlalchemy import Engine
 
 from usersync.config import Settings
+from usersync.connectivity import open_connection
 from usersync.secretbox import SecretBox
+from usersync.sources.base import Source
 
 
 @dataclass(frozen=True)
@@ -19,6 +22,11 @@ class Services:
     settings: Settings
     engine: Engine
     box: SecretBox
+
+    def connect(self, ws: int, connection_id: int) -> closing[Source]:
+        """Open the connection's source (`with` closes it): NotFound, HostKeyNotConfirmed
+        or a SourceError if it cannot be opened."""
+        return closing(open_connection(self.settings, self.engine, self.box, ws, connection_id))
 
 
 def services(request: Request) -> Services:

@@ -49,6 +49,7 @@ from usersync.errors import (
     UsersyncError,
 )
 from usersync.mapping import MappingError
+from usersync.reports import error_code as error_code  # the API's codes are the CLI's
 from usersync.secretbox import SecretKeyError
 from usersync.store.model import StoreError
 from usersync.store.properties import PropertyTypeConflict
@@ -108,20 +109,13 @@ def status_for(error: UsersyncError) -> int:
     return 500
 
 
-def error_code(error: UsersyncError) -> str:
-    """`HostKeyNotConfirmed` -> "host_key_not_confirmed" (the CLI's --json codes too)."""
-    name = type(error).__name__
-    return "".join("_" + c.lower() if c.isupper() else c for c in name).lstrip("_")
-
-
 def error_body(code: str, message: str, **extra: Any) -> dict[str, Any]:
     return {"error": {"code": code, "message": message, **extra}}
 
 
 def _field(loc: Sequence[int | str]) -> str:
     """("body", "mapping", "user_id") -> "mapping.user_id"; ("query", "limit") -> "limit"."""
-    parts = [str(part) for part in loc[1:]] if len(loc) > 1 else [str(part) for part in loc]
-    return ".".join(parts)
+    return ".".join(str(part) for part in (loc[1:] if len(loc) > 1 else loc))
 
 
 def validation_fields(errors: Sequence[Any]) -> list[dict[str, str]]:

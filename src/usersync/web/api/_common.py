@@ -1,9 +1,8 @@
-"""What the routers share: the documented error answers, id parameters, paging."""
+"""What the routers share: the documented error answers, id and path parameters, paging."""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from datetime import datetime
 from typing import Annotated, Any, TypeVar
 
 from fastapi import Path, Query
@@ -35,6 +34,14 @@ def errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
 
 ResourceId = Annotated[int, Path(ge=1, le=MAX_ID, description="The resource's id.")]
 Limit = Annotated[int, Query(ge=1, le=MAX_LIMIT, description="Items per page.")]
+RemotePath = Annotated[
+    str,
+    Query(
+        pattern=r"^/[^\x00]*$",
+        max_length=4096,
+        description="An absolute path on the server.",
+    ),
+]
 
 
 def page(items: Sequence[T], limit: int, key: Callable[[T], Any]) -> tuple[list[T], Any | None]:
@@ -44,8 +51,3 @@ def page(items: Sequence[T], limit: int, key: Callable[[T], Any]) -> tuple[list[
         shown = list(items[:limit])
         return shown, key(shown[-1])
     return list(items), None
-
-
-def iso(value: datetime | None) -> str | None:
-    """ISO 8601 with the offset, as the CLI's --json writes times."""
-    return value.isoformat() if value is not None else None

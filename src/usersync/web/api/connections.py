@@ -3,8 +3,6 @@ key, and browsing (folders, files, preview) once that key is confirmed."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query, Request, Response
@@ -18,14 +16,20 @@ from usersync.browse import (
     preview_document,
     preview_file,
 )
-from usersync.connectivity import open_connection, test_connection
+from usersync.connectivity import test_connection
 from usersync.reader import CsvOptions
-from usersync.sources.base import Source
 from usersync.store import connections
 from usersync.store.connections import NewConnection
-from usersync.web.api._common import DEFAULT_LIMIT, Limit, ResourceId, errors, page
+from usersync.web.api._common import (
+    DEFAULT_LIMIT,
+    Limit,
+    RemotePath,
+    ResourceId,
+    errors,
+    page,
+)
 from usersync.web.auth import WorkspaceDep
-from usersync.web.deps import Services, ServicesDep
+from usersync.web.deps import ServicesDep
 from usersync.web.schemas import (
     MAX_ID,
     ConnectionCreate,
@@ -42,24 +46,7 @@ from usersync.web.schemas import (
 router = APIRouter(prefix="/connections", tags=["connections"])
 
 _REMOTE = errors(404, 409, 502, 504)
-RemotePath = Annotated[
-    str,
-    Query(
-        pattern=r"^/[^\x00]*$",
-        max_length=4096,
-        description="An absolute path on the server.",
-    ),
-]
 DELIMITERS = {",": ",", ";": ";", "|": "|", "tab": "\t"}
-
-
-@contextmanager
-def _source(services: Services, ws: int, connection_id: int) -> Iterator[Source]:
-    source = open_connection(services.settings, services.engine, services.box, ws, connection_id)
-    try:
-        yield source
-    finally:
-        source.close()
 
 
 @router.get("", summary="List connections", response_model=ConnectionList, responses=errors())
@@ -153,12 +140,7 @@ def delete_connection(
 )
 def test(connection_id: ResourceId, services: ServicesDep, ws: WorkspaceDep) -> ConnectionTest:
     outcome = test_connection(services.settings, services.engine, services.box, ws, connection_id)
-    return ConnectionTest(
-        ok=outcome.ok,
-        host_key_fingerprint=outcome.host_key_fingerprint,
-        message=outcome.message,
-        confirmed=outcome.confirmed,
-    )
+    return ConnectionTest.model_validate(outcome, from_attributes=True)
 
 
 @router.get(
@@ -171,7 +153,7 @@ def test(connection_id: ResourceId, services: ServicesDep, ws: WorkspaceDep) -> 
 def folders(
     connection_id: ResourceId, services: ServicesDep, ws: WorkspaceDep, path: RemotePath = "/"
 ) -> FolderListing:
-    with _source(services, ws, connection_id) as source:
+    with services.connect(ws, connection_id) as source:
         listing = list_folders(source, path)
     return FolderListing.model_validate(folders_document(listing))
 
@@ -187,7 +169,7 @@ def folders(
 def files(
     connection_id: ResourceId, services: ServicesDep, ws: WorkspaceDep, path: RemotePath = "/"
 ) -> FileListing:
-    with _source(services, ws, connection_id) as source:
+    with services.connect(ws, connection_id) as source:
         listing = list_files(source, path, services.settings.max_file_size)
     return FileListing.model_validate(files_document(listing))
 
@@ -212,7 +194,7 @@ def preview(
     ] = None,
 ) -> FilePreview:
     options = CsvOptions(encoding=encoding or None, delimiter=DELIMITERS[delimiter or ","])
-    with _source(services, ws, connection_id) as source:
+    with services.connect(ws, connection_id) as source:
         result = preview_file(
             source, path, options, rows=rows, max_size=services.settings.max_file_size
         )

@@ -2,19 +2,14 @@
 
 from __future__ import annotations
 
-import csv
 import dataclasses
-import io
-from collections.abc import Iterator
 from itertools import islice
 from typing import Annotated
 
 from fastapi import APIRouter, Query
 from fastapi.responses import StreamingResponse
-from sqlalchemy import Engine
 
-from usersync import runqueue
-from usersync.cli_import import spreadsheet_safe
+from usersync import reports, runqueue
 from usersync.store import runs, syncs
 from usersync.store.runs import Run
 from usersync.web.api._common import DEFAULT_LIMIT, Limit, ResourceId, errors, page
@@ -25,7 +20,6 @@ from usersync.web.schemas import MAX_ID, RowProblem, RunDetail, RunList, RunPubl
 router = APIRouter(prefix="/runs", tags=["runs"])
 
 FIRST_ERRORS = 100  # rejected rows shown in a run's document; the CSV has them all
-CSV_FLUSH_ROWS = 500  # rows per chunk of the streamed report
 
 
 def public(run: Run) -> RunPublic:
@@ -86,28 +80,6 @@ def get_run(run_id: ResourceId, services: ServicesDep, ws: WorkspaceDep) -> RunD
     )
 
 
-def _report(engine: Engine, run_id: int) -> Iterator[str]:
-    """The rejected rows as CSV, a chunk at a time. Cells a spreadsheet would run as a
-    formula (=, +, -, @ first) are escaped."""
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(["line", "column", "value", "message"])
-    for count, error in enumerate(runs.iter_run_errors(engine, run_id), start=1):
-        writer.writerow(
-            [
-                error.line,
-                spreadsheet_safe(error.column or ""),
-                spreadsheet_safe(error.value or ""),
-                spreadsheet_safe(error.message),
-            ]
-        )
-        if count % CSV_FLUSH_ROWS == 0:
-            yield buffer.getvalue()
-            buffer.seek(0)
-            buffer.truncate()
-    yield buffer.getvalue()
-
-
 @router.get(
     "/{run_id}/errors.csv",
     summary="Download a run's rejected rows as CSV",
@@ -121,7 +93,7 @@ def _report(engine: Engine, run_id: int) -> Iterator[str]:
 def errors_csv(run_id: ResourceId, services: ServicesDep, ws: WorkspaceDep) -> StreamingResponse:
     run = runqueue.get_run(services.engine, ws, run_id)
     return StreamingResponse(
-        _report(services.engine, run.id),
+        reports.errors_csv(runs.iter_run_errors(services.engine, run.id)),
         media_type="text/csv; charset=utf-8",
         headers={"Content-Disposition": f'attachment; filename="run-{run.id}-errors.csv"'},
     )

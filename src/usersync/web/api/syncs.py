@@ -3,6 +3,7 @@ itself, the "Sync on" toggle, "run now", and the schedule's next fire times."""
 
 from __future__ import annotations
 
+import dataclasses
 import posixpath
 from collections.abc import Mapping
 from datetime import UTC, datetime
@@ -12,7 +13,6 @@ from fastapi import APIRouter, Query, Request, Response
 
 from usersync import runqueue
 from usersync.browse import preview_file
-from usersync.connectivity import open_connection
 from usersync.errors import (
     Conflict,
     CsvError,
@@ -50,9 +50,7 @@ _FILE_FIELDS = frozenset({"connection_id", "folder", "file", "mapping", "encodin
 def public(sync: Sync) -> SyncPublic:
     return SyncPublic.model_validate(
         {
-            **{
-                name: getattr(sync, name) for name in SyncPublic.model_fields if hasattr(sync, name)
-            },
+            **dataclasses.asdict(sync),
             "path": sync.path,
             "schedule_description": parse_schedule(sync.schedule).describe(),
         }
@@ -74,19 +72,16 @@ def _check_file(services: Services, ws: int, values: Mapping[str, Any]) -> None:
     path = posixpath.join(values["folder"], values["file"])
     options = CsvOptions(encoding=values["encoding"], delimiter=values["delimiter"] or ",")
     try:
-        source = open_connection(
-            services.settings, services.engine, services.box, ws, values["connection_id"]
-        )
+        opened = services.connect(ws, values["connection_id"])
     except (NotFound, Conflict, SourceError):
         return  # no such connection (the store says so), key not confirmed, server unreachable
-    try:
-        header = preview_file(
-            source, path, options, rows=0, max_size=services.settings.max_file_size
-        ).columns
-    except (SourceError, FileRuleError, CsvError):
-        return
-    finally:
-        source.close()
+    with opened as source:
+        try:
+            header = preview_file(
+                source, path, options, rows=0, max_size=services.settings.max_file_size
+            ).columns
+        except (SourceError, FileRuleError, CsvError):
+            return
     mapping = values["mapping"]
     try:
         RowMapper(ColumnMapping(mapping["user_id"], mapping["properties"]), header)
@@ -155,8 +150,8 @@ def update_sync(
     sync_id: ResourceId, body: SyncUpdate, services: ServicesDep, ws: WorkspaceDep
 ) -> SyncPublic:
     changes = reveal(body, exclude_unset=True)
-    current = syncs.get(services.engine, ws, sync_id)
     if _FILE_FIELDS & set(changes):
+        current = syncs.get(services.engine, ws, sync_id)
         _validate(services, ws, {**_current_settings(current), **changes})
     return public(syncs.update(services.engine, services.box, ws, sync_id, changes))
 

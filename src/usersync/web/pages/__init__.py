@@ -15,7 +15,8 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 
 from usersync.errors import UsersyncError
-from usersync.web.errors import error_code, status_for
+from usersync.reports import error_code
+from usersync.web.errors import status_for
 from usersync.web.pages import integrations, signin, wizard
 from usersync.web.pages.render import STATIC, render
 from usersync.web.pages.session import CsrfRejected, SignInRequired, signin_url

@@ -9,7 +9,7 @@ from typing import Annotated
 from fastapi import APIRouter, File, Form, Query, Request, UploadFile
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
-from usersync.connectivity import location_of, test_connection
+from usersync.connectivity import TestOutcome, location_of, test_connection
 from usersync.errors import Conflict, UsageError
 from usersync.store import connections, syncs
 from usersync.store.connections import Connection, NewConnection
@@ -153,11 +153,20 @@ async def connect(
 
 
 def _verify_page(
-    request: Request, services: Services, session: Session, connection_id: int, status: int = 200
+    request: Request,
+    services: Services,
+    session: Session,
+    connection_id: int,
+    outcome: TestOutcome | None = None,
+    status: int = 200,
 ) -> HTMLResponse:
+    """The connection and its test: `outcome` if it was just tested, else a new test."""
     ws = session.workspace_id
     connection = connections.get(services.engine, services.box, ws, connection_id)
-    outcome = test_connection(services.settings, services.engine, services.box, ws, connection_id)
+    if outcome is None:
+        outcome = test_connection(
+            services.settings, services.engine, services.box, ws, connection_id
+        )
     return render(
         request,
         "verify.html",
@@ -192,7 +201,7 @@ def confirm(
     )
     outcome = test_connection(services.settings, services.engine, services.box, ws, connection_id)
     if not outcome.ok:
-        return _verify_page(request, services, session, connection_id, 422)
+        return _verify_page(request, services, session, connection_id, outcome, 422)
     return RedirectResponse(f"/integrations?connected={connection_id}", status_code=303)
 
 

@@ -7,43 +7,26 @@ from __future__ import annotations
 import hashlib
 import posixpath
 from collections import Counter
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse
 
 from usersync.browse import PREVIEW_ROWS, list_files, list_folders, preview_file
-from usersync.connectivity import open_connection
 from usersync.errors import UsersyncError
 from usersync.files import explain
-from usersync.sources.base import Source
 from usersync.store import connections
-from usersync.web.api._common import ResourceId
-from usersync.web.deps import Services, ServicesDep
+from usersync.web.api._common import RemotePath, ResourceId
+from usersync.web.deps import ServicesDep
 from usersync.web.pages.render import render
-from usersync.web.pages.session import Session, SessionDep
+from usersync.web.pages.session import SessionDep
 
 router = APIRouter(prefix="/integrations/{connection_id}/sync")
-
-RemotePath = Annotated[str, Query(pattern=r"^/[^\x00]*$", max_length=4096)]
 
 
 def node_id(path: str) -> str:
     """An HTML id for a folder of the tree (paths may hold any character)."""
     return "f-" + hashlib.sha256(path.encode("utf-8")).hexdigest()[:16]
-
-
-@contextmanager
-def _source(services: Services, session: Session, connection_id: int) -> Iterator[Source]:
-    source = open_connection(
-        services.settings, services.engine, services.box, session.workspace_id, connection_id
-    )
-    try:
-        yield source
-    finally:
-        source.close()
 
 
 @router.get("/new", response_class=HTMLResponse, include_in_schema=False)
@@ -54,7 +37,7 @@ def source_step(
     error = None
     folders = []
     try:
-        with _source(services, session, connection_id) as source:
+        with services.connect(session.workspace_id, connection_id) as source:
             folders = list_folders(source, "/").folders
     except UsersyncError as failed:
         error = failed.message
@@ -80,7 +63,7 @@ def subfolders(
 ) -> HTMLResponse:
     """The folders inside `path`, as the items of its (so far empty) sub-list."""
     try:
-        with _source(services, session, connection_id) as source:
+        with services.connect(session.workspace_id, connection_id) as source:
             folders = list_folders(source, path).folders
     except UsersyncError as failed:
         return render(request, "_problem.html", message=failed.message)
@@ -107,7 +90,7 @@ def files(
         return render(request, "_problem.html", message="Choose a folder first.")
     max_size = services.settings.max_file_size
     try:
-        with _source(services, session, connection_id) as source:
+        with services.connect(session.workspace_id, connection_id) as source:
             listing = list_files(source, folder, max_size)
     except UsersyncError as failed:
         return render(request, "_problem.html", message=failed.message)
@@ -129,7 +112,7 @@ def preview(
         return render(request, "_problem.html", message="Fetch the files and choose one first.")
     path = posixpath.join(folder, file)
     try:
-        with _source(services, session, connection_id) as source:
+        with services.connect(session.workspace_id, connection_id) as source:
             result = preview_file(
                 source, path, rows=PREVIEW_ROWS, max_size=services.settings.max_file_size
             )
