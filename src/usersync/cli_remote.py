@@ -64,70 +64,68 @@ INSECURE_WARNING = (
 )
 
 
+def _schemes(schemes: tuple[str, ...]) -> str:
+    return ", ".join(f"{scheme}://" for scheme in schemes)
+
+
+def _option(name: str, help_text: str, **kwargs: Any) -> Callable[[F], F]:
+    """A `click.option` for `opts[name]`, its help led by the URLs it fits (from `_FITS`)."""
+    flag, schemes = _FITS[name]
+    return click.option(flag, name, help=f"{_schemes(schemes)}: {help_text}", **kwargs)
+
+
 def remote_options(func: F) -> F:
     """The options every command that reaches a remote store takes."""
     options = [
         click.argument("url"),
-        click.option(
-            "--key", "key_path", type=click.Path(dir_okay=False), help="sftp://: private key file."
-        ),
-        click.option(
-            "--key-passphrase-env",
+        _option("key_path", "private key file.", type=click.Path(dir_okay=False)),
+        _option(
+            "key_passphrase_env",
+            "environment variable holding the private key's passphrase.",
             metavar="VAR",
-            help="sftp://: environment variable holding the private key's passphrase.",
         ),
-        click.option(
-            "--password-env",
+        _option(
+            "password_env",
+            "environment variable holding the password (never pass it as an argument).",
             metavar="VAR",
-            help="sftp://, ftp://, ftps://: environment variable holding the password "
-            "(never pass it as an argument).",
         ),
-        click.option(
-            "--known-hosts",
+        _option(
+            "known_hosts",
+            "OpenSSH known_hosts file to check the server's host key against.",
             type=click.Path(dir_okay=False),
-            help="sftp://: OpenSSH known_hosts file to check the server's host key against.",
         ),
-        click.option(
-            "--fingerprint", help="sftp://: trust the host key with this SHA256:... fingerprint."
-        ),
-        click.option(
-            "--accept-new-host-key",
+        _option("fingerprint", "trust the host key with this SHA256:... fingerprint."),
+        _option(
+            "accept_new_host_key",
+            "trust a host seen for the first time and remember its key (never a changed key).",
             is_flag=True,
-            help="sftp://: trust a host seen for the first time and remember its key "
-            "(never a changed key).",
         ),
-        click.option(
-            "--ca-file",
+        _option(
+            "ca_file",
+            "PEM file of the certificate authorities to trust.",
             type=click.Path(dir_okay=False),
-            help="ftps://, s3://: PEM file of the certificate authorities to trust.",
         ),
-        click.option(
-            "--insecure-skip-verify",
+        _option(
+            "insecure_skip_verify",
+            "do not check the server's certificate (warns; not recommended).",
             is_flag=True,
-            help="ftps://: do not check the server's certificate (warns; not recommended).",
         ),
-        click.option(
-            "--endpoint-url",
+        _option(
+            "endpoint_url",
+            "the S3-compatible service, e.g. https://minio.example.com:9000 (default: AWS).",
             metavar="URL",
-            help="s3://: the S3-compatible service, e.g. https://minio.example.com:9000 "
-            "(default: AWS).",
         ),
-        click.option("--region", help="s3://: the bucket's region (default: us-east-1)."),
-        click.option(
-            "--path-style",
+        _option("region", "the bucket's region (default: us-east-1)."),
+        _option(
+            "path_style",
+            "address the bucket in the path (SERVICE/BUCKET), not the host name.",
             is_flag=True,
-            help="s3://: address the bucket in the path (SERVICE/BUCKET), not the host name.",
         ),
-        click.option(
-            "--access-key-id",
-            metavar="ID",
-            help="s3://: the access key id (default: $AWS_ACCESS_KEY_ID).",
-        ),
-        click.option(
-            "--secret-env",
+        _option("access_key_id", "the access key id (default: $AWS_ACCESS_KEY_ID).", metavar="ID"),
+        _option(
+            "secret_env",
+            "environment variable holding the secret access key (default: AWS_SECRET_ACCESS_KEY).",
             metavar="VAR",
-            help="s3://: environment variable holding the secret access key "
-            "(default: AWS_SECRET_ACCESS_KEY).",
         ),
         click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts."),
     ]
@@ -161,8 +159,9 @@ def _host_key_policy(settings: Settings, opts: dict[str, Any]) -> HostKeyPolicy:
 def _check_fit(scheme: str, opts: dict[str, Any]) -> None:
     for name, (option, schemes) in _FITS.items():
         if opts.get(name) and scheme not in schemes:
-            fits = ", ".join(f"{s}://" for s in schemes)
-            raise UsageError(f"{option} is for {fits} URLs, not {scheme}:// ({_HINTS[scheme]})")
+            raise UsageError(
+                f"{option} is for {_schemes(schemes)} URLs, not {scheme}:// ({_HINTS[scheme]})"
+            )
     if opts.get("ca_file") and opts.get("insecure_skip_verify"):
         raise UsageError("give --ca-file or --insecure-skip-verify, not both")
 

@@ -1,10 +1,18 @@
-"""The protocol every remote store implements: list a folder, stat a path, open a byte stream."""
+"""The protocol every remote store implements: list a folder, stat a path, open a byte stream;
+and what every store's implementation shares (its timeouts, `with` closing it)."""
 
 from __future__ import annotations
 
-from typing import BinaryIO, Protocol
+from dataclasses import dataclass
+from typing import BinaryIO, Protocol, Self
 
 from usersync.files import RemoteEntry
+
+
+@dataclass(frozen=True)
+class Timeouts:
+    connect: float = 15.0  # TCP connect + handshake + authentication
+    io: float = 30.0  # any single request once connected
 
 
 class Source(Protocol):
@@ -37,3 +45,16 @@ class Source(Protocol):
     def close(self) -> None:
         """Disconnect. Safe to call more than once."""
         ...
+
+
+class ClosesOnExit:
+    """`with source:` closes the source at the end of the block."""
+
+    def close(self) -> None:
+        raise NotImplementedError
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

@@ -17,10 +17,10 @@ from pathlib import Path
 
 from usersync.config import Settings
 from usersync.errors import UsageError
-from usersync.sources.base import Source
+from usersync.sources.base import Source, Timeouts
 from usersync.sources.ftp import FtpSource, FtpTarget
 from usersync.sources.hostkeys import HostKeyPolicy
-from usersync.sources.sftp import SftpAuth, SftpSource, SftpTarget, Timeouts
+from usersync.sources.sftp import SftpAuth, SftpSource, SftpTarget
 from usersync.sources.urls import RemoteLocation
 
 

@@ -13,16 +13,17 @@ wait is bounded by the connect or I/O timeout.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import ftplib
 import logging
 import posixpath
 import re
 import socket
 import ssl
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import BinaryIO, NamedTuple, cast
+from typing import BinaryIO, NamedTuple, TypeVar, cast
 
 from usersync.errors import (
     AuthenticationFailed,
@@ -37,9 +38,11 @@ from usersync.errors import (
     UsersyncError,
 )
 from usersync.files import EXTENSION, EntryKind, RemoteEntry
-from usersync.sources.sftp import Timeouts
+from usersync.sources.base import ClosesOnExit, Timeouts
 from usersync.sources.urls import TlsTrust
 from usersync.streams import ChunkReader
+
+T = TypeVar("T")
 
 logger = logging.getLogger(__name__)
 
@@ -125,13 +128,12 @@ def _reply_code(exc: ftplib.Error) -> str:
 
 
 def _refused_with(error: UsersyncError, *codes: str) -> bool:
-    """Whether `error` comes from a permanent refusal (5xx) of the server, with one of `codes`
-    when any are given."""
+    """Whether `error` comes from a permanent refusal (5xx) of the server with one of `codes`."""
     cause = error.__cause__
-    return isinstance(cause, ftplib.error_perm) and (not codes or _reply_code(cause) in codes)
+    return isinstance(cause, ftplib.error_perm) and _reply_code(cause) in codes
 
 
-class FtpSource:
+class FtpSource(ClosesOnExit):
     """A logged-in FTP or FTPS server. Use `FtpSource.connect(...)`; close it when done.
 
     One control connection serves every call; a stream from `open` holds it until the stream
@@ -162,12 +164,6 @@ class FtpSource:
         source = cls(target, password, trust or TlsTrust(), timeouts or Timeouts())
         source._login()
         return source
-
-    def __enter__(self) -> FtpSource:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
     def __repr__(self) -> str:
         return f"FtpSource({self.target.scheme}://{self.target.username}@{self.target.address})"
@@ -369,7 +365,9 @@ class FtpSource:
                 and lookups < MTIME_LOOKUPS_MAX
             ):
                 lookups += 1
-                entry = _with_time(entry, self._mdtm(entry.path))
+                modified = self._mdtm(entry.path)
+                if modified is not None:
+                    entry = dataclasses.replace(entry, modified=modified)
             entries.append(entry)
         return entries
 
@@ -492,11 +490,8 @@ class FtpSource:
         for line in reply.splitlines()[1:]:
             listed = _parse_mlsx(line[1:], posixpath.dirname(path)) if line[:1] == " " else None
             if listed is not None:
-                entry = listed.entry
-                return _Listed(
-                    RemoteEntry(name, path, entry.kind, entry.size, entry.modified),
-                    listed.is_link,
-                )
+                entry = dataclasses.replace(listed.entry, name=name, path=path)
+                return listed._replace(entry=entry)
         raise SourceError(f"{self._where(path)}: the server's MLST reply was not understood")
 
     def _stat_by_probing(self, path: str, name: str, *, look_in_parent: bool = True) -> RemoteEntry:
@@ -515,47 +510,31 @@ class FtpSource:
                     return RemoteEntry(name, path, EntryKind.OTHER)
         raise RemotePathNotFound(f"{self._where(path)} does not exist")
 
-    def _size(self, path: str) -> int | None:
-        """SIZE of a regular file; None when the server refuses it (no such file, a folder,
-        a device, a broken link...)."""
+    def _probe(self, path: str, what: str, request: Callable[[ftplib.FTP], T]) -> T | None:
+        """`request`'s answer, or None when the server refuses it (a 5xx reply: no such file,
+        a folder, a device, a broken link...); other failures raise as usual."""
         ftp = self._session()
-        try:
-            with self._call(path, "reading its size"):
-                return ftp.size(path)
-        except (RemotePathNotFound, RemotePermissionDenied):
-            return None
-        except SourceError as error:
-            if _refused_with(error):
+        with self._call(path, what):
+            try:
+                return request(ftp)
+            except ftplib.error_perm:
                 return None
-            raise
+
+    def _size(self, path: str) -> int | None:
+        """SIZE of a regular file; None when the server refuses it."""
+        return self._probe(path, "reading its size", lambda ftp: ftp.size(path))
 
     def _mdtm(self, path: str) -> datetime | None:
         if self._features and "MDTM" not in self._features:
             return None
-        ftp = self._session()
-        try:
-            with self._call(path, "reading its modification time"):
-                reply = ftp.sendcmd(f"MDTM {path}")
-        except (RemotePathNotFound, RemotePermissionDenied):
+        what = "reading its modification time"
+        reply = self._probe(path, what, lambda ftp: ftp.sendcmd(f"MDTM {path}"))
+        if reply is None or not reply.startswith("213"):
             return None
-        except SourceError as error:
-            if _refused_with(error):
-                return None
-            raise
-        return _parse_time(reply[4:].strip()) if reply.startswith("213") else None
+        return _parse_time(reply[4:].strip())
 
     def _is_folder(self, path: str) -> bool:
-        ftp = self._session()
-        try:
-            with self._call(path, "opening the folder"):
-                ftp.cwd(path)
-        except (RemotePathNotFound, RemotePermissionDenied):
-            return False
-        except SourceError as error:
-            if _refused_with(error):
-                return False
-            raise
-        return True
+        return self._probe(path, "opening the folder", lambda ftp: ftp.cwd(path)) is not None
 
     def _exists(self, path: str) -> bool:
         try:
@@ -689,12 +668,6 @@ def _parse_time(value: str) -> datetime | None:
     if fraction:
         moment = moment.replace(microsecond=int(fraction.ljust(6, "0")))
     return moment
-
-
-def _with_time(entry: RemoteEntry, modified: datetime | None) -> RemoteEntry:
-    if modified is None:
-        return entry
-    return RemoteEntry(entry.name, entry.path, entry.kind, entry.size, modified)
 
 
 class _Listed(NamedTuple):

@@ -38,8 +38,8 @@ from usersync.errors import (
     UsersyncError,
 )
 from usersync.files import EntryKind, RemoteEntry
+from usersync.sources.base import ClosesOnExit, Timeouts
 from usersync.sources.ftp import UntrustedCertificate
-from usersync.sources.sftp import Timeouts
 from usersync.sources.urls import S3Endpoint, TlsTrust
 from usersync.streams import ChunkReader
 
@@ -59,7 +59,6 @@ _BUSY_CODES = ("SlowDown", "ServiceUnavailable", "InternalError", "RequestTimeou
 class ObjectChanged(UsersyncError):
     """The object was replaced while it was read (its ETag changed): nothing of it is used."""
 
-    exit_code = 5
     transient = True
 
 
@@ -87,7 +86,7 @@ def _utc(moment: datetime | None) -> datetime | None:
     return moment.astimezone(UTC) if moment is not None else None
 
 
-class S3Source:
+class S3Source(ClosesOnExit):
     """One bucket of an S3-compatible service. Use `S3Source.connect(...)`; close it when
     done."""
 
@@ -158,12 +157,6 @@ class S3Source:
         source = cls(client, bucket, endpoint, auth.access_key_id, timeouts)
         source._check_bucket()
         return source
-
-    def __enter__(self) -> S3Source:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
     def __repr__(self) -> str:
         return f"S3Source(s3://{self.bucket} at {self.service})"
@@ -398,7 +391,7 @@ class _ObjectReader(ChunkReader):
         self._source = source
         self._path = path
         self._body: StreamingBody | None = None
-        self._size: int | None = None
+        self._size = 0  # the object's, known once `start` has run
         self._etag: str | None = None
         self._position = 0
         self._gets = 0  # GETs after the head
@@ -411,16 +404,15 @@ class _ObjectReader(ChunkReader):
     def start(self) -> None:
         """GET the head of the object (errors about the object itself show up here)."""
         source = self._source
-        try:
-            with self._call("opening it"):
+        with self._call("opening it"):
+            try:
                 response = source._client.get_object(
                     Bucket=source.bucket, Key=_key(self._path), Range=f"bytes=0-{HEAD_BYTES - 1}"
                 )
-        except SourceError as error:
-            if _error_code(error) != "InvalidRange":
-                raise
-            self._size = 0  # an empty object has no byte 0 to ask for
-            return
+            except botocore.exceptions.ClientError as exc:
+                if exc.response.get("Error", {}).get("Code") != "InvalidRange":
+                    raise
+                return  # an empty object has no byte 0 to ask for: its size is 0
         self._etag = response.get("ETag")
         match = _CONTENT_RANGE.fullmatch(response.get("ContentRange", ""))
         self._size = int(match.group(1)) if match else response.get("ContentLength", 0)
@@ -431,7 +423,7 @@ class _ObjectReader(ChunkReader):
         if self._gets >= GETS_MAX:
             raise ConnectionLost(
                 f"{source._where(self._path)}: {source.service} stopped sending it before its "
-                f"end ({self._position:,} of {self._size or 0:,} bytes read, {self._gets + 1} "
+                f"end ({self._position:,} of {self._size:,} bytes read, {self._gets + 1} "
                 "tries); nothing was changed. Try again."
             ) from self._cut
         self._gets += 1
@@ -445,7 +437,7 @@ class _ObjectReader(ChunkReader):
         return response["Body"]
 
     def read_chunk(self, size: int) -> bytes:
-        while self._size is None or self._position < self._size:
+        while self._position < self._size:
             if self._body is None:
                 try:
                     self._body = self._rest()
@@ -455,7 +447,7 @@ class _ObjectReader(ChunkReader):
                     source = self._source
                     raise ConnectionLost(
                         f"{source._where(self._path)}: the connection to {source.service} was "
-                        f"lost while reading it ({self._position:,} of {self._size or 0:,} "
+                        f"lost while reading it ({self._position:,} of {self._size:,} "
                         "bytes read), and the service cannot be reached again; nothing was "
                         "changed. Try again later."
                     ) from error
@@ -471,8 +463,6 @@ class _ObjectReader(ChunkReader):
                 self.bytes_received += len(data)
                 return data
             self._release()  # this GET's range is done; the next one goes on from here
-            if self._size is None:
-                break
         self._release()
         return b""
 
@@ -488,10 +478,3 @@ class _ObjectReader(ChunkReader):
                 self._release()
             finally:
                 super().close()
-
-
-def _error_code(error: BaseException) -> str:
-    cause = error.__cause__
-    if isinstance(cause, botocore.exceptions.ClientError):
-        return str(cause.response.get("Error", {}).get("Code", ""))
-    return ""

@@ -33,6 +33,8 @@ from usersync.errors import (
 )
 from usersync.files import EntryKind, RemoteEntry
 from usersync.sources.aio import LoopThread, PrefetchingReader
+from usersync.sources.base import ClosesOnExit
+from usersync.sources.base import Timeouts as Timeouts  # where it was first defined
 from usersync.sources.hostkeys import HostKeyCheck, HostKeyPolicy, host_entry_name
 
 T = TypeVar("T")
@@ -56,12 +58,6 @@ class SftpAuth:
 
     def __repr__(self) -> str:
         return "SftpAuth(...)"
-
-
-@dataclass(frozen=True)
-class Timeouts:
-    connect: float = 15.0  # TCP connect + handshake + authentication
-    io: float = 30.0  # any single request once connected
 
 
 class _Client(asyncssh.SSHClient):
@@ -89,7 +85,7 @@ def _load_key(auth: SftpAuth) -> Any:
         raise AuthenticationFailed(f"cannot read private key {source}: {exc}; {hint}") from exc
 
 
-class SftpSource:
+class SftpSource(ClosesOnExit):
     """A connected SFTP server. Use `SftpSource.connect(...)`; close it when done."""
 
     def __init__(
@@ -124,12 +120,6 @@ class SftpSource:
             loop.close()
             raise
         return cls(loop, conn, sftp, target, fingerprint, timeouts)
-
-    def __enter__(self) -> SftpSource:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
     def _where(self, path: str) -> str:
         return f"sftp://{host_entry_name(self.target.host, self.target.port)}{path}"
