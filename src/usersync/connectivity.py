@@ -48,7 +48,8 @@ def location_of(connection: Connection, path: str = "/") -> RemoteLocation:
     )
 
 
-def _needs_host_key(connection: Connection) -> bool:
+def needs_host_key(connection: Connection) -> bool:
+    """Whether the server's host key must be confirmed before the connection is used."""
     return connection.kind == "sftp"
 
 
@@ -65,7 +66,7 @@ def open_connection(
 
 def open_loaded(settings: Settings, connection: Connection, credentials: Credentials) -> Source:
     """A Source for a connection already read with `connections.load`."""
-    if _needs_host_key(connection) and connection.host_key_fingerprint is None:
+    if needs_host_key(connection) and connection.host_key_fingerprint is None:
         raise HostKeyNotConfirmed(
             f"connection {connection.id} ({connection.name}): its host key is not confirmed "
             "yet. Test the connection, check the fingerprint it shows with the server's "
@@ -88,7 +89,7 @@ def test_connection(
 ) -> TestOutcome:
     connection = connections.get(engine, box, ws, connection_id)
     pinned = connection.host_key_fingerprint
-    if pinned is None and _needs_host_key(connection):
+    if pinned is None and needs_host_key(connection):
         # An empty password that is never sent: an empty policy trusts no host key, so the
         # handshake stops at the key, before any login.
         probe = Credentials(password="")

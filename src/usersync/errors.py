@@ -14,6 +14,7 @@
     │   ├── RemoteTimeout              transient: the server stopped answering mid-operation
     │   ├── ConnectionLost             transient: the connection dropped mid-operation
     │   ├── AuthenticationFailed       permanent: wrong password or key, unreadable key
+    │   ├── UntrustedCertificate       permanent: the server's TLS certificate fails the check
     │   └── HostKeyError               permanent: the server's host key is not trusted
     │       ├── UnknownHostKey         no known_hosts entry or pin for this host
     │       └── HostKeyMismatch        the key differs from the trusted one
@@ -27,6 +28,7 @@
     ├── mapping.MappingError           exit 5: the mapping names a column the file lacks
     ├── importer.TooManyRejected       exit 5: more rejected rows than --max-rejected allows
     ├── importer.FileChanged           exit 5, transient: the file changed while it was read
+    ├── sources.s3.ObjectChanged       exit 5, transient: an S3 object was replaced while read
     └── store.StoreError               exit 5: the database refused the apply; nothing applied
 
 `transient` errors may succeed if tried again later; the rest will not until something changes.
@@ -80,6 +82,11 @@ class ConnectionLost(SourceError):
 
 class AuthenticationFailed(SourceError):
     pass
+
+
+class UntrustedCertificate(SourceError):
+    """The server's TLS certificate failed the check (unknown authority, expired, another
+    name). Permanent until the certificate or the trust settings change."""
 
 
 class HostKeyError(SourceError):

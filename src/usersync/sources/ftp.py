@@ -34,6 +34,7 @@ from usersync.errors import (
     RemotePermissionDenied,
     RemoteTimeout,
     SourceError,
+    UntrustedCertificate,
     UsageError,
     UsersyncError,
 )
@@ -52,11 +53,6 @@ MTIME_LOOKUPS_MAX = 200
 ANONYMOUS_USERS = ("anonymous", "ftp")
 _ABORT_REPLY_WAIT = 5.0  # seconds to wait for the reply that ends an abandoned transfer
 _CHUNK_MAX = 1024 * 1024
-
-
-class UntrustedCertificate(SourceError):
-    """The server's TLS certificate failed the check (unknown authority, expired, another
-    name). Permanent until the certificate or the trust settings change."""
 
 
 @dataclass(frozen=True)

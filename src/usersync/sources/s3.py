@@ -34,12 +34,12 @@ from usersync.errors import (
     RemotePermissionDenied,
     RemoteTimeout,
     SourceError,
+    UntrustedCertificate,
     UsageError,
     UsersyncError,
 )
 from usersync.files import EntryKind, RemoteEntry
 from usersync.sources.base import ClosesOnExit, Timeouts
-from usersync.sources.ftp import UntrustedCertificate
 from usersync.sources.urls import S3Endpoint, TlsTrust
 from usersync.streams import ChunkReader
 

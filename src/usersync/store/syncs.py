@@ -313,7 +313,8 @@ def webhook_secret(bind: Bind, box: SecretBox, ws: int, sync_id: int) -> str | N
     return box.open(sealed)["secret"] if sealed else None
 
 
-def _settings(sync: Sync) -> dict[str, Any]:
+def settings_of(sync: Sync) -> dict[str, Any]:
+    """What a user set on the sync (its secret aside): what `update` merges changes into."""
     return {name: getattr(sync, name) for name in SETTABLE if name != "webhook_secret"}
 
 
@@ -322,7 +323,7 @@ def update(bind: Bind, box: SecretBox, ws: int, sync_id: int, changes: Mapping[s
     now = utcnow()
     with writing(bind) as conn:
         current = _load(conn, ws, sync_id)
-        merged = {**_settings(current), **changes}
+        merged = {**settings_of(current), **changes}
         if "schedule" in changes and "timezone" not in changes:
             merged["timezone"] = parse_schedule(merged["schedule"]).timezone or current.timezone
         checked = validate(merged, _workspace_zone(conn, ws))

@@ -95,10 +95,6 @@ def _validate(services: Services, ws: int, values: Mapping[str, Any]) -> None:
     _check_file(services, ws, checked)
 
 
-def _current_settings(sync: Sync) -> dict[str, Any]:
-    return {name: getattr(sync, name) for name in syncs.SETTABLE if name != "webhook_secret"}
-
-
 @router.get("", summary="List syncs", response_model=SyncList, responses=errors())
 def list_syncs(
     services: ServicesDep,
@@ -152,7 +148,7 @@ def update_sync(
     changes = reveal(body, exclude_unset=True)
     if _FILE_FIELDS & set(changes):
         current = syncs.get(services.engine, ws, sync_id)
-        _validate(services, ws, {**_current_settings(current), **changes})
+        _validate(services, ws, {**syncs.settings_of(current), **changes})
     return public(syncs.update(services.engine, services.box, ws, sync_id, changes))
 
 

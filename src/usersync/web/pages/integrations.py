@@ -9,7 +9,7 @@ from typing import Annotated
 from fastapi import APIRouter, File, Form, Query, Request, UploadFile
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
-from usersync.connectivity import TestOutcome, location_of, test_connection
+from usersync.connectivity import TestOutcome, location_of, needs_host_key, test_connection
 from usersync.errors import Conflict, UsageError
 from usersync.store import connections, syncs
 from usersync.store.connections import Connection, NewConnection
@@ -29,10 +29,6 @@ class Card:
     origin: str
     ready: bool  # may be browsed: its host key is confirmed (or its kind has none)
     sync_on: bool  # some sync of it is switched on
-
-
-def needs_host_key(connection: Connection) -> bool:
-    return connection.kind == "sftp"
 
 
 def _cards(services: Services, ws: int) -> list[Card]:
