@@ -6,7 +6,7 @@ from typing import Any
 
 import click
 
-from usersync import __version__
+from usersync import __version__, db
 from usersync.browse import (
     PREVIEW_ROWS,
     files_document,
@@ -125,11 +125,12 @@ def serve(host: str, port: int, db_url: str | None) -> None:
     from usersync.web.app import create_app
 
     settings = load_settings(db_url=db_url)
-    with open_database(settings):  # creates or upgrades the database before serving
-        pass
+    with open_database(settings) as engine:  # a clear error now rather than at startup
+        where = db.describe(engine)
     app = create_app(settings)
-    click.echo(f"usersync {__version__}: data in {settings.database_url}")
+    click.echo(f"usersync {__version__}: data in {where}")
     click.echo(f"listening on http://{host}:{port}/  (Ctrl-C stops it)")
+    click.echo("sign in with a token from: usersync token create --workspace default")
     uvicorn.run(app, host=host, port=port, log_level="info")
 
 
