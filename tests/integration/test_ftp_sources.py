@@ -10,10 +10,18 @@ import os
 import ssl
 from collections.abc import Iterator
 from pathlib import Path
-from typing import BinaryIO
 
 import pytest
 
+from tests.browse_cases import (
+    HIDDEN_REASONS,
+    PREVIEW_COLUMNS,
+    PREVIEW_CSV,
+    PREVIEW_ROWS,
+    cli_env,
+    drain,
+    put_mixed_files,
+)
 from tests.cli import usersync
 from tests.servers.blackhole import BlackholeServer
 from tests.servers.ftpd import FtpFolder, PyftpdlibServer, VsftpdServer
@@ -32,14 +40,7 @@ PASSWORD_VAR = "FTP_TEST_PASSWORD"
 
 @pytest.fixture
 def base_env(tmp_path: Path) -> dict[str, str]:
-    return {
-        "USERSYNC_DATA_DIR": str(tmp_path / "data"),
-        "USERSYNC_DB": f"sqlite:///{tmp_path / 'usersync.db'}",
-        "USERSYNC_CONNECT_TIMEOUT": "5",
-        "USERSYNC_IO_TIMEOUT": "5",
-        "HOME": str(tmp_path / "home"),
-        PASSWORD_VAR: VsftpdServer.password,
-    }
+    return cli_env(tmp_path, **{PASSWORD_VAR: VsftpdServer.password})
 
 
 @pytest.fixture
@@ -109,13 +110,7 @@ def test_folders_lists_subfolders_with_spaces_and_non_ascii_names(
 def test_files_lists_eligible_files_and_hidden_ones_with_their_reason(
     ftp_folder: FtpFolder, env: dict[str, str]
 ) -> None:
-    ftp_folder.put("userdata_b.csv", b"userId\n1\n", mtime=1_767_225_600)
-    ftp_folder.put("userdata_A.CSV", b"userId\n")
-    ftp_folder.put("userdata_big.csv", b"x" * 2001)
-    ftp_folder.put("UserData_c.csv", b"userId\n")
-    ftp_folder.put("notes.txt", b"hello")
-    ftp_folder.mkdir("userdata_dir.csv")
-    ftp_folder.mkdir("archive")
+    put_mixed_files(ftp_folder)
     env["USERSYNC_MAX_FILE_SIZE"] = "2000"
 
     result = usersync(env, "files", ftp_folder.url(), *auth(ftp_folder), "--json")
@@ -131,39 +126,22 @@ def test_files_lists_eligible_files_and_hidden_ones_with_their_reason(
         "modified": "2026-01-01T00:00:00+00:00",
     }
     hidden = {h["name"]: h for h in doc["hidden"]}
-    assert {name: h["reason"] for name, h in hidden.items()} == {
-        "UserData_c.csv": "bad_prefix",
-        "notes.txt": "not_csv",
-        "userdata_big.csv": "too_large",
-        "userdata_dir.csv": "not_a_regular_file",
-    }
+    assert {name: h["reason"] for name, h in hidden.items()} == HIDDEN_REASONS
     assert hidden["userdata_big.csv"]["size"] == 2001
 
 
 def test_preview_shows_the_header_and_first_five_rows(
     ftp_folder: FtpFolder, env: dict[str, str]
 ) -> None:
-    body = (
-        "\ufeffuserId,name,note\r\n"
-        '1,Ann,"said ""hi"""\r\n'
-        '2,Bob,"two\r\nlines"\r\n'
-        "3,Cy,\r\n4,Di,x\r\n5,Ed,y\r\n6,Fa,z\r\n"
-    )
-    ftp_folder.put("userdata_a.csv", body.encode("utf-8"))
+    ftp_folder.put("userdata_a.csv", PREVIEW_CSV)
 
     result = usersync(env, "preview", ftp_folder.url("userdata_a.csv"), *auth(ftp_folder), "--json")
 
     assert result.exit_code == 0, result.stderr
     doc = result.json()
     assert doc["path"] == ftp_folder.path("userdata_a.csv")
-    assert doc["columns"] == ["userId", "name", "note"]
-    assert doc["rows"] == [
-        ["1", "Ann", 'said "hi"'],
-        ["2", "Bob", "two\r\nlines"],
-        ["3", "Cy", ""],
-        ["4", "Di", "x"],
-        ["5", "Ed", "y"],
-    ]
+    assert doc["columns"] == PREVIEW_COLUMNS
+    assert doc["rows"] == PREVIEW_ROWS
 
 
 def test_preview_refuses_a_file_that_breaks_the_rules(
@@ -327,11 +305,6 @@ def test_rename_and_remove(source: FtpSource, ftp_folder: FtpFolder) -> None:
     assert not ftp_folder.local("userdata_b.csv").exists()
     with pytest.raises(RemotePathNotFound):
         source.remove(ftp_folder.path("userdata_b.csv"))
-
-
-def drain(stream: BinaryIO) -> None:
-    while stream.read(1024 * 1024):
-        pass
 
 
 def test_server_killed_mid_read_gives_a_clear_error(base_env: dict[str, str]) -> None:

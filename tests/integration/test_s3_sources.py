@@ -7,10 +7,17 @@ import dataclasses
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import BinaryIO
 
 import pytest
 
+from tests.browse_cases import (
+    HIDDEN_REASONS,
+    PREVIEW_COLUMNS,
+    PREVIEW_CSV,
+    PREVIEW_ROWS,
+    cli_env,
+    drain,
+)
 from tests.cli import usersync
 from tests.servers.s3 import MotoS3Server, S3Bucket
 from tests.syncs import settings_for
@@ -33,14 +40,7 @@ SECRET_VAR = "S3_TEST_SECRET"
 
 @pytest.fixture
 def env(tmp_path: Path, s3_bucket: S3Bucket) -> dict[str, str]:
-    return {
-        "USERSYNC_DATA_DIR": str(tmp_path / "data"),
-        "USERSYNC_DB": f"sqlite:///{tmp_path / 'usersync.db'}",
-        "USERSYNC_CONNECT_TIMEOUT": "5",
-        "USERSYNC_IO_TIMEOUT": "5",
-        "HOME": str(tmp_path / "home"),
-        SECRET_VAR: s3_bucket.secret_access_key,
-    }
+    return cli_env(tmp_path, **{SECRET_VAR: s3_bucket.secret_access_key})
 
 
 def auth(bucket: S3Bucket) -> list[str]:
@@ -115,25 +115,14 @@ def test_files_lists_eligible_files_and_hidden_ones_with_their_reason(
     assert (b["path"], b["size"]) == ("/in/userdata_b.csv", 9)
     assert datetime.fromisoformat(b["modified"]) >= before
     hidden = {h["name"]: h for h in doc["hidden"]}
-    assert {name: h["reason"] for name, h in hidden.items()} == {
-        "UserData_c.csv": "bad_prefix",
-        "notes.txt": "not_csv",
-        "userdata_big.csv": "too_large",
-        "userdata_dir.csv": "not_a_regular_file",
-    }
+    assert {name: h["reason"] for name, h in hidden.items()} == HIDDEN_REASONS
     assert hidden["userdata_big.csv"]["size"] == 2001
 
 
 def test_preview_shows_the_header_and_first_five_rows(
     s3_bucket: S3Bucket, env: dict[str, str]
 ) -> None:
-    body = (
-        "\ufeffuserId,name,note\r\n"
-        '1,Ann,"said ""hi"""\r\n'
-        '2,Bob,"two\r\nlines"\r\n'
-        "3,Cy,\r\n4,Di,x\r\n5,Ed,y\r\n6,Fa,z\r\n"
-    )
-    s3_bucket.put("in/userdata_a.csv", body.encode("utf-8"))
+    s3_bucket.put("in/userdata_a.csv", PREVIEW_CSV)
 
     result = usersync(
         env, "preview", s3_bucket.url("in/userdata_a.csv"), *auth(s3_bucket), "--json"
@@ -142,14 +131,8 @@ def test_preview_shows_the_header_and_first_five_rows(
     assert result.exit_code == 0, result.stderr
     doc = result.json()
     assert doc["path"] == "/in/userdata_a.csv"
-    assert doc["columns"] == ["userId", "name", "note"]
-    assert doc["rows"] == [
-        ["1", "Ann", 'said "hi"'],
-        ["2", "Bob", "two\r\nlines"],
-        ["3", "Cy", ""],
-        ["4", "Di", "x"],
-        ["5", "Ed", "y"],
-    ]
+    assert doc["columns"] == PREVIEW_COLUMNS
+    assert doc["rows"] == PREVIEW_ROWS
 
 
 def test_preview_refuses_a_file_that_breaks_the_rules(
@@ -371,11 +354,6 @@ def test_server_killed_mid_read_gives_a_clear_error(env: dict[str, str]) -> None
                 drain(stream)
         finally:
             opened.close()
-
-
-def drain(stream: BinaryIO) -> None:
-    while stream.read(1024 * 1024):
-        pass
 
 
 def test_rename_copies_then_deletes_and_remove_deletes(

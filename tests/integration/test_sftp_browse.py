@@ -9,10 +9,18 @@ import signal
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import BinaryIO
 
 import pytest
 
+from tests.browse_cases import (
+    HIDDEN_REASONS,
+    PREVIEW_COLUMNS,
+    PREVIEW_CSV,
+    PREVIEW_ROWS,
+    drain,
+    put_mixed_files,
+)
 from tests.cli import key_args, usersync
 from tests.servers.blackhole import BlackholeServer
 from tests.servers.sshd import SftpFolder, SshServer
@@ -70,13 +78,7 @@ def test_folders_prints_a_table_without_json(sftp: SftpFolder, env: dict[str, st
 def test_files_lists_eligible_files_and_hidden_ones_with_their_reason(
     sftp: SftpFolder, env: dict[str, str]
 ) -> None:
-    sftp.put("userdata_b.csv", b"userId\n1\n", mtime=1_767_225_600)
-    sftp.put("userdata_A.CSV", b"userId\n")
-    sftp.put("userdata_big.csv", b"x" * 2001)
-    sftp.put("UserData_c.csv", b"userId\n")
-    sftp.put("notes.txt", b"hello")
-    sftp.mkdir("userdata_dir.csv")
-    sftp.mkdir("archive")
+    put_mixed_files(sftp)
     os.mkfifo(sftp.local("userdata_pipe.csv"))
     sftp.symlink("userdata_link.csv", sftp.path("userdata_b.csv"))
     sftp.symlink("userdata_broken.csv", sftp.path("missing.csv"))
@@ -101,10 +103,7 @@ def test_files_lists_eligible_files_and_hidden_ones_with_their_reason(
     }
     hidden = {h["name"]: h for h in doc["hidden"]}
     assert {name: h["reason"] for name, h in hidden.items()} == {
-        "UserData_c.csv": "bad_prefix",
-        "notes.txt": "not_csv",
-        "userdata_big.csv": "too_large",
-        "userdata_dir.csv": "not_a_regular_file",
+        **HIDDEN_REASONS,
         "userdata_pipe.csv": "not_a_regular_file",
         "userdata_broken.csv": "not_a_regular_file",
     }
@@ -129,27 +128,15 @@ def test_files_table_explains_hidden_files(sftp: SftpFolder, env: dict[str, str]
 def test_preview_shows_the_header_and_first_five_rows(
     sftp: SftpFolder, env: dict[str, str]
 ) -> None:
-    body = (
-        "\ufeffuserId,name,note\r\n"
-        '1,Ann,"said ""hi"""\r\n'
-        '2,Bob,"two\r\nlines"\r\n'
-        "3,Cy,\r\n4,Di,x\r\n5,Ed,y\r\n6,Fa,z\r\n"
-    )
-    sftp.put("userdata_a.csv", body.encode("utf-8"))
+    sftp.put("userdata_a.csv", PREVIEW_CSV)
 
     result = usersync(env, "preview", sftp.url("userdata_a.csv"), *key_args(sftp), "--json")
 
     assert result.exit_code == 0, result.stderr
     doc = result.json()
     assert doc["path"] == sftp.path("userdata_a.csv")
-    assert doc["columns"] == ["userId", "name", "note"]
-    assert doc["rows"] == [
-        ["1", "Ann", 'said "hi"'],
-        ["2", "Bob", "two\r\nlines"],
-        ["3", "Cy", ""],
-        ["4", "Di", "x"],
-        ["5", "Ed", "y"],
-    ]
+    assert doc["columns"] == PREVIEW_COLUMNS
+    assert doc["rows"] == PREVIEW_ROWS
 
 
 def test_preview_rows_option_and_table_output(sftp: SftpFolder, env: dict[str, str]) -> None:
@@ -365,11 +352,6 @@ def test_server_killed_mid_read_gives_a_clear_error(
             drain(stream)
     finally:
         source.close()
-
-
-def drain(stream: Any) -> None:
-    while stream.read(1024 * 1024):
-        pass
 
 
 def test_the_installed_command_runs(sftp: SftpFolder, tmp_path: Path) -> None:

@@ -9,13 +9,18 @@ State lives under `STATE_ROOT` (/var/lib/usersync-test), not under /tmp: sshd's
 `owner` file naming the test process; directories whose owner died without cleaning up (a
 killed pytest) are removed, with their processes, the next time a server starts.
 
-This module holds the helpers the server modules share.
+This module holds what the server modules share: the helpers below, and the base classes
+`Server` (a context manager), `DirServer` (a port and a state directory), `ProcessServer`
+(one child process tree, started on a free port with retries, stopped or killed as a tree),
+`FileServer` (a ProcessServer serving a local folder as `/`) and `ServedFolder` (one test's
+own folder on a FileServer).
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+import posixpath
 import shutil
 import signal
 import socket
@@ -24,12 +29,18 @@ import subprocess
 import tempfile
 import time
 from collections.abc import Callable, Iterable, Sequence
+from datetime import datetime
 from pathlib import Path
+from types import TracebackType
+from typing import Generic, Self, TypeVar
+from urllib.parse import quote
 
 LOOPBACK = "127.0.0.1"
 STATE_ROOT = Path("/var/lib/usersync-test")
 OWNER_FILE = "owner"
 LOG_TAIL_CHARS = 12_000
+BIND_ATTEMPTS = 5
+STOP_GRACE = 5.0
 
 
 class ServerError(RuntimeError):
@@ -259,6 +270,20 @@ def freeze_tree(root_pid: int) -> list[Proc]:
     return list(frozen.items())
 
 
+def kill_stale_server(pid_file: Path, marker: bytes) -> None:
+    """Kill the process tree of the pid in `pid_file` (left by a dead test run) if that
+    process's command line holds `marker`, i.e. the pid still names the server."""
+    try:
+        pid = int(pid_file.read_text().split()[0])
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except (OSError, ValueError, IndexError):
+        return
+    if marker in cmdline:
+        procs = freeze_tree(pid)
+        kill_procs(procs)
+        wait_gone(procs, 5.0)
+
+
 def kill_procs(procs: Iterable[Proc]) -> None:
     """SIGKILL the processes (stopped ones too)."""
     _signal(procs, signal.SIGKILL)
@@ -291,3 +316,413 @@ def stop_procs(procs: Sequence[Proc], *, grace: float) -> list[Proc]:
         _signal(left, signal.SIGKILL)
         left = wait_gone(left, 5.0)
     return left
+
+
+# --- server objects ------------------------------------------------------------------------
+
+
+class Server:
+    """A test server: `with Server() as server:` starts it and stops it at the end."""
+
+    def start(self) -> Self:
+        raise NotImplementedError
+
+    def stop(self) -> None:
+        raise NotImplementedError
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+
+class DirServer(Server):
+    """A server on `port` with its state in a directory of its own, `dir` (log: `log_path`)."""
+
+    log_name = "server.log"
+
+    def __init__(self, *, start_timeout: float) -> None:
+        self.start_timeout = start_timeout
+        self._dir: Path | None = None
+        self._port: int | None = None
+
+    def _need_dir(self) -> Path:
+        if self._dir is None:
+            raise ServerError(f"the {type(self).__name__} is not started (or already stopped)")
+        return self._dir
+
+    def _remove_dir(self) -> None:
+        if self._dir is not None:
+            shutil.rmtree(self._dir, ignore_errors=True)
+            self._dir = None
+
+    @property
+    def dir(self) -> Path:
+        """The server's own directory (configuration, log, state)."""
+        return self._need_dir()
+
+    @property
+    def port(self) -> int:
+        if self._port is None:
+            raise ServerError(f"the {type(self).__name__} is not started")
+        return self._port
+
+    @property
+    def log_path(self) -> Path:
+        return self._need_dir() / self.log_name
+
+    def log_text(self) -> str:
+        return tail(self.log_path)
+
+
+class ProcessServer(DirServer):
+    """A server that is one child process (and whatever it forks) on 127.0.0.1 and a free
+    port. A subclass gives `_prepare()` (make `_dir` and fill it), `_command(port)` and
+    `_ready(port, timeout)`, and may give `_after_start()`, `_env()`, `cwd`, `bind_failures`.
+
+    `start()` retries on another port when the chosen one was taken meanwhile (its log names
+    one of `bind_failures`). `stop()` ends it for good (processes and directory); `kill()`
+    SIGKILLs the whole process tree at once (open connections drop) but keeps the directory,
+    so `start()` can bring it back on the same port.
+    """
+
+    name = "server"
+    ready_sign = "a greeting"
+    bind_failures: tuple[str, ...] = ("Address already in use",)
+    pid_file: str | None = "server.pid"
+    """The file in `dir` that gets the child's pid (for the stale-dir sweep); None when the
+    server writes one itself."""
+    cwd: str | Path | None = None
+
+    def __init__(self, *, start_timeout: float) -> None:
+        super().__init__(start_timeout=start_timeout)
+        self._proc: subprocess.Popen[bytes] | None = None
+
+    # --- what a subclass gives -------------------------------------------------------------
+
+    def _prepare(self) -> None:
+        """Make the server's directory (`_dir`) and what the server needs in it."""
+        raise NotImplementedError
+
+    def _command(self, port: int) -> list[str]:
+        """The command line that serves on `port` (writing its configuration first)."""
+        raise NotImplementedError
+
+    def _ready(self, port: int, timeout: float) -> bool:
+        """Whether the server answers on `port` as it should (waiting at most `timeout` s)."""
+        raise NotImplementedError
+
+    def _after_start(self) -> None:
+        """Set-up that needs the running server."""
+
+    def _env(self) -> dict[str, str] | None:
+        """The server's environment (None: this process's)."""
+        return None
+
+    def _pick_port(self) -> int:
+        return free_port()
+
+    # --- lifecycle -------------------------------------------------------------------------
+
+    def start(self) -> Self:
+        """Start the server and wait (at most `start_timeout` s) until it is ready."""
+        if self.running:
+            raise ServerError(f"{self.name} is already running")
+        try:
+            if self._dir is None:
+                self._prepare()
+            self._launch_with_retries()
+            self._after_start()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def stop(self) -> None:
+        """Stop the server and its sessions (SIGTERM, SIGKILL after 5 s); remove its directory."""
+        try:
+            if self._proc is not None:
+                left = stop_procs(freeze_tree(self._proc.pid), grace=STOP_GRACE)
+                self._reap()
+                if left:
+                    raise ServerError(f"{self.name} processes {left} survived SIGKILL")
+        finally:
+            self._port = None
+            self._remove_dir()
+
+    def kill(self) -> None:
+        """SIGKILL the server and all its session processes at once; open connections drop.
+
+        Per-connection processes may run in sessions of their own (sshd calls setsid), so a
+        process-group kill would miss them: the whole process tree is frozen with SIGSTOP
+        (no forks, no reparenting meanwhile), then SIGKILLed. The directory stays.
+        """
+        if self._proc is None:
+            return
+        procs = freeze_tree(self._proc.pid)
+        kill_procs(procs)
+        self._reap()
+        left = wait_gone(procs, 5.0)
+        if left:
+            raise ServerError(f"{self.name} processes {left} survived SIGKILL")
+
+    def _reap(self) -> None:
+        if self._proc is not None:
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self._proc.wait(timeout=5)
+            self._proc = None
+
+    @property
+    def running(self) -> bool:
+        """Whether the server's main process is alive."""
+        return self._proc is not None and self._proc.poll() is None
+
+    def processes(self) -> list[int]:
+        """Pids of the server's main process and all its connection/session processes."""
+        if self._proc is None or self._proc.poll() is not None:
+            return []
+        return [self._proc.pid, *descendants(self._proc.pid)]
+
+    def _launch_with_retries(self) -> None:
+        fixed_port = self._port is not None  # a restart after kill() keeps its port
+        for _attempt in range(1 if fixed_port else BIND_ATTEMPTS):
+            port = self._port if self._port is not None else self._pick_port()
+            if self._launch(port):
+                self._port = port
+                return
+        raise ServerError(
+            f"{self.name} could not bind a port after {BIND_ATTEMPTS} attempts:\n"
+            f"{tail(self.log_path)}"
+        )
+
+    def _launch(self, port: int) -> bool:
+        """Start on `port`; True once ready, False if the port was taken meanwhile."""
+        cmd = self._command(port)
+        log_start = self.log_path.stat().st_size if self.log_path.exists() else 0
+        with open(self.log_path, "ab") as log:
+            self._proc = subprocess.Popen(
+                cmd,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+                cwd=self.cwd,
+                env=self._env(),
+            )
+        if self.pid_file is not None:
+            (self._need_dir() / self.pid_file).write_text(f"{self._proc.pid}\n")
+        deadline = time.monotonic() + self.start_timeout
+        while True:
+            returncode = self._proc.poll()
+            if returncode is not None:
+                self._proc = None
+                with open(self.log_path, "rb") as log:
+                    log.seek(log_start)
+                    new_log = log.read().decode("utf-8", "replace")
+                if any(failure in new_log for failure in self.bind_failures) and not self._port:
+                    return False
+                raise ServerError(
+                    f"{self.name} exited with {returncode} before accepting connections on "
+                    f"port {port}.\ncommand: {' '.join(cmd)}\nlog {self.log_path}:\n{new_log}"
+                )
+            remaining = max(deadline - time.monotonic(), 0.1)
+            if self._ready(port, min(remaining, 2.0)):
+                return True
+            if time.monotonic() >= deadline:
+                raise ServerError(
+                    f"{self.name} did not send {self.ready_sign} on {LOOPBACK}:{port} within "
+                    f"{self.start_timeout} s.\ncommand: {' '.join(cmd)}\n"
+                    f"log {self.log_path}:\n{tail(self.log_path)}"
+                )
+            time.sleep(0.02)
+
+
+def read_first_line(port: int, timeout: float, *, send: bytes = b"", then: bytes = b"") -> bytes:
+    """The first line the server at 127.0.0.1:port sends (after we sent `send`; we send
+    `then` after it), or b"" if it cannot be read."""
+    try:
+        with socket.create_connection((LOOPBACK, port), timeout=timeout) as sock:
+            if send:
+                sock.sendall(send)
+            data = b""
+            while b"\n" not in data and len(data) < 4096:
+                chunk = sock.recv(1024)
+                if not chunk:
+                    break
+                data += chunk
+            if then:
+                with contextlib.suppress(OSError):
+                    sock.sendall(then)
+            return data
+    except OSError:
+        return b""
+
+
+class FileServer(ProcessServer):
+    """A ProcessServer that serves the local folder `root` (in its directory) as `/` to the
+    login user `username`; files and folders made `writable` belong to that user (`_uid`,
+    `_gid`: -1 leaves root as the owner)."""
+
+    host = LOOPBACK
+    username = ""
+    password = ""
+
+    def __init__(self, *, start_timeout: float) -> None:
+        super().__init__(start_timeout=start_timeout)
+        self._uid = -1
+        self._gid = -1
+
+    @property
+    def scheme(self) -> str:
+        raise NotImplementedError
+
+    @property
+    def root(self) -> Path:
+        """The local folder the client sees as `/`."""
+        return self._need_dir() / "root"
+
+    def _make_root(self) -> None:
+        self.root.mkdir(mode=0o755)
+        os.chmod(self.root, 0o755)
+
+    def url(self, path: str = "/") -> str:
+        """`SCHEME://USER@127.0.0.1:PORT/path`, user and path percent-encoded."""
+        path = "/" + path.lstrip("/")
+        user = quote(self.username, safe="")
+        return f"{self.scheme}://{user}@{self.host}:{self.port}{quote(path)}"
+
+    # --- the served tree -------------------------------------------------------------------
+
+    def local_path(self, remote_path: str) -> Path:
+        """The local path of `remote_path` as the client names it (cannot escape root)."""
+        normalized = posixpath.normpath("/" + remote_path.lstrip("/"))
+        return self.root / normalized.lstrip("/") if normalized != "/" else self.root
+
+    def _make_parents(self, local: Path) -> None:
+        missing = []
+        parent = local.parent
+        while not parent.exists():
+            missing.append(parent)
+            parent = parent.parent
+        for folder in reversed(missing):
+            folder.mkdir(mode=0o755)
+            os.chmod(folder, 0o755)
+
+    def mkdir(self, remote_path: str, mode: int = 0o755, *, writable: bool = False) -> Path:
+        """Create folder `remote_path` (and missing parents, root-owned 0755).
+
+        The folder gets `mode`; with `writable=True` it is owned by the login user, who may
+        then create, rename and delete entries in it. Returns the local path.
+        """
+        local = self.local_path(remote_path)
+        self._make_parents(local)
+        local.mkdir(mode=0o700, exist_ok=True)
+        if writable:
+            os.chown(local, self._uid, self._gid)
+        os.chmod(local, mode)
+        return local
+
+    def put(
+        self,
+        remote_path: str,
+        data: bytes,
+        mode: int = 0o644,
+        mtime: float | datetime | None = None,
+        *,
+        writable: bool = False,
+    ) -> Path:
+        """Write a file at `remote_path` (missing parents: root-owned 0755); return its path.
+
+        The file is root-owned with `mode` (0644: readable by the login user; 0600: not), or
+        owned by the login user with `writable=True`. `mtime`: epoch seconds or a datetime.
+        """
+        local = self.local_path(remote_path)
+        self._make_parents(local)
+        local.write_bytes(data)
+        if writable:
+            os.chown(local, self._uid, self._gid)
+        os.chmod(local, mode)
+        if mtime is not None:
+            seconds = mtime.timestamp() if isinstance(mtime, datetime) else float(mtime)
+            os.utime(local, (seconds, seconds))
+        return local
+
+    def symlink(self, remote_path: str, target: str) -> Path:
+        """Create a symlink at `remote_path` pointing to `target` (as the server resolves it:
+        an absolute target is inside the served folder)."""
+        local = self.local_path(remote_path)
+        self._make_parents(local)
+        local.symlink_to(target)
+        return local
+
+    def _fresh_folder(self, remote_path: str, *, writable: bool) -> str:
+        """Make `remote_path` a new, empty folder; its normalized remote path."""
+        local = self.local_path(remote_path)
+        if local.exists():
+            shutil.rmtree(local)
+        self.mkdir(remote_path, writable=writable)
+        return posixpath.normpath("/" + remote_path.lstrip("/"))
+
+
+FileServerT = TypeVar("FileServerT", bound=FileServer)
+
+
+class ServedFolder(Generic[FileServerT]):
+    """One test's own folder `base` on a shared FileServer, plus the server's credentials.
+
+    Paths given to `path`, `local`, `put`, `mkdir`, `symlink` and `url` are relative to
+    `base` (a leading `/` is ignored) and may not leave it.
+    """
+
+    def __init__(self, server: FileServerT, base: str) -> None:
+        self.server = server
+        self.base = base
+        self.host = server.host
+        self.port = server.port
+        self.username = server.username
+        self.password = server.password
+
+    def path(self, rel: str = "") -> str:
+        """The absolute remote path of `rel` (as the client names it)."""
+        joined = posixpath.normpath(posixpath.join(self.base, rel.lstrip("/")))
+        if joined != self.base and not joined.startswith(self.base + "/"):
+            raise ValueError(f"{rel!r} leaves the test folder {self.base}")
+        return joined
+
+    def local(self, rel: str = "") -> Path:
+        """The local path of `rel`."""
+        return self.server.local_path(self.path(rel))
+
+    def url(self, rel: str = "") -> str:
+        """The server's URL of `<base>/<rel>`."""
+        return self.server.url(self.path(rel))
+
+    def put(
+        self,
+        rel: str,
+        data: bytes,
+        mode: int = 0o644,
+        mtime: float | datetime | None = None,
+        *,
+        writable: bool = False,
+    ) -> Path:
+        """`FileServer.put` relative to `base`."""
+        return self.server.put(self.path(rel), data, mode, mtime, writable=writable)
+
+    def mkdir(self, rel: str, mode: int = 0o755, *, writable: bool = False) -> Path:
+        """`FileServer.mkdir` relative to `base`."""
+        return self.server.mkdir(self.path(rel), mode, writable=writable)
+
+    def symlink(self, rel: str, target: str) -> Path:
+        """`FileServer.symlink` relative to `base` (`target` is used as given)."""
+        return self.server.symlink(self.path(rel), target)
+
+    def remove(self) -> None:
+        """Delete the folder and everything in it."""
+        shutil.rmtree(self.local(), ignore_errors=True)

@@ -15,12 +15,12 @@ import contextlib
 import selectors
 import socket
 import threading
-from types import TracebackType
+from typing import Self
 
-from tests.servers import LOOPBACK, ServerError, free_port
+from tests.servers import LOOPBACK, Server, ServerError, free_port
 
 
-class BlackholeServer:
+class BlackholeServer(Server):
     """Accepts TCP connections on `host`:`port` and never sends anything.
 
     Attributes: `host` ("127.0.0.1"), `port`, `accepted` (how many connections it took).
@@ -36,18 +36,7 @@ class BlackholeServer:
         self._lock = threading.Lock()
         self._port: int | None = None
 
-    def __enter__(self) -> BlackholeServer:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
-
-    def start(self) -> BlackholeServer:
+    def start(self) -> Self:
         if self._listener is not None:
             raise ServerError("the BlackholeServer is already running")
         listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
@@ -117,11 +106,11 @@ def closed_port() -> int:
     return free_port()
 
 
-class ClosedPort:
+class ClosedPort(Server):
     """Reserves a port on 127.0.0.1 where nothing listens: the socket is bound, never
     `listen()`s, so connections are refused and no other process can listen there.
 
-    `port` is valid between `__enter__` (or construction) and `close()`.
+    `port` is valid from construction until `close()` (or the end of the `with` block).
     """
 
     host = LOOPBACK
@@ -135,15 +124,11 @@ class ClosedPort:
             raise
         self.port: int = self._sock.getsockname()[1]
 
-    def __enter__(self) -> ClosedPort:
+    def start(self) -> Self:
+        """Nothing to do: the port is reserved from construction."""
         return self
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    def stop(self) -> None:
         self.close()
 
     def close(self) -> None:

@@ -23,33 +23,22 @@ Root only.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import datetime as dt
 import ipaddress
 import os
-import posixpath
-import shutil
-import socket
-import subprocess
 import sys
-import time
 from pathlib import Path
-from types import TracebackType
-from typing import Self
-from urllib.parse import quote
 
 from tests.servers import (
     LOOPBACK,
+    FileServer,
+    ServedFolder,
     ServerError,
-    free_port,
-    freeze_tree,
-    kill_procs,
+    kill_stale_server,
     make_state_dir,
+    read_first_line,
     register_stale_cleaner,
     require_root,
-    stop_procs,
-    tail,
-    wait_gone,
 )
 from tests.servers.sshd import SFTP_PASSWORD, SFTP_USER, ensure_sftp_user
 
@@ -62,12 +51,7 @@ PAM_CONFIG = (
     "session  required  pam_permit.so\n"
 )
 START_TIMEOUT = 10.0
-STOP_GRACE = 5.0
-BIND_ATTEMPTS = 5
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
-
-_ENV = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "LANG": "C", "LC_ALL": "C"}
-_BIND_FAILURES = ("could not bind", "Address already in use")
 
 
 # --- certificates ----------------------------------------------------------------------------
@@ -154,120 +138,28 @@ def _make_certificates() -> tuple[bytes, bytes, bytes]:
 # --- the servers -----------------------------------------------------------------------------
 
 
-def _read_greeting(port: int, timeout: float) -> bytes:
-    """The first line the server at 127.0.0.1:port sends, or b"" if it cannot be read."""
-    try:
-        with socket.create_connection((LOOPBACK, port), timeout=timeout) as sock:
-            data = b""
-            while b"\n" not in data and len(data) < 4096:
-                chunk = sock.recv(1024)
-                if not chunk:
-                    break
-                data += chunk
-            with contextlib.suppress(OSError):
-                sock.sendall(b"QUIT\r\n")
-            return data
-    except OSError:
-        return b""
-
-
-def _kill_stale(directory: Path) -> None:
-    """Kill the server a dead test run left in `directory` (called by the stale-dir sweep)."""
-    try:
-        pid = int((directory / "server.pid").read_text().split()[0])
-        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
-    except (OSError, ValueError, IndexError):
-        return
-    if str(directory).encode() in cmdline:
-        procs = freeze_tree(pid)
-        kill_procs(procs)
-        wait_gone(procs, 5.0)
-
-
-class FtpServer:
+class FtpServer(FileServer):
     """What the FTP test servers share: a served folder, TLS files, start and stop.
 
     Attributes after `start()`: `host`, `port`, `username`, `password`, `scheme` ("ftps" or
     "ftp"), `root` (the local folder served as `/`), `ca_file`, `dir`, `log_path`.
     """
 
-    host = LOOPBACK
     username = SFTP_USER
     password = SFTP_PASSWORD
     name = "ftp server"
+    ready_sign = "a 220 greeting"
+    bind_failures = ("could not bind", "Address already in use")
+    cwd = PROJECT_ROOT
     dir_prefix = "ftpd-"
 
     def __init__(self, *, tls: bool = True, start_timeout: float = START_TIMEOUT) -> None:
+        super().__init__(start_timeout=start_timeout)
         self.tls = tls
-        self.start_timeout = start_timeout
-        self._dir: Path | None = None
-        self._port: int | None = None
-        self._proc: subprocess.Popen[bytes] | None = None
-        self._uid = 0
-        self._gid = 0
-
-    def __enter__(self) -> Self:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
 
     @property
     def scheme(self) -> str:
         return "ftps" if self.tls else "ftp"
-
-    # --- lifecycle -----------------------------------------------------------------------
-
-    def start(self) -> Self:
-        """Start the server and wait (at most `start_timeout` s) until it greets with 220."""
-        if self.running:
-            raise ServerError(f"{self.name} is already running")
-        try:
-            if self._dir is None:
-                self._prepare()
-            self._launch_with_retries()
-        except BaseException:
-            self.stop()
-            raise
-        return self
-
-    def stop(self) -> None:
-        """Stop the server and its sessions (SIGTERM, SIGKILL after 5 s); remove its folder."""
-        try:
-            if self._proc is not None:
-                procs = freeze_tree(self._proc.pid)
-                left = stop_procs(procs, grace=STOP_GRACE)
-                with contextlib.suppress(subprocess.TimeoutExpired):
-                    self._proc.wait(timeout=5)
-                self._proc = None
-                if left:
-                    raise ServerError(f"{self.name} processes {left} survived SIGKILL")
-        finally:
-            self._port = None
-            if self._dir is not None:
-                shutil.rmtree(self._dir, ignore_errors=True)
-                self._dir = None
-
-    def kill(self) -> None:
-        """SIGKILL the server and all its session processes at once; open connections drop."""
-        if self._proc is None:
-            return
-        procs = freeze_tree(self._proc.pid)
-        kill_procs(procs)
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            self._proc.wait(timeout=5)
-        self._proc = None
-        if wait_gone(procs, 5.0):
-            raise ServerError(f"{self.name} processes survived SIGKILL")
-
-    @property
-    def running(self) -> bool:
-        return self._proc is not None and self._proc.poll() is None
 
     def _prepare(self) -> None:
         require_root(type(self).__name__)
@@ -278,160 +170,19 @@ class FtpServer:
         key_path = self._dir / "server.key"
         key_path.touch(mode=0o600)
         key_path.write_bytes(key)
-        self.root.mkdir(mode=0o755)
-        os.chmod(self.root, 0o755)
+        self._make_root()
 
-    def _command(self, port: int) -> list[str]:
-        raise NotImplementedError
-
-    def _launch_with_retries(self) -> None:
-        for _ in range(BIND_ATTEMPTS):
-            port = free_port()
-            if self._launch(port):
-                self._port = port
-                return
-        raise ServerError(
-            f"{self.name} found no free port in {BIND_ATTEMPTS} tries:\n{self.log_text()}"
-        )
-
-    def _launch(self, port: int) -> bool:
-        """Start on `port`; False if the port was taken meanwhile (try another)."""
-        cmd = self._command(port)
-        with open(self.log_path, "ab") as log:
-            self._proc = subprocess.Popen(
-                cmd,
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                cwd=PROJECT_ROOT,
-                start_new_session=True,
-            )
-        (self.dir / "server.pid").write_text(f"{self._proc.pid}\n")
-        deadline = time.monotonic() + self.start_timeout
-        while True:
-            if self._proc.poll() is not None:
-                self._proc = None
-                log_text = tail(self.log_path)
-                if any(failure in log_text for failure in _BIND_FAILURES):
-                    self.log_path.write_bytes(b"")
-                    return False
-                raise ServerError(
-                    f"{self.name} exited at start.\ncommand: {' '.join(cmd)}\n"
-                    f"log {self.log_path}:\n{log_text}"
-                )
-            remaining = max(deadline - time.monotonic(), 0.1)
-            if _read_greeting(port, min(remaining, 2.0)).startswith(b"220"):
-                return True
-            if time.monotonic() >= deadline:
-                raise ServerError(
-                    f"{self.name} did not greet on {LOOPBACK}:{port} within "
-                    f"{self.start_timeout} s.\ncommand: {' '.join(cmd)}\n"
-                    f"log {self.log_path}:\n{tail(self.log_path)}"
-                )
-            time.sleep(0.02)
-
-    # --- paths ---------------------------------------------------------------------------
-
-    def _need_dir(self) -> Path:
-        if self._dir is None:
-            raise ServerError(f"the {self.name} is not started (or already stopped)")
-        return self._dir
-
-    @property
-    def dir(self) -> Path:
-        return self._need_dir()
-
-    @property
-    def port(self) -> int:
-        if self._port is None:
-            raise ServerError(f"the {self.name} is not started")
-        return self._port
-
-    @property
-    def root(self) -> Path:
-        """The local folder served as `/`."""
-        return self._need_dir() / "root"
+    def _ready(self, port: int, timeout: float) -> bool:
+        return read_first_line(port, timeout, then=b"QUIT\r\n").startswith(b"220")
 
     @property
     def ca_file(self) -> Path:
         """The PEM certificate of the authority that signed the server's certificate."""
         return self._need_dir() / "ca.pem"
 
-    @property
-    def log_path(self) -> Path:
-        return self._need_dir() / "server.log"
-
-    def log_text(self) -> str:
-        return tail(self.log_path)
-
-    def url(self, path: str = "/") -> str:
-        """`ftps://usersync-sftp@127.0.0.1:PORT/path` (ftp:// without TLS), path encoded."""
-        path = "/" + path.lstrip("/")
-        user = quote(self.username, safe="")
-        return f"{self.scheme}://{user}@{self.host}:{self.port}{quote(path)}"
-
-    # --- the served tree -----------------------------------------------------------------
-
-    def local_path(self, remote_path: str) -> Path:
-        normalized = posixpath.normpath("/" + remote_path.lstrip("/"))
-        return self.root / normalized.lstrip("/") if normalized != "/" else self.root
-
-    def _make_parents(self, local: Path) -> None:
-        missing = []
-        parent = local.parent
-        while not parent.exists():
-            missing.append(parent)
-            parent = parent.parent
-        for folder in reversed(missing):
-            folder.mkdir(mode=0o755)
-            os.chmod(folder, 0o755)
-
-    def mkdir(self, remote_path: str, *, writable: bool = False) -> Path:
-        """Create folder `remote_path` (and parents, 0755); `writable`: owned by the login
-        user, who may then create, rename and delete in it."""
-        local = self.local_path(remote_path)
-        self._make_parents(local)
-        local.mkdir(mode=0o755, exist_ok=True)
-        os.chmod(local, 0o755)
-        if writable:
-            os.chown(local, self._uid, self._gid)
-        return local
-
-    def put(
-        self,
-        remote_path: str,
-        data: bytes,
-        mtime: float | dt.datetime | None = None,
-        *,
-        mode: int = 0o644,
-        writable: bool = False,
-    ) -> Path:
-        """Write a file (parents made 0755); `mtime`: epoch seconds or a datetime."""
-        local = self.local_path(remote_path)
-        self._make_parents(local)
-        local.write_bytes(data)
-        os.chmod(local, mode)
-        if writable:
-            os.chown(local, self._uid, self._gid)
-        if mtime is not None:
-            seconds = mtime.timestamp() if isinstance(mtime, dt.datetime) else float(mtime)
-            os.utime(local, (seconds, seconds))
-        return local
-
-    def symlink(self, remote_path: str, target: str) -> Path:
-        """A symlink at `remote_path` to `target` (as the server resolves it)."""
-        local = self.local_path(remote_path)
-        self._make_parents(local)
-        local.symlink_to(target)
-        return local
-
     def folder(self, remote_path: str) -> FtpFolder:
         """A fresh, empty folder for one test, writable by the login user."""
-        local = self.local_path(remote_path)
-        if local.exists():
-            shutil.rmtree(local)
-        self.mkdir(remote_path, writable=True)
-        return FtpFolder(self, posixpath.normpath("/" + remote_path.lstrip("/")))
+        return FtpFolder(self, self._fresh_folder(remote_path, writable=True))
 
 
 class VsftpdServer(FtpServer):
@@ -522,57 +273,22 @@ class PyftpdlibServer(FtpServer):
         return cmd
 
 
+def _kill_stale(directory: Path) -> None:
+    """Kill the server a dead test run left in `directory` (called by the stale-dir sweep)."""
+    kill_stale_server(directory / "server.pid", str(directory).encode())
+
+
 for _prefix in (VsftpdServer.dir_prefix, PyftpdlibServer.dir_prefix):
     register_stale_cleaner(_prefix, _kill_stale)
 
 
-class FtpFolder:
-    """One test's own folder `base` on a shared FTP server, plus the server's credentials.
-
-    Paths given to `path`, `local`, `put`, `mkdir`, `symlink` and `url` are relative to
-    `base` and may not leave it. `base` is writable by the login user.
-    """
+class FtpFolder(ServedFolder[FtpServer]):
+    """One test's own folder `base` on a shared FTP server (see `ServedFolder`), plus the
+    server's `ca_file`. `base` is writable by the login user."""
 
     def __init__(self, server: FtpServer, base: str) -> None:
-        self.server = server
-        self.base = base
-        self.host = server.host
-        self.port = server.port
-        self.username = server.username
-        self.password = server.password
+        super().__init__(server, base)
         self.ca_file = server.ca_file
-
-    def path(self, rel: str = "") -> str:
-        joined = posixpath.normpath(posixpath.join(self.base, rel.lstrip("/")))
-        if joined != self.base and not joined.startswith(self.base + "/"):
-            raise ValueError(f"{rel!r} leaves the test folder {self.base}")
-        return joined
-
-    def local(self, rel: str = "") -> Path:
-        return self.server.local_path(self.path(rel))
-
-    def url(self, rel: str = "") -> str:
-        return self.server.url(self.path(rel))
-
-    def put(
-        self,
-        rel: str,
-        data: bytes,
-        mtime: float | dt.datetime | None = None,
-        *,
-        mode: int = 0o644,
-        writable: bool = False,
-    ) -> Path:
-        return self.server.put(self.path(rel), data, mtime, mode=mode, writable=writable)
-
-    def mkdir(self, rel: str, *, writable: bool = False) -> Path:
-        return self.server.mkdir(self.path(rel), writable=writable)
-
-    def symlink(self, rel: str, target: str) -> Path:
-        return self.server.symlink(self.path(rel), target)
-
-    def remove(self) -> None:
-        shutil.rmtree(self.local(), ignore_errors=True)
 
 
 def _serve_pyftpdlib() -> None:

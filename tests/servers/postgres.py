@@ -19,13 +19,12 @@ import os
 import pwd
 import re
 import secrets
-import shutil
 import signal
 import subprocess
 import tempfile
 import time
 from pathlib import Path
-from types import TracebackType
+from typing import Self
 
 import psycopg
 from psycopg import sql
@@ -33,6 +32,7 @@ from psycopg.rows import TupleRow
 
 from tests.servers import (
     LOOPBACK,
+    DirServer,
     ServerError,
     free_port,
     make_state_dir,
@@ -87,7 +87,7 @@ def _kill_stale(directory: Path) -> None:
 register_stale_cleaner(DIR_PREFIX, _kill_stale)
 
 
-class PostgresServer:
+class PostgresServer(DirServer):
     """A PostgreSQL cluster of its own on 127.0.0.1 and a free port; superuser `usersync`.
 
     After `start()`: `host`, `port`, `user`, `url` (SQLAlchemy URL of database `usersync`),
@@ -98,29 +98,17 @@ class PostgresServer:
     host = LOOPBACK
     user = ROLE
     dbname = DATABASE
+    log_name = "postgres.log"
 
     def __init__(self, *, start_timeout: float = START_TIMEOUT) -> None:
-        self.start_timeout = start_timeout
+        super().__init__(start_timeout=start_timeout)
         self.bin_dir = find_bin_dir()
-        self._dir: Path | None = None
-        self._port: int | None = None
         self._running = False
         self._as_user: str | None = None
 
     # --- lifecycle -----------------------------------------------------------------------
 
-    def __enter__(self) -> PostgresServer:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
-
-    def start(self) -> PostgresServer:
+    def start(self) -> Self:
         """initdb, start, wait until it accepts connections, create database `usersync`."""
         if self._running:
             raise ServerError("PostgreSQL is already running")
@@ -145,9 +133,7 @@ class PostgresServer:
                 except ServerError:
                     self._kill_postmaster()
         finally:
-            if self._dir is not None:
-                shutil.rmtree(self._dir, ignore_errors=True)
-                self._dir = None
+            self._remove_dir()
 
     def _kill_postmaster(self) -> None:
         with contextlib.suppress(OSError, ValueError, IndexError):
@@ -296,15 +282,6 @@ class PostgresServer:
 
     # --- connecting ----------------------------------------------------------------------
 
-    def _need_dir(self) -> Path:
-        if self._dir is None:
-            raise ServerError("the PostgresServer is not started (or already stopped)")
-        return self._dir
-
-    @property
-    def dir(self) -> Path:
-        return self._need_dir()
-
     @property
     def data_dir(self) -> Path:
         return self._need_dir() / "data"
@@ -312,19 +289,6 @@ class PostgresServer:
     @property
     def socket_dir(self) -> Path:
         return self._need_dir() / "sock"
-
-    @property
-    def log_path(self) -> Path:
-        return self._need_dir() / "postgres.log"
-
-    def log_text(self) -> str:
-        return tail(self.log_path)
-
-    @property
-    def port(self) -> int:
-        if self._port is None:
-            raise ServerError("the PostgresServer is not started")
-        return self._port
 
     @property
     def url(self) -> str:

@@ -19,16 +19,12 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import shutil
 import ssl
-import subprocess
 import sys
-import time
 import urllib.error
 import urllib.request
 from pathlib import Path
-from types import TracebackType
-from typing import TYPE_CHECKING, Any, Self
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 import boto3
@@ -36,15 +32,10 @@ import botocore.config
 
 from tests.servers import (
     LOOPBACK,
-    ServerError,
-    free_port,
-    freeze_tree,
-    kill_procs,
+    ProcessServer,
+    kill_stale_server,
     make_state_dir,
     register_stale_cleaner,
-    stop_procs,
-    tail,
-    wait_gone,
 )
 from tests.servers.ftpd import certificates
 
@@ -52,146 +43,74 @@ if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
 
 START_TIMEOUT = 30.0
-BIND_ATTEMPTS = 5
 DIR_PREFIX = "moto-"
 REGION = "us-east-1"
-_BIND_FAILURES = ("Address already in use",)
 _S3_FULL_ACCESS = json.dumps(
     {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "s3:*", "Resource": "*"}]}
 )
 
 
-def _kill_stale(directory: Path) -> None:
-    try:
-        pid = int((directory / "server.pid").read_text().split()[0])
-        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
-    except (OSError, ValueError, IndexError):
-        return
-    if b"moto.server" in cmdline:
-        procs = freeze_tree(pid)
-        kill_procs(procs)
-        wait_gone(procs, 5.0)
+register_stale_cleaner(
+    DIR_PREFIX, lambda directory: kill_stale_server(directory / "server.pid", b"moto.server")
+)
 
 
-register_stale_cleaner(DIR_PREFIX, _kill_stale)
-
-
-class MotoS3Server:
+class MotoS3Server(ProcessServer):
     """moto's server (S3, IAM) with request signing checked. Attributes after `start()`:
-    `endpoint_url`, `port`, `region`, `access_key_id`, `secret_access_key`, `log_path`."""
+    `endpoint_url`, `port`, `region`, `access_key_id`, `secret_access_key`, `log_path`.
+
+    `stop()` ends it for good; `kill()` SIGKILLs it (open connections drop)."""
 
     host = LOOPBACK
     region = REGION
+    name = "moto"
+    ready_sign = "an HTTP answer"
+    log_name = "moto.log"
 
     def __init__(self, *, tls: bool = False, start_timeout: float = START_TIMEOUT) -> None:
+        super().__init__(start_timeout=start_timeout)
         self.tls = tls
-        self.start_timeout = start_timeout
-        self._dir: Path | None = None
-        self._port: int | None = None
-        self._proc: subprocess.Popen[bytes] | None = None
         self.access_key_id = ""
         self.secret_access_key = ""
         self._client: S3Client | None = None
 
-    def __enter__(self) -> Self:
-        return self.start()
+    def _prepare(self) -> None:
+        self._dir = make_state_dir(DIR_PREFIX)
+        if self.tls:
+            ca, cert, key = certificates()
+            self.ca_file.write_bytes(ca)
+            (self.dir / "server.crt").write_bytes(cert)
+            (self.dir / "server.key").write_bytes(key)
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
-
-    def start(self) -> Self:
-        if self._proc is not None:
-            raise ServerError("the moto server is already running")
-        try:
-            self._dir = make_state_dir(DIR_PREFIX)
-            if self.tls:
-                ca, cert, key = certificates()
-                self.ca_file.write_bytes(ca)
-                (self.dir / "server.crt").write_bytes(cert)
-                (self.dir / "server.key").write_bytes(key)
-            for _ in range(BIND_ATTEMPTS):
-                port = free_port()
-                if self._launch(port):
-                    self._port = port
-                    break
-            else:
-                raise ServerError(f"moto found no free port:\n{tail(self.log_path)}")
-            self._make_access_key()
-        except BaseException:
-            self.stop()
-            raise
-        return self
-
-    def stop(self) -> None:
-        try:
-            if self._proc is not None:
-                left = stop_procs(freeze_tree(self._proc.pid), grace=5.0)
-                with contextlib.suppress(subprocess.TimeoutExpired):
-                    self._proc.wait(timeout=5)
-                self._proc = None
-                if left:
-                    raise ServerError(f"moto processes {left} survived SIGKILL")
-        finally:
-            self._port = None
-            self._client = None
-            if self._dir is not None:
-                shutil.rmtree(self._dir, ignore_errors=True)
-                self._dir = None
-
-    def kill(self) -> None:
-        """SIGKILL the server; open connections drop."""
-        if self._proc is None:
-            return
-        procs = freeze_tree(self._proc.pid)
-        kill_procs(procs)
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            self._proc.wait(timeout=5)
-        self._proc = None
-        if wait_gone(procs, 5.0):
-            raise ServerError("moto processes survived SIGKILL")
-
-    def _launch(self, port: int) -> bool:
+    def _command(self, port: int) -> list[str]:
         cmd = [sys.executable, "-m", "moto.server", "-H", LOOPBACK, "-p", str(port)]
         if self.tls:
             cmd += ["--ssl", "--ssl-cert", str(self.dir / "server.crt")]
             cmd += ["--ssl-key", str(self.dir / "server.key")]
-        # no AWS_* settings of the caller's may leak into the server
-        env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "MOTO_"))}
-        with open(self.log_path, "ab") as log:
-            self._proc = subprocess.Popen(
-                cmd,
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                env=env,
-                start_new_session=True,
-            )
-        (self.dir / "server.pid").write_text(f"{self._proc.pid}\n")
-        deadline = time.monotonic() + self.start_timeout
-        while True:
-            if self._proc.poll() is not None:
-                self._proc = None
-                text = tail(self.log_path)
-                if any(failure in text for failure in _BIND_FAILURES):
-                    return False
-                raise ServerError(f"moto exited at start.\nlog {self.log_path}:\n{text}")
-            probe = f"{self._scheme}://{LOOPBACK}:{port}/moto-api/"
-            with (
-                contextlib.suppress(OSError),
-                urllib.request.urlopen(probe, timeout=2, context=self._tls_context()),
-            ):
-                return True
-            if time.monotonic() >= deadline:
-                raise ServerError(
-                    f"moto did not answer on {LOOPBACK}:{port} within {self.start_timeout} s."
-                    f"\nlog {self.log_path}:\n{tail(self.log_path)}"
-                )
-            time.sleep(0.05)
+        return cmd
+
+    def _env(self) -> dict[str, str]:
+        """No AWS_* settings of the caller's may leak into the server."""
+        return {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "MOTO_"))}
+
+    def _ready(self, port: int, timeout: float) -> bool:
+        probe = f"{self._scheme}://{LOOPBACK}:{port}/moto-api/"
+        with (
+            contextlib.suppress(OSError),
+            urllib.request.urlopen(probe, timeout=timeout, context=self._tls_context()),
+        ):
+            return True
+        return False
+
+    def _after_start(self) -> None:
+        self._client = None
+        self._make_access_key()
+
+    def stop(self) -> None:
+        try:
+            super().stop()
+        finally:
+            self._client = None
 
     def _make_access_key(self) -> None:
         """An IAM user allowed everything on S3, its access key; then signatures are checked."""
@@ -229,22 +148,6 @@ class MotoS3Server:
     def ca_file(self) -> Path:
         """With `tls=True`: the CA certificate that signed the server's certificate."""
         return self.dir / "ca.pem"
-
-    @property
-    def dir(self) -> Path:
-        if self._dir is None:
-            raise ServerError("the moto server is not started")
-        return self._dir
-
-    @property
-    def log_path(self) -> Path:
-        return self.dir / "moto.log"
-
-    @property
-    def port(self) -> int:
-        if self._port is None:
-            raise ServerError("the moto server is not started")
-        return self._port
 
     @property
     def endpoint_url(self) -> str:

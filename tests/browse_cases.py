@@ -1,0 +1,63 @@
+"""What the browse tests of the remote sources (SFTP, FTP/FTPS, S3) share: the same files
+to list and preview, and what `usersync files` and `usersync preview` must say of them."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, BinaryIO
+
+from tests.servers import ServedFolder
+
+# A CSV with a BOM, quoted quotes, a quoted line break, an empty field and six rows.
+PREVIEW_CSV = (
+    "\ufeffuserId,name,note\r\n"
+    '1,Ann,"said ""hi"""\r\n'
+    '2,Bob,"two\r\nlines"\r\n'
+    "3,Cy,\r\n4,Di,x\r\n5,Ed,y\r\n6,Fa,z\r\n"
+).encode("utf-8")
+PREVIEW_COLUMNS = ["userId", "name", "note"]
+PREVIEW_ROWS = [  # what `preview` shows of PREVIEW_CSV: the first five rows
+    ["1", "Ann", 'said "hi"'],
+    ["2", "Bob", "two\r\nlines"],
+    ["3", "Cy", ""],
+    ["4", "Di", "x"],
+    ["5", "Ed", "y"],
+]
+
+# Why `files` (with USERSYNC_MAX_FILE_SIZE=2000) hides what `put_mixed_files` writes.
+HIDDEN_REASONS = {
+    "UserData_c.csv": "bad_prefix",
+    "notes.txt": "not_csv",
+    "userdata_big.csv": "too_large",
+    "userdata_dir.csv": "not_a_regular_file",
+}
+
+
+def put_mixed_files(folder: ServedFolder[Any]) -> None:
+    """Two eligible files (`userdata_A.CSV`, `userdata_b.csv`: 9 bytes, 2026-01-01), the
+    hidden ones of HIDDEN_REASONS (`userdata_big.csv`: 2001 bytes) and a folder `archive`."""
+    folder.put("userdata_b.csv", b"userId\n1\n", mtime=1_767_225_600)
+    folder.put("userdata_A.CSV", b"userId\n")
+    folder.put("userdata_big.csv", b"x" * 2001)
+    folder.put("UserData_c.csv", b"userId\n")
+    folder.put("notes.txt", b"hello")
+    folder.mkdir("userdata_dir.csv")
+    folder.mkdir("archive")
+
+
+def cli_env(tmp_path: Path, **extra: str) -> dict[str, str]:
+    """The environment of a `usersync` command run in `tmp_path` (SQLite, 5 s timeouts)."""
+    return {
+        "USERSYNC_DATA_DIR": str(tmp_path / "data"),
+        "USERSYNC_DB": f"sqlite:///{tmp_path / 'usersync.db'}",
+        "USERSYNC_CONNECT_TIMEOUT": "5",
+        "USERSYNC_IO_TIMEOUT": "5",
+        "HOME": str(tmp_path / "home"),
+        **extra,
+    }
+
+
+def drain(stream: BinaryIO) -> None:
+    """Read `stream` to its end."""
+    while stream.read(1024 * 1024):
+        pass
