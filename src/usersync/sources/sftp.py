@@ -273,8 +273,7 @@ async def _open(
     except asyncssh.PermissionDenied as exc:
         raise AuthenticationFailed(
             f"{target.username}@{where} refused the login: check the user name and the "
-            "password or key (the server accepts: "
-            f"{exc.reason or 'unknown methods'})"
+            f"password or key (the server said: {exc.reason or 'permission denied'})"
         ) from exc
     except TimeoutError as exc:
         raise ConnectTimeout(
