@@ -1,7 +1,7 @@
 """Fixtures of the browser tests: the app served by uvicorn on a loopback port, and Debian's
 Chromium driven by Playwright (headless; Playwright downloads no browser of its own).
 
-    live       session   LiveApp: the app's URL and engine (SQLite, no worker)
+    live       session   LiveApp: the app's URL and services (SQLite, with its worker)
     workspace  function  a fresh workspace of `live`, with a token
     browser    session   headless /usr/bin/chromium
     page       function  a page in a fresh browser context (no cookies), failing the test
@@ -38,7 +38,11 @@ pytestmark = pytest.mark.integration
 @dataclass
 class LiveApp:
     url: str
-    engine: Engine
+    services: Services
+
+    @property
+    def engine(self) -> Engine:
+        return self.services.engine
 
 
 class _Server(uvicorn.Server):
@@ -51,7 +55,7 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveApp]:
     if not (STATIC / "vendor" / "htmx.min.js").exists():
         pytest.fail("the web UI's assets are missing: run `make install` (npm ci)")
     data = tmp_path_factory.mktemp("ui")
-    app = create_app(api_settings(data, f"sqlite:///{data / 'usersync.db'}"), run_worker=False)
+    app = create_app(api_settings(data, f"sqlite:///{data / 'usersync.db'}"), run_worker=True)
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.bind((LOOPBACK, 0))
     port = sock.getsockname()[1]
@@ -68,7 +72,7 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveApp]:
     try:
         services = app.state.services
         assert isinstance(services, Services)
-        yield LiveApp(f"http://{LOOPBACK}:{port}", services.engine)
+        yield LiveApp(f"http://{LOOPBACK}:{port}", services)
     finally:
         server.should_exit = True
         thread.join(START_TIMEOUT)

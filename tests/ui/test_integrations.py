@@ -13,27 +13,9 @@ from playwright.sync_api import Page, expect
 
 from tests.apiclient import Workspace
 from tests.servers.sshd import SftpFolder
+from tests.ui.steps import fill_sftp_form, fingerprints, sign_in
 
 pytestmark = pytest.mark.integration
-
-
-def sign_in(page: Page, token: str) -> None:
-    page.goto("/")
-    page.get_by_label("Workspace token").fill(token)
-    page.get_by_role("button", name="Sign in").click()
-    expect(page.get_by_role("heading", name="Integrations", level=1)).to_be_visible()
-
-
-def fill_sftp_form(page: Page, sftp: SftpFolder, name: str) -> None:
-    page.get_by_role("button", name="Connect SFTP").click()
-    page.get_by_label("Host").fill(sftp.host)
-    page.get_by_label("Port").fill(str(sftp.port))
-    page.get_by_label("User name").fill(sftp.username)
-    page.get_by_label("Connection name").fill(name)
-
-
-def fingerprints(sftp: SftpFolder) -> re.Pattern[str]:
-    return re.compile("^(" + "|".join(re.escape(f) for f in sftp.host_key_fingerprints) + ")$")
 
 
 def test_a_bad_token_is_refused_next_to_the_token_field(page: Page) -> None:

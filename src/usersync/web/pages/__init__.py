@@ -17,7 +17,7 @@ from fastapi.staticfiles import StaticFiles
 from usersync.errors import UsersyncError
 from usersync.reports import error_code
 from usersync.web.errors import status_for
-from usersync.web.pages import integrations, signin, wizard
+from usersync.web.pages import integrations, runs, signin, users, wizard
 from usersync.web.pages.render import STATIC, render
 from usersync.web.pages.session import CsrfRejected, SignInRequired, signin_url
 
@@ -70,7 +70,7 @@ def _page_errors(json_handler: Handler) -> Handler:
 def install(app: FastAPI) -> None:
     """Mount the pages and their static files (call after `errors.install(app)`)."""
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
-    for module in (signin, integrations, wizard):
+    for module in (signin, integrations, wizard, runs, users):
         app.include_router(module.router)
     app.add_exception_handler(SignInRequired, _sign_in_required)
     app.add_exception_handler(CsrfRejected, _csrf_rejected)
