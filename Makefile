@@ -4,7 +4,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 VENDOR := src/usersync/web/static/vendor/.installed
 
-.PHONY: install run test lint typecheck unit system-packages bench clean
+.PHONY: install run demo test lint typecheck unit system-packages bench clean
 
 install: $(STAMP) $(VENDOR)
 
@@ -25,6 +25,10 @@ system-packages:
 
 run: install
 	$(BIN)/usersync serve
+
+# A connection to a demo SFTP server with sample files, which `make run` serves.
+demo: install
+	$(BIN)/usersync demo
 
 lint: install
 	$(BIN)/ruff check

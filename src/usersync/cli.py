@@ -6,7 +6,7 @@ from typing import Any
 
 import click
 
-from usersync import __version__, db
+from usersync import __version__, db, demo
 from usersync.browse import (
     PREVIEW_ROWS,
     files_document,
@@ -16,12 +16,13 @@ from usersync.browse import (
     preview_document,
     preview_file,
 )
-from usersync.cli_import import db_option, errors, import_, user, users
+from usersync.cli_import import db_option, errors, import_, user, users, workspace_option
 from usersync.cli_output import emit_json, handle_errors, table
 from usersync.cli_remote import csv_format_options, csv_options, open_remote, remote_options
 from usersync.cli_schedule import schedule
 from usersync.config import load_settings
 from usersync.files import explain, format_size
+from usersync.secretbox import SecretBox
 from usersync.service import open_database
 
 
@@ -127,14 +128,59 @@ def serve(host: str, port: int, db_url: str | None) -> None:
     settings = load_settings(db_url=db_url)
     with open_database(settings) as engine:  # a clear error now rather than at startup
         where = db.describe(engine)
+        demo_note = demo.startup_note(settings, engine)
     app = create_app(settings)
     click.echo(f"usersync {__version__}: data in {where}")
     click.echo(f"listening on http://{host}:{port}/  (Ctrl-C stops it)")
     click.echo("sign in with a token from: usersync token create --workspace default")
+    if demo_note:
+        click.echo(demo_note)
     uvicorn.run(app, host=host, port=port, log_level="info")
 
 
-from usersync.cli_admin import secrets_group, token, workspace  # noqa: E402
+@main.command("demo")
+@workspace_option
+@db_option
+@handle_errors
+def demo_command(workspace: str, db_url: str | None) -> None:
+    """Add a connection to a demo SFTP server with sample userdata_*.csv files.
+
+    The server runs inside `usersync serve`, on 127.0.0.1 (USERSYNC_DEMO_PORT, default
+    2222). Running this again keeps one connection and puts back missing sample files.
+    """
+    settings = load_settings(db_url=db_url)
+    setup = demo.set_up(settings)
+    with open_database(settings) as engine:
+        ws = existing_workspace(engine, workspace)
+        box = SecretBox.from_settings(settings)
+        connection, created = demo.add_connection(engine, box, ws, setup, settings.demo_port)
+    click.echo(_samples_line(setup))
+    click.echo(
+        f'{"Added" if created else "Updated"} the connection "{connection.name}" '
+        f"(id {connection.id}) in workspace {workspace!r}: "
+        f"sftp://{connection.username}@{connection.host}:{connection.port}/, "
+        f"host key {connection.host_key_fingerprint} confirmed."
+    )
+    click.echo(
+        "The demo server runs inside `usersync serve` (make run); one already running "
+        "starts it within seconds."
+    )
+    click.echo(
+        f"Open http://127.0.0.1:8000/, Integrations → {demo.CONNECTION_NAME} → Sync on, "
+        "and import userdata_customers.csv (type age as integer, signup_date as date, "
+        "newsletter as boolean: userdata_with_errors.csv then shows rejected rows)."
+    )
+
+
+def _samples_line(setup: demo.DemoSetup) -> str:
+    if len(setup.written) == len(demo.sample_files()):
+        return f"Wrote the sample files to {setup.folder}"
+    if setup.written:
+        return f"Sample files in {setup.folder} (put back: {', '.join(setup.written)})"
+    return f"Sample files in {setup.folder}"
+
+
+from usersync.cli_admin import existing_workspace, secrets_group, token, workspace  # noqa: E402
 
 main.add_command(workspace)
 main.add_command(token)

@@ -29,6 +29,7 @@ class Settings:
     worker_lease: float = 60.0  # USERSYNC_WORKER_LEASE: a running run's lease, in seconds
     settle_seconds: float = 3.0  # USERSYNC_SETTLE_SECONDS: the growing-file guard's wait
     retry_backoff: tuple[float, ...] = (10.0, 60.0, 300.0)  # USERSYNC_RETRY_BACKOFF
+    demo_port: int = 2222  # USERSYNC_DEMO_PORT: the demo SFTP server's port on 127.0.0.1
 
     @property
     def secret_key_path(self) -> Path:
@@ -39,6 +40,11 @@ class Settings:
     def known_hosts_path(self) -> Path:
         """Host keys that usersync was told to trust on first use."""
         return self.data_dir / "known_hosts"
+
+    @property
+    def demo_dir(self) -> Path:
+        """The demo's sample files, host key and password (made by `usersync demo`)."""
+        return self.data_dir / "demo"
 
     @property
     def database_url(self) -> str:
@@ -84,7 +90,15 @@ def load_settings(env: Mapping[str, str] | None = None, *, db_url: str | None = 
             (10.0, 60.0, 300.0),
             "comma-separated numbers of seconds (e.g. 10,60,300)",
         ),
+        demo_port=_parse(env, "USERSYNC_DEMO_PORT", _port, 2222, "a port number (1-65535)"),
     )
+
+
+def _port(text: str) -> int:
+    value = int(text)
+    if value > 65535:
+        raise ValueError(text)
+    return value
 
 
 def _seconds_list(text: str) -> tuple[float, ...]:

@@ -4,9 +4,10 @@
     app = create_app(settings)                    # `usersync serve` runs it with uvicorn
     with TestClient(create_app(settings, run_worker=False)) as client: ...
 
-Starting the app (its lifespan) opens and migrates the database, opens the secret box and
-starts a background worker (scheduler + runner); stopping it lets the run in progress finish,
-then closes the database.
+Starting the app (its lifespan) opens and migrates the database, opens the secret box,
+starts a background worker (scheduler + runner) and the demo SFTP server (once `usersync
+demo` has set it up: see usersync.demo); stopping it lets the run in progress finish, stops
+the demo server, then closes the database.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from fastapi import FastAPI
 
 from usersync import __version__
 from usersync.config import Settings, load_settings
+from usersync.demo import DemoServer
 from usersync.secretbox import SecretBox
 from usersync.service import open_database
 from usersync.web import errors, pages
@@ -56,12 +58,15 @@ def create_app(settings: Settings | None = None, *, run_worker: bool = True) -> 
             worker = BackgroundWorker(settings, engine, box) if run_worker else None
             if worker is not None:
                 worker.start()
+            app.state.demo_server = demo_server = DemoServer(settings)
+            demo_server.start()
             try:
                 yield
             finally:
                 if worker is not None:
-                    worker.stop()
-                del app.state.services
+                    worker.stop()  # its run in progress may be reading from the demo server
+                demo_server.stop()
+                del app.state.services, app.state.demo_server
 
     app = FastAPI(
         title="usersync",
