@@ -3,6 +3,7 @@
     store = UserStore(engine)
     counts = store.apply(workspace_id, batches, ConflictMode.UPDATE)   # all or nothing
     store.get_user(workspace_id, "u-1"); store.list_users(workspace_id, after="u-1")
+    store.require_user(workspace_id, "u-1")                  # or UserNotFound
 
     workspaces.get_or_create(engine, "default") -> id
     properties.types(engine, ws) / properties.ensure(engine, ws, {"age": "integer"})
@@ -21,7 +22,7 @@ from usersync.store.model import (
     UserChange,
     UserRecord,
 )
-from usersync.store.users import UserStore
+from usersync.store.users import UserNotFound, UserStore
 
 __all__ = [
     "ApplyCounts",
@@ -29,6 +30,7 @@ __all__ = [
     "ConflictMode",
     "StoreError",
     "UserChange",
+    "UserNotFound",
     "UserRecord",
     "UserStore",
     "properties",

@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from sqlalchemy import exc
 from sqlalchemy.engine import Engine
 
-from usersync.errors import UsageError
+from usersync.errors import NotFound, UsageError
 from usersync.schema import users, workspaces
 from usersync.store import _postgres_apply, _sqlite_apply
 from usersync.store.model import (
@@ -23,6 +23,15 @@ from usersync.store.model import (
 )
 
 MAX_PAGE = 1000
+
+
+class UserNotFound(NotFound):
+    """The workspace has no user with this userId."""
+
+    def __init__(self, user_id: str) -> None:
+        super().__init__(f"there is no user {user_id!r}")
+        self.user_id = user_id
+
 
 _Apply = Callable[
     [Engine, int, Iterable[Sequence[Change]], ConflictMode, bool, BeforeCommit | None],
@@ -84,6 +93,13 @@ class UserStore:
                 )
             ).first()
         return None if row is None else _record(row)
+
+    def require_user(self, workspace_id: int, user_id: str) -> UserRecord:
+        """The user's record; `UserNotFound` if the workspace has no such user."""
+        record = self.get_user(workspace_id, user_id)
+        if record is None:
+            raise UserNotFound(user_id)
+        return record
 
     def list_users(
         self,

@@ -5,8 +5,8 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Path, Query
+from sqlalchemy import Engine
 
-from usersync.errors import NotFound
 from usersync.store import UserRecord, UserStore
 from usersync.web.api._common import DEFAULT_LIMIT, Limit, errors, page
 from usersync.web.auth import WorkspaceDep
@@ -16,10 +16,19 @@ from usersync.web.schemas import UserList, UserPublic
 router = APIRouter(prefix="/users", tags=["users"])
 
 UserIdText = Annotated[str, Query(max_length=1000, pattern=r"^[^\x00]*$")]
+UserIdPath = Annotated[str, Path(max_length=1000, pattern=r"^[^\x00]*$")]
+SearchText = Annotated[
+    str | None,
+    Query(max_length=200, pattern=r"^[^\x00]*$", description="userIds that contain this."),
+]
 
 
-class UserNotFound(NotFound):
-    pass
+def users_page(
+    engine: Engine, ws: int, *, limit: int, after: str | None, search: str | None
+) -> tuple[list[UserRecord], str | None]:
+    """A page of the workspace's users in userId order, and the cursor of the next page."""
+    found = UserStore(engine).list_users(ws, limit=limit + 1, after=after, search=search)
+    return page(found, limit, lambda record: record.user_id)
 
 
 def public(record: UserRecord) -> UserPublic:
@@ -45,13 +54,9 @@ def list_users(
     ws: WorkspaceDep,
     limit: Limit = DEFAULT_LIMIT,
     after: Annotated[str | None, UserIdText] = None,
-    search: Annotated[
-        str | None,
-        Query(max_length=200, pattern=r"^[^\x00]*$", description="userIds that contain this."),
-    ] = None,
+    search: SearchText = None,
 ) -> UserList:
-    found = UserStore(services.engine).list_users(ws, limit=limit + 1, after=after, search=search)
-    shown, cursor = page(found, limit, lambda record: record.user_id)
+    shown, cursor = users_page(services.engine, ws, limit=limit, after=after, search=search)
     return UserList(items=[public(record) for record in shown], next=cursor)
 
 
@@ -61,12 +66,5 @@ def list_users(
     response_model=UserPublic,
     responses=errors(404),
 )
-def get_user(
-    user_id: Annotated[str, Path(max_length=1000, pattern=r"^[^\x00]*$")],
-    services: ServicesDep,
-    ws: WorkspaceDep,
-) -> UserPublic:
-    record = UserStore(services.engine).get_user(ws, user_id)
-    if record is None:
-        raise UserNotFound(f"there is no user {user_id!r}")
-    return public(record)
+def get_user(user_id: UserIdPath, services: ServicesDep, ws: WorkspaceDep) -> UserPublic:
+    return public(UserStore(services.engine).require_user(ws, user_id))

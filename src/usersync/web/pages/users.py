@@ -2,6 +2,122 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+import json
+from dataclasses import dataclass
+from typing import Annotated, Any
+from urllib.parse import quote, urlencode
 
-router = APIRouter()
+from fastapi import APIRouter, Request
+from fastapi.responses import HTMLResponse
+
+from usersync.store import UserRecord, UserStore, properties
+from usersync.web.api._common import Limit
+from usersync.web.api.users import SearchText, UserIdPath, UserIdText, users_page
+from usersync.web.deps import ServicesDep
+from usersync.web.pages.render import render
+from usersync.web.pages.session import SessionDep
+
+router = APIRouter(prefix="/users")
+
+PAGE_SIZE = 50
+SUMMARY_PROPERTIES = 3  # properties named in a row of the list
+SUMMARY_VALUE_CHARS = 40
+
+
+@dataclass(frozen=True)
+class UserRow:
+    record: UserRecord
+    url: str
+    summary: str
+
+
+@dataclass(frozen=True)
+class Field:
+    name: str
+    type: str | None  # None: the catalog does not know it
+    value: str | None  # None: empty
+
+
+def user_url(user_id: str) -> str:
+    """The record's page: the userId as one path segment (it may hold `/`, `?`, `#`...)."""
+    return "/users/" + quote(user_id, safe="")
+
+
+def list_url(search: str | None, after: str | None, limit: int) -> str:
+    """A page of the list, keeping the search and a page size other than the default."""
+    query = {"q": search, "after": after, "limit": None if limit == PAGE_SIZE else str(limit)}
+    kept = {name: value for name, value in query.items() if value}
+    return "/users" + (f"?{urlencode(kept)}" if kept else "")
+
+
+def shown(value: Any) -> str | None:
+    """A value as text, as the CLI's JSON writes it; None for an empty one."""
+    if value is None or value == "":
+        return None
+    return value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+
+
+def _clipped(text: str) -> str:
+    if len(text) <= SUMMARY_VALUE_CHARS:
+        return text
+    return text[: SUMMARY_VALUE_CHARS - 1] + "…"
+
+
+def summary(record: UserRecord) -> str:
+    """The first few properties by name: `age 41 · email a@example.com`."""
+    names = sorted(record.properties)[:SUMMARY_PROPERTIES]
+    parts = [f"{name} {_clipped(shown(record.properties[name]) or '(empty)')}" for name in names]
+    more = len(record.properties) - len(names)
+    return " · ".join(parts) + (f" · {more} more" if more else "")
+
+
+def fields(record: UserRecord, catalog: dict[str, str]) -> list[Field]:
+    """Every property of the catalog and of the record, by name, with its type and value."""
+    names = sorted(set(catalog) | set(record.properties))
+    return [Field(name, catalog.get(name), shown(record.properties.get(name))) for name in names]
+
+
+@router.get("", response_class=HTMLResponse, include_in_schema=False)
+def users(
+    request: Request,
+    services: ServicesDep,
+    session: SessionDep,
+    q: SearchText = None,
+    after: Annotated[str | None, UserIdText] = None,
+    limit: Limit = PAGE_SIZE,
+) -> HTMLResponse:
+    """The users in userId order, a page at a time, optionally those whose userId holds `q`."""
+    search = q or None
+    found, cursor = users_page(
+        services.engine, session.workspace_id, limit=limit, after=after, search=search
+    )
+    return render(
+        request,
+        "users.html",
+        session=session,
+        search=search or "",
+        after=after,
+        limit=limit,
+        page_size=PAGE_SIZE,
+        rows=[UserRow(r, user_url(r.user_id), summary(r)) for r in found],
+        next_url=list_url(search, cursor, limit) if cursor is not None else None,
+        first_url=list_url(search, None, limit) if after is not None else None,
+    )
+
+
+@router.get("/{user_id:path}", response_class=HTMLResponse, include_in_schema=False)
+def user(
+    request: Request, user_id: UserIdPath, services: ServicesDep, session: SessionDep
+) -> HTMLResponse:
+    """One user's record: every property with its type and value (404 if not this
+    workspace's)."""
+    ws = session.workspace_id
+    record = UserStore(services.engine).require_user(ws, user_id)
+    catalog = properties.types(services.engine, ws)
+    return render(
+        request,
+        "user.html",
+        session=session,
+        record=record,
+        fields=fields(record, catalog),
+    )
