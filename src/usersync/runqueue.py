@@ -2,6 +2,7 @@
 transactions, what runs next. Safe with any number of workers on one database.
 
     enqueue(engine, ws, sync_id)          "run now": a queued run (returns its id)
+    fire_if_due(engine, ws, sync_id)      a sync just switched on, due now: its run, now
     schedule_due(engine, now)             each due fire time -> one queued run, exactly once
     claim(engine, worker, now, lease)     the oldest runnable queued run -> running, leased
     renew(engine, run_id, worker, ...)    extend the lease, publish progress
@@ -111,30 +112,50 @@ def schedule_due(bind: Bind, now: datetime | None = None) -> list[int]:
         for sync_id in due:
             ws = conn.scalar(sa.select(syncs.c.workspace_id).where(syncs.c.id == sync_id))
             assert ws is not None
-            sync = get_sync(conn, ws, sync_id)
-            fire_time = sync.next_run_at
-            assert fire_time is not None
-            ticket = conn.scalar(  # None when another worker holds this fire time's ticket
-                insert_ignoring_conflicts(conn, fires, ["sync_id", "scheduled_for"])
-                .values(sync_id=sync_id, scheduled_for=fire_time, claimed_at=now)
-                .returning(fires.c.sync_id)
-            )
-            if ticket is not None:
-                created.append(
-                    _queued_run(
-                        conn,
-                        sync,
-                        trigger=RunTrigger.SCHEDULE,
-                        now=now,
-                        scheduled_for=fire_time,
-                    )
-                )
-            conn.execute(
-                sa.update(syncs)
-                .where(syncs.c.id == sync_id)
-                .values(next_run_at=following_fire(sync, fire_time, now))
-            )
+            run_id = _fire(conn, get_sync(conn, ws, sync_id), now)
+            if run_id is not None:
+                created.append(run_id)
     return created
+
+
+def _fire(conn: sa.Connection, sync: Sync, now: datetime) -> int | None:
+    """The sync's due fire time -> a queued run (None when another worker holds its ticket);
+    the sync's next fire time moves on either way."""
+    fire_time = sync.next_run_at
+    assert fire_time is not None
+    ticket = conn.scalar(
+        insert_ignoring_conflicts(conn, fires, ["sync_id", "scheduled_for"])
+        .values(sync_id=sync.id, scheduled_for=fire_time, claimed_at=now)
+        .returning(fires.c.sync_id)
+    )
+    run_id = None
+    if ticket is not None:
+        run_id = _queued_run(
+            conn, sync, trigger=RunTrigger.SCHEDULE, now=now, scheduled_for=fire_time
+        )
+    conn.execute(
+        sa.update(syncs)
+        .where(syncs.c.id == sync.id)
+        .values(next_run_at=following_fire(sync, fire_time, now))
+    )
+    return run_id
+
+
+def fire_if_due(bind: Bind, ws: int, sync_id: int, *, now: datetime | None = None) -> int | None:
+    """Fire the sync's next fire time if it is due already (a sync switched on with "once,
+    right away"), without waiting for the scheduler; return the newest run of the sync then,
+    whoever queued it (None when it has none)."""
+    now = now or utcnow()
+    with writing(bind) as conn:
+        sync = get_sync(conn, ws, sync_id)
+        if sync.enabled and sync.next_run_at is not None and sync.next_run_at <= now:
+            fired = _fire(conn, sync, now)
+            if fired is not None:
+                return fired
+        newest = conn.scalar(
+            sa.select(runs.c.id).where(runs.c.sync_id == sync_id).order_by(runs.c.id.desc())
+        )
+        return None if newest is None else int(newest)
 
 
 def claim(bind: Bind, worker: str, *, lease: float, now: datetime | None = None) -> Run | None:

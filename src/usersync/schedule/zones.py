@@ -48,7 +48,7 @@ def resolve_zone(name: str | None, default: str = "UTC") -> ZoneInfo:
 
 
 def _suggest(key: str) -> str:
-    zones = _known_zones()
+    zones = known_zones()
     by_case = {zone.lower(): zone for zone in zones}
     close = by_case.get(key.lower())
     if close is None:
@@ -60,7 +60,7 @@ def _suggest(key: str) -> str:
 
 
 @lru_cache(maxsize=1)
-def _known_zones() -> tuple[str, ...]:
+def known_zones() -> tuple[str, ...]:
     # Reading the zone list walks the tzdata tree; only needed for error messages, so cached.
     return tuple(sorted(zoneinfo.available_timezones() - _NOT_ZONES))
 

@@ -89,7 +89,9 @@ def _check_file(services: Services, ws: int, values: Mapping[str, Any]) -> None:
         raise UsageError(f"mapping: {path}: {error.message}") from None
 
 
-def _validate(services: Services, ws: int, values: Mapping[str, Any]) -> None:
+def check_sync(services: Services, ws: int, values: Mapping[str, Any]) -> None:
+    """A sync's settings as the store checks them, its types against the catalog, and its
+    mapping against the file's header (when the file can be read now); UsageError if not."""
     checked = syncs.validate(values)
     _check_types(services, ws, checked["mapping"])
     _check_file(services, ws, checked)
@@ -124,7 +126,7 @@ def create_sync(
     ws: WorkspaceDep,
 ) -> SyncPublic:
     values = reveal(body, exclude_unset=False)
-    _validate(services, ws, values)
+    check_sync(services, ws, values)
     created = syncs.create(services.engine, services.box, ws, values)
     response.headers["Location"] = str(request.url_for("get_sync", sync_id=created.id))
     return public(created)
@@ -148,7 +150,7 @@ def update_sync(
     changes = reveal(body, exclude_unset=True)
     if _FILE_FIELDS & set(changes):
         current = syncs.get(services.engine, ws, sync_id)
-        _validate(services, ws, {**syncs.settings_of(current), **changes})
+        check_sync(services, ws, {**syncs.settings_of(current), **changes})
     return public(syncs.update(services.engine, services.box, ws, sync_id, changes))
 
 

@@ -3,7 +3,9 @@ as the REST API. `install(app)` mounts them, their static files and their error 
 
     /signin, /signout                              signing in with a workspace token
     /integrations, /integrations/new, .../verify   connections, "Connect SFTP", host keys
-    /integrations/{id}/sync/new                    the sync wizard: Configure source
+    /integrations/{id}/sync/new                    the sync wizard: Configure source, then
+                                                   (POST) Map properties, Resolve conflicts,
+                                                   Schedule import, Import
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from fastapi.staticfiles import StaticFiles
 from usersync.errors import UsersyncError
 from usersync.reports import error_code
 from usersync.web.errors import status_for
-from usersync.web.pages import integrations, runs, signin, users, wizard
+from usersync.web.pages import integrations, runs, signin, users, wizard, wizard_steps
 from usersync.web.pages.render import STATIC, render
 from usersync.web.pages.session import CsrfRejected, SignInRequired, signin_url
 
@@ -70,7 +72,7 @@ def _page_errors(json_handler: Handler) -> Handler:
 def install(app: FastAPI) -> None:
     """Mount the pages and their static files (call after `errors.install(app)`)."""
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
-    for module in (signin, integrations, wizard, runs, users):
+    for module in (signin, integrations, wizard, wizard_steps, runs, users):
         app.include_router(module.router)
     app.add_exception_handler(SignInRequired, _sign_in_required)
     app.add_exception_handler(CsrfRejected, _csrf_rejected)

@@ -14,12 +14,13 @@ from fastapi.responses import HTMLResponse
 
 from usersync.browse import PREVIEW_ROWS, list_files, list_folders, preview_file
 from usersync.errors import UsersyncError
-from usersync.files import explain
+from usersync.files import FileListing, explain
 from usersync.store import connections
 from usersync.web.api._common import RemotePath, ResourceId
-from usersync.web.deps import ServicesDep
+from usersync.web.deps import Services, ServicesDep
+from usersync.web.pages.draft import STEP_TITLES, STEPS, Draft
 from usersync.web.pages.render import render
-from usersync.web.pages.session import SessionDep
+from usersync.web.pages.session import Session, SessionDep
 
 router = APIRouter(prefix="/integrations/{connection_id}/sync")
 
@@ -33,24 +34,50 @@ def node_id(path: str) -> str:
 def source_step(
     request: Request, connection_id: ResourceId, services: ServicesDep, session: SessionDep
 ) -> HTMLResponse:
+    return source_page(request, services, session, connection_id, Draft(), {})
+
+
+def source_page(
+    request: Request,
+    services: Services,
+    session: Session,
+    connection_id: int,
+    draft: Draft,
+    errors: dict[str, str],
+) -> HTMLResponse:
+    """Step 1, with the folder and file of `draft` chosen (when it has them)."""
     connection = connections.get(services.engine, services.box, session.workspace_id, connection_id)
-    error = None
+    problem = None
     folders = []
+    listing = None
     try:
         with services.connect(session.workspace_id, connection_id) as source:
             folders = list_folders(source, "/").folders
+            if draft.folder.startswith("/"):
+                listing = list_files(source, draft.folder, services.settings.max_file_size)
     except UsersyncError as failed:
-        error = failed.message
+        problem = failed.message
     return render(
         request,
         "wizard_source.html",
-        502 if error else 200,
+        502 if problem else (422 if errors else 200),
         session=session,
         connection=connection,
         folders=folders,
-        error=error,
+        error=problem,
         node_id=node_id,
+        draft=draft,
+        errors=errors,
+        listing=listing,
+        reasons=_reasons(listing, services.settings.max_file_size) if listing else [],
+        step="source",
+        steps=[(name, STEP_TITLES[name]) for name in STEPS],
     )
+
+
+def _reasons(listing: FileListing, max_size: int) -> list[tuple[str, int]]:
+    """Why files were hidden, with how many for each reason."""
+    return sorted(Counter(explain(hidden.reason, max_size) for hidden in listing.hidden).items())
 
 
 @router.get("/folders", response_class=HTMLResponse, include_in_schema=False)
@@ -94,8 +121,9 @@ def files(
             listing = list_files(source, folder, max_size)
     except UsersyncError as failed:
         return render(request, "_problem.html", message=failed.message)
-    reasons = Counter(explain(hidden.reason, max_size) for hidden in listing.hidden)
-    return render(request, "_files.html", listing=listing, reasons=sorted(reasons.items()))
+    return render(
+        request, "_files.html", listing=listing, reasons=_reasons(listing, max_size), draft=Draft()
+    )
 
 
 @router.get("/preview", response_class=HTMLResponse, include_in_schema=False)

@@ -56,3 +56,23 @@ function setExpanded(button, list, expanded) {
     button.getAttribute("aria-label").replace(/^(Show|Hide)/, expanded ? "Hide" : "Show"),
   );
 }
+
+// The sync wizard. The time zone field starts as the browser's own zone when it is empty.
+document.addEventListener("DOMContentLoaded", () => {
+  const zone = document.querySelector("[data-browser-zone]");
+  if (zone && !zone.value) {
+    zone.value = Intl.DateTimeFormat().resolvedOptions().timeZone || "";
+    zone.dispatchEvent(new Event("change", { bubbles: true }));
+  }
+});
+
+// The mapping: the row of the column chosen to hold the userId is not a property.
+document.addEventListener("change", (event) => {
+  const select = event.target.closest("[data-user-id-column]");
+  if (!select) return;
+  for (const row of select.form.querySelectorAll("tr[data-column]")) {
+    const holdsId = row.dataset.column === select.value;
+    row.classList.toggle("is-user-id", holdsId);
+    for (const field of row.querySelectorAll("input, select")) field.disabled = holdsId;
+  }
+});

@@ -1,0 +1,166 @@
+"""The sync wizard's draft: every choice made so far, carried from step to step in one hidden
+form field (JSON), so that going back and forth loses nothing and the server keeps no state.
+A draft is the user's own input: it is checked step by step, and again in full when the sync
+is created.
+
+    draft = Draft.loads(form.get("draft"))      # a broken or missing draft starts afresh
+    draft = draft.absorb("map", form)           # the fields of the step the form showed
+    draft.mapping(), draft.schedule()           # as store.syncs takes them
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, ValidationError
+from starlette.datastructures import FormData
+
+from usersync.enums import PropertyType
+from usersync.mapping import EmptyCells
+from usersync.store.model import ConflictMode
+
+Step = Literal["source", "map", "conflicts", "schedule", "review"]
+STEPS: tuple[Step, ...] = ("source", "map", "conflicts", "schedule", "review")
+STEP_TITLES: dict[Step, str] = {
+    "source": "Configure source",
+    "map": "Map properties",
+    "conflicts": "Resolve conflicts",
+    "schedule": "Schedule import",
+    "review": "Import",
+}
+WEEKDAYS = ("SUN", "MON", "TUE", "WED", "THU", "FRI", "SAT")
+MAX_DRAFT = 200_000  # characters: a draft is a few hundred; anything larger is not ours
+
+
+class ColumnChoice(BaseModel):
+    """One column of the file: whether it is imported, as which property, of which type."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    column: str
+    use: bool = True
+    property: str = ""
+    type: str = PropertyType.STRING.value
+
+
+class Draft(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    folder: str = ""
+    file: str = ""
+    user_id: str = ""
+    columns: list[ColumnChoice] = []
+    conflict: str = ConflictMode.UPDATE.value
+    empty_cells: str = EmptyCells.IGNORE.value
+    frequency: str = "once"  # once | repeat | custom
+    once: str = "now"  # now | at
+    at: str = ""  # a local date and time, as <input type="datetime-local"> gives it
+    every: str = "daily"  # daily | weekly | monthly
+    time: str = "01:00"
+    days: list[str] = []
+    day: str = "1"
+    expression: str = "0 0 1 * * ?"
+    timezone: str = ""
+    name: str = ""
+
+    @classmethod
+    def loads(cls, text: object) -> Draft:
+        if not isinstance(text, str) or not text or len(text) > MAX_DRAFT:
+            return cls()
+        try:
+            return cls.model_validate_json(text)
+        except ValidationError:
+            return cls()
+
+    def dumps(self) -> str:
+        return self.model_dump_json()
+
+    @property
+    def path(self) -> str:
+        return self.folder.rstrip("/") + "/" + self.file
+
+    def absorb(self, step: str, form: FormData) -> Draft:
+        """This draft with the fields of `step` as the form gives them."""
+        reader = _ABSORB.get(step)
+        return self if reader is None else self.model_copy(update=reader(form, self))
+
+    def mapping(self) -> dict[str, Any]:
+        used = [c for c in self.columns if c.use and c.column != self.user_id]
+        return {
+            "user_id": self.user_id,
+            "properties": {c.property: c.column for c in used},
+            "types": {c.property: c.type for c in used},
+        }
+
+    def schedule(self) -> dict[str, Any]:
+        if self.frequency == "custom":
+            return {"type": "cron", "expression": self.expression.strip()}
+        if self.frequency == "repeat":
+            if self.every == "weekly":
+                return {"type": "weekly", "days": list(self.days), "time": self.time}
+            if self.every == "monthly":
+                return {"type": "monthly", "day": _whole(self.day), "time": self.time}
+            return {"type": "daily", "time": self.time}
+        if self.once == "at":
+            return {"type": "once", "at": self.at}
+        return {"type": "once"}
+
+    @property
+    def runs_now(self) -> bool:
+        return self.frequency == "once" and self.once == "now"
+
+
+def _whole(text: str) -> int | str:
+    stripped = text.strip()
+    return int(stripped) if stripped.isdigit() else stripped
+
+
+def _text(form: FormData, name: str, default: str = "") -> str:
+    value = form.get(name)
+    return value.strip() if isinstance(value, str) else default
+
+
+def _source(form: FormData, draft: Draft) -> dict[str, Any]:
+    return {"folder": _text(form, "folder", draft.folder), "file": _text(form, "file", "")}
+
+
+def _map(form: FormData, draft: Draft) -> dict[str, Any]:
+    columns = []
+    for i, known in enumerate(draft.columns):
+        columns.append(
+            ColumnChoice(
+                column=known.column,
+                use=form.get(f"col{i}_use") is not None,
+                property=_text(form, f"col{i}_property"),
+                type=_text(form, f"col{i}_type", known.type),
+            )
+        )
+    return {"user_id": _text(form, "user_id", draft.user_id), "columns": columns}
+
+
+def _conflicts(form: FormData, draft: Draft) -> dict[str, Any]:
+    clear = form.get("empty_cells") == EmptyCells.CLEAR.value
+    return {
+        "conflict": _text(form, "conflict", draft.conflict),
+        "empty_cells": EmptyCells.CLEAR.value if clear else EmptyCells.IGNORE.value,
+    }
+
+
+def _schedule(form: FormData, draft: Draft) -> dict[str, Any]:
+    fields = ("frequency", "once", "at", "every", "time", "day", "expression", "timezone")
+    values: dict[str, Any] = {name: _text(form, name, getattr(draft, name)) for name in fields}
+    values["days"] = [d for d in WEEKDAYS if d in form.getlist("days")]
+    return values
+
+
+def _review(form: FormData, draft: Draft) -> dict[str, Any]:
+    return {"name": _text(form, "name", draft.name)}
+
+
+_ABSORB = {
+    "source": _source,
+    "map": _map,
+    "conflicts": _conflicts,
+    "schedule": _schedule,
+    "review": _review,
+}

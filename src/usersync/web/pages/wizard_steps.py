@@ -1,0 +1,284 @@
+"""The sync wizard's steps after the source: Map properties, Resolve conflicts, Schedule
+import and Import. Every step's form posts to one address with the draft so far, the step it
+showed and where to go ("next", "back" or a step's name); a step is checked before the
+wizard moves on, and shown again with its errors next to their fields when it is not right.
+
+    POST /integrations/{id}/sync/new            a step's form: the next (or another) step
+    POST /integrations/{id}/sync/new/convert    the mapping's conversion preview (htmx)
+    POST /integrations/{id}/sync/new/when       the schedule's description, next fire times
+    POST /integrations/{id}/sync/new/import     create the sync; land on its run (or runs)
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from fastapi import APIRouter, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from starlette.datastructures import FormData
+
+from usersync import runqueue
+from usersync.browse import PREVIEW_ROWS, preview_file
+from usersync.errors import UsageError, UsersyncError
+from usersync.schedule import parse_schedule, resolve_zone
+from usersync.schedule.zones import known_zones
+from usersync.store import connections, properties, syncs, workspaces
+from usersync.web.api._common import ResourceId
+from usersync.web.api.syncs import check_sync
+from usersync.web.deps import Services, ServicesDep
+from usersync.web.pages import wizard_checks as checks
+from usersync.web.pages.draft import STEP_TITLES, STEPS, WEEKDAYS, Draft, Step
+from usersync.web.pages.render import render
+from usersync.web.pages.session import FormSessionDep, Session
+from usersync.web.pages.wizard import source_page
+
+router = APIRouter(prefix="/integrations/{connection_id}/sync/new")
+
+NEXT_TIMES = 5
+MAX_SAMPLE = 50_000  # characters of the sample rows a form may carry back
+
+
+@dataclass(frozen=True)
+class Wizard:
+    """What every step's page needs besides its own values."""
+
+    request: Request
+    services: Services
+    session: Session
+    connection_id: int
+
+    @property
+    def ws(self) -> int:
+        return self.session.workspace_id
+
+    def default_zone(self) -> str:
+        [workspace] = workspaces.list_all(self.services.engine, workspace_id=self.ws)
+        return workspace.timezone or "UTC"
+
+    def zone(self, draft: Draft) -> ZoneInfo:
+        try:
+            return resolve_zone(draft.timezone, default=self.default_zone())
+        except UsageError:
+            return ZoneInfo("UTC")
+
+    def page(self, step: Step, draft: Draft, errors: checks.Errors, **context: Any) -> HTMLResponse:
+        connection = connections.get(
+            self.services.engine, self.services.box, self.ws, self.connection_id
+        )
+        return render(
+            self.request,
+            f"wizard_{step}.html",
+            422 if errors else 200,
+            session=self.session,
+            connection=connection,
+            step=step,
+            steps=[(name, STEP_TITLES[name]) for name in STEPS],
+            draft=draft,
+            errors=errors,
+            **context,
+        )
+
+
+async def _form(request: Request) -> FormData:
+    return await request.form()
+
+
+def _step_named(name: object) -> Step | None:
+    return next((step for step in STEPS if step == name), None)
+
+
+def _neighbour(step: Step, offset: int) -> Step:
+    return STEPS[max(0, min(len(STEPS) - 1, STEPS.index(step) + offset))]
+
+
+def _check(wizard: Wizard, step: Step, draft: Draft) -> tuple[Draft, checks.Errors]:
+    """The step's errors (the map step also learns the file's header again)."""
+    if step == "source":
+        return draft, checks.check_source(draft)
+    if step == "map":
+        try:
+            columns, _, catalog = _file_columns(wizard, draft)
+        except UsersyncError as failed:
+            return draft, {"form": failed.message}
+        return draft, checks.check_map(draft, columns, catalog)
+    if step == "conflicts":
+        return draft, checks.check_conflicts(draft)
+    if step == "schedule":
+        return draft, checks.check_schedule(draft, datetime.now(UTC), wizard.default_zone())
+    return draft, {}
+
+
+def _file_columns(
+    wizard: Wizard, draft: Draft
+) -> tuple[list[str], list[tuple[int, list[str]]], dict[str, str]]:
+    """The chosen file's header and first rows, and the workspace's property catalog."""
+    settings = wizard.services.settings
+    with wizard.services.connect(wizard.ws, wizard.connection_id) as source:
+        preview = preview_file(
+            source, draft.path, rows=PREVIEW_ROWS, max_size=settings.max_file_size
+        )
+    sample = [(row.line, list(row.values)) for row in preview.rows]
+    return list(preview.columns), sample, properties.types(wizard.services.engine, wizard.ws)
+
+
+def show(wizard: Wizard, step: Step, draft: Draft, errors: checks.Errors) -> Response:
+    """Step `step` of `draft`, with `errors` next to their fields."""
+    if step == "source":
+        return source_page(
+            wizard.request, wizard.services, wizard.session, wizard.connection_id, draft, errors
+        )
+    if step == "map":
+        return _map_page(wizard, draft, errors)
+    if step == "schedule":
+        return wizard.page(step, draft, errors, **_schedule_context(wizard, draft))
+    if step == "review":
+        return wizard.page(step, draft, errors, **_review_context(wizard, draft))
+    return wizard.page(step, draft, errors)
+
+
+def _map_page(wizard: Wizard, draft: Draft, errors: checks.Errors) -> Response:
+    try:
+        columns, sample, catalog = _file_columns(wizard, draft)
+    except UsersyncError as failed:
+        return wizard.page("map", draft, {"form": failed.message}, columns=[], file_problem=True)
+    draft = checks.with_columns(draft, columns, [values for _, values in sample], catalog)
+    return wizard.page(
+        "map",
+        draft,
+        errors,
+        columns=columns,
+        catalog=catalog,
+        samples=_column_samples(columns, sample),
+        sample_json=json.dumps(sample),
+        conversion=checks.convert_sample(draft, columns, sample, wizard.zone(draft)),
+        types=checks.TYPES,
+    )
+
+
+def _column_samples(columns: list[str], sample: list[tuple[int, list[str]]]) -> list[str]:
+    """A first non-empty value of each column, to show beside its name."""
+    found = []
+    for i in range(len(columns)):
+        values = [row[i].strip() for _, row in sample if i < len(row) and row[i].strip()]
+        found.append(values[0] if values else "")
+    return found
+
+
+def _times(draft: Draft, zone: ZoneInfo) -> tuple[str, list[datetime]]:
+    schedule = parse_schedule(draft.schedule())
+    if draft.runs_now:
+        return schedule.describe(), []
+    return schedule.describe(), schedule.next_times(datetime.now(UTC), NEXT_TIMES, zone)
+
+
+def _schedule_context(wizard: Wizard, draft: Draft) -> dict[str, Any]:
+    return {
+        "zones": known_zones(),
+        "weekdays": WEEKDAYS,
+        "default_zone": wizard.default_zone(),
+        **_when(wizard, draft),
+    }
+
+
+def _when(wizard: Wizard, draft: Draft) -> dict[str, Any]:
+    """The schedule in words and its next fire times, or what is wrong with it."""
+    errors = checks.check_schedule(draft, datetime.now(UTC), wizard.default_zone())
+    if errors:
+        return {"when_problem": next(iter(errors.values())), "description": None, "times": []}
+    zone = wizard.zone(draft)
+    description, times = _times(draft, zone)
+    return {"when_problem": None, "description": description, "times": times, "zone": zone.key}
+
+
+def _review_context(wizard: Wizard, draft: Draft) -> dict[str, Any]:
+    catalog = properties.types(wizard.services.engine, wizard.ws)
+    mapped = [c for c in draft.columns if c.use and c.column != draft.user_id]
+    return {"mapped": mapped, "catalog": catalog, **_when(wizard, draft)}
+
+
+@router.post("", include_in_schema=False)
+async def step(
+    request: Request, connection_id: ResourceId, services: ServicesDep, session: FormSessionDep
+) -> Response:
+    form = await _form(request)
+    wizard = Wizard(request, services, session, connection_id)
+    current = _step_named(form.get("step")) or "source"
+    draft = Draft.loads(form.get("draft")).absorb(current, form)
+    go = form.get("go", "next")
+    if go == "back":
+        return show(wizard, _neighbour(current, -1), draft, {})
+    earlier = _step_named(go)
+    if earlier is not None and STEPS.index(earlier) <= STEPS.index(current):
+        return show(wizard, earlier, draft, {})  # "Change": back to an earlier step
+    draft, errors = _check(wizard, current, draft)
+    if errors:
+        return show(wizard, current, draft, errors)
+    return show(wizard, _neighbour(current, 1), draft, {})
+
+
+@router.post("/convert", response_class=HTMLResponse, include_in_schema=False)
+async def convert(
+    request: Request, connection_id: ResourceId, services: ServicesDep, session: FormSessionDep
+) -> HTMLResponse:
+    form = await _form(request)
+    wizard = Wizard(request, services, session, connection_id)
+    draft = Draft.loads(form.get("draft")).absorb("map", form)
+    columns = [c.column for c in draft.columns]
+    conversion = checks.convert_sample(draft, columns, _sample(form), wizard.zone(draft))
+    return render(request, "_conversion.html", conversion=conversion, draft=draft)
+
+
+def _sample(form: FormData) -> list[tuple[int, list[str]]]:
+    text = form.get("sample")
+    if not isinstance(text, str) or len(text) > MAX_SAMPLE:
+        return []
+    try:
+        rows = json.loads(text)
+        return [(int(line), [str(v) for v in values]) for line, values in rows]
+    except (ValueError, TypeError):
+        return []
+
+
+@router.post("/when", response_class=HTMLResponse, include_in_schema=False)
+async def when(
+    request: Request, connection_id: ResourceId, services: ServicesDep, session: FormSessionDep
+) -> HTMLResponse:
+    form = await _form(request)
+    wizard = Wizard(request, services, session, connection_id)
+    draft = Draft.loads(form.get("draft")).absorb("schedule", form)
+    return render(request, "_when.html", draft=draft, **_when(wizard, draft))
+
+
+@router.post("/import", include_in_schema=False)
+async def create(
+    request: Request, connection_id: ResourceId, services: ServicesDep, session: FormSessionDep
+) -> Response:
+    form = await _form(request)
+    wizard = Wizard(request, services, session, connection_id)
+    draft = Draft.loads(form.get("draft")).absorb("review", form)
+    values = {
+        "connection_id": connection_id,
+        "name": draft.name or None,
+        "folder": draft.folder,
+        "file": draft.file,
+        "mapping": draft.mapping(),
+        "conflict": draft.conflict,
+        "empty_cells": draft.empty_cells,
+        "schedule": draft.schedule(),
+        "timezone": draft.timezone or None,
+        "enabled": True,
+    }
+    try:
+        check_sync(services, session.workspace_id, values)
+        created = syncs.create(services.engine, services.box, session.workspace_id, values)
+    except UsageError as error:
+        return show(wizard, "review", draft, {"form": error.message})
+    if draft.runs_now:
+        run_id = runqueue.fire_if_due(services.engine, session.workspace_id, created.id)
+        if run_id is not None:
+            return RedirectResponse(f"/runs/{run_id}", status_code=303)
+    return RedirectResponse(f"/runs?sync={created.id}", status_code=303)

@@ -1,0 +1,273 @@
+"""The sync wizard in a real browser against the real sshd and the app's own worker: the
+source, Map properties (suggestions, the conversion preview with its refused cells, errors
+next to their fields), Resolve conflicts, every kind of schedule with its description and
+next fire times, the summary, Import, and the run it starts. `expect` waits; nothing sleeps."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import pytest
+from playwright.sync_api import Locator, Page, expect
+
+from tests.apiclient import Workspace
+from tests.servers.sshd import SftpFolder
+from tests.ui.conftest import LiveApp
+from tests.ui.steps import confirmed_connection, sign_in
+from usersync.store import properties, syncs
+from usersync.store.syncs import Sync
+
+pytestmark = pytest.mark.integration
+
+PEOPLE = (
+    b"User ID,Email,Age,Newsletter,Signup\n"
+    b"u1,ann@example.com,42,yes,2026-01-02\n"
+    b"u2,bob@example.com,abc,no,2026-02-03\n"
+    b'u3,"cy@example.com",7,no,2026-03-04\n'
+)
+
+
+def open_wizard(page: Page, live: LiveApp, workspace: Workspace, sftp: SftpFolder) -> None:
+    """Signed in, on the source step of a confirmed connection, with people.csv chosen."""
+    sftp.put("in/userdata_people.csv", PEOPLE)
+    connection = confirmed_connection(live, workspace, sftp, "Acme")
+    sign_in(page, workspace.token)
+    page.goto(f"/integrations/{connection.id}/sync/new")
+    page.get_by_role("button", name=f"Show the folders in {sftp.base}", exact=True).click()
+    page.get_by_role("radio", name="in", exact=True).check()
+    page.get_by_role("button", name="Fetch files").click()
+    expect(page.get_by_role("radio", name=re.compile("^userdata_people.csv"))).to_be_checked()
+
+
+def next_step(page: Page, title: str) -> None:
+    page.get_by_role("button", name=re.compile("^Next")).click()
+    expect(page.get_by_role("heading", name=title, level=1)).to_be_visible()
+
+
+def mapping_row(page: Page, column: str) -> Locator:
+    return page.get_by_role("row").filter(has=page.get_by_role("rowheader", name=column))
+
+
+def the_only_sync(live: LiveApp, workspace: Workspace) -> Sync:
+    [sync] = syncs.list_all(live.engine, workspace.id)
+    return sync
+
+
+def schedule_of(live: LiveApp, workspace: Workspace) -> dict[str, Any]:
+    return the_only_sync(live, workspace).schedule
+
+
+def test_the_whole_wizard_imports_the_file_and_lands_on_its_run(
+    page: Page, live: LiveApp, workspace: Workspace, sftp: SftpFolder
+) -> None:
+    open_wizard(page, live, workspace, sftp)
+    next_step(page, "Map properties")
+
+    expect(page.get_by_label("User ID column")).to_have_value("User ID")
+    expect(page.get_by_label("Property for Email")).to_have_value("email")
+    expect(page.get_by_label("Type of Newsletter")).to_have_value("boolean")
+    expect(page.get_by_label("Type of Signup")).to_have_value("date")
+    expect(page.get_by_label("Type of Age")).to_have_value("string")  # "abc" is no number
+    preview = page.get_by_role("table", name=re.compile("How the first 3 rows would import"))
+    expect(preview).to_contain_text("all of them convert")
+
+    page.get_by_label("Type of Age").select_option("integer")
+    expect(preview).to_contain_text("1 row would be rejected")
+    refused = preview.locator("td.bad")
+    expect(refused).to_have_count(1)
+    expect(refused).to_contain_text("'abc' is not a whole number")
+    page.get_by_role("switch", name="Import Signup").uncheck()
+    expect(preview.get_by_role("columnheader")).to_have_text(
+        ["Line", "userId", "email string", "age integer", "newsletter boolean"]
+    )
+
+    next_step(page, "Resolve conflicts")
+    page.get_by_role("radio", name="Retain imported user data").check()
+    expect(page.get_by_text("Properties the mapping leaves out")).to_be_visible()
+    next_step(page, "Schedule import")
+    expect(page.get_by_role("radio", name="One time")).to_be_checked()
+    expect(page.get_by_role("radio", name="Now")).to_be_checked()
+    expect(page.locator("#when")).to_contain_text("Once, right away")
+    next_step(page, "Import")
+
+    summary = page.get_by_role("main")
+    expect(summary).to_contain_text("userdata_people.csv")
+    expect(summary).to_contain_text("Retain imported user data")
+    expect(page.get_by_role("table", name="Mapped columns").get_by_role("row")).to_have_count(4)
+    page.get_by_label("Sync name").fill("People from Acme")
+    page.get_by_role("button", name="Import", exact=True).click()
+
+    expect(page).to_have_url(re.compile(r"/runs/\d+$"))
+    sync = the_only_sync(live, workspace)
+    assert sync.name == "People from Acme"
+    assert sync.enabled is True
+    assert sync.conflict == "replace"
+    assert sync.mapping == {
+        "user_id": "User ID",
+        "properties": {"email": "Email", "age": "Age", "newsletter": "Newsletter"},
+        "types": {"email": "string", "age": "integer", "newsletter": "boolean"},
+    }
+    assert sync.schedule == {"type": "once"}
+    expect(page.get_by_role("main")).to_contain_text("Partial")
+
+
+@pytest.mark.parametrize(
+    ("choose", "description", "stored"),
+    [
+        (
+            lambda page: (
+                page.get_by_role("radio", name="Repeat").check(),
+                page.get_by_role("radio", name="Daily").check(),
+                page.get_by_label("Time", exact=True).fill("02:30"),
+            ),
+            "At 02:30, every day",
+            {"type": "daily", "time": "02:30"},
+        ),
+        (
+            lambda page: (
+                page.get_by_role("radio", name="Repeat").check(),
+                page.get_by_role("radio", name="Weekly").check(),
+                page.get_by_role("checkbox", name="Monday").check(),
+                page.get_by_role("checkbox", name="Thursday").check(),
+                page.get_by_label("Time", exact=True).fill("09:30"),
+            ),
+            "At 09:30, on Monday and Thursday",
+            {"type": "weekly", "days": ["MON", "THU"], "time": "09:30"},
+        ),
+        (
+            lambda page: (
+                page.get_by_role("radio", name="Repeat").check(),
+                page.get_by_role("radio", name="Monthly").check(),
+                page.get_by_label("Day of the month").fill("31"),
+                page.get_by_label("Time", exact=True).fill("01:00"),
+            ),
+            "At 01:00, on day 31 of the month (the last day in shorter months)",
+            {"type": "monthly", "day": 31, "time": "01:00"},
+        ),
+        (
+            lambda page: (
+                page.get_by_role("radio", name="Specific date & time").check(),
+                page.get_by_label("Date and time").fill("2031-12-01T09:00"),
+            ),
+            "Once, at 09:00 on Monday 1 December 2031",
+            {"type": "once", "at": "2031-12-01T09:00"},
+        ),
+        (
+            lambda page: (
+                page.get_by_role("radio", name="Custom").check(),
+                page.get_by_label("Cron expression").fill("0 0 1 * * ?"),
+            ),
+            "At 01:00, every day",
+            {"type": "cron", "expression": "0 0 1 * * ?"},
+        ),
+    ],
+    ids=["daily", "weekly", "monthly", "specific-date", "cron"],
+)
+def test_each_schedule_kind_is_described_with_its_next_runs_and_saved(
+    page: Page,
+    live: LiveApp,
+    workspace: Workspace,
+    sftp: SftpFolder,
+    choose: Any,
+    description: str,
+    stored: dict[str, Any],
+) -> None:
+    open_wizard(page, live, workspace, sftp)
+    next_step(page, "Map properties")
+    next_step(page, "Resolve conflicts")
+    next_step(page, "Schedule import")
+    page.get_by_label("Time zone").fill("Europe/Berlin")
+
+    choose(page)
+
+    when = page.locator("#when")
+    expect(when.locator("#schedule-description")).to_have_text(description)
+    expect(when).to_contain_text("Europe/Berlin")
+    runs = 1 if stored["type"] == "once" else 5
+    expect(
+        page.get_by_role("list", name=f"The next {runs} runs").get_by_role("listitem")
+    ).to_have_count(runs)
+    next_step(page, "Import")
+    expect(page.get_by_role("main")).to_contain_text(description)
+    page.get_by_role("button", name="Import", exact=True).click()
+
+    expect(page).to_have_url(re.compile(r"/runs\?sync=\d+$"))
+    sync = the_only_sync(live, workspace)
+    assert sync.schedule == stored
+    assert sync.timezone == "Europe/Berlin"
+    assert sync.next_run_at is not None
+
+
+def test_a_bad_cron_expression_is_explained_inline_and_keeps_the_wizard_on_its_step(
+    page: Page, live: LiveApp, workspace: Workspace, sftp: SftpFolder
+) -> None:
+    open_wizard(page, live, workspace, sftp)
+    next_step(page, "Map properties")
+    next_step(page, "Resolve conflicts")
+    next_step(page, "Schedule import")
+    page.get_by_role("radio", name="Custom").check()
+    page.get_by_label("Cron expression").fill("0 0/120 * * * ?")
+
+    expect(page.locator("#when-problem")).to_contain_text("120")
+
+    page.get_by_role("button", name=re.compile("^Next")).click()
+    field = page.get_by_label("Cron expression")
+    expect(field).to_have_attribute("aria-invalid", "true")
+    expect(field).to_have_accessible_description(re.compile("120"))
+    expect(field).to_have_value("0 0/120 * * * ?")
+    expect(page.get_by_role("radio", name="Custom")).to_be_checked()
+
+
+def test_mapping_errors_show_next_to_their_fields_and_keep_what_was_typed(
+    page: Page, live: LiveApp, workspace: Workspace, sftp: SftpFolder
+) -> None:
+    properties.create(live.engine, workspace.id, "age", "integer")
+    open_wizard(page, live, workspace, sftp)
+    next_step(page, "Map properties")
+    expect(mapping_row(page, "Age")).to_contain_text("existing property")
+    expect(page.get_by_label("Type of Age")).to_have_value("integer")  # the catalog's type
+
+    page.get_by_label("Type of Age").select_option("string")
+    page.get_by_label("Property for Signup").fill("email")
+    page.get_by_label("Property for Newsletter").fill("2fast")
+    page.get_by_role("button", name=re.compile("^Next")).click()
+
+    expect(page.get_by_label("Type of Age")).to_have_accessible_description(
+        re.compile("age is a integer property already")
+    )
+    expect(page.get_by_label("Property for Signup")).to_have_accessible_description(
+        "Column Email feeds email already: give another name."
+    )
+    expect(page.get_by_label("Property for Newsletter")).to_have_accessible_description(
+        re.compile("'2fast' is not a valid property name")
+    )
+    expect(page.get_by_label("Property for Newsletter")).to_have_value("2fast")
+    expect(page.get_by_role("heading", name="Map properties", level=1)).to_be_visible()
+
+
+def test_back_and_change_keep_every_choice(
+    page: Page, live: LiveApp, workspace: Workspace, sftp: SftpFolder
+) -> None:
+    open_wizard(page, live, workspace, sftp)
+    next_step(page, "Map properties")
+    page.get_by_label("Property for Email").fill("work_email")
+    next_step(page, "Resolve conflicts")
+    page.get_by_role("checkbox", name="Empty cells clear their property").check()
+    next_step(page, "Schedule import")
+    page.get_by_role("radio", name="Repeat").check()
+    page.get_by_label("Time", exact=True).fill("04:15")
+    next_step(page, "Import")
+
+    page.get_by_role("button", name="Change the properties").click()
+    expect(page.get_by_label("Property for Email")).to_have_value("work_email")
+    page.get_by_role("button", name="Back").click()
+    expect(page.get_by_role("radio", name=re.compile("^userdata_people.csv"))).to_be_checked()
+    next_step(page, "Map properties")
+    next_step(page, "Resolve conflicts")
+    expect(page.get_by_role("checkbox", name="Empty cells clear their property")).to_be_checked()
+    next_step(page, "Schedule import")
+    expect(page.get_by_label("Time", exact=True)).to_have_value("04:15")
+    next_step(page, "Import")
+    expect(page.get_by_role("main")).to_contain_text("work_email")
+    expect(page.get_by_role("main")).to_contain_text("empty cells clear their property")
