@@ -56,6 +56,15 @@ class Run:
     lease_expires_at: datetime | None = None
     file_sha256: str | None = None
 
+    @property
+    def progress(self) -> float | None:
+        """How much of the file is read, 0 to 1, once the run knows the file's size."""
+        if self.file_size:
+            return min(self.bytes_read / self.file_size, 1.0)
+        if self.status in ("succeeded", "partial"):
+            return 1.0
+        return None
+
 
 class RunError(NamedTuple):
     """A rejected row: 1-based physical line, the column and value at fault (if one), why."""

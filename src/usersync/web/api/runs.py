@@ -8,10 +8,11 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query
 from fastapi.responses import StreamingResponse
+from sqlalchemy import Engine
 
 from usersync import reports, runqueue
 from usersync.store import runs, syncs
-from usersync.store.runs import Run
+from usersync.store.runs import Run, RunError
 from usersync.web.api._common import DEFAULT_LIMIT, Limit, ResourceId, errors, page
 from usersync.web.auth import WorkspaceDep
 from usersync.web.deps import ServicesDep
@@ -27,12 +28,23 @@ def public(run: Run) -> RunPublic:
 
 
 def _fields(run: Run) -> dict[str, object]:
-    progress = None
-    if run.file_size:
-        progress = min(run.bytes_read / run.file_size, 1.0)
-    elif run.status in ("succeeded", "partial"):
-        progress = 1.0
-    return {**dataclasses.asdict(run), "progress": progress}
+    return {**dataclasses.asdict(run), "progress": run.progress}
+
+
+def first_errors(engine: Engine, run_id: int) -> list[RunError]:
+    """The run's first FIRST_ERRORS rejected rows (its error report has them all)."""
+    return list(islice(runs.iter_run_errors(engine, run_id), FIRST_ERRORS))
+
+
+def errors_download(engine: Engine, ws: int, run_id: int) -> StreamingResponse:
+    """The workspace's run's rejected rows as a CSV file to download; RunNotFound for
+    another workspace's run. The API and the web UI answer with this same file."""
+    run = runqueue.get_run(engine, ws, run_id)
+    return StreamingResponse(
+        reports.errors_csv(runs.iter_run_errors(engine, run.id)),
+        media_type="text/csv; charset=utf-8",
+        headers={"Content-Disposition": f'attachment; filename="run-{run.id}-errors.csv"'},
+    )
 
 
 @router.get(
@@ -70,7 +82,7 @@ def list_runs(
 )
 def get_run(run_id: ResourceId, services: ServicesDep, ws: WorkspaceDep) -> RunDetail:
     run = runqueue.get_run(services.engine, ws, run_id)
-    first = islice(runs.iter_run_errors(services.engine, run.id), FIRST_ERRORS)
+    first = first_errors(services.engine, run.id)
     return RunDetail.model_validate(
         {
             **_fields(run),
@@ -91,9 +103,4 @@ def get_run(run_id: ResourceId, services: ServicesDep, ws: WorkspaceDep) -> RunD
     },
 )
 def errors_csv(run_id: ResourceId, services: ServicesDep, ws: WorkspaceDep) -> StreamingResponse:
-    run = runqueue.get_run(services.engine, ws, run_id)
-    return StreamingResponse(
-        reports.errors_csv(runs.iter_run_errors(services.engine, run.id)),
-        media_type="text/csv; charset=utf-8",
-        headers={"Content-Disposition": f'attachment; filename="run-{run.id}-errors.csv"'},
-    )
+    return errors_download(services.engine, ws, run_id)
