@@ -27,7 +27,7 @@ from usersync import runqueue, webhooks
 from usersync.browse import list_files
 from usersync.config import Settings
 from usersync.connectivity import open_loaded, source_url
-from usersync.enums import AfterImport, FileChoice, RunStatus
+from usersync.enums import AfterImport, FileChoice, RunStatus, RunTrigger
 from usersync.errors import UsersyncError
 from usersync.files import RemoteEntry, require_eligible
 from usersync.importer import ImportSpec, Progress, run_import
@@ -281,6 +281,7 @@ class Worker:
         require_eligible(entry, self.settings.max_file_size)
         unchanged = (
             not sync.import_unchanged
+            and context.run.trigger != RunTrigger.MANUAL  # "run now" imports whatever it finds
             and last is not None
             and (_same_file(last, entry) or self._same_content(context, entry, last))
         )

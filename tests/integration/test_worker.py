@@ -12,6 +12,7 @@ import os
 import posixpath
 import threading
 import time
+from datetime import timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -21,6 +22,7 @@ from tests.servers.sshd import SftpFolder
 from tests.syncs import FAST, SyncSetup, csv_bytes, drain, sync_setup
 from usersync import runqueue
 from usersync.store import UserStore, connections, syncs
+from usersync.store.syncs import Sync
 
 ALICE = csv_bytes([{"id": "u-1", "email": "alice@example.com"}])
 
@@ -53,34 +55,45 @@ def test_a_sync_that_runs_once_now_imports_its_file_once(
         assert drain(worker) == 0
 
 
-def test_run_now_queues_one_run_and_an_unchanged_file_is_skipped(
+def _fire_next(setup: SyncSetup, sync: Sync) -> None:
+    """Let the sync's next fire time come (the scheduler's clock moved past it)."""
+    due = syncs.get(setup.engine, setup.ws, sync.id).next_run_at
+    assert due is not None
+    assert runqueue.schedule_due(setup.engine, now=due + timedelta(seconds=1))
+
+
+def test_a_scheduled_run_skips_an_unchanged_file_and_run_now_imports_it(
     tmp_path: Path, db_url: str, sftp: SftpFolder
 ) -> None:
     sftp.put("userdata_a.csv", ALICE, mtime=1_700_000_000)
     with sync_setup(tmp_path, db_url, sftp) as setup:
-        sync = setup.sync(file="userdata_a.csv", enabled=False)
+        sync = setup.sync(file="userdata_a.csv", schedule={"type": "daily", "time": "01:00"})
         worker = setup.worker()
-        first = runqueue.enqueue(setup.engine, setup.ws, sync.id)
-        assert runqueue.enqueue(setup.engine, setup.ws, sync.id) == first  # still waiting
+        _fire_next(setup, sync)
         assert drain(worker) == 1
-        runqueue.enqueue(setup.engine, setup.ws, sync.id)
+        _fire_next(setup, sync)
         drain(worker)
         # touched, same bytes: the SHA-256 shows it is the same file
         sftp.put("userdata_a.csv", ALICE, mtime=1_700_000_500)
-        runqueue.enqueue(setup.engine, setup.ws, sync.id)
+        _fire_next(setup, sync)
+        drain(worker)
+        first = runqueue.enqueue(setup.engine, setup.ws, sync.id)
+        assert runqueue.enqueue(setup.engine, setup.ws, sync.id) == first  # still waiting
         drain(worker)
         sftp.put("userdata_a.csv", csv_bytes([{"id": "u-2", "email": "bob@example.com"}]))
-        runqueue.enqueue(setup.engine, setup.ws, sync.id)
+        _fire_next(setup, sync)
         drain(worker)
         statuses = [(run.trigger, run.status) for run in setup.runs(sync)]
         assert statuses == [
+            ("schedule", "succeeded"),
+            ("schedule", "skipped"),
+            ("schedule", "skipped"),
             ("manual", "succeeded"),
-            ("manual", "skipped"),
-            ("manual", "skipped"),
-            ("manual", "succeeded"),
+            ("schedule", "succeeded"),
         ]
         runs_ = setup.runs(sync)
         assert f"has not changed since run {runs_[0].id}" in (runs_[1].message or "")
+        assert runs_[3].users_updated == 1
         assert UserStore(setup.engine).get_user(setup.ws, "u-2") is not None
 
 
@@ -90,10 +103,14 @@ def test_a_sync_may_import_an_unchanged_file_every_time(
 ) -> None:
     sftp.put("userdata_a.csv", ALICE)
     with sync_setup(tmp_path, db_url, sftp) as setup:
-        sync = setup.sync(file="userdata_a.csv", enabled=False, import_unchanged=import_unchanged)
+        sync = setup.sync(
+            file="userdata_a.csv",
+            import_unchanged=import_unchanged,
+            schedule={"type": "daily", "time": "01:00"},
+        )
         worker = setup.worker()
         for _ in range(2):
-            runqueue.enqueue(setup.engine, setup.ws, sync.id)
+            _fire_next(setup, sync)
             drain(worker)
         assert [run.status for run in setup.runs(sync)] == ["succeeded", "succeeded"]
         assert [run.users_updated for run in setup.runs(sync)] == [0, 1]
