@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import click
+from sqlalchemy import Engine
 
 from usersync import __version__, db, demo
 from usersync.browse import (
@@ -20,10 +21,11 @@ from usersync.cli_import import db_option, errors, import_, user, users, workspa
 from usersync.cli_output import emit_json, handle_errors, table
 from usersync.cli_remote import csv_format_options, csv_options, open_remote, remote_options
 from usersync.cli_schedule import schedule
-from usersync.config import load_settings
+from usersync.config import Settings, load_settings
 from usersync.files import explain, format_size
 from usersync.secretbox import SecretBox
-from usersync.service import open_database
+from usersync.service import DEFAULT_WORKSPACE, open_database
+from usersync.store import tokens, workspaces
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -127,15 +129,30 @@ def serve(host: str, port: int, db_url: str | None) -> None:
 
     settings = load_settings(db_url=db_url)
     with open_database(settings) as engine:  # a clear error now rather than at startup
-        where = db.describe(engine)
-        demo_note = demo.startup_note(settings, engine)
+        lines = startup_lines(settings, engine, f"http://{host}:{port}/")
     app = create_app(settings)
-    click.echo(f"usersync {__version__}: data in {where}")
-    click.echo(f"listening on http://{host}:{port}/  (Ctrl-C stops it)")
-    click.echo("sign in with a token from: usersync token create --workspace default")
-    if demo_note:
-        click.echo(demo_note)
+    for line in lines:
+        click.echo(line)
     uvicorn.run(app, host=host, port=port, log_level="info")
+
+
+def startup_lines(settings: Settings, engine: Engine, url: str) -> list[str]:
+    """What `usersync serve` says as it starts: where its data is, its address, how to sign
+    in (on the very first start, with a new token of the default workspace, shown once) and
+    the demo server."""
+    lines = [
+        f"usersync {__version__}: data in {db.describe(engine)}",
+        f"listening on {url}  (Ctrl-C stops it)",
+    ]
+    first = tokens.first_token(engine, workspaces.get_or_create(engine, DEFAULT_WORKSPACE))
+    if first is not None:
+        lines.append(f"sign in with this token (shown once, keep it): {first.token}")
+    else:
+        lines.append(
+            f"sign in with a token from: usersync token create --workspace {DEFAULT_WORKSPACE}"
+        )
+    note = demo.startup_note(settings, engine)
+    return lines if note is None else [*lines, note]
 
 
 @main.command("demo")

@@ -95,6 +95,17 @@ def create_token(bind: Bind, workspace_id: int, *, name: str | None = None) -> N
     return NewToken(int(token_id), token)
 
 
+FIRST_TOKEN_NAME = "first sign-in"
+
+
+def first_token(bind: Bind, workspace_id: int) -> NewToken | None:
+    """A token for a workspace that has never had one (`usersync serve`'s first start shows
+    it once); None when the workspace has or had a token."""
+    if list_tokens(bind, workspace_id):
+        return None
+    return create_token(bind, workspace_id, name=FIRST_TOKEN_NAME)
+
+
 def authenticate(bind: Bind, token: str) -> int | None:
     """The workspace id of `token` if it is a valid, unrevoked token; else None."""
     if not isinstance(token, str) or not _looks_like_token(token):
