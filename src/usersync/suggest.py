@@ -46,7 +46,9 @@ def suggest_user_id(columns: Sequence[str]) -> str:
 def property_name_for(column: str) -> str:
     """A valid new property name made from a column's name ("First Name" -> "first_name")."""
     name = re.sub(r"[^A-Za-z0-9_.\-]+", "_", column.strip()).strip("_").lower()[:128]
-    if not name or not (name[0].isalpha() or name[0] == "_"):
+    if not any(c.isalnum() for c in name):
+        return "property"
+    if not (name[0].isalpha() or name[0] == "_"):
         name = ("_" + name)[:128]
     try:
         return check_property_name(name)

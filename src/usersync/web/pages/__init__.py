@@ -6,6 +6,10 @@ as the REST API. `install(app)` mounts them, their static files and their error 
     /integrations/{id}/sync/new                    the sync wizard: Configure source, then
                                                    (POST) Map properties, Resolve conflicts,
                                                    Schedule import, Import
+    /runs, /runs/{id}                              runs (one sync's: ?sync=), a run's progress
+    /users, /users/{userId}                        User 360
+
+Errors on pages answer as pages (404 for an unknown address); on the API, as its JSON.
 """
 
 from __future__ import annotations
@@ -13,12 +17,14 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 
 from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
+from starlette.exceptions import HTTPException
 
 from usersync.errors import UsersyncError
 from usersync.reports import error_code
-from usersync.web.errors import status_for
+from usersync.web.errors import status_for, validation_fields
 from usersync.web.pages import integrations, runs, signin, users, wizard, wizard_steps
 from usersync.web.pages.render import STATIC, render
 from usersync.web.pages.session import CsrfRejected, SignInRequired, signin_url
@@ -26,8 +32,11 @@ from usersync.web.pages.session import CsrfRejected, SignInRequired, signin_url
 Handler = Callable[[Request, Exception], Response | Awaitable[Response]]
 
 
+_NOT_PAGES = ("/api/", "/health", "/static/", "/docs", "/redoc", "/openapi.json")
+
+
 def _is_page(request: Request) -> bool:
-    return not request.url.path.startswith(("/api/", "/health"))
+    return not request.url.path.startswith(_NOT_PAGES)
 
 
 def _sign_in_required(request: Request, error: Exception) -> Response:
@@ -49,22 +58,40 @@ def _csrf_rejected(request: Request, error: Exception) -> HTMLResponse:
     )
 
 
-def _page_errors(json_handler: Handler) -> Handler:
-    """A usersync error on a page answers as a page; on the API, as the API's JSON."""
+Described = tuple[int, str, str, str | None]  # status, title, message, error code
+Describe = Callable[[Request, Exception], Described]
+
+
+def _usersync_error(request: Request, error: Exception) -> Described:
+    assert isinstance(error, UsersyncError)
+    status = status_for(error)
+    title = "Not found" if status == 404 else "Something went wrong"
+    return status, title, error.message, error_code(error)
+
+
+def _http_error(request: Request, error: Exception) -> Described:
+    assert isinstance(error, HTTPException)
+    if error.status_code in (404, 405):
+        return 404, "Not found", f"There is no page at {request.url.path}.", None
+    return error.status_code, "Something went wrong", str(error.detail), None
+
+
+def _invalid_address(request: Request, error: Exception) -> Described:
+    assert isinstance(error, RequestValidationError)
+    problems = "; ".join(
+        f"{item['field']}: {item['message']}" for item in validation_fields(error.errors())
+    )
+    return 422, "This address is not valid", problems or "The request is not valid.", None
+
+
+def _as_page(json_handler: Handler, describe: Describe) -> Handler:
+    """An error on a page answers as a page; on the API, as the API's JSON."""
 
     def handle(request: Request, error: Exception) -> Response | Awaitable[Response]:
-        if not isinstance(error, UsersyncError) or not _is_page(request):
+        if not _is_page(request):
             return json_handler(request, error)
-        status = status_for(error)
-        title = "Not found" if status == 404 else "Something went wrong"
-        return render(
-            request,
-            "error.html",
-            status,
-            title=title,
-            message=error.message,
-            code=error_code(error),
-        )
+        status, title, message, code = describe(request, error)
+        return render(request, "error.html", status, title=title, message=message, code=code)
 
     return handle
 
@@ -76,4 +103,9 @@ def install(app: FastAPI) -> None:
         app.include_router(module.router)
     app.add_exception_handler(SignInRequired, _sign_in_required)
     app.add_exception_handler(CsrfRejected, _csrf_rejected)
-    app.add_exception_handler(UsersyncError, _page_errors(app.exception_handlers[UsersyncError]))
+    for kind, describe in (
+        (UsersyncError, _usersync_error),
+        (HTTPException, _http_error),
+        (RequestValidationError, _invalid_address),
+    ):
+        app.add_exception_handler(kind, _as_page(app.exception_handlers[kind], describe))
