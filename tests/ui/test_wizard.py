@@ -110,6 +110,27 @@ def test_the_whole_wizard_imports_the_file_and_lands_on_its_run(
     }
     assert sync.schedule == {"type": "once"}
     expect(page.get_by_role("main")).to_contain_text("Partial")
+    rejected = page.get_by_role("table", name="The rejected row").get_by_role("row").nth(1)
+    expect(rejected.get_by_role("cell")).to_have_text(
+        ["3", "Age", "abc", "'abc' is not a whole number such as 42 (property 'age' is integer)"]
+    )
+
+    page.get_by_role("navigation", name="Main").get_by_role("link", name="Integrations").click()
+    syncs_of = page.get_by_role("list", name="Syncs of Acme")
+    expect(syncs_of).to_contain_text("People from Acme")
+    expect(syncs_of).to_contain_text("Once, right away")
+    expect(page.get_by_role("switch", name="Sync on")).to_be_checked()
+
+    page.get_by_role("navigation", name="Main").get_by_role(
+        "link", name="Users", exact=True
+    ).click()
+    page.get_by_label("Search by userId").fill("u3")
+    page.get_by_label("Search by userId").press("Enter")
+    page.get_by_role("link", name="u3", exact=True).click()
+    record = page.get_by_role("main")
+    expect(record.get_by_role("heading", level=1)).to_contain_text("u3")
+    expect(record).to_contain_text("cy@example.com")
+    expect(record.get_by_role("row", name=re.compile("^age"))).to_contain_text("7")
 
 
 @pytest.mark.parametrize(
@@ -271,3 +292,26 @@ def test_back_and_change_keep_every_choice(
     next_step(page, "Import")
     expect(page.get_by_role("main")).to_contain_text("work_email")
     expect(page.get_by_role("main")).to_contain_text("empty cells clear their property")
+
+
+def fits_the_width(page: Page) -> bool:
+    return bool(
+        page.evaluate(
+            "document.documentElement.scrollWidth <= document.documentElement.clientWidth"
+        )
+    )
+
+
+def test_every_step_fits_a_tablet_and_goes_forward_with_the_keyboard(
+    page: Page, live: LiveApp, workspace: Workspace, sftp: SftpFolder
+) -> None:
+    page.set_viewport_size({"width": 768, "height": 1024})
+    open_wizard(page, live, workspace, sftp)
+    assert fits_the_width(page)
+    for title in ("Map properties", "Resolve conflicts", "Schedule import", "Import"):
+        next_step(page, title)
+        assert fits_the_width(page), f"{title} is wider than a tablet"
+    page.get_by_label("Sync name").fill("From the keyboard")
+    page.get_by_label("Sync name").press("Enter")  # the form's default action: Import
+    expect(page).to_have_url(re.compile(r"/runs/\d+$"))
+    assert the_only_sync(live, workspace).name == "From the keyboard"

@@ -11,8 +11,10 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from usersync.connectivity import TestOutcome, location_of, needs_host_key, test_connection
 from usersync.errors import Conflict, UsageError
+from usersync.schedule import parse_schedule
 from usersync.store import connections, syncs
 from usersync.store.connections import Connection, NewConnection
+from usersync.store.syncs import Sync
 from usersync.web.api._common import ResourceId
 from usersync.web.deps import Services, ServicesDep
 from usersync.web.pages.render import render
@@ -28,17 +30,25 @@ class Card:
     connection: Connection
     origin: str
     ready: bool  # may be browsed: its host key is confirmed (or its kind has none)
-    sync_on: bool  # some sync of it is switched on
+    syncs: list[tuple[Sync, str]]  # its syncs, each with its schedule in words
+
+    @property
+    def sync_on(self) -> bool:
+        """Some sync of it is switched on."""
+        return any(sync.enabled for sync, _ in self.syncs)
 
 
 def _cards(services: Services, ws: int) -> list[Card]:
-    enabled = {s.connection_id for s in syncs.list_all(services.engine, ws) if s.enabled}
+    by_connection: dict[int, list[tuple[Sync, str]]] = {}
+    for sync in syncs.list_all(services.engine, ws):
+        described = parse_schedule(sync.schedule).describe()
+        by_connection.setdefault(sync.connection_id, []).append((sync, described))
     return [
         Card(
             connection=c,
             origin=location_of(c).origin,
             ready=bool(c.host_key_fingerprint) or not needs_host_key(c),
-            sync_on=c.id in enabled,
+            syncs=by_connection.get(c.id, []),
         )
         for c in connections.list_all(services.engine, services.box, ws)
     ]
