@@ -13,7 +13,9 @@ from playwright.sync_api import Page, expect
 
 from tests.apiclient import Workspace
 from tests.servers.sshd import SftpFolder
-from tests.ui.steps import fill_sftp_form, fingerprints, sign_in
+from tests.ui.conftest import LiveApp
+from tests.ui.steps import confirmed_connection, fill_sftp_form, fingerprints, sign_in
+from usersync.store import connections, syncs
 
 pytestmark = pytest.mark.integration
 
@@ -142,3 +144,53 @@ def test_the_source_step_expands_folders_fetches_files_and_previews_one(
     expect(table.get_by_role("columnheader")).to_have_text(["userId", "email"])
     expect(table.get_by_role("row")).to_have_count(3)
     expect(table.get_by_role("cell", name="b@x.example")).to_be_visible()
+
+
+def test_editing_a_connection_keeps_its_password_and_a_new_port_asks_for_the_key_again(
+    page: Page, live: LiveApp, workspace: Workspace, sftp: SftpFolder
+) -> None:
+    connection = confirmed_connection(live, workspace, sftp, "Old name")
+    sign_in(page, workspace.token)
+
+    page.get_by_role("link", name="Edit Old name").click()
+    expect(page.get_by_role("heading", name="Edit Old name")).to_be_visible()
+    expect(page.get_by_label("Host")).to_have_value(sftp.host)
+    page.get_by_label("Connection name").fill("New name")
+    page.get_by_role("button", name="Save").click()
+
+    expect(page.get_by_role("status")).to_have_text("Saved New name.")
+    saved = connections.get(live.engine, live.services.box, workspace.id, connection.id)
+    assert saved.has_password  # the empty password field kept it
+    assert saved.host_key_fingerprint == connection.host_key_fingerprint
+
+    page.get_by_role("link", name="Edit New name").click()
+    page.get_by_label("Port").fill("1")
+    page.get_by_role("button", name="Save").click()
+    expect(page.get_by_role("heading", level=1)).to_have_text("Test connection")
+    moved = connections.get(live.engine, live.services.box, workspace.id, connection.id)
+    assert (moved.port, moved.host_key_fingerprint) == (1, None)
+
+
+def test_deleting_a_connection_deletes_its_syncs(
+    page: Page, live: LiveApp, workspace: Workspace, sftp: SftpFolder
+) -> None:
+    connection = confirmed_connection(live, workspace, sftp, "Doomed")
+    syncs.create(
+        live.engine,
+        live.services.box,
+        workspace.id,
+        {
+            "connection_id": connection.id,
+            "folder": sftp.path(),
+            "file": "userdata_a.csv",
+            "mapping": {"user_id": "id"},
+        },
+    )
+    sign_in(page, workspace.token)
+    page.get_by_role("link", name="Edit Doomed").click()
+
+    page.get_by_text("Delete this connection").click()
+    page.get_by_role("button", name="Delete Doomed").click()
+
+    expect(page.get_by_text("No integrations yet")).to_be_visible()
+    assert syncs.list_all(live.engine, workspace.id) == []

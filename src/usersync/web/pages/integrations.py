@@ -13,6 +13,7 @@ from usersync.connectivity import TestOutcome, location_of, needs_host_key, test
 from usersync.errors import Conflict, UsageError
 from usersync.schedule import parse_schedule
 from usersync.store import connections, syncs
+from usersync.store._bind import writing
 from usersync.store.connections import Connection, NewConnection
 from usersync.store.syncs import Sync
 from usersync.web.api._common import ResourceId
@@ -60,10 +61,18 @@ def integrations(
     services: ServicesDep,
     session: SessionDep,
     connected: Annotated[int | None, Query(ge=1)] = None,
+    saved: Annotated[int | None, Query(ge=1)] = None,
 ) -> HTMLResponse:
     cards = _cards(services, session.workspace_id)
-    just = next((c.connection.name for c in cards if c.connection.id == connected), None)
-    return render(request, "integrations.html", session=session, cards=cards, connected=just)
+    names = {c.connection.id: c.connection.name for c in cards}
+    return render(
+        request,
+        "integrations.html",
+        session=session,
+        cards=cards,
+        connected=names.get(connected or 0),
+        saved=names.get(saved or 0),
+    )
 
 
 def _connect_page(
@@ -99,6 +108,76 @@ async def _read_key(upload: UploadFile | None) -> tuple[str | None, str | None]:
     return text, None
 
 
+@dataclass(frozen=True)
+class ConnectForm:
+    """The Connect SFTP form as submitted (the secrets apart from what is shown again)."""
+
+    values: dict[str, str]
+    password: str
+    key_text: str | None
+    key_error: str | None
+    key_passphrase: str
+
+
+async def _connect_form(
+    name: str,
+    host: str,
+    port: str,
+    username: str,
+    auth: str,
+    password: str,
+    private_key: UploadFile | None,
+    key_passphrase: str,
+) -> ConnectForm:
+    values = {
+        "name": name.strip(),
+        "host": host.strip(),
+        "port": port.strip(),
+        "username": username.strip(),
+        "auth": auth if auth in ("password", "key") else "password",
+    }
+    key_text, key_error = await _read_key(private_key)
+    return ConnectForm(values, password, key_text, key_error, key_passphrase)
+
+
+def _form_errors(form: ConnectForm, stored: Connection | None = None) -> dict[str, str]:
+    """What the form lacks. Editing (`stored`), an empty secret keeps the stored one of the
+    same kind."""
+    values = form.values
+    errors: dict[str, str] = {}
+    if not values["host"]:
+        errors["host"] = "Enter the server's host name or IP address."
+    if not values["port"].isdigit() or not 1 <= int(values["port"]) <= 65535:
+        errors["port"] = "Enter a port number between 1 and 65535 (SFTP usually uses 22)."
+    if not values["username"]:
+        errors["username"] = "Enter the user name to log in with."
+    keeps_password = stored is not None and stored.has_password
+    keeps_key = stored is not None and stored.has_private_key
+    if values["auth"] == "password" and not form.password and not keeps_password:
+        errors["password"] = "Enter the password."
+    if values["auth"] == "key":
+        if form.key_error:
+            errors["private_key"] = form.key_error
+        elif form.key_text is None and not keeps_key:
+            errors["private_key"] = "Choose the private key file to log in with."
+    if errors and values["auth"] == "password" and form.password and "password" not in errors:
+        errors["password"] = "For your safety, enter the password again."
+    return errors
+
+
+def _secrets(form: ConnectForm) -> dict[str, str | None]:
+    """The secrets the form gives (none given: the stored ones stay)."""
+    if form.values["auth"] == "password":
+        return {"password": form.password, "private_key": None} if form.password else {}
+    if form.key_text is None:
+        return {}
+    return {
+        "private_key": form.key_text,
+        "key_passphrase": form.key_passphrase or None,
+        "password": None,
+    }
+
+
 @router.post("", response_class=HTMLResponse, include_in_schema=False)
 async def connect(
     request: Request,
@@ -114,40 +193,22 @@ async def connect(
     key_passphrase: Annotated[str, Form(max_length=4096)] = "",
 ) -> Response:
     """Save the connection (its host key unconfirmed), then show its test."""
-    values = {
-        "name": name.strip(),
-        "host": host.strip(),
-        "port": port.strip(),
-        "username": username.strip(),
-        "auth": auth if auth in ("password", "key") else "password",
-    }
-    errors: dict[str, str] = {}
-    if not values["host"]:
-        errors["host"] = "Enter the server's host name or IP address."
-    if not values["port"].isdigit() or not 1 <= int(values["port"]) <= 65535:
-        errors["port"] = "Enter a port number between 1 and 65535 (SFTP usually uses 22)."
-    if not values["username"]:
-        errors["username"] = "Enter the user name to log in with."
-    key_text, key_error = await _read_key(private_key)
-    if values["auth"] == "password" and not password:
-        errors["password"] = "Enter the password."
-    if values["auth"] == "key":
-        if key_error:
-            errors["private_key"] = key_error
-        elif key_text is None:
-            errors["private_key"] = "Choose the private key file to log in with."
+    form = await _connect_form(
+        name, host, port, username, auth, password, private_key, key_passphrase
+    )
+    values = form.values
+    errors = _form_errors(form)
     if errors:
-        if values["auth"] == "password" and password and "password" not in errors:
-            errors["password"] = "For your safety, enter the password again."
         return _connect_page(request, session, values, errors, 422)
+    secrets = _secrets(form)
     new = NewConnection(
         name=values["name"] or f"{values['username']}@{values['host']}",
         host=values["host"],
         port=int(values["port"]),
         username=values["username"],
-        password=password if values["auth"] == "password" else None,
-        private_key=key_text if values["auth"] == "key" else None,
-        key_passphrase=(key_passphrase or None) if values["auth"] == "key" else None,
+        password=secrets.get("password"),
+        private_key=secrets.get("private_key"),
+        key_passphrase=secrets.get("key_passphrase"),
     )
     try:
         created = connections.create(services.engine, services.box, session.workspace_id, new)
@@ -156,6 +217,83 @@ async def connect(
     except UsageError as error:
         return _connect_page(request, session, values, {"form": error.message}, 422)
     return RedirectResponse(f"/integrations/{created.id}/verify", status_code=303)
+
+
+def _edit_page(
+    request: Request,
+    session: Session,
+    connection: Connection,
+    values: dict[str, str],
+    errors: dict[str, str] | None = None,
+    status: int = 200,
+) -> HTMLResponse:
+    return render(
+        request,
+        "connect.html",
+        status,
+        session=session,
+        values=values,
+        errors=errors or {},
+        editing=connection,
+    )
+
+
+@router.get("/{connection_id}/edit", response_class=HTMLResponse, include_in_schema=False)
+def edit_form(
+    request: Request, connection_id: ResourceId, services: ServicesDep, session: SessionDep
+) -> HTMLResponse:
+    connection = connections.get(services.engine, services.box, session.workspace_id, connection_id)
+    values = {
+        "name": connection.name,
+        "host": connection.host,
+        "port": str(connection.port),
+        "username": connection.username,
+        "auth": "key" if connection.has_private_key else "password",
+    }
+    return _edit_page(request, session, connection, values)
+
+
+@router.post("/{connection_id}", response_class=HTMLResponse, include_in_schema=False)
+async def save(
+    request: Request,
+    connection_id: ResourceId,
+    services: ServicesDep,
+    session: FormSessionDep,
+    name: Annotated[str, Form(max_length=200)] = "",
+    host: Annotated[str, Form(max_length=255)] = "",
+    port: Annotated[str, Form(max_length=10)] = "22",
+    username: Annotated[str, Form(max_length=200)] = "",
+    auth: Annotated[str, Form(max_length=10)] = "password",
+    password: Annotated[str, Form(max_length=4096)] = "",
+    private_key: Annotated[UploadFile | None, File()] = None,
+    key_passphrase: Annotated[str, Form(max_length=4096)] = "",
+) -> Response:
+    """Save the changes; a new host or port is tested again (its host key confirmed anew)."""
+    ws = session.workspace_id
+    stored = connections.get(services.engine, services.box, ws, connection_id)
+    form = await _connect_form(
+        name, host, port, username, auth, password, private_key, key_passphrase
+    )
+    values = form.values
+    errors = _form_errors(form, stored)
+    if errors:
+        return _edit_page(request, session, stored, values, errors, 422)
+    changes: dict[str, object] = {
+        "name": values["name"] or f"{values['username']}@{values['host']}",
+        "host": values["host"],
+        "port": int(values["port"]),
+        "username": values["username"],
+        **_secrets(form),
+    }
+    try:
+        saved = connections.update(services.engine, services.box, ws, connection_id, changes)
+    except Conflict as error:
+        return _edit_page(request, session, stored, values, {"name": error.message}, 409)
+    except UsageError as error:
+        return _edit_page(request, session, stored, values, {"form": error.message}, 422)
+    if needs_host_key(saved) and not saved.host_key_fingerprint:
+        return RedirectResponse(f"/integrations/{connection_id}/verify", status_code=303)
+    return RedirectResponse(f"/integrations?saved={connection_id}", status_code=303)
 
 
 def _verify_page(
@@ -213,7 +351,13 @@ def confirm(
 
 @router.post("/{connection_id}/delete", include_in_schema=False)
 def delete(connection_id: ResourceId, services: ServicesDep, session: FormSessionDep) -> Response:
-    connections.delete(services.engine, session.workspace_id, connection_id)
+    """The connection and its syncs, in one transaction (their past runs stay on record)."""
+    ws = session.workspace_id
+    with writing(services.engine) as conn:
+        for sync in syncs.list_all(conn, ws):
+            if sync.connection_id == connection_id:
+                syncs.delete(conn, ws, sync.id)
+        connections.delete(conn, ws, connection_id)
     return RedirectResponse("/integrations", status_code=303)
 
 
