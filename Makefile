@@ -4,7 +4,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 VENDOR := src/usersync/web/static/vendor/.installed
 
-.PHONY: install run demo test lint typecheck unit system-packages bench clean
+.PHONY: install run demo test lint typecheck unit system-packages bench screenshots clean
 
 install: $(STAMP) $(VENDOR)
 
@@ -45,6 +45,11 @@ test: install system-packages lint typecheck
 
 bench: install system-packages
 	$(BIN)/python bench/import_bench.py
+
+# Screenshots of each step of the web UI into docs/screenshots/ (the demo server, a
+# throwaway database).
+screenshots: install system-packages
+	$(BIN)/python scripts/screenshots.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache node_modules src/usersync/web/static/vendor
