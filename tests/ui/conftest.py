@@ -1,7 +1,7 @@
 """Fixtures of the browser tests: the app served by uvicorn on a loopback port, and Debian's
 Chromium driven by Playwright (headless; Playwright downloads no browser of its own).
 
-    live       session   LiveApp: the app's URL and services (SQLite, with its worker)
+    live       package   LiveApp: the app's URL and services (SQLite, with its worker)
     workspace  function  a fresh workspace of `live`, with a token
     browser    session   headless /usr/bin/chromium
     page       function  a page in a fresh browser context (no cookies), failing the test
@@ -50,7 +50,7 @@ class _Server(uvicorn.Server):
         pass
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")  # its worker thread ends with the browser tests
 def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveApp]:
     if not (STATIC / "vendor" / "htmx.min.js").exists():
         pytest.fail("the web UI's assets are missing: run `make install` (npm ci)")
