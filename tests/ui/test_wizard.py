@@ -274,6 +274,10 @@ def test_back_and_change_keep_every_choice(
     next_step(page, "Map properties")
     page.get_by_label("Property for Email").fill("work_email")
     next_step(page, "Resolve conflicts")
+    expect(page.get_by_role("radio", name="Update existing user data")).to_be_checked()
+    page.get_by_role("radio", name="Retain imported user data").check()
+    expect(page.get_by_role("checkbox", name="Empty cells clear their property")).to_be_hidden()
+    page.get_by_role("radio", name="Update existing user data").check()
     page.get_by_role("checkbox", name="Empty cells clear their property").check()
     next_step(page, "Schedule import")
     page.get_by_role("radio", name="Repeat").check()
@@ -292,6 +296,11 @@ def test_back_and_change_keep_every_choice(
     next_step(page, "Import")
     expect(page.get_by_role("main")).to_contain_text("work_email")
     expect(page.get_by_role("main")).to_contain_text("empty cells clear their property")
+    page.get_by_role("button", name="Import", exact=True).click()
+    expect(page).to_have_url(re.compile(r"/runs\?sync=\d+$"))
+    sync = the_only_sync(live, workspace)
+    assert (sync.conflict, sync.empty_cells) == ("update", "clear")
+    assert sync.schedule == {"type": "daily", "time": "04:15"}
 
 
 def fits_the_width(page: Page) -> bool:
