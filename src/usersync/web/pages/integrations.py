@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Annotated
 
-from fastapi import APIRouter, File, Form, Query, Request, UploadFile
+from fastapi import APIRouter, Depends, File, Form, Query, Request, UploadFile
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from usersync.connectivity import TestOutcome, location_of, needs_host_key, test_connection
@@ -120,15 +120,16 @@ class ConnectForm:
 
 
 async def _connect_form(
-    name: str,
-    host: str,
-    port: str,
-    username: str,
-    auth: str,
-    password: str,
-    private_key: UploadFile | None,
-    key_passphrase: str,
+    name: Annotated[str, Form(max_length=200)] = "",
+    host: Annotated[str, Form(max_length=255)] = "",
+    port: Annotated[str, Form(max_length=10)] = "22",
+    username: Annotated[str, Form(max_length=200)] = "",
+    auth: Annotated[str, Form(max_length=10)] = "password",
+    password: Annotated[str, Form(max_length=4096)] = "",
+    private_key: Annotated[UploadFile | None, File()] = None,
+    key_passphrase: Annotated[str, Form(max_length=4096)] = "",
 ) -> ConnectForm:
+    """The form's fields (a dependency of the routes that take it)."""
     values = {
         "name": name.strip(),
         "host": host.strip(),
@@ -138,6 +139,9 @@ async def _connect_form(
     }
     key_text, key_error = await _read_key(private_key)
     return ConnectForm(values, password, key_text, key_error, key_passphrase)
+
+
+ConnectFormDep = Annotated[ConnectForm, Depends(_connect_form)]
 
 
 def _form_errors(form: ConnectForm, stored: Connection | None = None) -> dict[str, str]:
@@ -179,23 +183,13 @@ def _secrets(form: ConnectForm) -> dict[str, str | None]:
 
 
 @router.post("", response_class=HTMLResponse, include_in_schema=False)
-async def connect(
+def connect(
     request: Request,
     services: ServicesDep,
     session: FormSessionDep,
-    name: Annotated[str, Form(max_length=200)] = "",
-    host: Annotated[str, Form(max_length=255)] = "",
-    port: Annotated[str, Form(max_length=10)] = "22",
-    username: Annotated[str, Form(max_length=200)] = "",
-    auth: Annotated[str, Form(max_length=10)] = "password",
-    password: Annotated[str, Form(max_length=4096)] = "",
-    private_key: Annotated[UploadFile | None, File()] = None,
-    key_passphrase: Annotated[str, Form(max_length=4096)] = "",
+    form: ConnectFormDep,
 ) -> Response:
     """Save the connection (its host key unconfirmed), then show its test."""
-    form = await _connect_form(
-        name, host, port, username, auth, password, private_key, key_passphrase
-    )
     values = form.values
     errors = _form_errors(form)
     if errors:
@@ -254,26 +248,16 @@ def edit_form(
 
 
 @router.post("/{connection_id}", response_class=HTMLResponse, include_in_schema=False)
-async def save(
+def save(
     request: Request,
     connection_id: ResourceId,
     services: ServicesDep,
     session: FormSessionDep,
-    name: Annotated[str, Form(max_length=200)] = "",
-    host: Annotated[str, Form(max_length=255)] = "",
-    port: Annotated[str, Form(max_length=10)] = "22",
-    username: Annotated[str, Form(max_length=200)] = "",
-    auth: Annotated[str, Form(max_length=10)] = "password",
-    password: Annotated[str, Form(max_length=4096)] = "",
-    private_key: Annotated[UploadFile | None, File()] = None,
-    key_passphrase: Annotated[str, Form(max_length=4096)] = "",
+    form: ConnectFormDep,
 ) -> Response:
     """Save the changes; a new host or port is tested again (its host key confirmed anew)."""
     ws = session.workspace_id
     stored = connections.get(services.engine, services.box, ws, connection_id)
-    form = await _connect_form(
-        name, host, port, username, auth, password, private_key, key_passphrase
-    )
     values = form.values
     errors = _form_errors(form, stored)
     if errors:

@@ -14,10 +14,10 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Annotated, Any
 from zoneinfo import ZoneInfo
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from starlette.datastructures import FormData
 
@@ -85,6 +85,24 @@ class Wizard:
 
 async def _form(request: Request) -> FormData:
     return await request.form()
+
+
+# The routes are plain functions, run on worker threads: they reach the database and the
+# file server, which must not hold up the server's event loop.
+FormDep = Annotated[FormData, Depends(_form)]
+
+
+def _posted(
+    request: Request,
+    services: Services,
+    session: Session,
+    connection_id: int,
+    form: FormData,
+    step: Step,
+) -> tuple[Wizard, Draft]:
+    """The wizard, and the posted draft with `step`'s fields as the form gives them."""
+    wizard = Wizard(request, services, session, connection_id)
+    return wizard, Draft.loads(form.get("draft")).absorb(step, form)
 
 
 def _step_named(name: object) -> Step | None:
@@ -201,13 +219,15 @@ def _review_context(wizard: Wizard, draft: Draft) -> dict[str, Any]:
 
 
 @router.post("", include_in_schema=False)
-async def step(
-    request: Request, connection_id: ResourceId, services: ServicesDep, session: FormSessionDep
+def step(
+    request: Request,
+    connection_id: ResourceId,
+    services: ServicesDep,
+    session: FormSessionDep,
+    form: FormDep,
 ) -> Response:
-    form = await _form(request)
-    wizard = Wizard(request, services, session, connection_id)
     current = _step_named(form.get("step")) or "source"
-    draft = Draft.loads(form.get("draft")).absorb(current, form)
+    wizard, draft = _posted(request, services, session, connection_id, form, current)
     go = form.get("go", "next")
     if go == "back":
         return show(wizard, _neighbour(current, -1), draft, {})
@@ -221,12 +241,14 @@ async def step(
 
 
 @router.post("/convert", response_class=HTMLResponse, include_in_schema=False)
-async def convert(
-    request: Request, connection_id: ResourceId, services: ServicesDep, session: FormSessionDep
+def convert(
+    request: Request,
+    connection_id: ResourceId,
+    services: ServicesDep,
+    session: FormSessionDep,
+    form: FormDep,
 ) -> HTMLResponse:
-    form = await _form(request)
-    wizard = Wizard(request, services, session, connection_id)
-    draft = Draft.loads(form.get("draft")).absorb("map", form)
+    wizard, draft = _posted(request, services, session, connection_id, form, "map")
     columns = [c.column for c in draft.columns]
     conversion = checks.convert_sample(draft, columns, _sample(form), wizard.zone(draft))
     return render(request, "_conversion.html", conversion=conversion, draft=draft)
@@ -244,22 +266,26 @@ def _sample(form: FormData) -> list[tuple[int, list[str]]]:
 
 
 @router.post("/when", response_class=HTMLResponse, include_in_schema=False)
-async def when(
-    request: Request, connection_id: ResourceId, services: ServicesDep, session: FormSessionDep
+def when(
+    request: Request,
+    connection_id: ResourceId,
+    services: ServicesDep,
+    session: FormSessionDep,
+    form: FormDep,
 ) -> HTMLResponse:
-    form = await _form(request)
-    wizard = Wizard(request, services, session, connection_id)
-    draft = Draft.loads(form.get("draft")).absorb("schedule", form)
+    wizard, draft = _posted(request, services, session, connection_id, form, "schedule")
     return render(request, "_when.html", draft=draft, **_when(wizard, draft))
 
 
 @router.post("/import", include_in_schema=False)
-async def create(
-    request: Request, connection_id: ResourceId, services: ServicesDep, session: FormSessionDep
+def create(
+    request: Request,
+    connection_id: ResourceId,
+    services: ServicesDep,
+    session: FormSessionDep,
+    form: FormDep,
 ) -> Response:
-    form = await _form(request)
-    wizard = Wizard(request, services, session, connection_id)
-    draft = Draft.loads(form.get("draft")).absorb("review", form)
+    wizard, draft = _posted(request, services, session, connection_id, form, "review")
     values = {
         "connection_id": connection_id,
         "name": draft.name or None,
