@@ -7,16 +7,14 @@ unfinished transaction) leaves `users` as it was.
    The server parses the JSON into jsonb while the client reads on.
 2. `pg_advisory_xact_lock(namespace, workspace)`: applies to one workspace take turns, so
    the counts are exact and no two of them insert the same new user.
-3. Merge, in key order (sorted once; the B-tree then takes near-appends):
+3. Merge, in key order (sorted once; the B-tree then takes near-appends), one row per user
+   id: several changes for one user are folded in file order on the way (UPDATE: the patches
+   composed with `||` by a temporary aggregate, so the last value of each key wins; REPLACE:
+   the last change), so no statement meets a user id twice:
    - a workspace without users yet gets a plain INSERT (twice as fast as ON CONFLICT,
      measured: 5.5 s against 11 s for 1.65 M rows);
    - otherwise one `INSERT ... ON CONFLICT DO UPDATE ... RETURNING`, its rows counted by
      whether `created_at` is this apply's time (an updated row keeps its older one).
-   Neither statement accepts two rows for one user id. Such duplicates are rare, so they
-   are not searched for up front: the merge runs under a savepoint, and if it reports one
-   (unique or cardinality violation) it is rolled back, the duplicates are folded in file
-   order (UPDATE: patches composed key by key, the last value winning; REPLACE: the last
-   change), and the merge runs again.
 
 In UPDATE mode existing users must see the nulls of a patch (they clear properties) while new
 users must not store them: new users are inserted with the raw patch, then stripped.
@@ -29,7 +27,7 @@ from datetime import datetime
 from typing import Any, cast
 
 import psycopg
-from sqlalchemy import exc, text
+from sqlalchemy import text
 from sqlalchemy.engine import Connection, Engine
 
 from usersync.schema import utcnow
@@ -38,9 +36,13 @@ from usersync.store.model import ApplyCounts, BeforeCommit, Change, ConflictMode
 
 STAGING = "usersync_staging"
 _LOCK_NAMESPACE = 0x75737273  # "usrs": first key of pg_advisory_xact_lock(int, int)
-# unique_violation (plain INSERT) and cardinality_violation ("ON CONFLICT DO UPDATE command
-# cannot affect row a second time"): with the workspace locked, only a duplicate causes them.
-_DUPLICATE_SQLSTATES = frozenset({"23505", "21000"})
+# A user's patches composed in file order: jsonb_concat is `||` (strict: the first patch
+# starts the state). In pg_temp, so it lasts as long as the session and touches no schema.
+_PATCHES = "pg_temp.usersync_patches"
+_CREATE_PATCHES = (
+    f"DROP AGGREGATE IF EXISTS {_PATCHES}(jsonb); "
+    f"CREATE AGGREGATE {_PATCHES}(jsonb) (SFUNC = jsonb_concat, STYPE = jsonb)"
+)
 
 
 def apply(
@@ -64,7 +66,7 @@ def apply(
             text("SELECT EXISTS (SELECT 1 FROM users WHERE workspace_id = :ws)"),
             {"ws": workspace_id},
         )
-        counts = _merge_folding_duplicates(conn, workspace_id, mode, staged, now, empty)
+        counts = _merge(conn, workspace_id, mode, staged, now, empty)
         if dry_run:
             transaction.rollback()
         elif before_commit is not None:
@@ -91,22 +93,22 @@ def _stage(conn: Connection, batches: Iterable[Sequence[Change]]) -> Staged:
     return Staged(rows=rows, nulls=nulls)
 
 
-def _merge_folding_duplicates(
-    conn: Connection,
-    workspace_id: int,
-    mode: ConflictMode,
-    staged: Staged,
-    now: datetime,
-    empty: bool,
-) -> ApplyCounts:
-    try:
-        with conn.begin_nested():
-            return _merge(conn, workspace_id, mode, staged, now, empty)
-    except exc.DBAPIError as error:
-        if getattr(error.orig, "sqlstate", None) not in _DUPLICATE_SQLSTATES:
-            raise
-    conn.execute(text(_FOLD_UPDATE if mode is ConflictMode.UPDATE else _FOLD_REPLACE))
-    return _merge(conn, workspace_id, mode, staged, now, empty)
+def _changes(conn: Connection, mode: ConflictMode, strip: bool) -> str:
+    """The staged changes, one row per user id in key order: (user_id, properties)."""
+    if mode is ConflictMode.REPLACE:
+        properties = "jsonb_strip_nulls(properties)" if strip else "properties"
+        return (
+            f"SELECT DISTINCT ON (user_id) user_id, {properties} AS properties "
+            f"FROM {STAGING} ORDER BY user_id, seq DESC"
+        )
+    conn.exec_driver_sql(_CREATE_PATCHES)
+    properties = f"{_PATCHES}(properties ORDER BY seq)"
+    if strip:
+        properties = f"jsonb_strip_nulls({properties})"
+    return (
+        f"SELECT user_id, {properties} AS properties "
+        f"FROM {STAGING} GROUP BY user_id ORDER BY user_id"
+    )
 
 
 def _merge(
@@ -118,28 +120,27 @@ def _merge(
     empty: bool,
 ) -> ApplyCounts:
     params = {"ws": workspace_id, "now": now}
-    strip = "jsonb_strip_nulls(properties)" if staged.nulls else "properties"
+    insert = (
+        "INSERT INTO users (workspace_id, user_id, properties, created_at, updated_at) "
+        "SELECT :ws, user_id, properties, :now, :now FROM ({changes}) AS changes "
+        "ORDER BY user_id"
+    )
     if empty:
-        result = conn.execute(
-            text(
-                "INSERT INTO users (workspace_id, user_id, properties, created_at, updated_at) "
-                f"SELECT :ws, user_id, {strip}, :now, :now FROM {STAGING} ORDER BY user_id"
-            ),
-            params,
-        )
+        changes = _changes(conn, mode, strip=staged.nulls)
+        result = conn.execute(text(insert.format(changes=changes)), params)
         return ApplyCounts(created=result.rowcount, updated=0)
     if mode is ConflictMode.UPDATE:
-        inserted = "properties"  # stripped below: the conflict branch needs the nulls
+        # New users are stripped below: the conflict branch needs the nulls.
+        changes = _changes(conn, mode, strip=False)
         merged = "users.properties || excluded.properties"
         if staged.nulls:
             merged = f"jsonb_strip_nulls({merged})"
     else:
-        inserted, merged = strip, "excluded.properties"
+        changes = _changes(conn, mode, strip=staged.nulls)
+        merged = "excluded.properties"
     row = conn.execute(
         text(
-            "WITH merged AS ("
-            " INSERT INTO users (workspace_id, user_id, properties, created_at, updated_at)"
-            f" SELECT :ws, user_id, {inserted}, :now, :now FROM {STAGING} ORDER BY user_id"
+            f"WITH merged AS ({insert.format(changes=changes)}"
             " ON CONFLICT (workspace_id, user_id) DO UPDATE"
             f" SET properties = {merged}, updated_at = excluded.updated_at"
             " RETURNING created_at = :now AS created) "
@@ -157,28 +158,4 @@ _STRIP_NEW_USERS = (
     "UPDATE users u SET properties = jsonb_strip_nulls(u.properties) "
     f"FROM {STAGING} s WHERE u.workspace_id = :ws AND u.user_id = s.user_id "
     "AND u.created_at = :now AND s.properties <> jsonb_strip_nulls(s.properties)"
-)
-
-# Replace each duplicated user id's changes by one. In one statement: the data-modifying
-# CTE deletes the originals while the INSERT adds the folded rows, both from one snapshot.
-_DUPLICATES = f"SELECT user_id FROM {STAGING} GROUP BY user_id HAVING count(*) > 1"
-_FOLD_UPDATE = (
-    f"WITH dup AS ({_DUPLICATES}), "
-    "folded AS ("
-    " SELECT s.user_id, max(s.seq) AS seq,"
-    "  coalesce(jsonb_object_agg(e.key, e.value ORDER BY s.seq)"
-    "   FILTER (WHERE e.key IS NOT NULL), '{}'::jsonb) AS properties"
-    f" FROM {STAGING} s JOIN dup USING (user_id)"
-    " LEFT JOIN LATERAL jsonb_each(s.properties) e ON true"
-    " GROUP BY s.user_id), "
-    f"gone AS (DELETE FROM {STAGING} s USING dup WHERE s.user_id = dup.user_id) "
-    f"INSERT INTO {STAGING} (seq, user_id, properties) SELECT seq, user_id, properties FROM folded"
-)
-_FOLD_REPLACE = (
-    f"WITH dup AS ({_DUPLICATES}), "
-    "folded AS ("
-    " SELECT DISTINCT ON (s.user_id) s.user_id, s.seq, s.properties"
-    f" FROM {STAGING} s JOIN dup USING (user_id) ORDER BY s.user_id, s.seq DESC), "
-    f"gone AS (DELETE FROM {STAGING} s USING dup WHERE s.user_id = dup.user_id) "
-    f"INSERT INTO {STAGING} (seq, user_id, properties) SELECT seq, user_id, properties FROM folded"
 )
