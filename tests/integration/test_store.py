@@ -297,6 +297,25 @@ def test_a_store_error_mid_merge_leaves_the_users_unchanged(
     assert everything(engine) == before
 
 
+def test_a_change_refused_while_staging_fails_the_apply_and_stops_the_reading(
+    engine: Engine, store: UserStore, ws: int
+) -> None:
+    apply(store, ws, UPDATE, change("old", a=1))
+    before = everything(engine)
+    read: list[int] = []
+
+    def batches() -> Iterator[list[tuple[str | None, str]]]:
+        for i in range(200):
+            read.append(i)
+            yield [(None, "{}")] if i == 1 else [(f"new{i}", "{}")]  # no user id: refused
+
+    with pytest.raises(StoreError, match="nothing was applied"):
+        store.apply(ws, batches(), UPDATE)  # type: ignore[arg-type]
+    assert everything(engine) == before
+    if engine.dialect.name == "sqlite":  # PostgreSQL reports it when the COPY ends
+        assert len(read) < 10
+
+
 def test_nothing_to_apply(store: UserStore, ws: int) -> None:
     assert store.apply(ws, [], UPDATE) == ApplyCounts(created=0, updated=0)
     assert store.apply(ws, [[], []], REPLACE) == ApplyCounts(created=0, updated=0)

@@ -1,7 +1,8 @@
 """Bulk apply on SQLite: stage the changes in a TEMP table, then merge them in key order.
 
 1. Staging: `executemany` into `temp.usersync_staging` in a transaction of the temp schema
-   only, so other writers are not locked out while the file streams in (it may take minutes).
+   only, so other writers are not locked out while the file streams in (it may take minutes),
+   on a thread of its own, while the next batch is read and converted.
 2. Merge, in one BEGIN IMMEDIATE transaction: a single `INSERT ... SELECT ... ORDER BY
    user_id, seq ... ON CONFLICT DO UPDATE`. Key order turns 1.65 M random B-tree inserts into
    near-appends (measured: 3.7 s instead of 20 s when the table outgrows the page cache).
@@ -19,7 +20,9 @@ them from the users this apply created.
 
 from __future__ import annotations
 
+import queue
 import sqlite3
+import threading
 from collections.abc import Iterable, Sequence
 from typing import cast
 
@@ -79,18 +82,57 @@ def _stage(conn: Connection, batches: Iterable[Sequence[Change]]) -> Staged:
             f"CREATE TEMP TABLE {STAGING} "
             "(seq INTEGER PRIMARY KEY, user_id TEXT NOT NULL, properties TEXT NOT NULL)"
         )
-        cursor = _driver(conn).cursor()
-        try:
+        with _Writer(_driver(conn)) as writer:
             for batch in batches:
-                # A change is a (user_id, properties_json) tuple: bound as it is.
-                cursor.executemany(
-                    f"INSERT INTO temp.{STAGING} (user_id, properties) VALUES (?, ?)", batch
-                )
+                writer.put(batch)
                 rows += len(batch)
                 nulls = nulls or has_nulls(batch)
+    return Staged(rows=rows, nulls=nulls)
+
+
+class _Writer:
+    """Inserts the batches into the staging table on a thread of its own, so that SQLite
+    writes one batch while the file's next one is read and converted (SQLite lets go of the
+    GIL while it works). A failure of either side stops both and is raised here."""
+
+    _DEPTH = 2  # batches waiting: each is a few MB
+
+    def __init__(self, driver: sqlite3.Connection) -> None:
+        self._driver = driver
+        self._queue: queue.Queue[Sequence[Change] | None] = queue.Queue(maxsize=self._DEPTH)
+        self._failure: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, name="usersync-staging", daemon=True)
+
+    def __enter__(self) -> _Writer:
+        self._thread.start()
+        return self
+
+    def put(self, batch: Sequence[Change]) -> None:
+        if self._failure is not None:
+            raise self._failure
+        self._queue.put(batch)
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._queue.put(None)
+        self._thread.join()
+        if self._failure is not None and exc_info[0] is None:
+            raise self._failure
+
+    def _run(self) -> None:
+        cursor = self._driver.cursor()
+        try:
+            while (batch := self._queue.get()) is not None:
+                if self._failure is None:
+                    # A change is a (user_id, properties_json) tuple: bound as it is.
+                    cursor.executemany(
+                        f"INSERT INTO temp.{STAGING} (user_id, properties) VALUES (?, ?)", batch
+                    )
+        except BaseException as error:  # raised again on the reading side
+            self._failure = error
+            while self._queue.get() is not None:  # let the reading side finish putting
+                pass
         finally:
             cursor.close()
-    return Staged(rows=rows, nulls=nulls)
 
 
 def _merge_sql(mode: ConflictMode, nulls: bool) -> str:
