@@ -95,7 +95,7 @@ class _Writer:
     writes one batch while the file's next one is read and converted (SQLite lets go of the
     GIL while it works). A failure of either side stops both and is raised here."""
 
-    _DEPTH = 2  # batches waiting: each is a few MB
+    _DEPTH = 1  # batches waiting (each is a few MB): one keeps the writer busy
 
     def __init__(self, driver: sqlite3.Connection) -> None:
         self._driver = driver
