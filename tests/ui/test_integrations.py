@@ -12,10 +12,13 @@ import pytest
 from playwright.sync_api import Page, expect
 
 from tests.apiclient import Workspace
+from tests.servers.ftpd import VsftpdServer
+from tests.servers.s3 import S3Bucket
 from tests.servers.sshd import SftpFolder
 from tests.ui.conftest import LiveApp
 from tests.ui.steps import confirmed_connection, fill_sftp_form, fingerprints, sign_in
 from usersync.store import connections, syncs
+from usersync.store.connections import NewConnection
 
 pytestmark = pytest.mark.integration
 
@@ -194,3 +197,88 @@ def test_deleting_a_connection_deletes_its_syncs(
 
     expect(page.get_by_text("No integrations yet")).to_be_visible()
     assert syncs.list_all(live.engine, workspace.id) == []
+
+
+def test_an_s3_bucket_connects_and_its_files_are_browsed(
+    page: Page, workspace: Workspace, s3_bucket: S3Bucket
+) -> None:
+    s3_bucket.put("exports/userdata_a.csv", b"userId,email\nu1,a@x.example\n")
+    sign_in(page, workspace.token)
+    page.get_by_role("button", name="Connect FTP, FTPS or S3").click()
+    page.get_by_role("radio", name="S3-compatible bucket").check()
+    expect(page.get_by_label("Host")).to_be_hidden()
+    page.get_by_role("button", name="Test connection").click()  # nothing filled in
+    expect(page.get_by_label("Bucket", exact=True)).to_have_accessible_description(
+        "Enter the bucket's name."
+    )
+    expect(page.get_by_label("Secret access key")).to_have_accessible_description(
+        "Enter the secret access key."
+    )
+
+    page.get_by_label("Bucket", exact=True).fill(s3_bucket.name)
+    page.get_by_label("Access key ID").fill(s3_bucket.access_key_id)
+    page.get_by_label("Secret access key").fill(s3_bucket.secret_access_key)
+    page.get_by_label("Endpoint URL").fill(s3_bucket.endpoint_url)
+    page.get_by_label("Region").fill(s3_bucket.region)
+    page.get_by_role("button", name="Test connection").click()
+
+    expect(page.get_by_role("status")).to_have_text(f"Connected to s3://{s3_bucket.name}.")
+    page.get_by_role("button", name="Back to integrations").click()
+    card = page.get_by_role("article").filter(
+        has=page.get_by_role("heading", name=f"s3://{s3_bucket.name}")
+    )
+    expect(card.get_by_text("Ready.")).to_be_visible()
+    card.get_by_role("switch", name="Sync on").click()
+    page.get_by_role("dialog").get_by_role("button", name="Sync on").click()
+    page.get_by_role("radio", name="exports").check()
+    page.get_by_role("button", name="Fetch files").click()
+    expect(page.get_by_role("radio", name=re.compile("^userdata_a.csv"))).to_be_checked()
+
+
+def test_ftps_with_an_untrusted_certificate_says_so_and_plain_ftp_warns(
+    page: Page, workspace: Workspace, vsftpd: VsftpdServer
+) -> None:
+    sign_in(page, workspace.token)
+    page.get_by_role("button", name="Connect FTP, FTPS or S3").click()
+    expect(page.get_by_role("radio", name="FTPS")).to_be_checked()
+    page.get_by_role("radio", name="FTP", exact=True).check()
+    expect(page.get_by_text("Plain FTP sends the password")).to_be_visible()
+    page.get_by_role("radio", name="FTPS").check()
+    expect(page.get_by_role("radio", name="a private key")).to_be_hidden()
+    page.get_by_label("Host").fill(vsftpd.host)
+    page.get_by_label("Port").fill(str(vsftpd.port))
+    page.get_by_label("User name").fill(vsftpd.username)
+    page.get_by_label("Password", exact=True).fill(vsftpd.password)
+    page.get_by_role("button", name="Test connection").click()
+
+    expect(page.get_by_role("alert")).to_contain_text("certificate")
+
+
+def test_an_s3_connection_is_edited_with_its_own_fields(
+    page: Page, live: LiveApp, workspace: Workspace, s3_bucket: S3Bucket
+) -> None:
+    created = connections.create(
+        live.engine,
+        live.services.box,
+        workspace.id,
+        NewConnection(
+            name="Bucket",
+            kind="s3",
+            host=s3_bucket.name,
+            username=s3_bucket.access_key_id,
+            password=s3_bucket.secret_access_key,
+            options={"endpoint_url": s3_bucket.endpoint_url, "region": s3_bucket.region},
+        ),
+    )
+    sign_in(page, workspace.token)
+    page.get_by_role("link", name="Edit Bucket").click()
+    expect(page.get_by_label("Bucket", exact=True)).to_have_value(s3_bucket.name)
+    expect(page.get_by_label("Endpoint URL")).to_have_value(s3_bucket.endpoint_url)
+    expect(page.get_by_label("Host")).to_be_hidden()
+    page.get_by_label("Region").fill("eu-central-1")
+    page.get_by_role("button", name="Save").click()
+
+    expect(page.get_by_role("status")).to_have_text("Saved Bucket.")
+    saved = connections.get(live.engine, live.services.box, workspace.id, created.id)
+    assert saved.options == {"endpoint_url": s3_bucket.endpoint_url, "region": "eu-central-1"}
+    assert (saved.has_password, saved.kind) == (True, "s3")

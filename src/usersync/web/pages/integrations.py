@@ -1,8 +1,10 @@
-"""Integrations: the connections as cards, "Connect SFTP" with the connection test that shows
-the server's host key for the user to confirm, and each card's "Sync on" toggle."""
+"""Integrations: the connections as cards, "Connect SFTP" (or FTP, FTPS, an S3 bucket) with
+the connection test that shows an SFTP server's host key for the user to confirm, editing
+and deleting a connection, and each card's "Sync on" toggle."""
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import Annotated
 
@@ -10,6 +12,7 @@ from fastapi import APIRouter, Depends, File, Form, Query, Request, UploadFile
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from usersync.connectivity import TestOutcome, location_of, needs_host_key, test_connection
+from usersync.enums import ConnectionKind
 from usersync.errors import Conflict, UsageError
 from usersync.schedule import parse_schedule
 from usersync.store import connections, syncs
@@ -88,8 +91,13 @@ def _connect_page(
 
 
 @router.get("/new", response_class=HTMLResponse, include_in_schema=False)
-def connect_form(request: Request, session: SessionDep) -> HTMLResponse:
-    return _connect_page(request, session, {"port": "22", "auth": "password"})
+def connect_form(
+    request: Request,
+    session: SessionDep,
+    kind: Annotated[str, Query(max_length=10)] = "sftp",
+) -> HTMLResponse:
+    chosen = kind if kind in KINDS else "sftp"
+    return _connect_page(request, session, {"kind": chosen, "port": "", "auth": "password"})
 
 
 async def _read_key(upload: UploadFile | None) -> tuple[str | None, str | None]:
@@ -108,9 +116,14 @@ async def _read_key(upload: UploadFile | None) -> tuple[str | None, str | None]:
     return text, None
 
 
+KINDS = tuple(kind.value for kind in ConnectionKind)
+DEFAULT_PORTS = {"sftp": 22, "ftp": 21, "ftps": 21}
+
+
 @dataclass(frozen=True)
 class ConnectForm:
-    """The Connect SFTP form as submitted (the secrets apart from what is shown again)."""
+    """The Connect form as submitted (the secrets apart from what is shown again). For s3,
+    host is the bucket, username the access key id and password the secret access key."""
 
     values: dict[str, str]
     password: str
@@ -118,54 +131,103 @@ class ConnectForm:
     key_error: str | None
     key_passphrase: str
 
+    @property
+    def kind(self) -> str:
+        return self.values["kind"]
+
+    def port(self) -> int | None:
+        """The port given, or None for the kind's usual one."""
+        return int(self.values["port"]) if self.values["port"] else None
+
+    def options(self) -> dict[str, str] | None:
+        if self.kind != ConnectionKind.S3:
+            return None
+        given = {k: self.values[k] for k in ("endpoint_url", "region") if self.values[k]}
+        return given or None
+
 
 async def _connect_form(
+    kind: Annotated[str, Form(max_length=10)] = "sftp",
     name: Annotated[str, Form(max_length=200)] = "",
     host: Annotated[str, Form(max_length=255)] = "",
-    port: Annotated[str, Form(max_length=10)] = "22",
+    port: Annotated[str, Form(max_length=10)] = "",
     username: Annotated[str, Form(max_length=200)] = "",
     auth: Annotated[str, Form(max_length=10)] = "password",
     password: Annotated[str, Form(max_length=4096)] = "",
     private_key: Annotated[UploadFile | None, File()] = None,
     key_passphrase: Annotated[str, Form(max_length=4096)] = "",
+    bucket: Annotated[str, Form(max_length=255)] = "",
+    access_key_id: Annotated[str, Form(max_length=200)] = "",
+    secret_access_key: Annotated[str, Form(max_length=4096)] = "",
+    endpoint_url: Annotated[str, Form(max_length=2000)] = "",
+    region: Annotated[str, Form(max_length=64)] = "",
 ) -> ConnectForm:
-    """The form's fields (a dependency of the routes that take it)."""
+    """The form's fields (a dependency of the routes that take it). An s3 bucket has fields
+    of its own: the bucket is kept as the host, the access key id as the user name and the
+    secret access key as the password."""
+    kind = kind if kind in KINDS else "sftp"
+    s3 = kind == ConnectionKind.S3
+    if s3:
+        host, username, password = bucket, access_key_id, secret_access_key
     values = {
+        "kind": kind,
         "name": name.strip(),
         "host": host.strip(),
-        "port": port.strip(),
+        "port": "" if s3 else port.strip(),
         "username": username.strip(),
-        "auth": auth if auth in ("password", "key") else "password",
+        "auth": auth if kind == ConnectionKind.SFTP and auth in ("password", "key") else "password",
+        "endpoint_url": endpoint_url.strip(),
+        "region": region.strip(),
+        "bucket": bucket.strip(),
+        "access_key_id": access_key_id.strip(),
     }
-    key_text, key_error = await _read_key(private_key)
+    key_text, key_error = await _read_key(private_key if values["auth"] == "key" else None)
     return ConnectForm(values, password, key_text, key_error, key_passphrase)
 
 
 ConnectFormDep = Annotated[ConnectForm, Depends(_connect_form)]
 
 
+# The s3 form's own names for the fields a connection keeps as host, username and password.
+S3_FIELDS = {"host": "bucket", "username": "access_key_id", "password": "secret_access_key"}
+
+
 def _form_errors(form: ConnectForm, stored: Connection | None = None) -> dict[str, str]:
-    """What the form lacks. Editing (`stored`), an empty secret keeps the stored one of the
-    same kind."""
+    """What the form lacks, by field name. Editing (`stored`), an empty secret keeps the
+    stored one of the same kind."""
     values = form.values
+    s3 = form.kind == ConnectionKind.S3
     errors: dict[str, str] = {}
     if not values["host"]:
-        errors["host"] = "Enter the server's host name or IP address."
-    if not values["port"].isdigit() or not 1 <= int(values["port"]) <= 65535:
-        errors["port"] = "Enter a port number between 1 and 65535 (SFTP usually uses 22)."
+        errors["host"] = (
+            "Enter the bucket's name." if s3 else "Enter the server's host name or IP address."
+        )
+    port = values["port"]
+    if port and (not port.isdigit() or not 1 <= int(port) <= 65535):
+        errors["port"] = (
+            "Enter a port number between 1 and 65535, or leave it empty "
+            f"for {DEFAULT_PORTS.get(form.kind, 22)}."
+        )
     if not values["username"]:
-        errors["username"] = "Enter the user name to log in with."
+        errors["username"] = (
+            "Enter the access key ID." if s3 else "Enter the user name to log in with."
+        )
+    endpoint = values["endpoint_url"]
+    if s3 and endpoint and not endpoint.startswith(("http://", "https://")):
+        errors["endpoint_url"] = "Give an http:// or https:// URL, or leave it empty for AWS."
     keeps_password = stored is not None and stored.has_password
     keeps_key = stored is not None and stored.has_private_key
     if values["auth"] == "password" and not form.password and not keeps_password:
-        errors["password"] = "Enter the password."
+        errors["password"] = "Enter the secret access key." if s3 else "Enter the password."
     if values["auth"] == "key":
         if form.key_error:
             errors["private_key"] = form.key_error
         elif form.key_text is None and not keeps_key:
             errors["private_key"] = "Choose the private key file to log in with."
     if errors and values["auth"] == "password" and form.password and "password" not in errors:
-        errors["password"] = "For your safety, enter the password again."
+        errors["password"] = "For your safety, enter it again."
+    if s3:
+        return {S3_FIELDS.get(field, field): message for field, message in errors.items()}
     return errors
 
 
@@ -182,6 +244,13 @@ def _secrets(form: ConnectForm) -> dict[str, str | None]:
     }
 
 
+def _default_name(form: ConnectForm) -> str:
+    values = form.values
+    if form.kind == ConnectionKind.S3:
+        return f"s3://{values['host']}"
+    return f"{values['username']}@{values['host']}"
+
+
 @router.post("", response_class=HTMLResponse, include_in_schema=False)
 def connect(
     request: Request,
@@ -196,10 +265,12 @@ def connect(
         return _connect_page(request, session, values, errors, 422)
     secrets = _secrets(form)
     new = NewConnection(
-        name=values["name"] or f"{values['username']}@{values['host']}",
+        name=values["name"] or _default_name(form),
+        kind=form.kind,
         host=values["host"],
-        port=int(values["port"]),
+        port=form.port(),
         username=values["username"],
+        options=form.options(),
         password=secrets.get("password"),
         private_key=secrets.get("private_key"),
         key_passphrase=secrets.get("key_passphrase"),
@@ -240,7 +311,12 @@ def edit_form(
     values = {
         "name": connection.name,
         "host": connection.host,
-        "port": str(connection.port),
+        "kind": connection.kind,
+        "port": "" if connection.kind == ConnectionKind.S3 else str(connection.port),
+        "bucket": connection.host,
+        "access_key_id": connection.username,
+        "endpoint_url": str(connection.options.get("endpoint_url") or ""),
+        "region": str(connection.options.get("region") or ""),
         "username": connection.username,
         "auth": "key" if connection.has_private_key else "password",
     }
@@ -258,17 +334,26 @@ def save(
     """Save the changes; a new host or port is tested again (its host key confirmed anew)."""
     ws = session.workspace_id
     stored = connections.get(services.engine, services.box, ws, connection_id)
+    if form.kind != stored.kind:  # a connection keeps its kind
+        form = dataclasses.replace(form, values={**form.values, "kind": stored.kind})
     values = form.values
     errors = _form_errors(form, stored)
     if errors:
         return _edit_page(request, session, stored, values, errors, 422)
     changes: dict[str, object] = {
-        "name": values["name"] or f"{values['username']}@{values['host']}",
+        "name": values["name"] or _default_name(form),
         "host": values["host"],
-        "port": int(values["port"]),
+        "port": form.port() or DEFAULT_PORTS.get(stored.kind, stored.port),
         "username": values["username"],
         **_secrets(form),
     }
+    if stored.kind == ConnectionKind.S3:
+        changes["options"] = {
+            **stored.options,
+            "endpoint_url": None,
+            "region": None,
+            **(form.options() or {}),
+        }
     try:
         saved = connections.update(services.engine, services.box, ws, connection_id, changes)
     except Conflict as error:
