@@ -12,7 +12,11 @@ it, then tests the login once it is confirmed.
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
+import os
 from dataclasses import dataclass
+from pathlib import Path
 
 from sqlalchemy import Engine
 
@@ -48,6 +52,29 @@ def location_of(connection: Connection, path: str = "/") -> RemoteLocation:
     )
 
 
+def located(settings: Settings, connection: Connection, path: str = "/") -> RemoteLocation:
+    """`location_of`, trusting the connection's own certificate authority if it has one
+    (kept as a file in the data folder, which the TLS libraries read)."""
+    location = location_of(connection, path)
+    pem = connection.options.get("ca_pem")
+    if not pem:
+        return location
+    trust = dataclasses.replace(location.tls, ca_file=str(_ca_file(settings, str(pem))))
+    return dataclasses.replace(location, tls=trust)
+
+
+def _ca_file(settings: Settings, pem: str) -> Path:
+    """The PEM in a file of the data folder named after its content (written once)."""
+    folder = settings.data_dir / "ca"
+    path = folder / (hashlib.sha256(pem.encode("utf-8")).hexdigest() + ".pem")
+    if not path.exists():
+        folder.mkdir(parents=True, exist_ok=True)
+        partial = path.with_suffix(f".{os.getpid()}.tmp")
+        partial.write_text(pem, encoding="utf-8")
+        partial.replace(path)
+    return path
+
+
 def needs_host_key(connection: Connection) -> bool:
     """Whether the server's host key must be confirmed before the connection is used."""
     return connection.kind == "sftp"
@@ -73,7 +100,7 @@ def open_loaded(settings: Settings, connection: Connection, credentials: Credent
             "administrator, then confirm it (PATCH host_key_fingerprint)."
         )
     policy = HostKeyPolicy(fingerprint=connection.host_key_fingerprint)
-    return open_source(location_of(connection), credentials, policy, settings)
+    return open_source(located(settings, connection), credentials, policy, settings)
 
 
 @dataclass(frozen=True)
@@ -94,7 +121,7 @@ def test_connection(
         # handshake stops at the key, before any login.
         probe = Credentials(password="")
         try:
-            source = open_source(location_of(connection), probe, HostKeyPolicy(), settings)
+            source = open_source(located(settings, connection), probe, HostKeyPolicy(), settings)
         except HostKeyError as error:
             return TestOutcome(
                 ok=False,

@@ -235,23 +235,42 @@ def test_an_s3_bucket_connects_and_its_files_are_browsed(
     expect(page.get_by_role("radio", name=re.compile("^userdata_a.csv"))).to_be_checked()
 
 
-def test_ftps_with_an_untrusted_certificate_says_so_and_plain_ftp_warns(
-    page: Page, workspace: Workspace, vsftpd: VsftpdServer
+def test_ftps_needs_its_private_certificate_authority_and_plain_ftp_warns(
+    page: Page, workspace: Workspace, vsftpd: VsftpdServer, tmp_path: Path
 ) -> None:
     sign_in(page, workspace.token)
     page.get_by_role("button", name="Connect FTP, FTPS or S3").click()
     expect(page.get_by_role("radio", name="FTPS")).to_be_checked()
     page.get_by_role("radio", name="FTP", exact=True).check()
     expect(page.get_by_text("Plain FTP sends the password")).to_be_visible()
+    expect(page.get_by_label("Certificate authority")).to_be_hidden()
     page.get_by_role("radio", name="FTPS").check()
     expect(page.get_by_role("radio", name="a private key")).to_be_hidden()
     page.get_by_label("Host").fill(vsftpd.host)
     page.get_by_label("Port").fill(str(vsftpd.port))
     page.get_by_label("User name").fill(vsftpd.username)
+    page.get_by_label("Connection name").fill("Untrusted")
     page.get_by_label("Password", exact=True).fill(vsftpd.password)
     page.get_by_role("button", name="Test connection").click()
-
     expect(page.get_by_role("alert")).to_contain_text("certificate")
+
+    page.goto("/integrations/new?kind=ftps")
+    not_a_certificate = tmp_path / "notes.pem"
+    not_a_certificate.write_text("hello")
+    page.get_by_label("Certificate authority").set_input_files(not_a_certificate)
+    page.get_by_role("button", name="Test connection").click()
+    expect(page.get_by_label("Certificate authority")).to_have_accessible_description(
+        re.compile("not a certificate in PEM form")
+    )
+
+    page.get_by_label("Host").fill(vsftpd.host)
+    page.get_by_label("Port").fill(str(vsftpd.port))
+    page.get_by_label("User name").fill(vsftpd.username)
+    page.get_by_label("Password", exact=True).fill(vsftpd.password)
+    page.get_by_label("Connection name").fill("Trusted")
+    page.get_by_label("Certificate authority").set_input_files(vsftpd.ca_file)
+    page.get_by_role("button", name="Test connection").click()
+    expect(page.get_by_role("status")).to_contain_text("Connected to ftps://")
 
 
 def test_an_s3_connection_is_edited_with_its_own_fields(

@@ -12,6 +12,7 @@ a connection points (host, port) forgets its confirmed host key.
 
 from __future__ import annotations
 
+import ssl
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -34,9 +35,30 @@ PLAIN_FIELDS = ("name", "kind", "host", "port", "username", "host_key_fingerprin
 OPTIONS: dict[str, dict[str, type]] = {
     "sftp": {},
     "ftp": {},
-    "ftps": {"verify_tls": bool},
-    "s3": {"endpoint_url": str, "region": str, "path_style": bool, "verify_tls": bool},
+    "ftps": {"verify_tls": bool, "ca_pem": str},
+    "s3": {
+        "endpoint_url": str,
+        "region": str,
+        "path_style": bool,
+        "verify_tls": bool,
+        "ca_pem": str,
+    },
 }
+MAX_CA_PEM = 64 * 1024  # characters: a few CA certificates
+
+
+def check_ca_pem(pem: str) -> str:
+    """`pem` if it holds CA certificates in PEM form; a UsageError saying why not otherwise."""
+    if len(pem) > MAX_CA_PEM or "-----BEGIN CERTIFICATE-----" not in pem:
+        raise UsageError(
+            "options.ca_pem: give the certificate authority's certificate in PEM form "
+            "(-----BEGIN CERTIFICATE----- ...)"
+        )
+    try:
+        ssl.create_default_context(cadata=pem)
+    except (ssl.SSLError, ValueError, TypeError) as exc:  # TypeError: not ASCII
+        raise UsageError(f"options.ca_pem: the certificate cannot be read ({exc})") from None
+    return pem
 
 
 class ConnectionNotFound(NotFound):
@@ -111,6 +133,8 @@ def _options(kind: str, options: Any) -> dict[str, Any] | None:
             raise UsageError(f"options: {kind} connections have no option {name!r} ({known})")
         if not isinstance(value, allowed[name]):
             raise UsageError(f"options.{name}: {value!r} is not a {allowed[name].__name__}")
+    if "ca_pem" in options:
+        check_ca_pem(options["ca_pem"])
     endpoint = str(options.get("endpoint_url", "https://"))
     if not endpoint.startswith(("http://", "https://")):
         raise UsageError("options.endpoint_url: give an http:// or https:// URL")

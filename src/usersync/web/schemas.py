@@ -110,7 +110,8 @@ class ErrorResponse(BaseModel):
 
 
 class ConnectionOptions(Input):
-    """Per kind: s3 takes endpoint_url, region, path_style; ftps and s3 take verify_tls."""
+    """Per kind: s3 takes endpoint_url, region, path_style; ftps and s3 take verify_tls and
+    ca_pem."""
 
     endpoint_url: str | None = Field(
         default=None, max_length=2000, description="s3: the service's URL (default: AWS)."
@@ -119,6 +120,12 @@ class ConnectionOptions(Input):
     path_style: bool | None = Field(default=None, description="s3: bucket in the path.")
     verify_tls: bool | None = Field(
         default=None, description="ftps, s3: false turns certificate checks off (unsafe)."
+    )
+    ca_pem: str | None = Field(
+        default=None,
+        max_length=65536,
+        description="ftps, s3: the PEM certificate(s) of a private certificate authority to "
+        "trust instead of the system's.",
     )
 
 

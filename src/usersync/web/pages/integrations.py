@@ -17,7 +17,7 @@ from usersync.errors import Conflict, UsageError
 from usersync.schedule import parse_schedule
 from usersync.store import connections, syncs
 from usersync.store._bind import writing
-from usersync.store.connections import Connection, NewConnection
+from usersync.store.connections import MAX_CA_PEM, Connection, NewConnection
 from usersync.store.syncs import Sync
 from usersync.web.api._common import ResourceId
 from usersync.web.deps import Services, ServicesDep
@@ -117,6 +117,7 @@ async def _read_key(upload: UploadFile | None) -> tuple[str | None, str | None]:
 
 
 KINDS = tuple(kind.value for kind in ConnectionKind)
+TLS_KINDS = frozenset({ConnectionKind.FTPS.value, ConnectionKind.S3.value})
 DEFAULT_PORTS = {"sftp": 22, "ftp": 21, "ftps": 21}
 
 
@@ -130,6 +131,8 @@ class ConnectForm:
     key_text: str | None
     key_error: str | None
     key_passphrase: str
+    ca_pem: str | None = None
+    ca_error: str | None = None
 
     @property
     def kind(self) -> str:
@@ -140,9 +143,11 @@ class ConnectForm:
         return int(self.values["port"]) if self.values["port"] else None
 
     def options(self) -> dict[str, str] | None:
-        if self.kind != ConnectionKind.S3:
-            return None
-        given = {k: self.values[k] for k in ("endpoint_url", "region") if self.values[k]}
+        given: dict[str, str] = {}
+        if self.kind == ConnectionKind.S3:
+            given = {k: self.values[k] for k in ("endpoint_url", "region") if self.values[k]}
+        if self.ca_pem is not None and self.kind in TLS_KINDS:
+            given["ca_pem"] = self.ca_pem
         return given or None
 
 
@@ -161,6 +166,7 @@ async def _connect_form(
     secret_access_key: Annotated[str, Form(max_length=4096)] = "",
     endpoint_url: Annotated[str, Form(max_length=2000)] = "",
     region: Annotated[str, Form(max_length=64)] = "",
+    ca_certificate: Annotated[UploadFile | None, File()] = None,
 ) -> ConnectForm:
     """The form's fields (a dependency of the routes that take it). An s3 bucket has fields
     of its own: the bucket is kept as the host, the access key id as the user name and the
@@ -182,7 +188,22 @@ async def _connect_form(
         "access_key_id": access_key_id.strip(),
     }
     key_text, key_error = await _read_key(private_key if values["auth"] == "key" else None)
-    return ConnectForm(values, password, key_text, key_error, key_passphrase)
+    ca_pem, ca_error = await _read_ca(ca_certificate if kind in TLS_KINDS else None)
+    return ConnectForm(values, password, key_text, key_error, key_passphrase, ca_pem, ca_error)
+
+
+async def _read_ca(upload: UploadFile | None) -> tuple[str | None, str | None]:
+    """(the CA certificate's PEM text, or an error) from the uploaded file, if any."""
+    if upload is None or not upload.filename:
+        return None, None
+    raw = await upload.read(MAX_CA_PEM + 1)
+    try:
+        return connections.check_ca_pem(raw.decode("utf-8")), None
+    except (UnicodeDecodeError, UsageError):
+        return None, (
+            "This is not a certificate in PEM form (-----BEGIN CERTIFICATE-----): choose the "
+            "certificate authority's .pem or .crt file."
+        )
 
 
 ConnectFormDep = Annotated[ConnectForm, Depends(_connect_form)]
@@ -224,6 +245,8 @@ def _form_errors(form: ConnectForm, stored: Connection | None = None) -> dict[st
             errors["private_key"] = form.key_error
         elif form.key_text is None and not keeps_key:
             errors["private_key"] = "Choose the private key file to log in with."
+    if form.ca_error:
+        errors["ca_certificate"] = form.ca_error
     if errors and values["auth"] == "password" and form.password and "password" not in errors:
         errors["password"] = "For your safety, enter it again."
     if s3:
@@ -354,6 +377,8 @@ def save(
             "region": None,
             **(form.options() or {}),
         }
+    elif stored.kind in TLS_KINDS and form.ca_pem is not None:
+        changes["options"] = {**stored.options, "ca_pem": form.ca_pem}
     try:
         saved = connections.update(services.engine, services.box, ws, connection_id, changes)
     except Conflict as error:
