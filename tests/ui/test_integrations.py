@@ -301,3 +301,30 @@ def test_an_s3_connection_is_edited_with_its_own_fields(
     saved = connections.get(live.engine, live.services.box, workspace.id, created.id)
     assert saved.options == {"endpoint_url": s3_bucket.endpoint_url, "region": "eu-central-1"}
     assert (saved.has_password, saved.kind) == (True, "s3")
+
+
+def test_a_stored_certificate_authority_can_be_forgotten(
+    page: Page, live: LiveApp, workspace: Workspace, vsftpd: VsftpdServer
+) -> None:
+    created = connections.create(
+        live.engine,
+        live.services.box,
+        workspace.id,
+        NewConnection(
+            name="Private CA",
+            kind="ftps",
+            host=vsftpd.host,
+            port=vsftpd.port,
+            username=vsftpd.username,
+            password=vsftpd.password,
+            options={"ca_pem": vsftpd.ca_file.read_text()},
+        ),
+    )
+    sign_in(page, workspace.token)
+    page.get_by_role("link", name="Edit Private CA").click()
+    page.get_by_role("checkbox", name=re.compile("Forget the stored certificate authority")).check()
+    page.get_by_role("button", name="Save").click()
+
+    expect(page.get_by_role("status")).to_have_text("Saved Private CA.")
+    saved = connections.get(live.engine, live.services.box, workspace.id, created.id)
+    assert "ca_pem" not in saved.options

@@ -353,6 +353,7 @@ def save(
     services: ServicesDep,
     session: FormSessionDep,
     form: ConnectFormDep,
+    forget_ca: Annotated[bool, Form()] = False,
 ) -> Response:
     """Save the changes; a new host or port is tested again (its host key confirmed anew)."""
     ws = session.workspace_id
@@ -379,6 +380,10 @@ def save(
         }
     elif stored.kind in TLS_KINDS and form.ca_pem is not None:
         changes["options"] = {**stored.options, "ca_pem": form.ca_pem}
+    if forget_ca and form.ca_pem is None and stored.kind in TLS_KINDS:
+        kept = changes.get("options", stored.options)
+        assert isinstance(kept, dict)
+        changes["options"] = {**kept, "ca_pem": None}
     try:
         saved = connections.update(services.engine, services.box, ws, connection_id, changes)
     except Conflict as error:
