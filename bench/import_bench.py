@@ -85,6 +85,7 @@ def run_import(url: str, server: SshServer, env: dict[str, str], *extra: str) ->
         "--known-hosts", str(server.known_hosts_path), "--json", "--no-progress",
         *MAPPING, *extra,
     ]  # fmt: skip
+    os.sync()  # the previous case's writes reach the disk first, not during this one
     start = time.perf_counter()
     with tempfile.TemporaryFile() as errors:
         proc = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=errors)
