@@ -25,7 +25,7 @@ import click
 
 from usersync.config import Settings, load_settings
 from usersync.errors import UsageError
-from usersync.reader import CsvOptions
+from usersync.reader import DELIMITER_NAMES, CsvOptions, named_delimiter
 from usersync.sources.base import Source
 from usersync.sources.connect import Credentials, open_source
 from usersync.sources.hostkeys import HostKeyPolicy
@@ -33,7 +33,7 @@ from usersync.sources.urls import RemoteLocation, S3Endpoint, TlsTrust, parse_re
 
 F = TypeVar("F", bound=Callable[..., Any])
 
-DELIMITERS = {",": ",", ";": ";", "tab": "\t", "\\t": "\t", "\t": "\t", "|": "|"}
+DELIMITERS = frozenset({",", ";", "|", "\t", *DELIMITER_NAMES})  # what --delimiter takes
 
 # option name in `opts` -> (how the user writes it, the URL schemes it fits)
 _FITS: dict[str, tuple[str, tuple[str, ...]]] = {
@@ -222,7 +222,7 @@ def csv_options(encoding: str | None, delimiter: str | None) -> CsvOptions:
         return CsvOptions(encoding=encoding)
     if delimiter not in DELIMITERS:
         raise UsageError(f"--delimiter must be one of , ; tab | (got {delimiter!r})")
-    return CsvOptions(encoding=encoding, delimiter=DELIMITERS[delimiter])
+    return CsvOptions(encoding=encoding, delimiter=named_delimiter(delimiter))
 
 
 def csv_format_options(func: F) -> F:

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,6 +21,7 @@ from sqlalchemy import Engine
 
 from usersync.config import Settings
 from usersync.errors import Conflict, HostKeyError, UsersyncError
+from usersync.files import create_file
 from usersync.secretbox import SecretBox
 from usersync.sources.base import Source
 from usersync.sources.connect import Credentials, open_source
@@ -69,15 +69,19 @@ def _ca_file(settings: Settings, pem: str) -> Path:
     path = folder / (hashlib.sha256(pem.encode("utf-8")).hexdigest() + ".pem")
     if not path.exists():
         folder.mkdir(parents=True, exist_ok=True)
-        partial = path.with_suffix(f".{os.getpid()}.tmp")
-        partial.write_text(pem, encoding="utf-8")
-        partial.replace(path)
+        create_file(path, pem.encode("utf-8"), 0o644)  # threads may race: one writes it
     return path
 
 
 def needs_host_key(connection: Connection) -> bool:
     """Whether the server's host key must be confirmed before the connection is used."""
     return connection.kind == "sftp"
+
+
+def host_key_pending(connection: Connection) -> bool:
+    """Whether the connection waits for its host key to be confirmed (nothing is read until
+    then)."""
+    return needs_host_key(connection) and connection.host_key_fingerprint is None
 
 
 def source_url(connection: Connection) -> str:
@@ -93,7 +97,7 @@ def open_connection(
 
 def open_loaded(settings: Settings, connection: Connection, credentials: Credentials) -> Source:
     """A Source for a connection already read with `connections.load`."""
-    if needs_host_key(connection) and connection.host_key_fingerprint is None:
+    if host_key_pending(connection):
         raise HostKeyNotConfirmed(
             f"connection {connection.id} ({connection.name}): its host key is not confirmed "
             "yet. Test the connection, check the fingerprint it shows with the server's "
@@ -114,9 +118,9 @@ class TestOutcome:
 def test_connection(
     settings: Settings, engine: Engine, box: SecretBox, ws: int, connection_id: int
 ) -> TestOutcome:
-    connection = connections.get(engine, box, ws, connection_id)
+    connection, credentials = connections.load(engine, box, ws, connection_id)
     pinned = connection.host_key_fingerprint
-    if pinned is None and needs_host_key(connection):
+    if host_key_pending(connection):
         # An empty password that is never sent: an empty policy trusts no host key, so the
         # handshake stops at the key, before any login.
         probe = Credentials(password="")
@@ -138,7 +142,7 @@ def test_connection(
         source.close()  # unreachable in practice: nothing trusts an unconfirmed key
         return TestOutcome(False, None, "the server's host key could not be read", False)
     try:
-        source = open_connection(settings, engine, box, ws, connection_id)
+        source = open_loaded(settings, connection, credentials)
     except HostKeyError as error:
         return TestOutcome(False, error.fingerprint, error.message, False)
     except UsersyncError as error:

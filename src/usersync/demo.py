@@ -22,7 +22,6 @@ import logging
 import os
 import random
 import secrets
-import tempfile
 import threading
 import unicodedata
 from dataclasses import dataclass
@@ -35,6 +34,7 @@ import sqlalchemy as sa
 from sqlalchemy import Engine
 
 from usersync.config import Settings
+from usersync.files import create_file
 from usersync.schema import connections, workspaces
 from usersync.secretbox import SecretBox
 from usersync.service import DEFAULT_WORKSPACE
@@ -168,28 +168,12 @@ def _paths(settings: Settings) -> tuple[Path, Path, Path]:
     return root / "files", root / "ssh_host_ed25519_key", root / "password"
 
 
-def _create(path: Path, data: bytes, mode: int) -> bool:
-    """Write `path` unless it exists, whole or not at all (a reader never sees a part of
-    it, a racing writer never replaces it); whether it was written."""
-    fd, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            os.fchmod(handle.fileno(), mode)
-            handle.write(data)
-        os.link(temp, path)
-    except FileExistsError:
-        return False
-    finally:
-        os.unlink(temp)
-    return True
-
-
 def _write_samples(folder: Path) -> tuple[str, ...]:
     written = []
     for name, content in sample_files().items():
         path = folder / name
         path.parent.mkdir(parents=True, exist_ok=True)
-        if not path.exists() and _create(path, content, 0o644):
+        if not path.exists() and create_file(path, content, 0o644):
             written.append(name)
             if name.startswith("archive/"):
                 os.utime(path, (_ARCHIVE_MTIME, _ARCHIVE_MTIME))
@@ -205,9 +189,9 @@ def set_up(settings: Settings) -> DemoSetup:
     written = _write_samples(folder)
     if not key_path.exists():
         key = asyncssh.generate_private_key("ssh-ed25519", comment="usersync demo")
-        _create(key_path, key.export_private_key(), 0o600)
+        create_file(key_path, key.export_private_key(), 0o600)
     if not password_path.exists():  # written last: the server waits for it
-        _create(password_path, secrets.token_urlsafe(24).encode(), 0o600)
+        create_file(password_path, secrets.token_urlsafe(24).encode(), 0o600)
     setup = load(settings)
     assert setup is not None
     return DemoSetup(setup.folder, setup.host_key, setup.password, setup.fingerprint, written)

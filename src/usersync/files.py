@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import enum
 import hashlib
+import os
+import tempfile
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
+from pathlib import Path
 from typing import BinaryIO
 
 from usersync.errors import FileTooLarge, NotEligible
@@ -176,3 +179,19 @@ class SizeLimitedReader(ChunkReader):
                 self._raw.close()
             finally:
                 super().close()
+
+
+def create_file(path: Path, data: bytes, mode: int) -> bool:
+    """Write `path` unless it exists, whole or not at all (a reader never sees a part of
+    it, a racing writer never replaces it); whether it was written."""
+    fd, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            os.fchmod(handle.fileno(), mode)
+            handle.write(data)
+        os.link(temp, path)
+    except FileExistsError:
+        return False
+    finally:
+        os.unlink(temp)
+    return True

@@ -62,6 +62,15 @@ def _show_escapes(text: str) -> str:
     return _ESCAPED.sub(lambda match: f"\\x{ord(match.group()) - 0xDC00:02x}", text)
 
 
+# Delimiters given by name (a tab is hard to type on a command line or in JSON).
+DELIMITER_NAMES = {"tab": "\t", "\\t": "\t"}
+
+
+def named_delimiter(value: str) -> str:
+    """The delimiter `value` names ("tab" is a tab), or `value` itself."""
+    return DELIMITER_NAMES.get(value, value)
+
+
 @dataclass(frozen=True)
 class CsvOptions:
     encoding: str | None = None  # None: UTF-8 with or without BOM, or UTF-16 by its BOM

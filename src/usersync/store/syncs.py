@@ -25,14 +25,12 @@ from usersync.enums import AfterImport, FileChoice, PropertyType
 from usersync.errors import NotFound, UsageError, UsersyncError
 from usersync.files import EXTENSION, PREFIX
 from usersync.mapping import EmptyCells, check_property_name
-from usersync.reader import CsvOptions
+from usersync.reader import CsvOptions, named_delimiter
 from usersync.schedule import OnceSchedule, parse_schedule, resolve_zone
 from usersync.schema import connections, fires, runs, syncs, utcnow, workspaces
 from usersync.secretbox import SecretBox
 from usersync.store._bind import Bind, reading, writing
 from usersync.store.model import ConflictMode
-
-DELIMITER_NAMES = {"tab": "\t", "\\t": "\t"}
 
 
 class SyncNotFound(NotFound):
@@ -156,7 +154,7 @@ def _delimiter(value: object) -> str | None:
         return None
     if not isinstance(value, str):
         raise UsageError(f"delimiter: give one character such as ';', not {value!r}")
-    return DELIMITER_NAMES.get(value, value)
+    return named_delimiter(value)
 
 
 def validate(values: Mapping[str, Any], workspace_zone: str | None = None) -> dict[str, Any]:

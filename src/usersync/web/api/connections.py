@@ -17,7 +17,7 @@ from usersync.browse import (
     preview_file,
 )
 from usersync.connectivity import test_connection
-from usersync.reader import CsvOptions
+from usersync.reader import CsvOptions, named_delimiter
 from usersync.store import connections
 from usersync.store.connections import NewConnection
 from usersync.web.api._common import (
@@ -46,7 +46,6 @@ from usersync.web.schemas import (
 router = APIRouter(prefix="/connections", tags=["connections"])
 
 _REMOTE = errors(404, 409, 502, 504)
-DELIMITERS = {",": ",", ";": ";", "|": "|", "tab": "\t"}
 
 
 @router.get("", summary="List connections", response_model=ConnectionList, responses=errors())
@@ -193,7 +192,7 @@ def preview(
         Literal[",", ";", "|", "tab"] | None, Query(description="Default ,.")
     ] = None,
 ) -> FilePreview:
-    options = CsvOptions(encoding=encoding or None, delimiter=DELIMITERS[delimiter or ","])
+    options = CsvOptions(encoding=encoding or None, delimiter=named_delimiter(delimiter or ","))
     with services.connect(ws, connection_id) as source:
         result = preview_file(
             source, path, options, rows=rows, max_size=services.settings.max_file_size

@@ -11,7 +11,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, File, Form, Query, Request, UploadFile
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
-from usersync.connectivity import TestOutcome, location_of, needs_host_key, test_connection
+from usersync.connectivity import TestOutcome, host_key_pending, location_of, test_connection
 from usersync.enums import ConnectionKind
 from usersync.errors import Conflict, UsageError
 from usersync.schedule import parse_schedule
@@ -51,7 +51,7 @@ def _cards(services: Services, ws: int) -> list[Card]:
         Card(
             connection=c,
             origin=location_of(c).origin,
-            ready=bool(c.host_key_fingerprint) or not needs_host_key(c),
+            ready=not host_key_pending(c),
             syncs=by_connection.get(c.id, []),
         )
         for c in connections.list_all(services.engine, services.box, ws)
@@ -84,9 +84,18 @@ def _connect_page(
     values: dict[str, str],
     errors: dict[str, str] | None = None,
     status: int = 200,
+    *,
+    editing: Connection | None = None,
 ) -> HTMLResponse:
+    """The Connect form, or with `editing` the form that changes that connection."""
     return render(
-        request, "connect.html", status, session=session, values=values, errors=errors or {}
+        request,
+        "connect.html",
+        status,
+        session=session,
+        values=values,
+        errors=errors or {},
+        editing=editing,
     )
 
 
@@ -307,25 +316,6 @@ def connect(
     return RedirectResponse(f"/integrations/{created.id}/verify", status_code=303)
 
 
-def _edit_page(
-    request: Request,
-    session: Session,
-    connection: Connection,
-    values: dict[str, str],
-    errors: dict[str, str] | None = None,
-    status: int = 200,
-) -> HTMLResponse:
-    return render(
-        request,
-        "connect.html",
-        status,
-        session=session,
-        values=values,
-        errors=errors or {},
-        editing=connection,
-    )
-
-
 @router.get("/{connection_id}/edit", response_class=HTMLResponse, include_in_schema=False)
 def edit_form(
     request: Request, connection_id: ResourceId, services: ServicesDep, session: SessionDep
@@ -343,7 +333,7 @@ def edit_form(
         "username": connection.username,
         "auth": "key" if connection.has_private_key else "password",
     }
-    return _edit_page(request, session, connection, values)
+    return _connect_page(request, session, values, editing=connection)
 
 
 @router.post("/{connection_id}", response_class=HTMLResponse, include_in_schema=False)
@@ -363,7 +353,7 @@ def save(
     values = form.values
     errors = _form_errors(form, stored)
     if errors:
-        return _edit_page(request, session, stored, values, errors, 422)
+        return _connect_page(request, session, values, errors, 422, editing=stored)
     changes: dict[str, object] = {
         "name": values["name"] or _default_name(form),
         "host": values["host"],
@@ -387,10 +377,10 @@ def save(
     try:
         saved = connections.update(services.engine, services.box, ws, connection_id, changes)
     except Conflict as error:
-        return _edit_page(request, session, stored, values, {"name": error.message}, 409)
+        return _connect_page(request, session, values, {"name": error.message}, 409, editing=stored)
     except UsageError as error:
-        return _edit_page(request, session, stored, values, {"form": error.message}, 422)
-    if needs_host_key(saved) and not saved.host_key_fingerprint:
+        return _connect_page(request, session, values, {"form": error.message}, 422, editing=stored)
+    if host_key_pending(saved):
         return RedirectResponse(f"/integrations/{connection_id}/verify", status_code=303)
     return RedirectResponse(f"/integrations?saved={connection_id}", status_code=303)
 
@@ -464,8 +454,9 @@ def delete(connection_id: ResourceId, services: ServicesDep, session: FormSessio
 def sync_off(connection_id: ResourceId, services: ServicesDep, session: FormSessionDep) -> Response:
     """The toggle turned off: every sync of the connection stops running."""
     ws = session.workspace_id
-    connections.get(services.engine, services.box, ws, connection_id)  # 404 if not ours
-    for sync in syncs.list_all(services.engine, ws):
-        if sync.connection_id == connection_id and sync.enabled:
-            syncs.set_enabled(services.engine, ws, sync.id, False)
+    with writing(services.engine) as conn:  # all of them, or none
+        connections.get(conn, services.box, ws, connection_id)  # 404 if not ours
+        for sync in syncs.list_all(conn, ws):
+            if sync.connection_id == connection_id and sync.enabled:
+                syncs.set_enabled(conn, ws, sync.id, False)
     return RedirectResponse("/integrations", status_code=303)
