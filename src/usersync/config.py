@@ -96,7 +96,7 @@ def load_settings(env: Mapping[str, str] | None = None, *, db_url: str | None = 
 
 def _port(text: str) -> int:
     value = int(text)
-    if value > 65535:
+    if not 1 <= value <= 65535:
         raise ValueError(text)
     return value
 

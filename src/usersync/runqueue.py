@@ -235,19 +235,17 @@ class LeaseLost(UsersyncError):
 def fence(conn: sa.Connection, *, run_id: int, worker: str, lease: float) -> None:
     """In the apply's transaction, just before it commits: the run must still be `worker`'s,
     and its lease is extended so that nobody recovers it before its outcome is written."""
-    query = sa.select(runs.c.id).where(held_by(run_id, worker))
-    if conn.dialect.name == "postgresql":
-        query = query.with_for_update()
-    if conn.scalar(query) is None:
+    extended = conn.scalar(  # the UPDATE locks the row on both databases
+        sa.update(runs)
+        .where(held_by(run_id, worker))
+        .values(lease_expires_at=utcnow() + timedelta(seconds=lease))
+        .returning(runs.c.id)
+    )
+    if extended is None:
         raise LeaseLost(
             f"run {run_id} was taken over by another worker after this one stopped renewing "
             "its lease; this worker's import was rolled back"
         )
-    conn.execute(
-        sa.update(runs)
-        .where(runs.c.id == run_id)
-        .values(lease_expires_at=utcnow() + timedelta(seconds=lease))
-    )
 
 
 def owns(bind: Bind, run_id: int, worker: str) -> bool:

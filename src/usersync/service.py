@@ -129,7 +129,7 @@ def record_outcome(
     if owner is not None and not runqueue.owns(engine, run_id, owner):
         return False  # another worker recovered the run: its record is that worker's now
     runs.add_run_errors(engine, run_id, rejects)  # first: a finished run has all of them
-    runs.finish_run(
+    finished = runs.finish_run(
         engine,
         run_id,
         status=result.status.value,
@@ -145,6 +145,8 @@ def record_outcome(
         file_sha256=result.sha256,
         owner=owner,
     )
+    if not finished:
+        return False  # recovered by another worker in between: its record is not ours
     if result.status in (RunStatus.SUCCEEDED, RunStatus.PARTIAL) and not dry_run:
         properties.ensure(engine, ws, {name: kind.value for name, kind in types.items()})
     return True

@@ -234,9 +234,8 @@ class Worker:
             if sync.file_choice == FileChoice.EXACT:
                 assert sync.path is not None
                 entry = source.stat(sync.path)
-                self._import_one(
-                    context, run.id, entry, _last_success(self.engine, sync.id, entry.path)
-                )
+                last = _last_successes(self.engine, sync.id, [entry.path])
+                self._import_one(context, run.id, entry, last.get(entry.path))
             else:
                 self._import_chosen(context)
         finally:
@@ -248,9 +247,9 @@ class Worker:
         candidates = sorted(listing.files, key=lambda f: (f.modified or utcnow(), f.name))
         if sync.file_choice == FileChoice.NEWEST:
             candidates = candidates[-1:]
-        last = {f.path: _last_success(self.engine, sync.id, f.path) for f in candidates}
+        last = _last_successes(self.engine, sync.id, [f.path for f in candidates])
         if sync.file_choice == FileChoice.ALL_NEW:
-            candidates = [f for f in candidates if not _same_file(last[f.path], f)]
+            candidates = [f for f in candidates if not _same_file(last.get(f.path), f)]
         if not candidates:
             what = "no eligible file" if not listing.files else "no new file"
             runs.finish_run(
@@ -268,7 +267,7 @@ class Worker:
                     self.engine, context.run, self.name, path=entry.path, lease=self.options.lease
                 )
                 context.beat.run_id = run_id
-            if not self._import_one(context, run_id, entry, last[entry.path]):
+            if not self._import_one(context, run_id, entry, last.get(entry.path)):
                 break
 
     def _import_one(
@@ -416,22 +415,26 @@ def _same_file(last: Run | None, entry: RemoteEntry) -> bool:
     )
 
 
-def _last_success(engine: Engine, sync_id: int, path: str) -> Run | None:
+def _last_successes(engine: Engine, sync_id: int, paths: list[str]) -> dict[str, Run]:
+    """Each path's latest run that read the file whole (succeeded, partial or skipped as
+    unchanged), in one query for all the paths."""
+    if not paths:
+        return {}
+    latest = (
+        sa.select(sa.func.max(runs_table.c.id))
+        .where(
+            runs_table.c.sync_id == sync_id,
+            runs_table.c.path.in_(paths),
+            runs_table.c.status.in_(
+                [RunStatus.SUCCEEDED.value, RunStatus.PARTIAL.value, RunStatus.SKIPPED.value]
+            ),
+            runs_table.c.file_size.is_not(None),
+        )
+        .group_by(runs_table.c.path)
+    )
     with engine.connect() as conn:
-        row = conn.execute(
-            sa.select(runs_table)
-            .where(
-                runs_table.c.sync_id == sync_id,
-                runs_table.c.path == path,
-                runs_table.c.status.in_(
-                    [RunStatus.SUCCEEDED.value, RunStatus.PARTIAL.value, RunStatus.SKIPPED.value]
-                ),
-                runs_table.c.file_size.is_not(None),
-            )
-            .order_by(runs_table.c.id.desc())
-            .limit(1)
-        ).first()
-    return None if row is None else Run(**row._asdict())
+        rows = conn.execute(sa.select(runs_table).where(runs_table.c.id.in_(latest))).all()
+    return {row.path: Run(**row._asdict()) for row in rows}
 
 
 class BackgroundWorker:

@@ -40,8 +40,7 @@ _LOCK_NAMESPACE = 0x75737273  # "usrs": first key of pg_advisory_xact_lock(int, 
 # starts the state). In pg_temp, so it lasts as long as the session and touches no schema.
 _PATCHES = "pg_temp.usersync_patches"
 _CREATE_PATCHES = (
-    f"DROP AGGREGATE IF EXISTS {_PATCHES}(jsonb); "
-    f"CREATE AGGREGATE {_PATCHES}(jsonb) (SFUNC = jsonb_concat, STYPE = jsonb)"
+    f"CREATE OR REPLACE AGGREGATE {_PATCHES}(jsonb) (SFUNC = jsonb_concat, STYPE = jsonb)"
 )
 
 

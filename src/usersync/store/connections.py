@@ -112,8 +112,6 @@ def _check(values: Mapping[str, Any]) -> dict[str, Any]:
     for name in ("name", "host", "username"):
         if name in checked and not str(checked[name]).strip():
             raise UsageError(f"{name} must not be empty")
-    if "options" in checked and "kind" in checked:
-        checked["options"] = _options(str(checked["kind"]), checked["options"])
     fingerprint = checked.get("host_key_fingerprint")
     if fingerprint:
         checked["host_key_fingerprint"] = normalize_fingerprint(fingerprint)
@@ -189,6 +187,7 @@ def create(bind: Bind, box: SecretBox, ws: int, new: NewConnection) -> Connectio
     given = {name: getattr(new, name) for name in PLAIN_FIELDS}
     given["port"] = new.port or DEFAULT_PORTS.get(new.kind, 22)
     values = _check(given)
+    values["options"] = _options(new.kind, new.options)
     if not (new.password or new.private_key):
         raise UsageError("give a password or a private key to log in with")
     now = utcnow()
