@@ -7,23 +7,19 @@ from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Iterator
 from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
 
 from tests.apiclient import (
-    SECRETS,
     WEBHOOK_SECRET,
     Api,
     Recorder,
     RunningApp,
-    app_on_database,
     connection_body,
     error_of,
     new_workspace,
-    no_secrets_shown,
     ok,
     sync_body,
 )
@@ -32,20 +28,6 @@ from usersync.schema import utcnow
 from usersync.store import ConflictMode, UserStore, properties, runs, tokens
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
-def running(
-    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[RunningApp]:
-    with app_on_database(request.param, tmp_path_factory.mktemp("api"), request) as app:
-        yield app
-
-
-@pytest.fixture
-def recorder(caplog: pytest.LogCaptureFixture) -> Iterator[Recorder]:
-    with no_secrets_shown(caplog, *SECRETS) as recorder:
-        yield recorder
 
 
 @pytest.fixture

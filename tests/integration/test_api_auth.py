@@ -4,43 +4,25 @@ takes one (on SQLite and on the real PostgreSQL server)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
 import pytest
 
 from tests.apiclient import (
-    SECRETS,
     Api,
     Recorder,
     RunningApp,
     Workspace,
-    app_on_database,
     connection_body,
     error_of,
     new_workspace,
-    no_secrets_shown,
     ok,
     sync_body,
 )
 from usersync.store import ConflictMode, UserStore, runs, tokens
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
-def running(
-    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[RunningApp]:
-    with app_on_database(request.param, tmp_path_factory.mktemp("api"), request) as app:
-        yield app
-
-
-@pytest.fixture
-def recorder(caplog: pytest.LogCaptureFixture) -> Iterator[Recorder]:
-    with no_secrets_shown(caplog, *SECRETS) as recorder:
-        yield recorder
 
 
 def client(running: RunningApp, recorder: Recorder, workspace: Workspace | None) -> Api:
