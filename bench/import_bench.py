@@ -13,6 +13,7 @@ import argparse
 import json
 import os
 import random
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -159,6 +160,7 @@ def main() -> None:
         finally:
             if postgres is not None:
                 postgres.stop()
+            shutil.rmtree(work, ignore_errors=True)  # its databases take about 1 GB
 
 
 if __name__ == "__main__":
