@@ -208,6 +208,19 @@ def test_update_mode_applies_duplicates_in_order(store: UserStore, ws: int) -> N
     assert props_of(store, ws, "new") == {"z": 3, "y": 2}  # a later null still clears
 
 
+def test_update_mode_folds_many_duplicates_in_file_order(store: UserStore, ws: int) -> None:
+    # Enough rows for the database to sort on disk and fold group by group: each user's
+    # three patches, spread over the whole run, must still apply in file order.
+    ids = [f"u{n}" for n in random.Random(7).sample(range(10**6), 3_000)]
+    apply(store, ws, UPDATE, *(change(i, a=0, keep=1) for i in ids[::2]))
+    rounds = [[change(i, a=step, **{f"s{step}": step}) for i in ids] for step in (1, 2, 3)]
+    counts = store.apply(ws, rounds, UPDATE)
+    assert counts == ApplyCounts(created=1_500, updated=1_500)
+    for i in ids[::2]:
+        assert props_of(store, ws, i) == {"a": 3, "keep": 1, "s1": 1, "s2": 2, "s3": 3}
+    assert props_of(store, ws, ids[1]) == {"a": 3, "s1": 1, "s2": 2, "s3": 3}
+
+
 def test_replace_mode_keeps_the_last_of_duplicates(store: UserStore, ws: int) -> None:
     apply(store, ws, UPDATE, change("old", a=1))
     counts = store.apply(

@@ -101,12 +101,17 @@ def _changes(conn: Connection, mode: ConflictMode, strip: bool) -> str:
             f"FROM {STAGING} ORDER BY user_id, seq DESC"
         )
     conn.exec_driver_sql(_CREATE_PATCHES)
-    properties = f"{_PATCHES}(properties ORDER BY seq)"
+    # Not `_PATCHES(properties ORDER BY seq)`: PostgreSQL before 16 sorts each group on its
+    # own for that, which doubled the fold's time (5.7 s against 2.9 s for 2.1 M changes). An
+    # aggregate takes its rows in the order its input gives them, group by group (sorted) or
+    # row by row (hashed), so a sorted input folds each user's patches in file order.
+    properties = f"{_PATCHES}(properties)"
     if strip:
         properties = f"jsonb_strip_nulls({properties})"
     return (
         f"SELECT user_id, {properties} AS properties "
-        f"FROM {STAGING} GROUP BY user_id ORDER BY user_id"
+        f"FROM (SELECT user_id, properties FROM {STAGING} ORDER BY user_id, seq) AS in_order "
+        "GROUP BY user_id ORDER BY user_id"
     )
 
 
