@@ -1,7 +1,7 @@
 """End-to-end import speed and memory: `usersync import` of a generated 200 MB userdata file
 from a real local sshd into SQLite and PostgreSQL, as a user would run it.
 
-    .venv/bin/python bench/import_bench.py [--mb 200] [--no-postgres] [--also-mb 400]
+    .venv/bin/python bench/import_bench.py [--mb 200] [--no-postgres | --no-sqlite] [--also-mb 400]
 
 As root (it starts its own sshd and PostgreSQL on loopback). Prints, per case: wall seconds,
 MB/s, rows/s and the importing process's peak RSS.
@@ -114,6 +114,7 @@ def main() -> None:
     parser.add_argument("--mb", type=int, default=200)
     parser.add_argument("--also-mb", type=int, default=0, help="a second, larger file for RSS")
     parser.add_argument("--no-postgres", action="store_true")
+    parser.add_argument("--no-sqlite", action="store_true")
     parser.add_argument("--generate", nargs=4, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.generate:
@@ -131,7 +132,7 @@ def main() -> None:
         generate_apart(second, size, seed=2, every_other_from=1)
         print(f"files: {first.stat().st_size:,} and {second.stat().st_size:,} bytes")
         env = {**os.environ, "USERSYNC_DATA_DIR": str(work), "USERSYNC_MAX_FILE_SIZE": str(10**10)}
-        targets = [("SQLite", f"sqlite:///{work / 'bench.db'}")]
+        targets = [] if args.no_sqlite else [("SQLite", f"sqlite:///{work / 'bench.db'}")]
         postgres = None if args.no_postgres else PostgresServer().start()
         try:
             if postgres is not None:

@@ -5,7 +5,8 @@
         other = pg.create_database()                        # URL of a fresh, empty database
 
 The cluster is `initdb`-ed in a fresh directory (as the `postgres` OS user when run as root:
-PostgreSQL refuses to run as root; as the current user otherwise), with fsync off, and
+PostgreSQL refuses to run as root; as the current user otherwise), with fsync off, a 4 GB
+`max_wal_size` (what the README advises for big imports: no checkpoint in the middle), and
 authentication `trust` for 127.0.0.1 and the Unix socket: any password, or none, is accepted
 for the superuser role `usersync`. `stop()` does an immediate shutdown and removes the directory.
 The binaries are those of the newest /usr/lib/postgresql/*/bin.
@@ -232,7 +233,7 @@ class PostgresServer(DirServer):
             options = (
                 f"-c listen_addresses={LOOPBACK} -p {port} -k {self.socket_dir} "
                 "-c fsync=off -c synchronous_commit=off -c full_page_writes=off "
-                "-c max_connections=200"
+                "-c max_connections=200 -c max_wal_size=4GB"
             )
             log_start = self.log_path.stat().st_size if self.log_path.exists() else 0
             try:
