@@ -188,6 +188,20 @@ def test_a_user_id_with_a_slash_space_and_non_ascii_round_trips_through_its_link
     expect(city).to_have_text(["not in the catalog", "Zürich"])
 
 
+@pytest.mark.parametrize("dots", [".", ".."])
+def test_a_user_id_of_dots_opens_from_its_link(
+    page: Page, live: LiveApp, workspace: Workspace, dots: str
+) -> None:
+    # A browser resolves `/users/..` to `/`: such userIds are linked by a query value.
+    seed(live, workspace.id, {dots: {"city": "Basel"}})
+    open_users(page, workspace.token)
+
+    page.get_by_role("link", name=dots, exact=True).click()
+
+    expect(page.get_by_role("heading", level=1)).to_have_text(dots)
+    expect(property_row(page, "city").get_by_role("cell").last).to_have_text("Basel")
+
+
 def test_an_unknown_user_id_is_a_404_page(page: Page, workspace: Workspace) -> None:
     sign_in(page, workspace.token)
 

@@ -38,8 +38,15 @@ class Field:
     value: str | None  # None: empty
 
 
+# Path segments that browsers resolve away (`/users/..` is `/`), encoded or not.
+_DOT_SEGMENTS = frozenset({".", ".."})
+
+
 def user_url(user_id: str) -> str:
-    """The record's page: the userId as one path segment (it may hold `/`, `?`, `#`...)."""
+    """The record's page: the userId as one path segment (it may hold `/`, `?`, `#`...), or,
+    for `.` and `..`, which no browser keeps in a path, as the list's `id` query value."""
+    if user_id in _DOT_SEGMENTS:
+        return "/users?" + urlencode({"id": user_id})
     return "/users/" + quote(user_id, safe="")
 
 
@@ -85,8 +92,12 @@ def users(
     q: SearchText = None,
     after: Annotated[str | None, UserIdText] = None,
     limit: Limit = PAGE_SIZE,
+    id: Annotated[str | None, UserIdText] = None,
 ) -> HTMLResponse:
-    """The users in userId order, a page at a time, optionally those whose userId holds `q`."""
+    """The users in userId order, a page at a time, optionally those whose userId holds `q`;
+    with `id`, that user's record (see user_url)."""
+    if id is not None:
+        return user(request, id, services, session)
     search = q or None
     found, cursor = users_page(
         services.engine, session.workspace_id, limit=limit, after=after, search=search
