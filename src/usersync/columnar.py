@@ -88,7 +88,7 @@ _WHITESPACE_LEADS = _byte_table(bytes(sorted({c.encode()[0] for c in PY_WHITESPA
 _OTHER_CONTROLS = _byte_table(bytes(c for c in range(32) if c not in b"\t\n\r"))
 _SIMPLE_ESCAPES = ((b"\\", "\\\\"), (b'"', '\\"'), (b"\n", "\\n"), (b"\r", "\\r"), (b"\t", "\\t"))
 _TAIL = 4096  # bytes kept from the end of the file, for the blank lines there
-_WORKERS = 1  # batches converted at once, besides the one the caller holds
+_WORKERS = 1  # batches converted side by side (see _batches)
 
 _BOOLEAN_WORDS = pa.array(["true", "yes", "1", "false", "no", "0"])  # the first 3 are true
 _INTEGER = r"^[+-]?(?:[0-9]{1,18}|[0-9]{1,15}\.0*)$"  # fits int64; "15 digits.0" is exact
@@ -470,10 +470,11 @@ def _batches(
     batch_rows: int,
 ) -> Iterator[ColumnarBatch]:
     # pyarrow parses the next blocks while batches are converted: it parses only when asked,
-    # so _Prefetch asks from a thread of its own. Two workers convert the next two batches
-    # (pyarrow.compute lets go of the GIL), also while the caller works on the batch it got
-    # (writes it to the database); this thread finishes them in file order. On two cores the
-    # workers save ~10% over converting here, for ~90 MB more memory; one is used (_WORKERS).
+    # so _Prefetch asks from a thread of its own. With _WORKERS above 1, workers convert
+    # batches side by side (pyarrow.compute lets go of the GIL) and this thread finishes them
+    # in file order. On two cores one is used: more cost ~90 MB of memory for ~10%, and
+    # converting the next batch while the caller writes this one measured no faster (the
+    # staging writer and the conversion then take turns at the GIL).
     lines = _Lines()
     blocks = _Prefetch(reader)
     workers = ThreadPoolExecutor(max_workers=_WORKERS, thread_name_prefix="usersync-columnar")
