@@ -25,6 +25,7 @@ from pydantic import (
 from usersync.enums import AfterImport, ConnectionKind, FileChoice, PropertyType
 from usersync.mapping import EmptyCells
 from usersync.store import syncs
+from usersync.store.connections import MAX_CA_PEM
 from usersync.store.model import ConflictMode
 
 MAX_ID = 2**31 - 1  # ids are 32-bit integers in the database
@@ -123,7 +124,7 @@ class ConnectionOptions(Input):
     )
     ca_pem: str | None = Field(
         default=None,
-        max_length=65536,
+        max_length=MAX_CA_PEM,
         description="ftps, s3: the PEM certificate(s) of a private certificate authority to "
         "trust instead of the system's.",
     )

@@ -15,6 +15,7 @@ from usersync.connectivity import TestOutcome, host_key_pending, location_of, te
 from usersync.enums import ConnectionKind
 from usersync.errors import Conflict, UsageError
 from usersync.schedule import parse_schedule
+from usersync.sources.urls import DEFAULT_PORTS
 from usersync.store import connections, syncs
 from usersync.store._bind import writing
 from usersync.store.connections import MAX_CA_PEM, Connection, NewConnection
@@ -127,7 +128,6 @@ async def _read_key(upload: UploadFile | None) -> tuple[str | None, str | None]:
 
 KINDS = tuple(kind.value for kind in ConnectionKind)
 TLS_KINDS = frozenset({ConnectionKind.FTPS.value, ConnectionKind.S3.value})
-DEFAULT_PORTS = {"sftp": 22, "ftp": 21, "ftps": 21}
 
 
 @dataclass(frozen=True)
@@ -316,6 +316,23 @@ def connect(
     return RedirectResponse(f"/integrations/{created.id}/verify", status_code=303)
 
 
+def _edited_options(
+    stored: Connection, form: ConnectForm, forget_ca: bool
+) -> dict[str, object] | None:
+    """The stored options with the edit form's changes, or None if it changes none: an s3
+    form's empty endpoint and region clear them; a chosen CA file replaces the stored one,
+    which `forget_ca` otherwise drops."""
+    if stored.kind not in TLS_KINDS:
+        return None
+    edits: dict[str, object] = {}
+    if stored.kind == ConnectionKind.S3:
+        edits = {"endpoint_url": None, "region": None}
+    if forget_ca:
+        edits["ca_pem"] = None
+    edits.update(form.options() or {})
+    return {**stored.options, **edits} if edits else None
+
+
 @router.get("/{connection_id}/edit", response_class=HTMLResponse, include_in_schema=False)
 def edit_form(
     request: Request, connection_id: ResourceId, services: ServicesDep, session: SessionDep
@@ -361,19 +378,9 @@ def save(
         "username": values["username"],
         **_secrets(form),
     }
-    if stored.kind == ConnectionKind.S3:
-        changes["options"] = {
-            **stored.options,
-            "endpoint_url": None,
-            "region": None,
-            **(form.options() or {}),
-        }
-    elif stored.kind in TLS_KINDS and form.ca_pem is not None:
-        changes["options"] = {**stored.options, "ca_pem": form.ca_pem}
-    if forget_ca and form.ca_pem is None and stored.kind in TLS_KINDS:
-        kept = changes.get("options", stored.options)
-        assert isinstance(kept, dict)
-        changes["options"] = {**kept, "ca_pem": None}
+    options = _edited_options(stored, form, forget_ca)
+    if options is not None:
+        changes["options"] = options
     try:
         saved = connections.update(services.engine, services.box, ws, connection_id, changes)
     except Conflict as error:
