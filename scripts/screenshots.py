@@ -32,21 +32,22 @@ from pathlib import Path
 from cryptography.fernet import Fernet
 from playwright.sync_api import (
     Browser,
-    ConsoleMessage,
     Error,
     FloatRect,
     Locator,
     Page,
     ViewportSize,
     expect,
-    sync_playwright,
 )
 from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))  # the test servers' and browser tests' helpers
+
+from tests.servers import LOOPBACK, free_port, tail  # noqa: E402
+from tests.ui.browser import CHROMIUM, MISSING, headless_chromium, record_errors  # noqa: E402
+
 OUT = ROOT / "docs" / "screenshots"
-CHROMIUM = Path("/usr/bin/chromium")
-LOOPBACK = "127.0.0.1"
 LAPTOP: ViewportSize = {"width": 1280, "height": 800}
 TABLET: ViewportSize = {"width": 768, "height": 1024}
 MAX_HEIGHT = 3200  # taller pages are cut at this height
@@ -120,12 +121,6 @@ def usersync_command() -> Path:
     return command
 
 
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((LOOPBACK, 0))
-        return int(sock.getsockname()[1])
-
-
 def environment(data_dir: Path, demo_port: int) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("USERSYNC_")}
     env.update(
@@ -193,12 +188,6 @@ def wait_until_up(server: subprocess.Popen[bytes], url: str, demo_port: int, log
         time.sleep(0.2)
 
 
-def tail(log: Path, lines: int = 20) -> str:
-    if not log.exists():
-        return "(no output)"
-    return "\n".join(log.read_text(errors="replace").splitlines()[-lines:])
-
-
 def stop(server: subprocess.Popen[bytes]) -> None:
     if server.poll() is not None:
         return
@@ -237,23 +226,9 @@ def running_usersync() -> Iterator[Instance]:
 @contextmanager
 def chromium() -> Iterator[Browser]:
     if not CHROMIUM.exists():
-        raise ScreenshotError(f"{CHROMIUM} is missing: run `make system-packages`")
-    expect.set_options(timeout=EXPECT_TIMEOUT_MS)
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True)
-        try:
-            yield browser
-        finally:
-            browser.close()
-
-
-def record_errors(page: Page, errors: list[str]) -> None:
-    def on_console(message: ConsoleMessage) -> None:
-        if message.type == "error" and not message.text.startswith("Failed to load resource"):
-            errors.append(message.text)
-
-    page.on("pageerror", lambda error: errors.append(str(error)))
-    page.on("console", on_console)
+        raise ScreenshotError(MISSING)
+    with headless_chromium(EXPECT_TIMEOUT_MS) as browser:
+        yield browser
 
 
 def heading(page: Page, name: str) -> Locator:

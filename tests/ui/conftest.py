@@ -15,20 +15,19 @@ import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 
 import pytest
 import uvicorn
-from playwright.sync_api import Browser, ConsoleMessage, Page, expect, sync_playwright
+from playwright.sync_api import Browser, Page
 from sqlalchemy import Engine
 
 from tests.apiclient import Workspace, api_settings, new_workspace
 from tests.servers import LOOPBACK
+from tests.ui.browser import CHROMIUM, MISSING, headless_chromium, record_errors
 from usersync.web.app import create_app
 from usersync.web.deps import Services
 from usersync.web.pages.render import STATIC
 
-CHROMIUM = Path("/usr/bin/chromium")
 START_TIMEOUT = 15.0
 EXPECT_TIMEOUT_MS = 15_000  # the connection test waits for a real sshd
 
@@ -87,20 +86,9 @@ def workspace(live: LiveApp) -> Workspace:
 @pytest.fixture(scope="session")
 def browser() -> Iterator[Browser]:
     if not CHROMIUM.exists():
-        pytest.fail("Chromium is missing: run `make system-packages` (apt-get install chromium)")
-    expect.set_options(timeout=EXPECT_TIMEOUT_MS)
-    with sync_playwright() as playwright:
-        launched = playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True)
-        try:
-            yield launched
-        finally:
-            launched.close()
-
-
-def _console_error(message: ConsoleMessage, errors: list[str]) -> None:
-    """Script and Content-Security-Policy errors; not the 4xx answers the forms give."""
-    if message.type == "error" and not message.text.startswith("Failed to load resource"):
-        errors.append(message.text)
+        pytest.fail(MISSING)
+    with headless_chromium(EXPECT_TIMEOUT_MS) as launched:
+        yield launched
 
 
 @pytest.fixture
@@ -109,8 +97,7 @@ def page(browser: Browser, live: LiveApp) -> Iterator[Page]:
     context.set_default_timeout(EXPECT_TIMEOUT_MS)
     opened = context.new_page()
     script_errors: list[str] = []
-    opened.on("pageerror", lambda error: script_errors.append(str(error)))
-    opened.on("console", lambda message: _console_error(message, script_errors))
+    record_errors(opened, script_errors)
     try:
         yield opened
     finally:
