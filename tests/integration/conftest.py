@@ -1,5 +1,6 @@
-"""Fixtures of the REST API tests: one app per module and database kind, and a recorder that
-fails the test if any answer or log line shows a secret. A module may define its own."""
+"""Fixtures of the REST API tests: one app per module and database kind (or on SQLite alone),
+and a recorder that fails the test if any answer or log line shows a secret. A module may
+define its own."""
 
 from __future__ import annotations
 
@@ -15,6 +16,15 @@ def running(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[RunningApp]:
     with app_on_database(request.param, tmp_path_factory.mktemp("api"), request) as app:
+        yield app
+
+
+@pytest.fixture(scope="module")
+def sqlite_app(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[RunningApp]:
+    """One app per module on SQLite alone, for modules whose subject is not the database."""
+    with app_on_database("sqlite", tmp_path_factory.mktemp("api"), request) as app:
         yield app
 
 

@@ -5,7 +5,6 @@ tested and browsed; a `ca_pem` that is no certificate is refused, naming the opt
 from __future__ import annotations
 
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -14,7 +13,6 @@ from tests.apiclient import (
     Api,
     Recorder,
     RunningApp,
-    app_on_database,
     error_of,
     new_workspace,
     ok,
@@ -22,12 +20,6 @@ from tests.apiclient import (
 from tests.servers.ftpd import FtpFolder, VsftpdServer
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture
-def app(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[RunningApp]:
-    with app_on_database("sqlite", tmp_path / "app", request) as running:
-        yield running
 
 
 @pytest.fixture
@@ -52,10 +44,10 @@ def ftps_body(vsftpd: VsftpdServer, **options: Any) -> dict[str, Any]:
 
 
 def test_a_private_certificate_authority_is_trusted_once_the_connection_carries_it(
-    app: RunningApp, vsftpd: VsftpdServer, folder: FtpFolder
+    sqlite_app: RunningApp, vsftpd: VsftpdServer, folder: FtpFolder
 ) -> None:
     folder.put("userdata_a.csv", b"userId\nu1\n")
-    api = Api(app, new_workspace(app.engine).token, Recorder())
+    api = Api(sqlite_app, new_workspace(sqlite_app.engine).token, Recorder())
     untrusted = ok(api.post("/api/connections", json=ftps_body(vsftpd)), 201)
     tested = ok(api.post(f"/api/connections/{untrusted['id']}/test"))
     assert tested["ok"] is False
@@ -72,8 +64,10 @@ def test_a_private_certificate_authority_is_trusted_once_the_connection_carries_
     assert [f["name"] for f in files["files"]] == ["userdata_a.csv"]
 
 
-def test_a_ca_pem_that_is_no_certificate_is_refused(app: RunningApp, vsftpd: VsftpdServer) -> None:
-    api = Api(app, new_workspace(app.engine).token, Recorder())
+def test_a_ca_pem_that_is_no_certificate_is_refused(
+    sqlite_app: RunningApp, vsftpd: VsftpdServer
+) -> None:
+    api = Api(sqlite_app, new_workspace(sqlite_app.engine).token, Recorder())
     for pem in (
         "hello",
         "-----BEGIN CERTIFICATE-----\nnot base64\n-----END CERTIFICATE-----\n",

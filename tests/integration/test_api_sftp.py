@@ -35,11 +35,8 @@ FINISHED = ("succeeded", "partial", "failed", "skipped")
 
 
 @pytest.fixture(scope="module")
-def running(
-    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[RunningApp]:
-    with app_on_database("sqlite", tmp_path_factory.mktemp("api"), request) as app:
-        yield app
+def running(sqlite_app: RunningApp) -> RunningApp:
+    return sqlite_app  # the wizard's whole flow below takes each database
 
 
 @pytest.fixture

@@ -34,14 +34,24 @@ def fingerprints(sftp: SftpFolder) -> re.Pattern[str]:
     return re.compile("^(" + "|".join(re.escape(f) for f in sftp.host_key_fingerprints) + ")$")
 
 
+def stored_connection(live: LiveApp, workspace_id: int, new: NewConnection) -> Connection:
+    """`new` saved through the store, as the Connect form saves it."""
+    return connections.create(live.engine, live.services.box, workspace_id, new)
+
+
+def open_edit(page: Page, token: str, name: str) -> None:
+    """Signed in, the edit form of the connection listed as `name`."""
+    sign_in(page, token)
+    page.get_by_role("link", name=f"Edit {name}").click()
+
+
 def confirmed_connection(
     live: LiveApp, workspace: Workspace, sftp: SftpFolder, name: str = "test sshd"
 ) -> Connection:
     """A password connection to the test sshd whose host key is already confirmed."""
     services = live.services
-    created = connections.create(
-        services.engine,
-        services.box,
+    created = stored_connection(
+        live,
         workspace.id,
         NewConnection(
             name=name,

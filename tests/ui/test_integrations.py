@@ -16,7 +16,14 @@ from tests.servers.ftpd import VsftpdServer
 from tests.servers.s3 import S3Bucket
 from tests.servers.sshd import SftpFolder
 from tests.ui.conftest import LiveApp
-from tests.ui.steps import confirmed_connection, fill_sftp_form, fingerprints, sign_in
+from tests.ui.steps import (
+    confirmed_connection,
+    fill_sftp_form,
+    fingerprints,
+    open_edit,
+    sign_in,
+    stored_connection,
+)
 from usersync.store import connections, syncs
 from usersync.store.connections import NewConnection
 
@@ -153,9 +160,8 @@ def test_editing_a_connection_keeps_its_password_and_a_new_port_asks_for_the_key
     page: Page, live: LiveApp, workspace: Workspace, sftp: SftpFolder
 ) -> None:
     connection = confirmed_connection(live, workspace, sftp, "Old name")
-    sign_in(page, workspace.token)
 
-    page.get_by_role("link", name="Edit Old name").click()
+    open_edit(page, workspace.token, "Old name")
     expect(page.get_by_role("heading", name="Edit Old name")).to_be_visible()
     expect(page.get_by_label("Host")).to_have_value(sftp.host)
     page.get_by_label("Connection name").fill("New name")
@@ -189,8 +195,7 @@ def test_deleting_a_connection_deletes_its_syncs(
             "mapping": {"user_id": "id"},
         },
     )
-    sign_in(page, workspace.token)
-    page.get_by_role("link", name="Edit Doomed").click()
+    open_edit(page, workspace.token, "Doomed")
 
     page.get_by_text("Delete this connection").click()
     page.get_by_role("button", name="Delete Doomed").click()
@@ -276,9 +281,8 @@ def test_ftps_needs_its_private_certificate_authority_and_plain_ftp_warns(
 def test_an_s3_connection_is_edited_with_its_own_fields(
     page: Page, live: LiveApp, workspace: Workspace, s3_bucket: S3Bucket
 ) -> None:
-    created = connections.create(
-        live.engine,
-        live.services.box,
+    created = stored_connection(
+        live,
         workspace.id,
         NewConnection(
             name="Bucket",
@@ -289,8 +293,7 @@ def test_an_s3_connection_is_edited_with_its_own_fields(
             options={"endpoint_url": s3_bucket.endpoint_url, "region": s3_bucket.region},
         ),
     )
-    sign_in(page, workspace.token)
-    page.get_by_role("link", name="Edit Bucket").click()
+    open_edit(page, workspace.token, "Bucket")
     expect(page.get_by_label("Bucket", exact=True)).to_have_value(s3_bucket.name)
     expect(page.get_by_label("Endpoint URL")).to_have_value(s3_bucket.endpoint_url)
     expect(page.get_by_label("Host")).to_be_hidden()
@@ -306,9 +309,8 @@ def test_an_s3_connection_is_edited_with_its_own_fields(
 def test_a_stored_certificate_authority_can_be_forgotten(
     page: Page, live: LiveApp, workspace: Workspace, vsftpd: VsftpdServer
 ) -> None:
-    created = connections.create(
-        live.engine,
-        live.services.box,
+    created = stored_connection(
+        live,
         workspace.id,
         NewConnection(
             name="Private CA",
@@ -320,8 +322,7 @@ def test_a_stored_certificate_authority_can_be_forgotten(
             options={"ca_pem": vsftpd.ca_file.read_text()},
         ),
     )
-    sign_in(page, workspace.token)
-    page.get_by_role("link", name="Edit Private CA").click()
+    open_edit(page, workspace.token, "Private CA")
     page.get_by_role("checkbox", name=re.compile("Forget the stored certificate authority")).check()
     page.get_by_role("button", name="Save").click()
 

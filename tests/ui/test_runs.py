@@ -17,8 +17,8 @@ from playwright.sync_api import Locator, Page, expect
 from tests.apiclient import Workspace, new_workspace
 from tests.servers.sshd import SftpFolder
 from tests.ui.conftest import LiveApp
-from tests.ui.steps import confirmed_connection, sign_in
-from usersync.store import connections, runs, syncs
+from tests.ui.steps import confirmed_connection, sign_in, stored_connection
+from usersync.store import runs, syncs
 from usersync.store.connections import NewConnection
 from usersync.store.syncs import Sync
 from usersync.web.pages.runs import PAGE_SIZE
@@ -218,9 +218,8 @@ def test_another_workspaces_run_and_sync_are_not_found(
 ) -> None:
     other = new_workspace(live.engine, prefix="ui")
     theirs = runs.create_run(live.engine, other.id, source="", path="/in/userdata_x.csv")
-    connection = connections.create(
-        live.engine,
-        live.services.box,
+    connection = stored_connection(
+        live,
         other.id,
         NewConnection(name="theirs", host="files.example.com", username="u", password="not-used"),
     )
