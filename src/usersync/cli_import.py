@@ -191,12 +191,21 @@ def import_(
         sys.exit(1)
 
 
+def _counted(count: int, noun: str) -> str:
+    """`1 row`, `2,501 rows`."""
+    return f"{count:,} {noun}{'' if count == 1 else 's'}"
+
+
 def _print_summary(run_id: int, result: RunResult, dry_run: bool) -> None:
-    verb = "would be" if dry_run else "were"
+    def verb(count: int) -> str:
+        return "would be" if dry_run else "was" if count == 1 else "were"
+
+    created, updated = result.users_created, result.users_updated
     click.echo(
         f"Run {run_id} {result.status.value} in {result.seconds:.1f} s: "
-        f"{result.rows_read:,} rows read, {result.users_created:,} users {verb} created, "
-        f"{result.users_updated:,} {verb} updated, {result.rows_rejected:,} rows rejected."
+        f"{_counted(result.rows_read, 'row')} read, "
+        f"{_counted(created, 'user')} {verb(created)} created, "
+        f"{updated:,} {verb(updated)} updated, {_counted(result.rows_rejected, 'row')} rejected."
     )
     for error in result.errors[:10]:
         where = f"line {error.line}" + (f", column {error.column!r}" if error.column else "")
