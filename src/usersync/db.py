@@ -26,13 +26,11 @@ from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
-from alembic import command
-from alembic.config import Config
-from alembic.util.exc import CommandError
 from sqlalchemy import event, exc
 from sqlalchemy.engine import URL, Connection, Engine, RootTransaction, make_url
 
 from usersync.errors import UsageError
+from usersync.migrations import HEAD
 
 DB_FILE_NAME = "usersync.db"
 SQLITE_BUSY_TIMEOUT_MS = 30_000
@@ -182,7 +180,14 @@ def migrate(engine: Engine) -> None:
     """Bring the database schema up to date (Alembic `upgrade head`); a no-op when it is.
 
     Concurrent callers (a web server and workers starting together) migrate one at a time.
+    A database already at `HEAD` costs one query: Alembic is imported only when it is not.
     """
+    if _is_current(engine):
+        return
+    from alembic import command
+    from alembic.config import Config
+    from alembic.util.exc import CommandError
+
     config = Config()
     config.set_main_option("script_location", "usersync:migrations")
     try:
@@ -200,3 +205,11 @@ def migrate(engine: Engine) -> None:
             f"cannot migrate the database {describe(engine)}: {error}. Was it last used by "
             "a newer version of usersync?"
         ) from error
+
+
+def _is_current(engine: Engine) -> bool:
+    try:
+        with engine.connect() as conn:
+            return bool(conn.scalar(sa.text("SELECT version_num FROM alembic_version")) == HEAD)
+    except exc.DBAPIError:
+        return False  # no schema yet, or no database: the migration says which

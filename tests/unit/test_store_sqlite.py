@@ -7,16 +7,20 @@ handling and an unreachable server, which need none.
 from __future__ import annotations
 
 import sqlite3
+import subprocess
+import sys
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
+from alembic import command
 from alembic.config import Config
 from alembic.script import ScriptDirectory
 
 from usersync import db
 from usersync.errors import UsageError
+from usersync.migrations import HEAD
 from usersync.schema import UTCDateTime, from_micros, to_micros
 
 
@@ -158,9 +162,63 @@ def test_naive_datetimes_are_refused() -> None:
         to_micros(datetime(2026, 1, 1))
 
 
-def test_the_migrations_ship_inside_the_package() -> None:
+def _alembic_config() -> Config:
     config = Config()
     config.set_main_option("script_location", "usersync:migrations")
-    script = ScriptDirectory.from_config(config)
+    return config
+
+
+def _version(engine: sa.Engine) -> object:
+    with engine.connect() as conn:
+        return conn.scalar(sa.text("SELECT version_num FROM alembic_version"))
+
+
+def test_the_migrations_ship_inside_the_package_and_head_names_the_newest() -> None:
+    script = ScriptDirectory.from_config(_alembic_config())
     assert Path(script.dir).parent.name == "usersync"
-    assert script.get_heads() == ["0004_connection_options"]
+    assert script.get_heads() == [HEAD]
+
+
+def test_a_database_at_an_older_revision_is_upgraded(sqlite_engine: sa.Engine) -> None:
+    config = _alembic_config()
+    with sqlite_engine.begin() as conn:
+        config.attributes["connection"] = conn
+        command.upgrade(config, "0003_more_kinds")
+    assert _version(sqlite_engine) == "0003_more_kinds"
+    db.migrate(sqlite_engine)
+    assert _version(sqlite_engine) == HEAD
+    with sqlite_engine.connect() as conn:
+        columns = {column["name"] for column in sa.inspect(conn).get_columns("connections")}
+    sqlite_engine.dispose()
+    assert "options" in columns  # what the newest migration adds
+
+
+def test_a_database_of_a_newer_usersync_is_refused(sqlite_engine: sa.Engine) -> None:
+    db.migrate(sqlite_engine)
+    with sqlite_engine.begin() as conn:
+        conn.execute(sa.text("UPDATE alembic_version SET version_num = '9999_future'"))
+    try:
+        with pytest.raises(UsageError, match="newer version of usersync"):
+            db.migrate(sqlite_engine)
+    finally:
+        sqlite_engine.dispose()
+
+
+def test_a_current_database_is_opened_without_loading_alembic(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'usersync.db'}"
+    program = (
+        "import sys\n"
+        "from usersync import db\n"
+        "engine = db.create_engine_for(sys.argv[1])\n"
+        "db.migrate(engine)\n"
+        "print(sorted(name for name in sys.modules if name.split('.')[0] == 'alembic'))\n"
+    )
+
+    def alembic_modules() -> str:
+        run = subprocess.run(
+            [sys.executable, "-c", program, url], capture_output=True, text=True, check=True
+        )
+        return run.stdout.strip()
+
+    assert alembic_modules() != "[]"  # a new file: Alembic creates the schema
+    assert alembic_modules() == "[]"  # then a query tells that it is current
