@@ -310,6 +310,38 @@ def test_a_store_error_mid_merge_leaves_the_users_unchanged(
     assert everything(engine) == before
 
 
+def test_a_postgresql_connection_ended_while_staging_is_a_transient_failure(
+    pg_url: str,
+) -> None:
+    engine = db.create_engine_for(pg_url)
+    try:
+        db.migrate(engine)
+        ws = workspaces.get_or_create(engine, "default")
+        store = UserStore(engine)
+        apply(store, ws, UPDATE, change("old", a=1))
+        before = everything(engine)
+
+        def batches() -> Iterator[list[UserChange]]:
+            yield [change(f"new{i}", a=i) for i in range(100)]
+            with engine.connect() as other:  # what an operator's pg_terminate_backend does
+                ended = other.scalar(
+                    sa.text(
+                        "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                        "WHERE query LIKE 'COPY usersync_staging%' AND pid <> pg_backend_pid()"
+                    )
+                )
+            assert ended == 1
+            for _ in range(50):  # until the client notices
+                yield [change(f"late{i}", a=i) for i in range(1000)]
+
+        with pytest.raises(StoreError, match="nothing was applied") as raised:
+            store.apply(ws, batches(), UPDATE)
+        assert raised.value.transient  # a worker retries it
+        assert everything(engine) == before
+    finally:
+        engine.dispose()
+
+
 def test_a_change_refused_while_staging_fails_the_apply_and_stops_the_reading(
     engine: Engine, store: UserStore, ws: int
 ) -> None:

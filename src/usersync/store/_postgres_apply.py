@@ -24,15 +24,17 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from datetime import datetime
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
-import psycopg
 from sqlalchemy import text
 from sqlalchemy.engine import Connection, Engine
 
 from usersync.schema import utcnow
 from usersync.store._staging import Staged, has_nulls
 from usersync.store.model import ApplyCounts, BeforeCommit, Change, ConflictMode
+
+if TYPE_CHECKING:  # loaded by the engine for PostgreSQL; SQLite users never need it
+    import psycopg
 
 STAGING = "usersync_staging"
 _LOCK_NAMESPACE = 0x75737273  # "usrs": first key of pg_advisory_xact_lock(int, int)
@@ -78,7 +80,7 @@ def _stage(conn: Connection, batches: Iterable[Sequence[Change]]) -> Staged:
         f"CREATE TEMP TABLE {STAGING} (seq bigint NOT NULL, "
         'user_id text COLLATE "C" NOT NULL, properties jsonb NOT NULL) ON COMMIT DROP'
     )
-    driver = cast(psycopg.Connection[Any], conn.connection.driver_connection)
+    driver = cast("psycopg.Connection[Any]", conn.connection.driver_connection)
     rows, nulls = 0, False
     with (
         driver.cursor() as cursor,

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import sqlite3
+import sys
 from collections.abc import Callable, Iterable, Sequence
+from types import ModuleType
 
-import psycopg
 import sqlalchemy as sa
 from sqlalchemy import exc
 from sqlalchemy.engine import Engine
@@ -74,7 +75,7 @@ class UserStore:
         self._check_workspace(workspace_id)
         try:
             return self._apply(self._engine, workspace_id, batches, mode, dry_run, before_commit)
-        except (exc.DBAPIError, sqlite3.Error, psycopg.Error) as error:
+        except _driver_errors() as error:
             # Errors of the iterable itself (the source, the reader...) pass through as they are.
             raise _store_error(error) from error
 
@@ -131,6 +132,19 @@ _TRANSIENT_SQLSTATE_CLASSES = frozenset({"08", "40", "53", "57"})
 _TRANSIENT_SQLITE_ERRORS = ("SQLITE_BUSY", "SQLITE_LOCKED")  # and their extended codes
 
 
+def _loaded_psycopg() -> ModuleType | None:
+    """psycopg if an engine for PostgreSQL loaded it: it cannot have raised otherwise, and
+    importing it for SQLite would cost every command about 0.05 s."""
+    return sys.modules.get("psycopg")
+
+
+def _driver_errors() -> tuple[type[Exception], ...]:
+    """The errors of the database drivers in use, as `except` takes them."""
+    psycopg = _loaded_psycopg()
+    drivers: tuple[type[Exception], ...] = (exc.DBAPIError, sqlite3.Error)
+    return drivers if psycopg is None else (*drivers, psycopg.Error)
+
+
 def _store_error(error: Exception) -> StoreError:
     """The driver's error, as the StoreError to raise (the message names the cause)."""
     driver_error = error.orig if isinstance(error, exc.DBAPIError) else error
@@ -149,7 +163,8 @@ def _is_transient(error: Exception, driver_error: object) -> bool:
     sqlstate = getattr(driver_error, "sqlstate", None)
     if sqlstate:
         return str(sqlstate)[:2] in _TRANSIENT_SQLSTATE_CLASSES
-    if isinstance(driver_error, psycopg.OperationalError):
+    psycopg = _loaded_psycopg()
+    if psycopg is not None and isinstance(driver_error, psycopg.OperationalError):
         return True  # no SQLSTATE: the connection itself failed
     name = str(getattr(driver_error, "sqlite_errorname", ""))
     return name.startswith(_TRANSIENT_SQLITE_ERRORS)
