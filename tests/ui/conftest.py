@@ -83,7 +83,9 @@ def workspace(live: LiveApp) -> Workspace:
     return new_workspace(live.engine, prefix="ui")
 
 
-@pytest.fixture(scope="session")
+# Package-scoped: Playwright's sync API keeps an event loop running in this thread until it
+# stops, which would make asyncio.run() fail in the tests that come after these.
+@pytest.fixture(scope="package")
 def browser() -> Iterator[Browser]:
     if not CHROMIUM.exists():
         pytest.fail(MISSING)
