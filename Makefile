@@ -6,7 +6,10 @@ VENDOR := src/usersync/web/static/vendor/.installed
 
 .PHONY: install run demo test lint typecheck unit system-packages bench screenshots clean
 
+# Byte-compiled as a regular (non-editable) install would be, also where the environment sets
+# PYTHONDONTWRITEBYTECODE: every command then starts about 0.1 s sooner.
 install: $(STAMP) $(VENDOR)
+	@$(BIN)/python -m compileall -q src/usersync
 
 $(STAMP): pyproject.toml
 	@py=$$(scripts/ensure-python.sh) && [ -x $(BIN)/python ] || $$py -m venv $(VENV)
