@@ -1,3 +1,3 @@
-from usersync.cli import main
+from usersync.cli import run
 
-main()
+run()

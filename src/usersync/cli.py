@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 from typing import Any
 
 import click
@@ -206,3 +207,10 @@ main.add_command(secrets_group)
 from usersync.cli_worker import worker  # noqa: E402
 
 main.add_command(worker)
+
+
+def run() -> None:
+    """The `usersync` program: `main`, with what is loaded so far (modules, which live until
+    exit anyway) left out of Python's cycle collection. Exiting then takes about 0.1 s less."""
+    gc.freeze()
+    main()
