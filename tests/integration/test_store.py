@@ -1,7 +1,8 @@
 """The User 360 store, its migrations and repositories, against real SQLite and PostgreSQL.
 
-Every test runs twice: on an SQLite file and on a fresh database of the real PostgreSQL
-server the `pg_url` fixture starts.
+Every test runs three times: on an SQLite file and on two fresh databases of the real
+PostgreSQL server the `pg_url` fixture starts, one as PostgreSQL comes and one with
+`track_counts` off, where the store merges with INSERT ... ON CONFLICT instead of MERGE.
 """
 
 from __future__ import annotations
@@ -46,6 +47,29 @@ pytestmark = pytest.mark.integration
 
 UPDATE, REPLACE = ConflictMode.UPDATE, ConflictMode.REPLACE
 Props = dict[str, Any]
+
+
+@pytest.fixture(params=["sqlite", "postgresql", "postgresql-upsert"])
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """Overrides the shared fixture: a third kind, PostgreSQL without row counts."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'usersync.db'}"
+    url: str = request.getfixturevalue("pg_url")
+    if request.param == "postgresql-upsert":
+        without_row_counts(url)
+    return url
+
+
+def without_row_counts(url: str) -> None:
+    """Turn `track_counts` off for the database's new connections (the test role is a
+    superuser): the store then has no counts to take from a MERGE."""
+    engine = db.create_engine_for(url)
+    try:
+        with engine.begin() as conn:
+            name = conn.scalar(sa.text("SELECT current_database()"))
+            conn.exec_driver_sql(f'ALTER DATABASE "{name}" SET track_counts = off')
+    finally:
+        engine.dispose()
 
 
 @pytest.fixture
@@ -308,6 +332,30 @@ def test_a_store_error_mid_merge_leaves_the_users_unchanged(
     assert raised.value.exit_code == 5
     assert not raised.value.transient
     assert everything(engine) == before
+
+
+@pytest.mark.parametrize("row_counts", [True, False])
+def test_postgresql_merges_with_merge_unless_it_cannot_count_the_rows(
+    pg_url: str, row_counts: bool
+) -> None:
+    if not row_counts:
+        without_row_counts(pg_url)
+    engine = db.create_engine_for(pg_url)
+    statements: list[str] = []
+    sa.event.listen(engine, "before_cursor_execute", lambda _c, _k, sql, *_: statements.append(sql))
+    try:
+        db.migrate(engine)
+        ws = workspaces.get_or_create(engine, "default")
+        store = UserStore(engine)
+        apply(store, ws, UPDATE, change("old", a=1))
+        statements.clear()
+        counts = apply(store, ws, UPDATE, change("old", b=2), change("new", a=None, b=3))
+    finally:
+        engine.dispose()
+    assert counts == ApplyCounts(created=1, updated=1)
+    merges = [sql for sql in statements if sql.startswith("MERGE INTO users")]
+    upserts = [sql for sql in statements if "ON CONFLICT" in sql]
+    assert (len(merges), len(upserts)) == ((1, 0) if row_counts else (0, 1))
 
 
 def test_a_postgresql_connection_ended_while_staging_is_a_transient_failure(
@@ -654,7 +702,7 @@ CHILD = textwrap.dedent(
 
     @event.listens_for(engine, "before_cursor_execute")
     def seen(conn, cursor, statement, *args):
-        if statement.lstrip().startswith(("INSERT INTO users", "WITH merged")):
+        if statement.lstrip().startswith(("INSERT INTO users", "WITH merged", "MERGE INTO users")):
             merged.append(statement)
 
     @event.listens_for(engine, "commit")
