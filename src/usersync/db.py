@@ -23,7 +23,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 from sqlalchemy import event, exc
@@ -31,6 +31,9 @@ from sqlalchemy.engine import URL, Connection, Engine, RootTransaction, make_url
 
 from usersync.errors import UsageError
 from usersync.migrations import HEAD
+
+if TYPE_CHECKING:  # imported when a migration is due: see migrate
+    from alembic.config import Config as AlembicConfig
 
 DB_FILE_NAME = "usersync.db"
 SQLITE_BUSY_TIMEOUT_MS = 30_000
@@ -185,11 +188,9 @@ def migrate(engine: Engine) -> None:
     if _is_current(engine):
         return
     from alembic import command
-    from alembic.config import Config
     from alembic.util.exc import CommandError
 
-    config = Config()
-    config.set_main_option("script_location", "usersync:migrations")
+    config = alembic_config()
     try:
         with engine.connect() as conn, write_transaction(conn):
             if conn.dialect.name == "postgresql":
@@ -205,6 +206,15 @@ def migrate(engine: Engine) -> None:
             f"cannot migrate the database {describe(engine)}: {error}. Was it last used by "
             "a newer version of usersync?"
         ) from error
+
+
+def alembic_config() -> AlembicConfig:
+    """Alembic's configuration for the migrations shipped in this package (no alembic.ini)."""
+    from alembic.config import Config
+
+    config = Config()
+    config.set_main_option("script_location", "usersync:migrations")
+    return config
 
 
 def _is_current(engine: Engine) -> bool:

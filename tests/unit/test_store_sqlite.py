@@ -15,7 +15,6 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 from alembic import command
-from alembic.config import Config
 from alembic.script import ScriptDirectory
 
 from usersync import db
@@ -162,25 +161,19 @@ def test_naive_datetimes_are_refused() -> None:
         to_micros(datetime(2026, 1, 1))
 
 
-def _alembic_config() -> Config:
-    config = Config()
-    config.set_main_option("script_location", "usersync:migrations")
-    return config
-
-
 def _version(engine: sa.Engine) -> object:
     with engine.connect() as conn:
         return conn.scalar(sa.text("SELECT version_num FROM alembic_version"))
 
 
 def test_the_migrations_ship_inside_the_package_and_head_names_the_newest() -> None:
-    script = ScriptDirectory.from_config(_alembic_config())
+    script = ScriptDirectory.from_config(db.alembic_config())
     assert Path(script.dir).parent.name == "usersync"
     assert script.get_heads() == [HEAD]
 
 
 def test_a_database_at_an_older_revision_is_upgraded(sqlite_engine: sa.Engine) -> None:
-    config = _alembic_config()
+    config = db.alembic_config()
     with sqlite_engine.begin() as conn:
         config.attributes["connection"] = conn
         command.upgrade(config, "0003_more_kinds")
