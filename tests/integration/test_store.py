@@ -17,6 +17,7 @@ import sys
 import textwrap
 import threading
 from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -72,14 +73,20 @@ def without_row_counts(url: str) -> None:
         engine.dispose()
 
 
-@pytest.fixture
-def engine(db_url: str) -> Iterator[Engine]:
-    engine = db.create_engine_for(db_url)
-    db.migrate(engine)
+@contextmanager
+def migrated(url: str) -> Iterator[Engine]:
+    engine = db.create_engine_for(url)
     try:
+        db.migrate(engine)
         yield engine
     finally:
         engine.dispose()
+
+
+@pytest.fixture
+def engine(db_url: str) -> Iterator[Engine]:
+    with migrated(db_url) as engine:
+        yield engine
 
 
 @pytest.fixture
@@ -340,18 +347,14 @@ def test_postgresql_merges_with_merge_unless_it_cannot_count_the_rows(
 ) -> None:
     if not row_counts:
         without_row_counts(pg_url)
-    engine = db.create_engine_for(pg_url)
     statements: list[str] = []
-    sa.event.listen(engine, "before_cursor_execute", lambda _c, _k, sql, *_: statements.append(sql))
-    try:
-        db.migrate(engine)
-        ws = workspaces.get_or_create(engine, "default")
-        store = UserStore(engine)
+    with migrated(pg_url) as engine:
+        ws, store = workspaces.get_or_create(engine, "default"), UserStore(engine)
         apply(store, ws, UPDATE, change("old", a=1))
-        statements.clear()
+        sa.event.listen(
+            engine, "before_cursor_execute", lambda _c, _k, sql, *_: statements.append(sql)
+        )
         counts = apply(store, ws, UPDATE, change("old", b=2), change("new", a=None, b=3))
-    finally:
-        engine.dispose()
     assert counts == ApplyCounts(created=1, updated=1)
     merges = [sql for sql in statements if sql.startswith("MERGE INTO users")]
     upserts = [sql for sql in statements if "ON CONFLICT" in sql]
@@ -361,11 +364,8 @@ def test_postgresql_merges_with_merge_unless_it_cannot_count_the_rows(
 def test_a_postgresql_connection_ended_while_staging_is_a_transient_failure(
     pg_url: str,
 ) -> None:
-    engine = db.create_engine_for(pg_url)
-    try:
-        db.migrate(engine)
-        ws = workspaces.get_or_create(engine, "default")
-        store = UserStore(engine)
+    with migrated(pg_url) as engine:
+        ws, store = workspaces.get_or_create(engine, "default"), UserStore(engine)
         apply(store, ws, UPDATE, change("old", a=1))
         before = everything(engine)
 
@@ -386,8 +386,6 @@ def test_a_postgresql_connection_ended_while_staging_is_a_transient_failure(
             store.apply(ws, batches(), UPDATE)
         assert raised.value.transient  # a worker retries it
         assert everything(engine) == before
-    finally:
-        engine.dispose()
 
 
 def test_a_change_refused_while_staging_fails_the_apply_and_stops_the_reading(

@@ -140,7 +140,7 @@ def _merge(
         return ApplyCounts(created=result.rowcount, updated=0)
     # In UPDATE mode new users are stripped afterwards: updating needs the nulls.
     changes = _changes(mode, strip=staged.nulls and mode is ConflictMode.REPLACE)
-    if conn.scalar(text(_MERGE_COUNTED)):
+    if _can_count_merge(conn):
         counts = _merge_counted(conn, changes, _merged(mode, staged, "changes"), params)
     else:
         counts = _upsert(conn, changes, _merged(mode, staged, "excluded"), params)
@@ -162,15 +162,19 @@ _INSERT = (
     "SELECT :ws, user_id, properties, :now, :now FROM ({changes}) AS changes "
     "ORDER BY user_id"
 )
-# Whether this server has MERGE and counts the rows that statements write.
-_MERGE_COUNTED = (
-    "SELECT current_setting('server_version_num')::int >= 150000 "
-    "AND current_setting('track_counts')::bool"
-)
 _NEVER_ANALYZED = "SELECT reltuples < 0 FROM pg_class WHERE oid = 'users'::regclass"
 _WRITTEN = (
     "SELECT n_tup_ins, n_tup_upd FROM pg_stat_xact_user_tables WHERE relid = 'users'::regclass"
 )
+
+
+def _can_count_merge(conn: Connection) -> bool:
+    """Whether this server has MERGE (SQLAlchemy read its version when connecting) and
+    counts the rows that statements write."""
+    version = conn.dialect.server_version_info or ()
+    return version >= (15,) and bool(
+        conn.scalar(text("SELECT current_setting('track_counts')::bool"))
+    )
 
 
 def _merge_counted(
