@@ -2,9 +2,12 @@
 from a real local sshd into SQLite and PostgreSQL, as a user would run it.
 
     .venv/bin/python bench/import_bench.py [--mb 200] [--no-postgres | --no-sqlite] [--also-mb 400]
+                                           [--repeat 3]
 
 As root (it starts its own sshd and PostgreSQL on loopback). Prints, per case: wall seconds,
-MB/s, rows/s and the importing process's peak RSS.
+MB/s, rows/s and the importing process's peak RSS. With `--repeat N` each back end's cases run
+N times, each time into a new store, and a last table gives each case's median time and its
+highest peak RSS: one run's time can be off by a quarter on a shared machine.
 """
 
 from __future__ import annotations
@@ -14,10 +17,13 @@ import json
 import os
 import random
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -103,10 +109,47 @@ def run_import(url: str, server: SshServer, env: dict[str, str], *extra: str) ->
 def report(label: str, size: int, measure: Measure) -> None:
     rows = int(str(measure.result["rows_read"]))
     print(
-        f"{label:<44} {measure.seconds:6.1f} s  {size / 1e6 / measure.seconds:6.1f} MB/s  "
+        f"{label:<50} {measure.seconds:6.1f} s  {size / 1e6 / measure.seconds:6.1f} MB/s  "
         f"{rows / measure.seconds:9,.0f} rows/s  peak RSS {measure.peak_rss_mb:5.0f} MB  "
         f"created {measure.result['users_created']:,} updated {measure.result['users_updated']:,}"
     )
+
+
+CASES = (
+    ("into an empty store", "/bench/userdata_first.csv"),
+    ("update, half the users present", "/bench/userdata_second.csv"),
+)
+
+
+def run_cases(
+    name: str,
+    store: Callable[[int], Iterator[str]],
+    server: SshServer,
+    env: dict[str, str],
+    repeat: int,
+) -> dict[str, list[Measure]]:
+    """Both cases into a new store of back end `name`, `repeat` times; the measures by case."""
+    measures: dict[str, list[Measure]] = {case: [] for case, _ in CASES}
+    for attempt in range(1, repeat + 1):
+        with contextmanager(store)(attempt) as url:
+            env["USERSYNC_DB"] = url
+            for case, path in CASES:
+                measure = run_import(server.url(path), server, env)
+                measures[case].append(measure)
+                suffix = f" ({attempt}/{repeat})" if repeat > 1 else ""
+                report(f"{name}: {case}{suffix}", server.local_path(path).stat().st_size, measure)
+    return measures
+
+
+def report_medians(
+    name: str, size_of: Callable[[str], int], by_case: dict[str, list[Measure]]
+) -> None:
+    for case, path in CASES:
+        runs = by_case[case]
+        median = statistics.median(m.seconds for m in runs)
+        typical = min(runs, key=lambda m: abs(m.seconds - median))
+        peak = max(m.peak_rss_mb for m in runs)
+        report(f"{name}: {case}", size_of(path), Measure(median, peak, typical.result))
 
 
 def main() -> None:
@@ -115,12 +158,15 @@ def main() -> None:
     parser.add_argument("--also-mb", type=int, default=0, help="a second, larger file for RSS")
     parser.add_argument("--no-postgres", action="store_true")
     parser.add_argument("--no-sqlite", action="store_true")
+    parser.add_argument("--repeat", type=int, default=1, help="runs of each case (median)")
     parser.add_argument("--generate", nargs=4, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.generate:
         path, size, seed, other = args.generate
         generate(Path(path), int(size), int(seed), int(other) or None)
         return
+    if args.repeat < 1:
+        parser.error("--repeat: at least 1")
     size = args.mb * 1_000_000 if args.mb != 200 else 209_715_200
     work = Path(tempfile.mkdtemp(prefix="usersync-bench-"))
     with SshServer() as server:
@@ -132,23 +178,34 @@ def main() -> None:
         generate_apart(second, size, seed=2, every_other_from=1)
         print(f"files: {first.stat().st_size:,} and {second.stat().st_size:,} bytes")
         env = {**os.environ, "USERSYNC_DATA_DIR": str(work), "USERSYNC_MAX_FILE_SIZE": str(10**10)}
-        targets = [] if args.no_sqlite else [("SQLite", f"sqlite:///{work / 'bench.db'}")]
         postgres = None if args.no_postgres else PostgresServer().start()
+
+        def sqlite_store(attempt: int) -> Iterator[str]:
+            path = work / f"bench-{attempt}.db"
+            yield f"sqlite:///{path}"
+            for leftover in work.glob(f"{path.name}*"):  # with its -wal and -shm files
+                leftover.unlink()
+
+        def postgres_store(attempt: int) -> Iterator[str]:
+            assert postgres is not None
+            yield postgres.create_database(f"bench_{attempt}")
+            postgres.drop_database(f"bench_{attempt}")  # each takes about 1 GB
+
+        stores: list[tuple[str, Callable[[int], Iterator[str]]]] = []
+        if not args.no_sqlite:
+            stores.append(("SQLite", sqlite_store))
+        if postgres is not None:
+            stores.append(("PostgreSQL", postgres_store))
         try:
-            if postgres is not None:
-                targets.append(("PostgreSQL", postgres.create_database("bench")))
-            for name, url in targets:
-                env["USERSYNC_DB"] = url
-                report(
-                    f"{name}: into an empty store",
-                    first.stat().st_size,
-                    run_import(server.url("/bench/userdata_first.csv"), server, env),
-                )
-                report(
-                    f"{name}: update, half the users present",
-                    second.stat().st_size,
-                    run_import(server.url("/bench/userdata_second.csv"), server, env),
-                )
+            results = [
+                (name, run_cases(name, store, server, env, args.repeat)) for name, store in stores
+            ]
+            if args.repeat > 1:
+                print(f"median of {args.repeat} runs (peak RSS: the highest):")
+                for name, by_case in results:
+                    report_medians(
+                        name, lambda path: server.local_path(path).stat().st_size, by_case
+                    )
             if args.also_mb:
                 big = server.local_path("/bench/userdata_big.csv")
                 generate_apart(big, args.also_mb * 1_000_000, seed=3)

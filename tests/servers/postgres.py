@@ -5,10 +5,11 @@
         other = pg.create_database()                        # URL of a fresh, empty database
 
 The cluster is `initdb`-ed in a fresh directory (as the `postgres` OS user when run as root:
-PostgreSQL refuses to run as root; as the current user otherwise), with fsync off, a 4 GB
-`max_wal_size` (what the README advises for big imports: no checkpoint in the middle), and
-authentication `trust` for 127.0.0.1 and the Unix socket: any password, or none, is accepted
-for the superuser role `usersync`. `stop()` does an immediate shutdown and removes the directory.
+PostgreSQL refuses to run as root; as the current user otherwise), with `fsync`,
+`synchronous_commit` and `full_page_writes` off (it is thrown away), a 4 GB `max_wal_size`
+(what the README advises for big imports: no checkpoint in the middle), and authentication
+`trust` for 127.0.0.1 and the Unix socket: any password, or none, is accepted for the
+superuser role `usersync`. `stop()` does an immediate shutdown and removes the directory.
 The binaries are those of the newest /usr/lib/postgresql/*/bin.
 """
 
