@@ -23,7 +23,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -115,41 +115,39 @@ def report(label: str, size: int, measure: Measure) -> None:
     )
 
 
-CASES = (
-    ("into an empty store", "/bench/userdata_first.csv"),
-    ("update, half the users present", "/bench/userdata_second.csv"),
-)
+FIRST_FILE, SECOND_FILE = "/bench/userdata_first.csv", "/bench/userdata_second.csv"  # on the sshd
+CASES = (("into an empty store", FIRST_FILE), ("update, half the users present", SECOND_FILE))
+Store = Callable[[int], AbstractContextManager[str]]  # a new store's URL, for the n-th attempt
 
 
 def run_cases(
     name: str,
-    store: Callable[[int], Iterator[str]],
+    store: Store,
     server: SshServer,
     env: dict[str, str],
+    sizes: dict[str, int],
     repeat: int,
 ) -> dict[str, list[Measure]]:
     """Both cases into a new store of back end `name`, `repeat` times; the measures by case."""
     measures: dict[str, list[Measure]] = {case: [] for case, _ in CASES}
     for attempt in range(1, repeat + 1):
-        with contextmanager(store)(attempt) as url:
+        with store(attempt) as url:
             env["USERSYNC_DB"] = url
             for case, path in CASES:
                 measure = run_import(server.url(path), server, env)
                 measures[case].append(measure)
                 suffix = f" ({attempt}/{repeat})" if repeat > 1 else ""
-                report(f"{name}: {case}{suffix}", server.local_path(path).stat().st_size, measure)
+                report(f"{name}: {case}{suffix}", sizes[path], measure)
     return measures
 
 
-def report_medians(
-    name: str, size_of: Callable[[str], int], by_case: dict[str, list[Measure]]
-) -> None:
+def report_medians(name: str, sizes: dict[str, int], by_case: dict[str, list[Measure]]) -> None:
     for case, path in CASES:
         runs = by_case[case]
         median = statistics.median(m.seconds for m in runs)
         typical = min(runs, key=lambda m: abs(m.seconds - median))
         peak = max(m.peak_rss_mb for m in runs)
-        report(f"{name}: {case}", size_of(path), Measure(median, peak, typical.result))
+        report(f"{name}: {case}", sizes[path], Measure(median, peak, typical.result))
 
 
 def main() -> None:
@@ -171,41 +169,41 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="usersync-bench-"))
     with SshServer() as server:
         server.mkdir("/bench")
-        first = server.local_path("/bench/userdata_first.csv")
-        generate_apart(first, size, seed=1)
+        generate_apart(server.local_path(FIRST_FILE), size, seed=1)
         # the second file: every other user is one of the first file's, the rest are new
-        second = server.local_path("/bench/userdata_second.csv")
-        generate_apart(second, size, seed=2, every_other_from=1)
-        print(f"files: {first.stat().st_size:,} and {second.stat().st_size:,} bytes")
+        generate_apart(server.local_path(SECOND_FILE), size, seed=2, every_other_from=1)
+        sizes = {path: server.local_path(path).stat().st_size for path in (FIRST_FILE, SECOND_FILE)}
+        print(f"files: {sizes[FIRST_FILE]:,} and {sizes[SECOND_FILE]:,} bytes")
         env = {**os.environ, "USERSYNC_DATA_DIR": str(work), "USERSYNC_MAX_FILE_SIZE": str(10**10)}
         postgres = None if args.no_postgres else PostgresServer().start()
 
+        @contextmanager
         def sqlite_store(attempt: int) -> Iterator[str]:
             path = work / f"bench-{attempt}.db"
             yield f"sqlite:///{path}"
             for leftover in work.glob(f"{path.name}*"):  # with its -wal and -shm files
                 leftover.unlink()
 
+        @contextmanager
         def postgres_store(attempt: int) -> Iterator[str]:
             assert postgres is not None
             yield postgres.create_database(f"bench_{attempt}")
             postgres.drop_database(f"bench_{attempt}")  # each takes about 1 GB
 
-        stores: list[tuple[str, Callable[[int], Iterator[str]]]] = []
+        stores: list[tuple[str, Store]] = []
         if not args.no_sqlite:
             stores.append(("SQLite", sqlite_store))
         if postgres is not None:
             stores.append(("PostgreSQL", postgres_store))
         try:
             results = [
-                (name, run_cases(name, store, server, env, args.repeat)) for name, store in stores
+                (name, run_cases(name, store, server, env, sizes, args.repeat))
+                for name, store in stores
             ]
             if args.repeat > 1:
                 print(f"median of {args.repeat} runs (peak RSS: the highest):")
                 for name, by_case in results:
-                    report_medians(
-                        name, lambda path: server.local_path(path).stat().st_size, by_case
-                    )
+                    report_medians(name, sizes, by_case)
             if args.also_mb:
                 big = server.local_path("/bench/userdata_big.csv")
                 generate_apart(big, args.also_mb * 1_000_000, seed=3)
