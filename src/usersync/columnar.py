@@ -56,6 +56,7 @@ from usersync.mapping import (
     PropertyType,
     RowMapper,
     converter_for,
+    document_order,
 )
 from usersync.reader import FIELD_SIZE_LIMIT, CsvOptions, Row, RowError
 
@@ -318,7 +319,7 @@ class _Property:
 
 @dataclass
 class _Plan:
-    """The mapping compiled for one file's columns, properties in `RowMapper`'s key order."""
+    """The mapping compiled for one file's columns, properties in `document_order`."""
 
     width: int
     user_id: int
@@ -336,17 +337,16 @@ class _Plan:
     ) -> _Plan:
         mapper = RowMapper(mapping, columns, zone=zone, empty_cells=empty_cells)
         index = {name: i for i, name in enumerate(columns)}
-        strings: list[_Property] = []
-        typed: list[_Property] = []
-        for prop, column in mapping.properties.items():
+        properties: list[_Property] = []
+        for prop in document_order(mapping.properties):
             kind = mapping.type_of(prop)
             convert = converter_for(kind, zone)
-            entry = _Property(encode_json_string(prop) + ":", index[column], kind, convert)
-            (strings if convert is None else typed).append(entry)
+            column = index[mapping.properties[prop]]
+            properties.append(_Property(encode_json_string(prop) + ":", column, kind, convert))
         return cls(
             width=len(columns),
             user_id=index[mapping.user_id],
-            properties=strings + typed,  # RowMapper writes the string properties first
+            properties=properties,
             clear=empty_cells is EmptyCells.CLEAR,
             mapper=mapper,
         )
