@@ -179,6 +179,18 @@ def test_update_mode_a_change_giving_every_property_keeps_the_others_of_each_use
     assert all_users(store, ws) == {"plain": {"a": 4, "b": 5}, "more": {"a": 4, "b": 5, "extra": 9}}
 
 
+def test_update_mode_with_many_properties_keeps_the_others_of_each_user(
+    store: UserStore, ws: int
+) -> None:
+    wide = {f"p{i:03d}": i for i in range(300)}  # past the back ends' shortcut
+    apply(store, ws, UPDATE, change("plain", **wide), change("more", **wide, extra=9))
+    given = {**dict.fromkeys(wide, -1), "p000": None}
+    counts = apply(store, ws, UPDATE, change("plain", **given), change("more", **given))
+    assert counts == ApplyCounts(created=0, updated=2)
+    expected = {name: -1 for name in wide if name != "p000"}
+    assert all_users(store, ws) == {"plain": expected, "more": {**expected, "extra": 9}}
+
+
 def test_replace_mode_makes_the_record_exactly_the_given_values(store: UserStore, ws: int) -> None:
     apply(store, ws, UPDATE, change("u1", name="Ann", city="Paris", age=30))
     counts = apply(store, ws, REPLACE, change("u1", name="Ann B", city=None))

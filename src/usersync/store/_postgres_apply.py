@@ -154,23 +154,29 @@ def _merge(
     return counts
 
 
+# Past this many names the test costs about what it saves: `jsonb - text[]` compares every
+# stored name with every given one. Measured per user: 16 µs for the test against 25 µs for
+# `||` at 64 names, 43 against 55 at 140, 420 against 218 at 500.
+_MOST_KEYS_TO_TEST = 64
+
+
 def _merged(mode: ConflictMode, staged: Staged, change: str) -> str:
     """A stored user's properties once the row `change` of the changes applies to them.
 
     In UPDATE mode, a change that gives every name of `:keys` (see `property_names`) to a
     user who has no other property is the merged record itself, so `||` is skipped: it
-    rebuilds both documents, 3.6 s of a 15 s merge of 1 M users, where the test costs 1 s.
+    rebuilds both documents, 3.6 s of a 15 s merge of 1 M users, where the test costs 1 s
+    (11 names each).
     """
     if mode is ConflictMode.REPLACE:
         return f"{change}.properties"
-    covers = (
-        f"{change}.properties ?& CAST(:keys AS text[]) "
-        "AND users.properties - CAST(:keys AS text[]) = '{}'::jsonb"
-    )
-    merged = (
-        f"CASE WHEN {covers} THEN {change}.properties "
-        f"ELSE users.properties || {change}.properties END"
-    )
+    merged = f"users.properties || {change}.properties"
+    if len(staged.keys) <= _MOST_KEYS_TO_TEST:
+        covers = (
+            f"{change}.properties ?& CAST(:keys AS text[]) "
+            "AND users.properties - CAST(:keys AS text[]) = '{}'::jsonb"
+        )
+        merged = f"CASE WHEN {covers} THEN {change}.properties ELSE {merged} END"
     return f"jsonb_strip_nulls({merged})" if staged.nulls else merged
 
 
