@@ -15,7 +15,7 @@ from usersync.store.model import Change
 class Staged:
     rows: int  # staged changes (a user id given 3 times counts 3)
     nulls: bool  # some change may hold a null (clear) value
-    keys: tuple[str, ...] = ()  # the property names of the first batch (see property_names)
+    keys: tuple[str, ...] = ()  # names of the first batch, for PostgreSQL (property_names)
 
 
 def has_nulls(batch: Sequence[Change]) -> bool:
