@@ -169,8 +169,8 @@ def test_update_mode_with_nulls_leaves_no_null_in_new_or_existing_users(
 def test_update_mode_a_change_giving_every_property_keeps_the_others_of_each_user(
     store: UserStore, ws: int
 ) -> None:
-    """A change that names every property of the batch may replace the stored record
-    outright (a shortcut of the back ends), but only for a user with no other property."""
+    """A change that names every property of the file's first changes may replace the stored
+    record outright (a shortcut of the back ends), but only for a user with no other one."""
     apply(store, ws, UPDATE, change("plain", a=1, b=2), change("more", a=1, b=2, extra=9))
     counts = apply(store, ws, UPDATE, change("plain", a=3, b=None), change("more", a=3, b=None))
     assert counts == ApplyCounts(created=0, updated=2)

@@ -25,7 +25,7 @@ unfinished transaction) leaves `users` as it was.
 
 In UPDATE mode, when most of the file's first changes give every property of the users they
 update, such a user takes the change as it is instead of `stored || change` (see
-`_mostly_whole`).
+`_whole_record_names`).
 
 In UPDATE mode existing users must see the nulls of a patch (they clear properties) while new
 users must not store them: new users are inserted with the raw patch, then stripped.
@@ -41,7 +41,7 @@ from sqlalchemy import text
 from sqlalchemy.engine import Connection, Engine
 
 from usersync.schema import utcnow
-from usersync.store._staging import Staged, has_nulls, property_names
+from usersync.store._staging import Staged, has_nulls
 from usersync.store.model import ApplyCounts, BeforeCommit, Change, ConflictMode
 
 if TYPE_CHECKING:  # loaded by the engine for PostgreSQL; SQLite users never need it
@@ -92,7 +92,7 @@ def _stage(conn: Connection, batches: Iterable[Sequence[Change]]) -> Staged:
         'user_id text COLLATE "C" NOT NULL, properties jsonb NOT NULL) ON COMMIT DROP'
     )
     driver = cast("psycopg.Connection[Any]", conn.connection.driver_connection)
-    rows, nulls, keys = 0, False, None
+    rows, nulls = 0, False
     with (
         driver.cursor() as cursor,
         cursor.copy(f"COPY {STAGING} (seq, user_id, properties) FROM STDIN") as copy,
@@ -102,9 +102,7 @@ def _stage(conn: Connection, batches: Iterable[Sequence[Change]]) -> Staged:
                 rows += 1
                 copy.write_row((rows, user_id, properties_json))
             nulls = nulls or has_nulls(batch)
-            if keys is None and batch:
-                keys = property_names(batch)
-    return Staged(rows=rows, nulls=nulls, keys=keys or ())
+    return Staged(rows=rows, nulls=nulls)
 
 
 def _changes(mode: ConflictMode, strip: bool) -> str:
@@ -137,7 +135,7 @@ def _merge(
     now: datetime,
     empty: bool,
 ) -> ApplyCounts:
-    params = {"ws": workspace_id, "now": now, "keys": list(staged.keys)}
+    params: dict[str, Any] = {"ws": workspace_id, "now": now}
     if mode is ConflictMode.UPDATE:
         conn.exec_driver_sql(_CREATE_PATCHES)  # what _changes folds the patches with
     if empty:
@@ -146,7 +144,10 @@ def _merge(
         return ApplyCounts(created=result.rowcount, updated=0)
     # In UPDATE mode new users are stripped afterwards: updating needs the nulls.
     changes = _changes(mode, strip=staged.nulls and mode is ConflictMode.REPLACE)
-    whole = mode is ConflictMode.UPDATE and _mostly_whole(conn, staged, params)
+    names = _whole_record_names(conn, params) if mode is ConflictMode.UPDATE else None
+    whole = names is not None
+    if whole:
+        params["keys"] = names
     if _can_count_merge(conn):
         counts = _merge_counted(conn, changes, _merged(mode, staged, "changes", whole), params)
     else:
@@ -160,7 +161,7 @@ def _merged(mode: ConflictMode, staged: Staged, change: str, whole: bool) -> str
     """A stored user's properties once the row `change` of the changes applies to them.
 
     `whole` (UPDATE mode): where the change gives every property of the user, it is the
-    merged record itself, taken without `||` (see `_mostly_whole`).
+    merged record itself, taken without `||` (see `_whole_record_names`).
     """
     if mode is ConflictMode.REPLACE:
         return f"{change}.properties"
@@ -182,28 +183,36 @@ def _gives_all(change: str) -> str:
 # stored name with every given one. Measured per user: 16 µs for the test against 25 µs for
 # `||` at 64 names, 43 against 55 at 140, 420 against 218 at 500.
 _MOST_KEYS_TO_TEST = 64
-_SAMPLE = 2000  # the file's first changes, to see how many users _gives_all holds for
+_SAMPLE = 2000  # the file's first changes, where the names and _gives_all are tried
 
 
-def _mostly_whole(conn: Connection, staged: Staged, params: dict[str, Any]) -> bool:
-    """Whether most of the changes that update a user give every property the user has.
+def _whole_record_names(conn: Connection, params: dict[str, Any]) -> list[str] | None:
+    """The property names of the file's first changes (`:keys` for `_gives_all`), if most of
+    those that update a user give every property the user has; otherwise None.
 
     `||` rebuilds both documents: 3.6 s of a 15 s merge of 1 M users with 11 properties,
     where `_gives_all` costs 1 s when it holds. When it fails it costs as much again (2 s
     more for users with 11 other properties), so it is only worth testing on a file whose
-    first changes mostly pass it.
+    first changes mostly pass it. Any names keep the result right.
     """
-    if not staged.keys or len(staged.keys) > _MOST_KEYS_TO_TEST:
-        return False
+    sample = f"(SELECT user_id, properties FROM {STAGING} LIMIT {_SAMPLE}) AS changes"
+    names: list[str] = conn.scalar(
+        text(
+            f"SELECT coalesce(array_agg(DISTINCT name), '{{}}') FROM {sample}, "
+            "jsonb_object_keys(CASE jsonb_typeof(changes.properties) "
+            "WHEN 'object' THEN changes.properties ELSE '{}' END) AS name"
+        )
+    )
+    if not names or len(names) > _MOST_KEYS_TO_TEST:
+        return None
     passed, updating = conn.execute(
         text(
-            f"SELECT count(*) FILTER (WHERE {_gives_all('changes')}), count(*) "
-            f"FROM (SELECT user_id, properties FROM {STAGING} LIMIT {_SAMPLE}) AS changes "
+            f"SELECT count(*) FILTER (WHERE {_gives_all('changes')}), count(*) FROM {sample} "
             "JOIN users ON users.workspace_id = :ws AND users.user_id = changes.user_id"
         ),
-        params,
+        {**params, "keys": names},
     ).one()
-    return bool(updating) and passed * 2 >= updating
+    return names if updating and passed * 2 >= updating else None
 
 
 _INSERT = (

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -15,7 +14,6 @@ from usersync.store.model import Change
 class Staged:
     rows: int  # staged changes (a user id given 3 times counts 3)
     nulls: bool  # some change may hold a null (clear) value
-    keys: tuple[str, ...] = ()  # names of the first batch, for PostgreSQL (property_names)
 
 
 def has_nulls(batch: Sequence[Change]) -> bool:
@@ -26,26 +24,6 @@ def has_nulls(batch: Sequence[Change]) -> bool:
     """
     # One C-level search over the joined batch: half the cost of a test per change.
     return _NULL.search("\x00".join(map(_properties_json, batch))) is not None
-
-
-def property_names(batch: Sequence[Change]) -> tuple[str, ...]:
-    """Every property name that a change of the batch gives, sorted.
-
-    Taken from the first batch, it stands for the names a file's rows give (usually all of
-    its mapped columns). UPDATE mode uses it to spot a change that gives every property the
-    stored user has: the merged record is then the change itself, which a back end can take
-    without merging two JSON documents (a third of the time of updating a user on
-    PostgreSQL). Any set of names keeps the result right; a good one makes the shortcut hit.
-    """
-    names: set[str] = set()
-    for change in batch:
-        try:
-            properties = json.loads(change[1])
-        except ValueError:
-            continue  # the database refuses it, naming the change
-        if isinstance(properties, dict):
-            names.update(properties)
-    return tuple(sorted(names))
 
 
 _NULL = re.compile("null")
