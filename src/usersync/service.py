@@ -4,6 +4,7 @@ records runs and their rejected rows, and keeps the property catalog."""
 from __future__ import annotations
 
 import dataclasses
+import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -92,6 +93,7 @@ def import_remote_file(
         engine, ws, source=location.origin, path=spec.path, dry_run=spec.dry_run
     )
     result = RunResult(status=RunStatus.FAILED)
+    started = time.monotonic()
     with RejectLog() as rejects:
         try:
             source = open_source(location, credentials, host_keys, settings)
@@ -103,6 +105,7 @@ def import_remote_file(
                 result = run_import(source, spec, store, ws, rejects, progress=progress)
             finally:
                 source.close()
+        result.seconds = time.monotonic() - started  # connecting included
         record_outcome(
             engine, run_id, ws, result, rejects, types, dry_run=spec.dry_run, path=spec.path
         )

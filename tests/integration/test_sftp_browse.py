@@ -318,6 +318,18 @@ def test_silent_server_times_out_with_a_clear_error(
     assert "did not complete the SSH handshake within 1 s" in result.stderr
 
 
+def test_an_import_from_a_silent_server_reports_the_time_it_waited(
+    blackhole: BlackholeServer, env: dict[str, str], sftp: SftpFolder
+) -> None:
+    env["USERSYNC_CONNECT_TIMEOUT"] = "1"
+    url = f"sftp://someone@127.0.0.1:{blackhole.port}/userdata_x.csv"
+    key = str(sftp.client_key_path)
+    result = usersync(env, "import", url, "--key", key, "--user-id", "userId", "--json")
+    assert result.exit_code == 3
+    assert "did not complete the SSH handshake within 1 s" in result.stderr
+    assert result.json()["seconds"] >= 1  # the run's time includes connecting
+
+
 def test_server_that_is_down_is_a_clear_error(
     closed_port: int, env: dict[str, str], sftp: SftpFolder
 ) -> None:
