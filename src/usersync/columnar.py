@@ -17,8 +17,8 @@ How it stays exact:
 - Parsing. pyarrow is more lenient than Python's strict `csv` (`a,"b"c,d` is fine to it), so
   while pyarrow reads the stream, each chunk is checked at the byte level against the RFC 4180
   quoting that strict `csv` accepts; anything else gives up. So do ragged rows, invalid UTF-8, a
-  UTF-16 BOM, an encoding other than UTF-8, a field over the exact reader's limit and any
-  pyarrow error. Blank lines are skipped by both readers.
+  NUL byte, a UTF-16 BOM, an encoding other than UTF-8, a field over the exact reader's limit
+  and any pyarrow error. Blank lines are skipped by both readers.
 - Line numbers. Only rejected rows carry one: `2 + data row index`, true while no value so far
   held a line break (a rejected row after one gives up at once) and no blank line was skipped
   before it. The blank lines are counted at the end, from the file's line ends: if some came
@@ -204,6 +204,7 @@ class _Source:
         self._stopped = False
         self._last = b""  # the last byte read: a CR there and an LF next are one line end
         self.quotes = _QuoteChecker(delimiter)
+        self.nul = False  # a NUL byte was read: the exact reader rejects its row
         self.bytes_read = head_size
         self.eof = False
         self.line_ends = 0
@@ -236,7 +237,8 @@ class _Source:
                 self.quotes.finish()
                 return b""
             self.quotes.feed(chunk)
-            if self.quotes.violation is not None:
+            self.nul = self.nul or b"\0" in chunk
+            if self.quotes.violation is not None or self.nul:
                 self.eof = True  # nothing after it matters: let pyarrow stop
                 return b""
             self._count_lines(chunk)
@@ -583,6 +585,8 @@ def _concat(blocks: list[Any]) -> Any:
 def _check_reading(source: _Source, invalid: _InvalidRows) -> None:
     if source.quotes.violation is not None:
         raise NeedsExactReader(f"strict CSV reading would fail: {source.quotes.violation}")
+    if source.nul:
+        raise NeedsExactReader("a NUL byte, which rejects its row")
     if invalid.ragged:
         raise NeedsExactReader("a row has more or fewer fields than the header")
 

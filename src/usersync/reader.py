@@ -9,8 +9,9 @@ and a decoded chunk are held, and `FIELD_SIZE_LIMIT` bounds a field that a stray
 
 Undecodable bytes never crash the reader and never turn into mojibake: the decoder's error
 handler escapes each bad byte as a lone surrogate (U+DC00 + byte), and a row holding one becomes
-a `RowError` showing the bytes as \\xNN. `read_preview` reads only the head of a stream;
-`sniff_delimiter` guesses the delimiter from such a head.
+a `RowError` showing the bytes as \\xNN. So does a row holding a NUL character, which no
+property can hold (PostgreSQL cannot store it in text). `read_preview` reads only the head of a
+stream; `sniff_delimiter` guesses the delimiter from such a head.
 """
 
 from __future__ import annotations
@@ -37,20 +38,27 @@ _TEXT_CHUNK = 64 * 1024  # TextIOWrapper decodes 8 KiB at a time by default; big
 
 _HANDLER = "usersync.reader.escape"
 _ESCAPED = re.compile("[\udc00-\udcff]")
-_decode_errors = 0  # bytes escaped so far, process-wide; only ever grows
-_decode_errors_lock = threading.Lock()
+_SHOWN_AS_BYTES = re.compile("[\udc00-\udcff\x00]")  # escaped bytes and NUL characters
+# Undecodable bytes escaped and chunks read with a NUL byte, so far, process-wide; only ever
+# grows. A reader checks rows closely only once it has moved (see _note_suspect).
+_suspects = 0
+_suspects_lock = threading.Lock()
+
+
+def _note_suspect() -> None:
+    # Counting keeps the close check off the hot path for the files that hold neither. Another
+    # thread's suspects can only make a reader check when it did not need to, never skip one.
+    global _suspects
+    with _suspects_lock:
+        _suspects += 1
 
 
 def _escape_undecodable(exc: UnicodeError) -> tuple[str, int]:
     # Like "surrogateescape", but also for bytes < 0x80 (a cut-off UTF-16 code unit), and it
-    # counts: a reader checks rows for escapes only once the count has moved, which keeps the
-    # check off the hot path for the files that decode cleanly. Another thread's escapes can
-    # only make a reader check when it did not need to, never skip a check.
-    global _decode_errors
+    # counts (_note_suspect).
     if not isinstance(exc, UnicodeDecodeError):
         raise exc
-    with _decode_errors_lock:
-        _decode_errors += 1
+    _note_suspect()
     bad = exc.object[exc.start : exc.end]
     return "".join(chr(0xDC00 + byte) for byte in bad), exc.end
 
@@ -59,7 +67,19 @@ codecs.register_error(_HANDLER, _escape_undecodable)
 
 
 def _show_escapes(text: str) -> str:
-    return _ESCAPED.sub(lambda match: f"\\x{ord(match.group()) - 0xDC00:02x}", text)
+    """`text` with each escaped byte and NUL character written as \\xNN."""
+
+    def byte(match: re.Match[str]) -> str:
+        code = ord(match.group())
+        return f"\\x{code - 0xDC00 if code else 0:02x}"
+
+    return _SHOWN_AS_BYTES.sub(byte, text)
+
+
+def _nul_is_a_zero_byte(codec: str) -> bool:
+    """Whether, in the encoding `codec` names, a NUL character can only come from a 0 byte
+    (UTF-16 and UTF-32 have zero bytes everywhere; UTF-7 may spell it +AAA-)."""
+    return not codecs.lookup(codec).name.startswith(("utf-16", "utf-32", "utf-7"))
 
 
 # Delimiters given by name (a tab is hard to type on a command line or in JSON).
@@ -127,11 +147,14 @@ class _HeadThenStream(io.RawIOBase):
     collecting) the wrapper never closes the caller's stream.
     """
 
-    def __init__(self, head: bytes, stream: BinaryIO, limit: int | None) -> None:
+    def __init__(
+        self, head: bytes, stream: BinaryIO, limit: int | None, *, watch_nul: bool
+    ) -> None:
         super().__init__()
         self._head = head
         self._stream = stream
         self._left = limit
+        self._watch_nul = watch_nul  # note each chunk with a NUL byte (_note_suspect)
 
     @property
     def name(self) -> object:
@@ -141,6 +164,12 @@ class _HeadThenStream(io.RawIOBase):
         return True
 
     def read(self, size: int = -1) -> bytes:
+        data = self._read(size)
+        if self._watch_nul and b"\0" in data:
+            _note_suspect()
+        return data
+
+    def _read(self, size: int) -> bytes:
         if self._head:
             data, self._head = self._head, b""
         elif self._left is None:
@@ -189,7 +218,8 @@ class CsvReader:
         self._read_limit = read_limit
         self._csv: _CsvReader | None = None
         self._columns: list[str] = []
-        self._errors_before = 0
+        self._suspects_before = 0
+        self._check_every_row = False  # for encodings where NUL bytes tell nothing
         self._label = ""
         self._encoding_hint = ""
 
@@ -225,7 +255,10 @@ class CsvReader:
                 encoding = "utf-8-sig"  # a BOM must not end up in the first column's name
             self._encoding_hint = f"check that {label!r} is the file's encoding"
         self._label = label
-        raw = _HeadThenStream(head, self._stream, self._read_limit)
+        self._check_every_row = not _nul_is_a_zero_byte(encoding)
+        raw = _HeadThenStream(
+            head, self._stream, self._read_limit, watch_nul=not self._check_every_row
+        )
         text = io.TextIOWrapper(raw, encoding=encoding, errors=_HANDLER, newline="")
         text._CHUNK_SIZE = _TEXT_CHUNK  # type: ignore[attr-defined]
         return text
@@ -234,7 +267,7 @@ class CsvReader:
         if self._csv is not None:
             return self._csv
         csv.field_size_limit(FIELD_SIZE_LIMIT)  # process-wide; every reader sets the same value
-        self._errors_before = _decode_errors
+        self._suspects_before = _suspects
         reader = csv.reader(self._open(), delimiter=self._options.delimiter, strict=True)
         self._csv = reader
         try:
@@ -295,20 +328,25 @@ class CsvReader:
         width = len(self._columns)
         # A one-column row may be a blank line of spaces: those take the slow path below.
         fast_width = width if width > 1 else -1
-        errors_before = self._errors_before
+        suspects_before = self._suspects_before
+        check_every_row = self._check_every_row
         last = reader.line_num  # the line where the previous record ended
         while True:
             try:
                 for values in reader:
                     start = last + 1
                     last = reader.line_num
-                    if len(values) == fast_width and _decode_errors == errors_before:
+                    if (
+                        len(values) == fast_width
+                        and _suspects == suspects_before
+                        and not check_every_row
+                    ):
                         yield Row(start, values)
                         continue
                     if _is_blank(values):
                         continue
-                    if _decode_errors != errors_before:
-                        error = self._undecodable(values, start)
+                    if _suspects != suspects_before or check_every_row:
+                        error = self._suspect(values, start)
                         if error is not None:
                             yield error
                             continue
@@ -330,18 +368,26 @@ class CsvReader:
                 )
                 return
 
-    def _undecodable(self, values: list[str], line: int) -> RowError | None:
+    def _suspect(self, values: list[str], line: int) -> RowError | None:
+        """The error of a row holding undecodable bytes or a NUL character, if it does."""
+        joined = "".join(values)
+        if "\0" not in joined and not _ESCAPED.search(joined):
+            return None
         for position, value in enumerate(values):
             found = _ESCAPED.findall(value)
             if found:
-                column = self._columns[position] if position < len(self._columns) else None
-                return RowError(
-                    line,
-                    column,
-                    _show_escapes(value),
-                    f"bytes that are not valid {self._label} ({_show_escapes(''.join(found))}); "
-                    f"{self._encoding_hint}",
+                message = (
+                    f"bytes that are not valid {self._label} "
+                    f"({_show_escapes(''.join(found))}); {self._encoding_hint}"
                 )
+            elif "\0" in value:
+                message = (
+                    "a NUL character (\\x00), which a value cannot hold; remove it from the file"
+                )
+            else:
+                continue
+            column = self._columns[position] if position < len(self._columns) else None
+            return RowError(line, column, _show_escapes(value), message)
         return None
 
     def _ragged(self, count: int, line: int) -> RowError:

@@ -339,6 +339,21 @@ def test_undecodable_bytes_are_a_row_error_naming_the_line(
     assert "--encoding" in result.json()["errors"][0]["message"]
 
 
+def test_a_nul_character_rejects_its_row_and_the_rest_applies(
+    sftp: SftpFolder, env: dict[str, str]
+) -> None:
+    # PostgreSQL cannot store a NUL in text: it must not fail the run there, nor pass on SQLite.
+    sftp.put("userdata_a.csv", b"userId,city\nu1,Oslo\nu2,Os\x00lo\nu\x003,Rome\nu4,Bonn\n")
+    result = run_import(env, sftp, "userdata_a.csv", "--user-id", "userId", "--map", "city=city")
+    assert result.exit_code == 1, result.stderr
+    assert result.json()["status"] == "partial"
+    assert [(e["line"], e["column"], e["value"]) for e in result.json()["errors"]] == [
+        (3, "city", "Os\\x00lo"),
+        (4, "userId", "u\\x003"),
+    ]
+    assert all_users(env) == {"u1": {"city": "Oslo"}, "u4": {"city": "Bonn"}}
+
+
 def test_dry_run_reports_without_writing(sftp: SftpFolder, env: dict[str, str]) -> None:
     seed(env, sftp)
     sftp.put("userdata_b.csv", b"userId,plan\nu1,free\nu9,free\n")

@@ -606,6 +606,7 @@ def test_gives_up_on_a_utf16_file() -> None:
         (b"id,n\nu1,1\nu2,2,3\n", "fields"),  # a ragged row
         (b"id,n\nu1,1\nu2\n", "fields"),
         (b"id,n\nu1,1\nu2,\xff\n", "UTF8"),
+        (b"id,n\nu1,1\nu2,a\x00b\n", "NUL"),
         (b'id,n\nu1,"two\nlines"\nu2,x\n', "spans several lines"),  # then a rejected row
         (b"id,n\nu1,1\n\nu2,x\n", "blank line"),
         (b"id,n\nu1,1\n  \nu2,x\n", "blank line"),

@@ -157,6 +157,27 @@ def test_undecodable_byte_in_a_named_encoding_names_that_encoding() -> None:
     assert "--encoding" not in error.message
 
 
+@pytest.mark.parametrize(
+    ("encoding", "codec"),
+    [(None, "utf-8"), ("latin-1", "latin-1"), ("utf-16", "utf-16"), ("utf-16-le", "utf-16-le")],
+)
+def test_a_nul_character_is_a_row_error_naming_line_column_and_value(
+    encoding: str | None, codec: str
+) -> None:
+    text = "id,name,city\n1,Ann,Oslo\n2,Ann\x00e,Paris\n\x00,Cy,Rome\n4,Bob,Bonn\n"
+    items = read(text.encode(codec), **({"encoding": encoding} if encoding else {}))
+    errors = [item for item in items if isinstance(item, RowError)]
+    assert [(e.line, e.column, e.value) for e in errors] == [
+        (3, "name", "Ann\\x00e"),
+        (4, "id", "\\x00"),
+    ]
+    assert all("NUL character" in e.message and "remove it" in e.message for e in errors)
+    assert [(item.line, item.values) for item in items if isinstance(item, Row)] == [
+        (2, ["1", "Ann", "Oslo"]),
+        (5, ["4", "Bob", "Bonn"]),
+    ]
+
+
 def test_undecodable_bytes_in_the_header_fail_the_file() -> None:
     with pytest.raises(CsvError, match=r"line 1: the header row has bytes.*\\xe9"):
         header_of(b"id,pr\xe9nom\n1,a\n")
@@ -366,8 +387,9 @@ def write_csv(table: list[list[str]], quote_all: bool, terminator: str) -> str:
 
 
 LINE_BREAK = re.compile(r"\r\n|\r|\n")  # what ends a physical line
-cell = st.text(
-    alphabet=st.sampled_from(list('ab ,;"\n\r\tzé€𝄞')) | st.characters(codec="utf-8"),
+cell = st.text(  # no NUL: a row holding one is an error (a test of its own)
+    alphabet=st.sampled_from(list('ab ,;"\n\r\tzé€𝄞'))
+    | st.characters(codec="utf-8", exclude_characters="\x00"),
     max_size=8,
 )
 
