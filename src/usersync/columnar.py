@@ -49,6 +49,7 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
 from usersync.mapping import (
+    MAX_USER_ID_LENGTH,
     ColumnMapping,
     CompiledProperty,
     Converter,
@@ -639,7 +640,9 @@ def _convert(batch: _Batch, plan: _Plan) -> _Converted:
     try:
         first_spanning, value_line_ends = _check_values(batch)
         user_ids = _strip(batch, plan.user_id)
-        batch.bad = pc.equal(pc.binary_length(user_ids), 0)
+        # RowMapper decides the rows whose userId is empty or may be too long.
+        id_bytes = pc.binary_length(user_ids)
+        batch.bad = pc.or_(pc.equal(id_bytes, 0), pc.greater(id_bytes, MAX_USER_ID_LENGTH))
         values = [
             _string_value(batch, prop, plan.clear)
             if prop.convert is None

@@ -45,6 +45,9 @@ _BOOLEANS = {
     "0": "false",
 }
 _PROPERTY_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_.\-]{0,127}")
+# A longer userId rejects its row. Both stores must keep it in their key index, and
+# PostgreSQL's B-tree refuses an entry over 2,704 bytes: 512 characters are at most 2,048.
+MAX_USER_ID_LENGTH = 512
 
 # Each converter takes a stripped, non-empty cell and returns the value as JSON text, ready to
 # be spliced into the row's document; ValueError when the cell is not of the type.
@@ -238,14 +241,17 @@ class RowMapper:
                 )
         if len(errors) > 1:  # in the mapping's order, as the user wrote it
             errors.sort(key=lambda error: self._rank.get(error.column or "", 0))
-        if not user_id:
+        if not user_id or len(user_id) > MAX_USER_ID_LENGTH:
             errors.insert(
                 0,
                 RowError(
                     row.line,
                     self._columns[self.user_id_column],
                     values[self.user_id_column],
-                    "the userId is empty; every row needs one",
+                    "the userId is empty; every row needs one"
+                    if not user_id
+                    else f"the userId is {len(user_id):,} characters long; "
+                    f"at most {MAX_USER_ID_LENGTH} are allowed",
                 ),
             )
         if errors:

@@ -67,11 +67,17 @@ def resolve_types(
         wanted = asked.get(name)
         if wanted is not None and current is not None and wanted != current:
             raise UsageError(
-                f"property {name!r} is already a {current}; it cannot be imported as a {wanted}. "
+                f"property {name!r} is already {_a(current)}; "
+                f"it cannot be imported as {_a(wanted)}. "
                 f"Map the column to a new property name, or drop --type {name}={wanted}."
             )
         resolved[name] = wanted or PropertyType(current or PropertyType.STRING)
     return resolved
+
+
+def _a(kind: PropertyType) -> str:
+    """The type with its article: "a string", "an integer"."""
+    return f"{'an' if kind.value[0] in 'aeiou' else 'a'} {kind.value}"
 
 
 def import_remote_file(

@@ -336,7 +336,7 @@ def test_a_mapped_type_that_differs_from_the_catalog_is_refused(api: Api) -> Non
 
     error = error_of(api.post("/api/syncs", json=sync_body(connection["id"], mapping=mapping)), 422)
 
-    assert "'age' is already a integer" in error["message"]
+    assert "'age' is already an integer" in error["message"]
 
 
 def test_patch_changes_only_what_it_names_and_checks_it(api: Api) -> None:

@@ -7,6 +7,7 @@ import csv
 import io
 import json
 import os
+import secrets
 import signal
 import subprocess
 import sys
@@ -352,6 +353,20 @@ def test_a_nul_character_rejects_its_row_and_the_rest_applies(
         (4, "userId", "u\\x003"),
     ]
     assert all_users(env) == {"u1": {"city": "Oslo"}, "u4": {"city": "Bonn"}}
+
+
+def test_a_user_id_too_long_to_index_rejects_its_row_and_the_rest_applies(
+    sftp: SftpFolder, env: dict[str, str]
+) -> None:
+    # 2,100 random hex characters: PostgreSQL's key index refused the whole run.
+    long_id = secrets.token_hex(1050)
+    sftp.put("userdata_a.csv", f"userId,city\nu1,Oslo\n{long_id},Rome\nu3,Bonn\n".encode())
+    result = run_import(env, sftp, "userdata_a.csv", "--user-id", "userId", "--map", "city=city")
+    assert result.exit_code == 1, result.stderr
+    [error] = result.json()["errors"]
+    assert (error["line"], error["column"]) == (3, "userId")
+    assert "2,100 characters long; at most 512" in error["message"]
+    assert all_users(env) == {"u1": {"city": "Oslo"}, "u3": {"city": "Bonn"}}
 
 
 def test_dry_run_reports_without_writing(sftp: SftpFolder, env: dict[str, str]) -> None:

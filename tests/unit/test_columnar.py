@@ -486,6 +486,18 @@ def test_bad_typed_values_are_rejected_with_their_lines() -> None:
     ]
 
 
+def test_long_user_ids_are_decided_as_the_exact_path_does() -> None:
+    # 512 characters of 2 bytes pass; the byte length alone would reject them.
+    data = csv_bytes(
+        "u1,a@x.com,Ann,,,,,,", "é" * 512 + ",,,,,,,,", "y" * 513 + ",,,,,,,,", "u4,,,,,,,,"
+    )
+    outcome = both(data, MAPPING)
+    assert [user for user, _ in outcome.changes] == ["u1", "é" * 512, "u4"]
+    assert [[(e.line, e.column) for e in errors] for errors in outcome.rejected] == [
+        [(4, "userId")]
+    ]
+
+
 def test_quoted_commas_doubled_quotes_and_escapes() -> None:
     data = csv_bytes(
         'u1,"a,b@x.com","say ""hi"", \\\\ back",1,1,1,2026-01-01,,"tab\there"',

@@ -126,6 +126,13 @@ def test_an_empty_user_id_rejects_the_row() -> None:
     assert (error.column, error.message) == ("id", "the userId is empty; every row needs one")
 
 
+def test_a_user_id_over_512_characters_rejects_the_row() -> None:
+    assert mapped([" " + "é" * 512 + " ", "", "", "", "", "", ""])["user_id"] == "é" * 512
+    [error] = errors(["x" * 513, "Ann", "", "", "", "", ""])
+    assert (error.column, error.value) == ("id", "x" * 513)
+    assert error.message == "the userId is 513 characters long; at most 512 are allowed"
+
+
 def test_every_bad_cell_of_a_row_is_reported() -> None:
     assert [e.column for e in errors(["", "", "x", "y", "", "", ""])] == ["id", "age", "score"]
 
