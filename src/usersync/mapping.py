@@ -166,6 +166,27 @@ class MappedRow(NamedTuple):
     properties_json: str
 
 
+_LISTED_COLUMNS = 50  # a header can have thousands of columns: an error lists this many
+
+
+def _missing_columns(missing: Sequence[str], columns: Sequence[str]) -> str:
+    """Which mapped columns the file lacks, its columns, and those that differ only in case."""
+    listed = ", ".join(columns[:_LISTED_COLUMNS])
+    if len(columns) > _LISTED_COLUMNS:
+        listed += f" and {len(columns) - _LISTED_COLUMNS:,} more"
+    by_case = {name.casefold(): name for name in reversed(columns)}  # the first of equals
+    close = [
+        f"{by_case[name.casefold()]!r} for {name!r}"
+        for name in missing
+        if name.casefold() in by_case
+    ]
+    hint = f" (names are case-sensitive: {', '.join(close)}?)" if close else ""
+    return (
+        f"the file has no column {', '.join(map(repr, missing))}{hint}; its columns are: "
+        f"{listed}. Fix the mapping or the file."
+    )
+
+
 class RowMapper:
     """Compiled for one file's columns; `map` runs once per row, so it does as little as it can:
     string cells are escaped straight into the JSON text, no dict is built."""
@@ -182,11 +203,7 @@ class RowMapper:
         wanted = [mapping.user_id, *mapping.properties.values()]
         missing = sorted({c for c in wanted if c not in index})
         if missing:
-            raise MappingError(
-                "the file has no column "
-                + ", ".join(repr(c) for c in missing)
-                + f"; its columns are: {', '.join(columns)}. Fix the mapping or the file."
-            )
+            raise MappingError(_missing_columns(missing, columns))
         zone = zone or ZoneInfo("UTC")
         self._columns = list(columns)
         self.user_id_column = index[mapping.user_id]

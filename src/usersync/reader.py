@@ -186,6 +186,36 @@ class _HeadThenStream(io.RawIOBase):
         return data
 
 
+_SHOWN_HEADER = 200  # characters of an undecodable header row an error shows
+_EXPORT_CSV = "export the data as CSV (UTF-8) and import that file"
+# Formats a userdata file is mistaken for, by their first bytes (the kinds that would otherwise
+# fail as "not valid UTF-8" with a screenful of bytes). Told only when the header row is
+# undecodable or holds NUL characters: a CSV file may start with any of the text ones.
+_SIGNATURES = (
+    (b"\x1f\x8b", "a gzip-compressed file", "decompress it (gunzip) and import the CSV file"),
+    (b"PK\x03\x04", "a ZIP archive (an .xlsx workbook is one)", _EXPORT_CSV),
+    (b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1", "an Excel 97-2003 workbook (.xls)", _EXPORT_CSV),
+    (b"BZh", "a bzip2-compressed file", "decompress it (bunzip2) and import the CSV file"),
+    (b"\xfd7zXZ\x00", "an xz-compressed file", "decompress it (unxz) and import the CSV file"),
+    (
+        b"\x28\xb5\x2f\xfd",
+        "a zstd-compressed file",
+        "decompress it (unzstd) and import the CSV file",
+    ),
+    (b"7z\xbc\xaf\x27\x1c", "a 7-Zip archive", "extract the CSV file and import that"),
+    (b"PAR1", "a Parquet file", _EXPORT_CSV),
+)
+_SIGNATURE_SIZE = max(len(magic) for magic, _, _ in _SIGNATURES)
+
+
+def _binary_kind(head: bytes) -> tuple[str, str] | None:
+    """(what the file is, how to get a CSV file) if its first bytes are a known format's."""
+    for magic, kind, fix in _SIGNATURES:
+        if head.startswith(magic):
+            return kind, fix
+    return None
+
+
 def _is_blank(values: list[str]) -> bool:
     # csv.reader gives [] for an empty line; a line of spaces is blank to a reader too.
     return not values or (len(values) == 1 and not values[0].strip())
@@ -222,6 +252,7 @@ class CsvReader:
         self._check_every_row = False  # for encodings where NUL bytes tell nothing
         self._label = ""
         self._encoding_hint = ""
+        self._binary_kind: tuple[str, str] | None = None  # what the first bytes say it is
 
     @property
     def columns(self) -> list[str]:
@@ -238,10 +269,10 @@ class CsvReader:
 
     def _open(self) -> io.TextIOWrapper[_HeadThenStream]:
         encoding = self._options.encoding
-        head = b""
+        head = _read_head(self._stream, _SIGNATURE_SIZE)
+        self._binary_kind = _binary_kind(head)
         if encoding is None:
-            head = _read_head(self._stream, 2)
-            if head in (codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE):
+            if head[:2] in (codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE):
                 encoding, label = "utf-16", "UTF-16"
                 self._encoding_hint = "the file starts with a UTF-16 byte order mark"
             else:
@@ -290,10 +321,16 @@ class CsvReader:
     def _check_header(self, header: list[str], line: int) -> list[str]:
         where = f"{self._name}, line {line}"
         joined = "".join(header)
+        if self._binary_kind is not None and ("\0" in joined or _ESCAPED.search(joined)):
+            kind, fix = self._binary_kind
+            raise CsvError(f"{self._name} is {kind}, not CSV text: {fix}")
         if _ESCAPED.search(joined):
+            shown = _show_escapes(self._options.delimiter.join(header))
+            if len(shown) > _SHOWN_HEADER:
+                shown = shown[:_SHOWN_HEADER] + "…"
             raise CsvError(
                 f"{where}: the header row has bytes that are not valid {self._label} "
-                f"({_show_escapes(joined)}); {self._encoding_hint}"
+                f"({shown}); {self._encoding_hint}"
             )
         if "\0" in joined:
             raise CsvError(

@@ -142,6 +142,27 @@ def test_a_mapped_column_missing_from_the_file_fails_before_any_row() -> None:
         RowMapper(ColumnMapping("id", {"email": "email"}), ["id", "name"])
 
 
+def test_a_missing_column_that_differs_only_in_case_is_pointed_out() -> None:
+    with pytest.raises(MappingError) as raised:
+        RowMapper(ColumnMapping("id", {"email": "Email", "n": "name"}), ["id", "EMAIL", "n"])
+    assert str(raised.value) == (
+        "the file has no column 'Email', 'name' (names are case-sensitive: 'EMAIL' for "
+        "'Email'?); its columns are: id, EMAIL, n. Fix the mapping or the file."
+    )
+
+
+def test_a_missing_column_error_lists_at_most_50_columns() -> None:
+    columns = ["id", *(f"c{i}" for i in range(1, 100_000))]
+    with pytest.raises(MappingError) as raised:
+        RowMapper(ColumnMapping("id", {"email": "email"}), columns)
+    assert str(raised.value).endswith(
+        "its columns are: id, c1, c2, c3, c4, c5, c6, c7, c8, c9, c10, c11, c12, c13, c14, c15, "
+        "c16, c17, c18, c19, c20, c21, c22, c23, c24, c25, c26, c27, c28, c29, c30, c31, c32, "
+        "c33, c34, c35, c36, c37, c38, c39, c40, c41, c42, c43, c44, c45, c46, c47, c48, c49 "
+        "and 99,950 more. Fix the mapping or the file."
+    )
+
+
 def test_property_names_are_checked() -> None:
     assert check_property_name("first_name") == "first_name"
     with pytest.raises(UsersyncError, match="not a valid property name"):

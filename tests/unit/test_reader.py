@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import csv
+import gzip
 import io
 import re
 from collections.abc import Iterator
@@ -181,6 +182,38 @@ def test_a_nul_character_is_a_row_error_naming_line_column_and_value(
 def test_undecodable_bytes_in_the_header_fail_the_file() -> None:
     with pytest.raises(CsvError, match=r"line 1: the header row has bytes.*\\xe9"):
         header_of(b"id,pr\xe9nom\n1,a\n")
+
+
+@pytest.mark.parametrize(
+    ("data", "said"),
+    [
+        (
+            gzip.compress(b"userId,name\n" * 1000),
+            "is a gzip-compressed file, not CSV text: decompress it (gunzip)",
+        ),
+        (
+            b"PK\x03\x04\x14\x00\x06\x00\x08\x00\x00\x00!\x00\xb6\xa8",
+            "is a ZIP archive (an "
+            ".xlsx workbook is one), not CSV text: export the data as CSV (UTF-8)",
+        ),
+    ],
+)
+def test_a_known_binary_format_is_named_instead_of_its_bytes(data: bytes, said: str) -> None:
+    with pytest.raises(CsvError) as raised:
+        header_of(data)
+    assert said in str(raised.value)
+    assert "\\x" not in str(raised.value)
+
+
+def test_text_that_starts_like_a_binary_format_is_read_as_csv() -> None:
+    assert rows(b"BZh,PK\nu1,x\n") == [(2, ["u1", "x"])]
+
+
+def test_an_undecodable_header_shows_at_most_200_characters_of_it() -> None:
+    with pytest.raises(CsvError) as raised:
+        header_of(b"id,name\xff" + b"x" * 5000 + b"\n1,a\n")
+    shown = str(raised.value).split("(", 1)[1].split(")", 1)[0]
+    assert shown == "id,name\\xff" + "x" * 189 + "…"
 
 
 def test_utf16_without_bom_read_as_utf8_is_refused_with_a_hint() -> None:
