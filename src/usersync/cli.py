@@ -19,7 +19,7 @@ from usersync.browse import (
     preview_file,
 )
 from usersync.cli_import import db_option, errors, import_, user, users, workspace_option
-from usersync.cli_output import emit_json, handle_errors, table
+from usersync.cli_output import emit_json, handle_errors, located, table
 from usersync.cli_remote import csv_format_options, csv_options, open_remote, remote_options
 from usersync.cli_schedule import schedule
 from usersync.config import Settings, load_settings
@@ -110,7 +110,7 @@ def preview(rows: int, encoding: str | None, delimiter: str | None, **opts: Any)
         max_width=40,
     )
     for error in result.errors:
-        click.secho(f"line {error.line}: {error.message}", fg="yellow", err=True)
+        click.secho(f"{located(error.line, error.column)}: {error.message}", fg="yellow", err=True)
 
 
 for command in (import_, user, users, errors, schedule):

@@ -7,7 +7,7 @@ from typing import Any, TextIO
 
 import click
 
-from usersync.cli_output import emit_json, handle_errors, iso, table
+from usersync.cli_output import emit_json, handle_errors, iso, located, table
 from usersync.cli_remote import connect_args, csv_format_options, csv_options, remote_options
 from usersync.config import load_settings
 from usersync.enums import RunStatus
@@ -208,8 +208,7 @@ def _print_summary(run_id: int, result: RunResult, dry_run: bool) -> None:
         f"{updated:,} {verb(updated)} updated, {_counted(result.rows_rejected, 'row')} rejected."
     )
     for error in result.errors[:10]:
-        where = f"line {error.line}" + (f", column {error.column!r}" if error.column else "")
-        click.echo(f"  {where}: {error.message}")
+        click.echo(f"  {located(error.line, error.column)}: {error.message}")
     if result.rows_rejected > 10:
         click.echo(f"  ... the full list: usersync errors {run_id} --output errors.csv")
 

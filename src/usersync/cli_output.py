@@ -31,6 +31,11 @@ def iso(value: datetime | None) -> str | None:
     return value.isoformat() if value is not None else None
 
 
+def located(line: int, column: str | None) -> str:
+    """Where a row error is: "line 5, column 'age'", or "line 5" for the whole row."""
+    return f"line {line}" + (f", column {column!r}" if column else "")
+
+
 def table(
     headers: Sequence[str],
     rows: Sequence[Sequence[object]],

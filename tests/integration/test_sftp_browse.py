@@ -148,6 +148,16 @@ def test_preview_rows_option_and_table_output(sftp: SftpFolder, env: dict[str, s
     assert "Cy" not in result.stdout
 
 
+def test_preview_table_names_the_line_and_column_of_a_bad_row(
+    sftp: SftpFolder, env: dict[str, str]
+) -> None:
+    sftp.put("userdata_a.csv", b"userId,name\n1,Ann\n2,B\xffb\n3\n")
+    result = usersync(env, "preview", sftp.url("userdata_a.csv"), *key_args(sftp))
+    assert result.exit_code == 0, result.stderr
+    assert "line 3, column 'name': bytes that are not valid UTF-8 (\\xff)" in result.stderr
+    assert "line 4: row has 1 field but the header has 2 columns" in result.stderr
+
+
 def test_preview_refuses_a_file_that_breaks_the_rules(
     sftp: SftpFolder, env: dict[str, str]
 ) -> None:
