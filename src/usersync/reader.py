@@ -216,6 +216,13 @@ def _binary_kind(head: bytes) -> tuple[str, str] | None:
     return None
 
 
+# Codecs that read the byte order from the file's first bytes, and fail without them.
+_BYTE_ORDER_MARKS = {
+    "utf-16": (codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE),
+    "utf-32": (codecs.BOM_UTF32_LE, codecs.BOM_UTF32_BE),
+}
+
+
 def _is_blank(values: list[str]) -> bool:
     # csv.reader gives [] for an empty line; a line of spaces is blank to a reader too.
     return not values or (len(values) == 1 and not values[0].strip())
@@ -282,8 +289,15 @@ class CsvReader:
                 )
         else:
             label = encoding
-            if codecs.lookup(encoding).name == "utf-8":
+            codec = codecs.lookup(encoding).name
+            if codec == "utf-8":
                 encoding = "utf-8-sig"  # a BOM must not end up in the first column's name
+            elif (marks := _BYTE_ORDER_MARKS.get(codec)) and head and not head.startswith(marks):
+                raise CsvError(
+                    f"{self._name} does not start with a byte order mark, which {label!r} "
+                    f"needs: name the byte order instead ({codec}-le, as Windows writes "
+                    f"it, or {codec}-be)"
+                )
             self._encoding_hint = f"check that {label!r} is the file's encoding"
         self._label = label
         self._check_every_row = not _nul_is_a_zero_byte(encoding)
@@ -311,6 +325,8 @@ class CsvReader:
             raise CsvError(
                 f"{self._name}: no complete header row in its first {self._read_limit} bytes"
             ) from None
+        except UnicodeError as exc:  # a codec that fails instead of calling the error handler
+            raise self._codec_failed(exc, reader.line_num) from None
         if header is None:
             raise CsvError(
                 f"{self._name} is empty: it has no header row; its first line must name the columns"
@@ -395,6 +411,8 @@ class CsvReader:
             except csv.Error as exc:
                 yield self._parse_error(str(exc), last + 1, reader.line_num)
                 last = reader.line_num  # csv.reader drops the rest of that line, goes on after
+            except UnicodeError as exc:
+                raise self._codec_failed(exc, reader.line_num) from None
             except _ReadLimitReached:
                 yield RowError(
                     last + 1,
@@ -404,6 +422,12 @@ class CsvReader:
                     f"incomplete; is a quote never closed?",
                 )
                 return
+
+    def _codec_failed(self, exc: UnicodeError, line: int) -> CsvError:
+        return CsvError(
+            f"{self._name}, line {line + 1}: cannot decode it as {self._label}: {exc}; "
+            f"{self._encoding_hint}"
+        )
 
     def _suspect(self, values: list[str], line: int) -> RowError | None:
         """The error of a row holding undecodable bytes or a NUL character, if it does."""

@@ -58,6 +58,10 @@ def header_of(data: bytes, name: str = "file") -> list[str]:
     return CsvReader(io.BytesIO(data), name=name).columns
 
 
+def header_of_encoded(data: bytes, encoding: str) -> list[str]:
+    return CsvReader(io.BytesIO(data), CsvOptions(encoding=encoding)).columns
+
+
 def test_reads_rows_with_their_line_numbers() -> None:
     assert rows(b"id,name\n1,Ann\n2,Bob\n") == [(2, ["1", "Ann"]), (3, ["2", "Bob"])]
 
@@ -136,6 +140,25 @@ def test_named_encodings(encoding: str, data: bytes, value: str) -> None:
     assert [(item.line, item.values) for item in reader if isinstance(item, Row)] == [
         (2, ["1", value])
     ]
+
+
+@pytest.mark.parametrize("codec", ["utf-16", "UTF-32"])
+def test_a_codec_that_needs_a_byte_order_mark_asks_for_the_byte_order(codec: str) -> None:
+    data = "id,name\n1,a\n".encode(codec.lower() + "-le")
+    with pytest.raises(CsvError) as raised:
+        list(CsvReader(io.BytesIO(data), CsvOptions(encoding=codec)))
+    name = codec.lower()
+    assert str(raised.value) == (
+        f"file does not start with a byte order mark, which {codec!r} needs: name the byte "
+        f"order instead ({name}-le, as Windows writes it, or {name}-be)"
+    )
+    with_mark = "\ufeffid,name\n1,a\n".encode(name + "-be")
+    assert rows(with_mark, encoding=codec) == [(2, ["1", "a"])]
+
+
+def test_a_codec_that_fails_instead_of_escaping_fails_the_file_with_a_clear_error() -> None:
+    with pytest.raises(CsvError, match=r"line 1: cannot decode it as idna: .*check that 'idna'"):
+        header_of_encoded(b"id,name\n" + b"a" * 70 + b",x\n", "idna")
 
 
 def test_invalid_utf8_is_a_row_error_naming_line_column_and_bytes() -> None:
