@@ -366,6 +366,31 @@ def test_a_store_error_mid_merge_leaves_the_users_unchanged(
     assert everything(engine) == before
 
 
+def test_a_full_sqlite_database_fails_the_apply_saying_to_free_space(tmp_path: Path) -> None:
+    with migrated(f"sqlite:///{tmp_path / 'usersync.db'}") as engine:
+        ws, store = workspaces.get_or_create(engine, "default"), UserStore(engine)
+        apply(store, ws, UPDATE, change("old", a=1))
+        before = everything(engine)
+        with engine.connect() as conn:
+            pages = conn.exec_driver_sql("PRAGMA page_count").scalar_one()
+        # What a full disk does, as SQLite's own limit: its next page cannot be written.
+        sa.event.listen(
+            engine,
+            "connect",
+            lambda dbapi, _: dbapi.execute(f"PRAGMA max_page_count = {pages + 2}"),
+        )
+        engine.dispose()  # connections from now on have the limit
+        changes = [change(f"new{i}", notes="x" * 200) for i in range(2000)]
+        with pytest.raises(StoreError) as raised:
+            store.apply(ws, [changes], UPDATE)
+    assert str(raised.value) == (
+        "the database failed while applying the changes (database or disk is full); "
+        "nothing was applied; free disk space for it and its temporary files"
+    )
+    with migrated(f"sqlite:///{tmp_path / 'usersync.db'}") as engine:
+        assert everything(engine) == before
+
+
 @pytest.mark.parametrize("row_counts", [True, False])
 def test_postgresql_merges_with_merge_unless_it_cannot_count_the_rows(
     pg_url: str, row_counts: bool

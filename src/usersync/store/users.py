@@ -150,11 +150,20 @@ def _store_error(error: Exception) -> StoreError:
     driver_error = error.orig if isinstance(error, exc.DBAPIError) else error
     lines = str(driver_error).strip().splitlines()
     reason = lines[0] if lines else type(driver_error).__name__
+    hint = "; free disk space for it and its temporary files" if _is_full(driver_error) else ""
     store_error = StoreError(
-        f"the database failed while applying the changes ({reason}); nothing was applied"
+        f"the database failed while applying the changes ({reason}); nothing was applied{hint}"
     )
     store_error.transient = _is_transient(error, driver_error)
     return store_error
+
+
+def _is_full(driver_error: object) -> bool:
+    """Whether the disk (or a size limit) left the database no room: SQLITE_FULL, or
+    PostgreSQL's disk_full."""
+    if getattr(driver_error, "sqlstate", None) == "53100":
+        return True
+    return str(getattr(driver_error, "sqlite_errorname", "")).startswith("SQLITE_FULL")
 
 
 def _is_transient(error: Exception, driver_error: object) -> bool:
