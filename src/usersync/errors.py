@@ -28,6 +28,7 @@
     ├── mapping.MappingError           exit 5: the mapping names a column the file lacks
     ├── importer.TooManyRejected       exit 5: more rejected rows than --max-rejected allows
     ├── importer.FileChanged           exit 5, transient: the file changed while it was read
+    ├── spool.SpoolFull                exit 5, transient: no room for the file's local copy
     ├── sources.s3.ObjectChanged       exit 5, transient: an S3 object was replaced while read
     └── store.StoreError               exit 5: the database refused the apply; nothing applied
 

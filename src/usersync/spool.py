@@ -12,7 +12,15 @@ import os
 import tempfile
 from typing import BinaryIO
 
+from usersync.errors import UsersyncError
 from usersync.streams import ChunkReader
+
+
+class SpoolFull(UsersyncError):
+    """The local copy could not be written (no room on its disk). Nothing was applied."""
+
+    exit_code = 5
+    transient = True  # room may be made
 
 
 class Spool(ChunkReader):
@@ -27,13 +35,21 @@ class Spool(ChunkReader):
         super().__init__()
         self._raw = raw
         # closed by close(): the spool outlives the statement that made it
-        self._file = tempfile.TemporaryFile(dir=directory)  # noqa: SIM115
+        self._directory = directory or tempfile.gettempdir()
+        self._file = tempfile.TemporaryFile(dir=self._directory)  # noqa: SIM115
         self.copied = 0
 
     def read_chunk(self, size: int) -> bytes:
         data = self._raw.read(size)
         self._file.seek(self.copied)
-        self._file.write(data)
+        try:
+            self._file.write(data)
+        except OSError as exc:
+            raise SpoolFull(
+                f"no room for the file's local copy in {self._directory} ({exc.strerror}): "
+                f"an import keeps one, as large as the file, to read it again if needed; "
+                f"free disk space there, or set TMPDIR to a folder with room for it"
+            ) from None
         self.copied += len(data)
         return data
 
