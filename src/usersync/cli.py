@@ -25,7 +25,7 @@ from usersync.cli_schedule import schedule
 from usersync.config import Settings, load_settings
 from usersync.files import explain, format_size
 from usersync.secretbox import SecretBox
-from usersync.service import DEFAULT_WORKSPACE, open_database
+from usersync.service import DEFAULT_WORKSPACE, open_database, workspace_id
 from usersync.store import tokens, workspaces
 
 
@@ -169,7 +169,7 @@ def demo_command(workspace: str, db_url: str | None) -> None:
     settings = load_settings(db_url=db_url)
     setup = demo.set_up(settings)
     with open_database(settings) as engine:
-        ws = existing_workspace(engine, workspace)
+        ws = workspace_id(engine, workspace)
         box = SecretBox.from_settings(settings)
         connection, created = demo.add_connection(engine, box, ws, setup, settings.demo_port)
     click.echo(_samples_line(setup))
@@ -198,7 +198,7 @@ def _samples_line(setup: demo.DemoSetup) -> str:
     return f"Sample files in {setup.folder}"
 
 
-from usersync.cli_admin import existing_workspace, secrets_group, token, workspace  # noqa: E402
+from usersync.cli_admin import secrets_group, token, workspace  # noqa: E402
 
 main.add_command(workspace)
 main.add_command(token)

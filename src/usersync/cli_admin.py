@@ -7,7 +7,6 @@ from typing import Any
 
 import click
 import sqlalchemy as sa
-from sqlalchemy import Engine
 
 from usersync.cli_import import db_option, workspace_option
 from usersync.cli_output import emit_json, handle_errors, iso, table
@@ -16,7 +15,7 @@ from usersync.db import write_transaction
 from usersync.errors import NotFound, UsageError
 from usersync.schema import connections, syncs
 from usersync.secretbox import SecretBox, SecretKeyError
-from usersync.service import DEFAULT_WORKSPACE, open_database
+from usersync.service import open_database, workspace_id
 from usersync.store import tokens, workspaces
 
 json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
@@ -32,20 +31,6 @@ def _workspace_document(row: workspaces.Workspace) -> dict[str, Any]:
         "timezone": row.timezone,
         "created_at": iso(row.created_at),
     }
-
-
-def existing_workspace(engine: Engine, name: str) -> int:
-    """The id of workspace `name`; the default workspace is made when missing, any other
-    name must have been created with `usersync workspace create`."""
-    if name == DEFAULT_WORKSPACE:
-        return workspaces.get_or_create(engine, name)
-    found = workspaces.get_id(engine, name)
-    if found is None:
-        raise UsageError(
-            f"there is no workspace named {name!r}; create it first: "
-            f"usersync workspace create {shlex.quote(name)}"
-        )
-    return found
 
 
 @click.group()
@@ -120,7 +105,7 @@ def token() -> None:
 def token_create(workspace: str, name: str | None, db_url: str | None, as_json: bool) -> None:
     """Create an API token for a workspace and print it (this once only)."""
     with open_database(load_settings(db_url=db_url)) as engine:
-        ws = existing_workspace(engine, workspace)
+        ws = workspace_id(engine, workspace)
         new = tokens.create_token(engine, ws, name=name)
     if as_json:
         emit_json(
@@ -149,7 +134,7 @@ def token_create(workspace: str, name: str | None, db_url: str | None, as_json: 
 def token_list(workspace: str, db_url: str | None, as_json: bool) -> None:
     """List a workspace's tokens (their first characters, never the tokens)."""
     with open_database(load_settings(db_url=db_url)) as engine:
-        ws = existing_workspace(engine, workspace)
+        ws = workspace_id(engine, workspace)
         found = tokens.list_tokens(engine, ws)
     if as_json:
         emit_json({"workspace": workspace, "items": [_token_document(t) for t in found]})

@@ -4,6 +4,7 @@ records runs and their rejected rows, and keeps the property catalog."""
 from __future__ import annotations
 
 import dataclasses
+import shlex
 import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -41,7 +42,18 @@ def open_database(settings: Settings) -> Iterator[Engine]:
 
 
 def workspace_id(engine: Engine, name: str) -> int:
-    return int(workspaces.get_or_create(engine, name))
+    """The id of workspace `name`; the default workspace is made when missing, any other
+    name must have been created with `usersync workspace create` (a mistyped name must not
+    make a workspace of its own and import into it)."""
+    if name == DEFAULT_WORKSPACE:
+        return int(workspaces.get_or_create(engine, name))
+    found = workspaces.get_id(engine, name)
+    if found is None:
+        raise UsageError(
+            f"there is no workspace named {name!r}; create it first: "
+            f"usersync workspace create {shlex.quote(name)}"
+        )
+    return int(found)
 
 
 @dataclass(frozen=True)

@@ -369,6 +369,25 @@ def test_a_user_id_too_long_to_index_rejects_its_row_and_the_rest_applies(
     assert all_users(env) == {"u1": {"city": "Oslo"}, "u3": {"city": "Bonn"}}
 
 
+def test_a_workspace_that_does_not_exist_is_refused_not_made(
+    sftp: SftpFolder, env: dict[str, str]
+) -> None:
+    sftp.put("userdata_a.csv", b"userId,city\nu1,Oslo\n")
+    for command in (
+        ["import", sftp.url("userdata_a.csv"), *key_args(sftp), "--user-id", "userId"],
+        ["users"],
+        ["user", "u1"],
+    ):
+        result = usersync(env, *command, "--workspace", "acme-prd")
+        assert result.exit_code == 2, result.stderr
+        assert (
+            "there is no workspace named 'acme-prd'; create it first: "
+            "usersync workspace create acme-prd"
+        ) in result.stderr
+    listed = usersync(env, "workspace", "list", "--json")
+    assert "acme-prd" not in [w["name"] for w in listed.json()["items"]]
+
+
 def test_dry_run_reports_without_writing(sftp: SftpFolder, env: dict[str, str]) -> None:
     seed(env, sftp)
     sftp.put("userdata_b.csv", b"userId,plan\nu1,free\nu9,free\n")
