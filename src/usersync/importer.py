@@ -28,6 +28,7 @@ from usersync.store import ConflictMode, UserStore
 from usersync.store.model import BeforeCommit, Change
 
 BATCH_ROWS = 10_000
+BATCH_BYTES = 4 << 20  # of JSON: a batch ends at whichever limit comes first (wide files)
 # Rows per column-wise batch: pyarrow's working set grows with it. Measured end to end on a
 # 200 MB file: 8 K rows with one conversion worker peaked at ~280 MB RSS, 16 K rows with two
 # at ~350 MB, for 1-2 s less; with the store writing on a thread of its own, 6 K rows keep
@@ -243,14 +244,16 @@ class _Pipeline:
             spec.mapping, reader.columns, zone=spec.zone, empty_cells=spec.empty_cells
         )
         batch: list[MappedRow] = []
+        size = 0
         for item in reader:
             self._result.rows_read += 1
             mapped = mapper.map(item) if isinstance(item, Row) else [item]
             if isinstance(mapped, MappedRow):
                 batch.append(mapped)  # already the (user_id, properties JSON) pair the store takes
-                if len(batch) >= BATCH_ROWS:
+                size += len(mapped.properties_json)
+                if len(batch) >= BATCH_ROWS or size >= BATCH_BYTES:
                     yield batch
-                    batch = []
+                    batch, size = [], 0
                     self.report()
             else:
                 self.reject(mapped)

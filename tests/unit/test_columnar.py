@@ -594,6 +594,34 @@ def test_many_batches_in_file_order_read_progressively() -> None:
     assert fast.rejected[0][0].line == 2502
 
 
+def test_wide_rows_make_batches_of_a_bounded_size() -> None:
+    # 120 rows of ~48 KB: as many rows as batch_rows asks would be the whole 5.8 MB file.
+    wide = "x" * 16_000
+    rows = [f"u{i},{wide}{i},{wide},{i},{i}.5,1,2026-01-01,,{wide}" for i in range(120)]
+    data = csv_bytes(*rows)
+    columns, exact = exact_path(data, CsvOptions(), MAPPING)
+    batches = list(
+        columnar_rows(
+            Pieces(data),
+            columns,
+            CsvOptions(),
+            MAPPING,
+            zone=UTC,
+            empty_cells=EmptyCells.IGNORE,
+            batch_rows=65_536,
+        )
+    )
+    row_bytes = len(data) // 120
+    assert len(batches) >= 3
+    assert all(batch.rows * row_bytes <= 3 << 20 for batch in batches)  # 2 MB and a block
+    fast = Outcome(
+        [c for b in batches for c in b.changes],
+        [r for b in batches for r in b.rejected],
+        sum(b.rows for b in batches),
+    )
+    assert_same(fast, exact)
+
+
 # -- files the fast path cannot be sure of: it gives up -----------------------------------------
 
 SIMPLE = ColumnMapping("id", {"n": "n"}, {"n": PropertyType.INTEGER})
