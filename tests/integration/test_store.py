@@ -677,6 +677,7 @@ def test_a_run_and_its_errors_round_trip(engine: Engine, ws: int) -> None:
         (i + 2, "age", f"x{i}", "not a whole number") for i in range(2500)
     ]
     errors.append((9999, None, None, "3 fields, the header has 4"))
+    errors.append((10001, "notes", 'tab\there\nline \\N "q" \\x00 é', "kept as it is"))
     assert runs.add_run_errors(engine, run_id, errors) == len(errors)
     assert runs.add_run_errors(engine, run_id, [runs.RunError(10000, "c", "v", "m")]) == 1
     runs.finish_run(
@@ -687,8 +688,8 @@ def test_a_run_and_its_errors_round_trip(engine: Engine, ws: int) -> None:
         rows_read=3000,
         users_created=400,
         users_updated=99,
-        rows_rejected=2501,
-        message="2,501 rows rejected",
+        rows_rejected=2502,
+        message="2,502 rows rejected",
     )
     run = runs.get_run(engine, run_id)
     assert run is not None
@@ -699,7 +700,7 @@ def test_a_run_and_its_errors_round_trip(engine: Engine, ws: int) -> None:
         400,
         99,
     )
-    assert (run.rows_rejected, run.message, run.file_size) == (2501, "2,501 rows rejected", 1234)
+    assert (run.rows_rejected, run.message, run.file_size) == (2502, "2,502 rows rejected", 1234)
     assert run.file_modified == modified
     assert run.finished_at is not None
     assert run.finished_at >= run.started_at
