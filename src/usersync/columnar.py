@@ -244,7 +244,7 @@ class _Source:
                 self.quotes.finish()
                 return b""
             self.quotes.feed(chunk)
-            self.nul = self.nul or b"\0" in chunk
+            self.nul = b"\0" in chunk  # then eof: no chunk is read after it
             if self.quotes.violation is not None or self.nul:
                 self.eof = True  # nothing after it matters: let pyarrow stop
                 return b""

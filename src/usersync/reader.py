@@ -337,10 +337,11 @@ class CsvReader:
     def _check_header(self, header: list[str], line: int) -> list[str]:
         where = f"{self._name}, line {line}"
         joined = "".join(header)
-        if self._binary_kind is not None and ("\0" in joined or _ESCAPED.search(joined)):
+        undecodable, nul = _ESCAPED.search(joined) is not None, "\0" in joined
+        if self._binary_kind is not None and (undecodable or nul):
             kind, fix = self._binary_kind
             raise CsvError(f"{self._name} is {kind}, not CSV text: {fix}")
-        if _ESCAPED.search(joined):
+        if undecodable:
             shown = _show_escapes(self._options.delimiter.join(header))
             if len(shown) > _SHOWN_HEADER:
                 shown = shown[:_SHOWN_HEADER] + "…"
@@ -348,7 +349,7 @@ class CsvReader:
                 f"{where}: the header row has bytes that are not valid {self._label} "
                 f"({shown}); {self._encoding_hint}"
             )
-        if "\0" in joined:
+        if nul:
             raise CsvError(
                 f"{where}: the header row contains NUL characters; the file may be UTF-16 "
                 f"without a byte order mark: name its encoding (e.g. --encoding utf-16-le)"
