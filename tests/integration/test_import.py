@@ -311,21 +311,16 @@ def test_duplicate_or_empty_headers_fail_before_anything_is_written(
     assert user(env, "u1") == {"name": "Ann", "email": "ann@old.example", "plan": "gold"}
 
 
+def import_cities(env: dict[str, str], sftp: SftpFolder, *args: str) -> Result:
+    """Import userdata_a.csv: its userId column, and its city column as the city."""
+    return run_import(
+        env, sftp, "userdata_a.csv", "--user-id", "userId", "--map", "city=city", *args
+    )
+
+
 def test_named_encoding_and_delimiter(sftp: SftpFolder, env: dict[str, str]) -> None:
     sftp.put("userdata_a.csv", "userId;city\nu1;Málaga\nu2;Zürich\n".encode("latin-1"))
-    result = run_import(
-        env,
-        sftp,
-        "userdata_a.csv",
-        "--user-id",
-        "userId",
-        "--map",
-        "city=city",
-        "--encoding",
-        "latin-1",
-        "--delimiter",
-        ";",
-    )
+    result = import_cities(env, sftp, "--encoding", "latin-1", "--delimiter", ";")
     assert result.exit_code == 0, result.stderr
     assert user(env, "u1") == {"city": "Málaga"}
 
@@ -334,7 +329,7 @@ def test_undecodable_bytes_are_a_row_error_naming_the_line(
     sftp: SftpFolder, env: dict[str, str]
 ) -> None:
     sftp.put("userdata_a.csv", "userId,city\nu1,Málaga\nu2,Zürich\n".encode("latin-1"))
-    result = run_import(env, sftp, "userdata_a.csv", "--user-id", "userId", "--map", "city=city")
+    result = import_cities(env, sftp)
     assert result.exit_code == 1
     assert [e["line"] for e in result.json()["errors"]] == [2, 3]
     assert "--encoding" in result.json()["errors"][0]["message"]
@@ -345,7 +340,7 @@ def test_a_nul_character_rejects_its_row_and_the_rest_applies(
 ) -> None:
     # PostgreSQL cannot store a NUL in text: it must not fail the run there, nor pass on SQLite.
     sftp.put("userdata_a.csv", b"userId,city\nu1,Oslo\nu2,Os\x00lo\nu\x003,Rome\nu4,Bonn\n")
-    result = run_import(env, sftp, "userdata_a.csv", "--user-id", "userId", "--map", "city=city")
+    result = import_cities(env, sftp)
     assert result.exit_code == 1, result.stderr
     assert result.json()["status"] == "partial"
     assert [(e["line"], e["column"], e["value"]) for e in result.json()["errors"]] == [
@@ -361,7 +356,7 @@ def test_a_user_id_too_long_to_index_rejects_its_row_and_the_rest_applies(
     # 2,100 random hex characters: PostgreSQL's key index refused the whole run.
     long_id = secrets.token_hex(1050)
     sftp.put("userdata_a.csv", f"userId,city\nu1,Oslo\n{long_id},Rome\nu3,Bonn\n".encode())
-    result = run_import(env, sftp, "userdata_a.csv", "--user-id", "userId", "--map", "city=city")
+    result = import_cities(env, sftp)
     assert result.exit_code == 1, result.stderr
     [error] = result.json()["errors"]
     assert (error["line"], error["column"]) == (3, "userId")

@@ -54,12 +54,8 @@ class LimitedStream(io.BytesIO):
         return data
 
 
-def header_of(data: bytes, name: str = "file") -> list[str]:
-    return CsvReader(io.BytesIO(data), name=name).columns
-
-
-def header_of_encoded(data: bytes, encoding: str) -> list[str]:
-    return CsvReader(io.BytesIO(data), CsvOptions(encoding=encoding)).columns
+def header_of(data: bytes, name: str = "file", encoding: str | None = None) -> list[str]:
+    return CsvReader(io.BytesIO(data), CsvOptions(encoding=encoding), name=name).columns
 
 
 def test_reads_rows_with_their_line_numbers() -> None:
@@ -158,7 +154,7 @@ def test_a_codec_that_needs_a_byte_order_mark_asks_for_the_byte_order(codec: str
 
 def test_a_codec_that_fails_instead_of_escaping_fails_the_file_with_a_clear_error() -> None:
     with pytest.raises(CsvError, match=r"line 1: cannot decode it as idna: .*check that 'idna'"):
-        header_of_encoded(b"id,name\n" + b"a" * 70 + b",x\n", "idna")
+        header_of(b"id,name\n" + b"a" * 70 + b",x\n", encoding="idna")
 
 
 def test_invalid_utf8_is_a_row_error_naming_line_column_and_bytes() -> None:
