@@ -18,7 +18,8 @@ How it stays exact:
   while pyarrow reads the stream, each chunk is checked at the byte level against the RFC 4180
   quoting that strict `csv` accepts; anything else gives up. So do ragged rows, invalid UTF-8, a
   NUL byte, a UTF-16 BOM, an encoding other than UTF-8, a field over the exact reader's limit
-  and any pyarrow error. Blank lines are skipped by both readers.
+  and any pyarrow error. Blank lines are skipped by both readers. It also gives up, for speed,
+  on rows so long (hundreds of columns) that a batch would hold few of them.
 - Line numbers. Only rejected rows carry one: `2 + data row index`, true while no value so far
   held a line break (a rejected row after one gives up at once) and no blank line was skipped
   before it. The blank lines are counted at the end, from the file's line ends: if some came
@@ -65,12 +66,15 @@ from usersync.reader import FIELD_SIZE_LIMIT, CsvOptions, Row, RowError
 # (measured on 200 MB: peak RSS 248-276 MB with them, 282-302 MB with 1 MiB blocks).
 DEFAULT_BLOCK_SIZE = 1 << 19
 _READ_SIZE = 1 << 20  # bytes asked of the caller's stream when pyarrow does not say
-# A batch ends at `batch_rows` rows or at this much data, whichever comes first: converting a
-# batch takes several times its size, and 6 K rows of a 2,000-column file are 120 MB. Its
-# import (200 MB, 10 K rows) peaked at 2.0 GB of RSS without this limit; 276 MB with 2 MB
-# (300 MB with 4 MB; 261 MB with 1 MB, but 1.5 times slower). 6 K rows of the benchmark's
-# 12 columns are 0.8 MB: its batches stay as they were.
+# A batch ends at `batch_rows` rows or after this much of the file (whole blocks), whichever
+# comes first: converting a batch takes several times its size, and 6 K rows of 2 KB are
+# 12 MB (a 200 MB file of 2,000 columns peaked at 2.0 GB of RSS with no such limit). 6 K rows
+# of the benchmark's 12 columns are 0.6 MB: its batches end at the row count.
 _BATCH_BYTES = 2 << 20
+# Converting costs some calls per mapped column and batch, whatever the batch's rows: when the
+# rows are so long that a batch holds fewer than this many, the exact reader is quicker (on
+# files of 50 MB: 0.9 s against 0.3 s for rows of 62 KB, 1.0 s against 0.6 s for 16 KB).
+_FEWEST_BATCH_ROWS = 256
 _MAX_CARRY = 16 << 20  # a quoted field longer than this is left to the exact reader
 _END = 1 << 62  # a slice position past the end of any value
 
@@ -423,7 +427,7 @@ def columnar_rows(
     except BaseException:
         source.stop()
         raise
-    yield from _batches(reader, source, invalid, plan, columns, batch_rows)
+    yield from _batches(reader, source, invalid, plan, columns, batch_rows, block_size)
 
 
 def _check_options(columns: Sequence[str], options: CsvOptions) -> bytes:
@@ -461,6 +465,7 @@ def _batches(
     plan: _Plan,
     columns: Sequence[str],
     batch_rows: int,
+    block_size: int,
 ) -> Iterator[ColumnarBatch]:
     # pyarrow parses the next blocks while batches are converted: it parses only when asked,
     # so _Prefetch asks from a thread of its own. With _WORKERS above 1, workers convert
@@ -473,7 +478,7 @@ def _batches(
     workers = ThreadPoolExecutor(max_workers=_WORKERS, thread_name_prefix="usersync-columnar")
     converting: deque[Future[_Converted]] = deque()
     try:
-        for batch in _coalesce(blocks, columns, lines, batch_rows, source, invalid):
+        for batch in _coalesce(blocks, columns, lines, batch_rows, block_size, source, invalid):
             converting.append(workers.submit(_convert, batch, plan))
             if len(converting) >= _WORKERS:
                 yield _finish(converting.popleft().result(), plan, lines, source, invalid)
@@ -545,14 +550,16 @@ def _coalesce(
     columns: Sequence[str],
     lines: _Lines,
     batch_rows: int,
+    block_size: int,
     source: _Source,
     invalid: _InvalidRows,
 ) -> Iterator[_Batch]:
-    """The data rows, in batches of at least `batch_rows` rows or `_BATCH_BYTES` of data, all
-    of them read and checked."""
-    header_seen = False
+    """The data rows, in batches of at least `batch_rows` rows or `_BATCH_BYTES` of the file
+    (whole blocks of about `block_size` bytes), all of them read and checked."""
+    most_blocks = max(_BATCH_BYTES // block_size, 1)
+    header_seen = yielded = False
     pending: list[Any] = []
-    pending_rows = pending_bytes = 0
+    pending_rows = 0
     for block in _explained(blocks, source, invalid):
         if not header_seen and block.num_rows:
             _check_reading(source, invalid)  # pyarrow's rows mean nothing after a violation
@@ -562,18 +569,23 @@ def _coalesce(
         if block.num_rows:
             pending.append(block)
             pending_rows += block.num_rows
-            pending_bytes += block.nbytes
-        if pending_rows >= batch_rows or pending_bytes >= _BATCH_BYTES:
+        if pending_rows >= batch_rows or len(pending) >= most_blocks:
             _check_reading(source, invalid)  # every byte of these rows has been read by now
-            yield _Batch(_concat(pending))
-            pending, pending_rows, pending_bytes = [], 0, 0
+            if not yielded and pending_rows < min(batch_rows, _FEWEST_BATCH_ROWS):
+                raise NeedsExactReader(
+                    f"its rows are long (about {most_blocks * block_size // pending_rows} "
+                    "bytes each): the exact reader is quicker for them"
+                )
+            yielded = True
+            yield _Batch(pending)
+            pending, pending_rows = [], 0
     _check_reading(source, invalid)
     if not source.eof:
         raise NeedsExactReader("pyarrow stopped before the end of the file")
     if not header_seen:
         raise NeedsExactReader("pyarrow found no header row")
     if pending:
-        yield _Batch(_concat(pending))
+        yield _Batch(pending)
 
 
 def _explained(blocks: Iterable[Any], source: _Source, invalid: _InvalidRows) -> Iterator[Any]:
@@ -583,12 +595,6 @@ def _explained(blocks: Iterable[Any], source: _Source, invalid: _InvalidRows) ->
     except NeedsExactReader:
         _check_reading(source, invalid)  # e.g. a stray quote, after which pyarrow saw no more
         raise
-
-
-def _concat(blocks: list[Any]) -> Any:
-    if len(blocks) == 1:
-        return blocks[0]
-    return pa.Table.from_batches(blocks).combine_chunks().to_batches()[0]
 
 
 def _check_reading(source: _Source, invalid: _InvalidRows) -> None:
@@ -616,20 +622,37 @@ def _check_header(block: Any, columns: Sequence[str], lines: _Lines) -> None:
 
 
 class _Batch:
-    """One batch's columns, and what converting them has found so far."""
+    """One batch's blocks, and what converting them has found so far.
 
-    def __init__(self, block: Any) -> None:
-        self.columns = [block.column(i) for i in range(block.num_columns)]
-        self.rows: int = block.num_rows
+    A column is joined from its blocks only when it is used: most of a wide file's columns
+    are not mapped, and joining them all cost more than the rest of the conversion.
+    """
+
+    def __init__(self, blocks: list[Any]) -> None:
+        self._blocks = blocks
+        self.width: int = blocks[0].num_columns
+        self.rows: int = sum(block.num_rows for block in blocks)
         self.bad: Any = None  # boolean array: the rows that RowMapper must decide
+        self._columns: dict[int, Any] = {}
         self._data: dict[int, bytes] = {}
+
+    def column(self, column: int) -> Any:
+        if column not in self._columns:
+            chunks = [block.column(column) for block in self._blocks]
+            self._columns[column] = chunks[0] if len(chunks) == 1 else pa.concat_arrays(chunks)
+        return self._columns[column]
 
     def data(self, column: int) -> bytes:
         """The bytes of a column's values, all of them back to back (maybe a few more)."""
         if column not in self._data:
-            buffer = self.columns[column].buffers()[2]
+            buffer = self.column(column).buffers()[2]
             self._data[column] = b"" if buffer is None else buffer.to_pybytes()
         return self._data[column]
+
+    def every_value(self) -> Any:
+        """All the batch's values in one array, column after column (`rows` values each)."""
+        chunks = [block.columns for block in self._blocks]
+        return pa.concat_arrays([block[i] for i in range(self.width) for block in chunks])
 
 
 @dataclass
@@ -699,38 +722,38 @@ def _finish(
 
 def _check_values(batch: _Batch) -> tuple[int | None, int]:
     """Gives up on a value over the exact reader's limit; says where the first value with a
-    line break is, and how many line ends the values hold."""
-    first_spanning: int | None = None
-    line_ends = 0
-    for i, column in enumerate(batch.columns):
-        data = batch.data(i)
-        if len(data) > FIELD_SIZE_LIMIT and pc.max(pc.binary_length(column)).as_py() > (
-            FIELD_SIZE_LIMIT
-        ):
-            # The exact reader fails the whole run on such a field: let it say so.
-            raise NeedsExactReader(f"a value is over {FIELD_SIZE_LIMIT} characters long")
-        if b"\n" in data or b"\r" in data:
-            # A value with a line break makes its row span lines: later rows start further on.
-            ends = pc.subtract(
-                pc.add(pc.count_substring(column, "\n"), pc.count_substring(column, "\r")),
-                pc.count_substring(column, "\r\n"),
-            )
-            first = pc.index(pc.greater(ends, 0), True).as_py()
-            if first >= 0 and (first_spanning is None or first < first_spanning):
-                first_spanning = first
-            line_ends += pc.sum(ends).as_py() or 0
-    return first_spanning, line_ends
+    line break is, and how many line ends the values hold. All columns at once: a wide file
+    has thousands, and a call per column and batch cost more than the conversion."""
+    values = batch.every_value()
+    buffer = values.buffers()[2]
+    data = b"" if buffer is None else buffer.to_pybytes()
+    if len(data) > FIELD_SIZE_LIMIT and pc.max(pc.binary_length(values)).as_py() > (
+        FIELD_SIZE_LIMIT
+    ):
+        # The exact reader fails the whole run on such a field: let it say so.
+        raise NeedsExactReader(f"a value is over {FIELD_SIZE_LIMIT} characters long")
+    if b"\n" not in data and b"\r" not in data:
+        return None, 0
+    # A value with a line break makes its row span lines: later rows start further on.
+    ends = pc.subtract(
+        pc.add(pc.count_substring(values, "\n"), pc.count_substring(values, "\r")),
+        pc.count_substring(values, "\r\n"),
+    )
+    spanning = pc.indices_nonzero(pc.greater(ends, 0))
+    rows = pa.scalar(batch.rows, pa.uint64())
+    first_row = pc.min(pc.subtract(spanning, pc.multiply(pc.divide(spanning, rows), rows)))
+    return first_row.as_py(), pc.sum(ends).as_py() or 0
 
 
 def _strip(batch: _Batch, column: int) -> Any:
     """The column's values as str.strip() leaves them."""
     if batch.data(column).translate(_WHITESPACE_LEADS).find(0) < 0:
-        return batch.columns[column]  # no whitespace anywhere
-    return pc.utf8_trim(batch.columns[column], characters=PY_WHITESPACE)
+        return batch.column(column)  # no whitespace anywhere
+    return pc.utf8_trim(batch.column(column), characters=PY_WHITESPACE)
 
 
 def _string_value(batch: _Batch, prop: CompiledProperty, clear: bool) -> _Value:
-    cells = batch.columns[prop.column]
+    cells = batch.column(prop.column)
     escaped = _escape(cells, batch.data(prop.column)).view(pa.binary())
     return _Value(prop.key, escaped, '"', _empty(pc.binary_length(cells)), clear)
 
@@ -997,7 +1020,7 @@ def _decide_bad_rows(
 ) -> tuple[list[tuple[str, str]], list[list[RowError]]]:
     """The batch's results when RowMapper decides some rows (it rejects them, mostly)."""
     positions = pa.array(bad_rows, pa.int64())
-    cells = [pc.take(column, positions).to_pylist() for column in batch.columns]
+    cells = [pc.take(batch.column(i), positions).to_pylist() for i in range(batch.width)]
     decided: dict[int, MappedRow | list[RowError]] = {}
     for k, position in enumerate(bad_rows):
         row = Row(2 + lines.next_index + position, [column[k] for column in cells])

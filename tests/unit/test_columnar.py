@@ -595,9 +595,9 @@ def test_many_batches_in_file_order_read_progressively() -> None:
 
 
 def test_wide_rows_make_batches_of_a_bounded_size() -> None:
-    # 120 rows of ~48 KB: as many rows as batch_rows asks would be the whole 5.8 MB file.
-    wide = "x" * 16_000
-    rows = [f"u{i},{wide}{i},{wide},{i},{i}.5,1,2026-01-01,,{wide}" for i in range(120)]
+    # 3,000 rows of ~3 KB: as many rows as batch_rows asks would be the whole 9 MB file.
+    wide = "x" * 1_000
+    rows = [f"u{i},{wide}{i},{wide},{i},{i}.5,1,2026-01-01,,{wide}" for i in range(3_000)]
     data = csv_bytes(*rows)
     columns, exact = exact_path(data, CsvOptions(), MAPPING)
     batches = list(
@@ -611,7 +611,7 @@ def test_wide_rows_make_batches_of_a_bounded_size() -> None:
             batch_rows=65_536,
         )
     )
-    row_bytes = len(data) // 120
+    row_bytes = len(data) // 3_000
     assert len(batches) >= 3
     assert all(batch.rows * row_bytes <= 3 << 20 for batch in batches)  # 2 MB and a block
     fast = Outcome(
@@ -664,6 +664,35 @@ def test_gives_up_on_a_single_column() -> None:
 def test_gives_up_on_a_row_longer_than_a_block() -> None:
     data = b"id,n\nu1," + b"9" * 5000 + b"\n"
     gives_up(data, ColumnMapping("id", {"n": "n"}), block_size=1024)
+
+
+def test_gives_up_on_rows_too_long_to_convert_quickly() -> None:
+    # A batch holds about 2 MB: with rows of 10 KB, fewer than 256 of them.
+    data = b"id,n,wide\n" + b"".join(b"u%d,%d,%s\n" % (i, i, b"w" * 10_000) for i in range(300))
+    assert "rows are long" in gives_up(data, ColumnMapping("id", {"n": "n"}))
+
+
+def test_rows_of_a_few_kilobytes_stay_on_the_fast_path() -> None:
+    data = b"id,n,wide\n" + b"".join(b"u%d,%d,%s\n" % (i, i, b"w" * 6_000) for i in range(600))
+    mapping = ColumnMapping("id", {"n": "n", "wide": "wide"}, {"n": PropertyType.INTEGER})
+    outcome = both(data, mapping)
+    assert outcome.rows == 600
+
+
+def test_gives_up_on_a_value_over_the_exact_readers_limit(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(columnar, "FIELD_SIZE_LIMIT", 1000)
+    data = b"id,n,other\nu1,1,short\nu2,2," + b"o" * 1500 + b"\n"
+    assert "over 1000 characters" in gives_up(data, ColumnMapping("id", {"n": "n"}))
+
+
+def test_the_first_row_spanning_lines_is_found_in_any_column() -> None:
+    # Column c spans lines at row 3, column d already at row 1: the rejected row 2 comes
+    # after a row spanning lines, so its line is unsure.
+    data = b'id,n,c,d\nu0,1,a,a\nu1,1,a,"x\ny"\nu2,bad,a,a\nu3,1,"p\nq",a\n'
+    mapping = ColumnMapping("id", {"n": "n"}, {"n": PropertyType.INTEGER})
+    assert "spans several lines" in gives_up(data, mapping)
 
 
 def test_gives_up_on_a_header_that_is_not_the_one_given() -> None:

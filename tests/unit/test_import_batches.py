@@ -64,8 +64,9 @@ class RecordingStore:
 
 @pytest.mark.parametrize("encoding", [None, "latin-1"])  # column-wise, then row by row
 def test_batches_of_wide_rows_end_at_a_size_not_at_a_row_count(encoding: str | None) -> None:
-    wide = "x" * 40_000
-    data = "userId,a,b\n" + "".join(f"u{i},{wide},{i}\n" for i in range(500))
+    # Rows of 2 KB: short enough for the column-wise path, which reads 6 K rows a batch.
+    wide = "x" * 2_000
+    data = "userId,a,b\n" + "".join(f"u{i},{wide},{i}\n" for i in range(10_000))
     store = RecordingStore()
     with RejectLog() as rejects:
         result = run_import(
@@ -80,11 +81,11 @@ def test_batches_of_wide_rows_end_at_a_size_not_at_a_row_count(encoding: str | N
             rejects,
         )
     assert result.status is RunStatus.SUCCEEDED, result.error
-    # 500 rows of 40 KB are 20 MB: far fewer rows than either path's row count per batch.
+    # 10,000 rows of 2 KB are 20 MB: batches of either path's row count would be 12 MB or more.
     assert [user_id for batch in store.batches for user_id, _ in batch] == [
-        f"u{i}" for i in range(500)
+        f"u{i}" for i in range(10_000)
     ]
-    assert json.loads(store.batches[-1][-1][1]) == {"a": wide, "b": "499"}
+    assert json.loads(store.batches[-1][-1][1]) == {"a": wide, "b": "9999"}
     sizes = [sum(len(document) for _, document in batch) for batch in store.batches]
     assert len(sizes) >= 5
     assert max(sizes) <= importer.BATCH_BYTES + 1_000_000  # the limit, and a block's rows
