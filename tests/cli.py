@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
+import fcntl
 import json
+import os
+import pty
+import struct
+import subprocess
+import sys
+import termios
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -24,6 +31,38 @@ class Result:
 def usersync(env: dict[str, str], *args: str) -> Result:
     result = CliRunner().invoke(main, list(args), env=env, catch_exceptions=False)
     return Result(result.exit_code, result.stdout, result.stderr)
+
+
+def usersync_in_terminal(env: dict[str, str], *args: str, columns: int) -> Result:
+    """Run `usersync` as a separate process in a pseudo-terminal `columns` wide, as a person at
+    a terminal would; its output and errors come back together, as the terminal shows them."""
+    leader, follower = pty.openpty()
+    fcntl.ioctl(follower, termios.TIOCSWINSZ, struct.pack("HHHH", 24, columns, 0, 0))
+    environment = {k: v for k, v in {**os.environ, **env}.items() if k not in ("COLUMNS",)}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "usersync", *args],
+        env=environment,
+        stdin=subprocess.DEVNULL,
+        stdout=follower,
+        stderr=follower,
+    )
+    os.close(follower)
+    output = b""
+    try:
+        while chunk := _read(leader):
+            output += chunk
+    finally:
+        os.close(leader)
+    exit_code = process.wait(timeout=60)
+    text = output.decode().replace("\r\n", "\n")
+    return Result(exit_code, text, text)
+
+
+def _read(fd: int) -> bytes:
+    try:
+        return os.read(fd, 65536)
+    except OSError:  # EIO: the process closed the terminal
+        return b""
 
 
 class _Server(Protocol):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import json
+import shutil
 import sys
 from collections.abc import Callable, Sequence
 from datetime import datetime
@@ -44,18 +45,45 @@ def table(
     max_width: int | None = None,
 ) -> None:
     """Print rows under headers, columns aligned, cells cut at `max_width`; `empty` when there
-    are no rows."""
+    are no rows. On a terminal too narrow for the table, each row is printed as a record of
+    `header  value` lines instead, as psql's expanded display does."""
     if not rows:
         if empty:
             click.echo(empty)
         return
     cells = [[_cell(v, max_width) for v in row] for row in rows]
-    widths = [max(len(h), *(len(r[i]) for r in cells)) for i, h in enumerate(headers)]
     styled = sys.stdout.isatty()
-    line = "  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True)).rstrip()
-    click.echo(click.style(line, bold=True) if styled else line)
-    for row in cells:
-        click.echo("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip())
+    terminal = shutil.get_terminal_size().columns if styled else None
+    for text, heading in layout(headers, cells, terminal):
+        click.echo(click.style(text, bold=True) if styled and heading else text)
+
+
+def layout(
+    headers: Sequence[str], cells: Sequence[Sequence[str]], terminal: int | None
+) -> list[tuple[str, bool]]:
+    """The lines of a table (each with whether it is a heading): aligned columns, or records
+    when the table is wider than `terminal` (None: no terminal, never too narrow). A table of
+    two columns stays one: a name and a long value read better on one wrapped line."""
+    widths = [max(len(h), *(len(r[i]) for r in cells)) for i, h in enumerate(headers)]
+    fits = sum(widths) + 2 * (len(widths) - 1) <= (terminal or 0)
+    if terminal is None or fits or len(headers) <= 2:
+        lines = [("  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True)), True)]
+        lines += [
+            ("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)), False)
+            for row in cells
+        ]
+        return [(text.rstrip(), heading) for text, heading in lines]
+    label = max(len(h) for h in headers)
+    room = max(terminal - label - 2, 10)
+    rule = min(label + 2 + max(widths), terminal)
+    records: list[tuple[str, bool]] = []
+    for n, row in enumerate(cells, start=1):
+        records.append((f"-[ RECORD {n} ]".ljust(rule, "-"), True))
+        records += [
+            (f"{h.ljust(label)}  {c if len(c) <= room else c[: room - 1] + '…'}".rstrip(), False)
+            for h, c in zip(headers, row, strict=True)
+        ]
+    return records
 
 
 def _cell(value: object, max_width: int | None) -> str:

@@ -21,7 +21,7 @@ from tests.browse_cases import (
     drain,
     put_mixed_files,
 )
-from tests.cli import key_args, usersync
+from tests.cli import key_args, usersync, usersync_in_terminal
 from tests.servers.blackhole import BlackholeServer
 from tests.servers.sshd import SftpFolder, SshServer
 from usersync.config import load_settings
@@ -146,6 +146,27 @@ def test_preview_rows_option_and_table_output(sftp: SftpFolder, env: dict[str, s
     assert "Ann" in result.stdout
     assert "Bob" in result.stdout
     assert "Cy" not in result.stdout
+
+
+def test_preview_on_a_narrow_terminal_shows_each_row_as_a_record(
+    sftp: SftpFolder, env: dict[str, str]
+) -> None:
+    header = "userId," + ",".join(f"column_{i}" for i in range(12))
+    sftp.put("userdata_a.csv", f"{header}\nu1,{','.join(f'v{i}' for i in range(12))}\n".encode())
+    url = sftp.url("userdata_a.csv")
+
+    narrow = usersync_in_terminal(env, "preview", url, *key_args(sftp), columns=60)
+    wide = usersync_in_terminal(env, "preview", url, *key_args(sftp), columns=200)
+
+    assert narrow.exit_code == 0, narrow.stdout
+    lines = [line.strip() for line in narrow.stdout.splitlines()]
+    assert "-[ RECORD 1 ]" in narrow.stdout
+    assert "LINE       2" in lines
+    assert "column_11  v11" in lines
+    assert max(len(line) for line in narrow.stdout.splitlines()) <= 60 + len("\x1b[1m\x1b[0m")
+    assert wide.exit_code == 0, wide.stdout
+    assert "RECORD" not in wide.stdout
+    assert any(line.startswith("2     u1      v0") for line in wide.stdout.splitlines())
 
 
 def test_preview_table_names_the_line_and_column_of_a_bad_row(
