@@ -65,8 +65,7 @@ def layout(
     when the table is wider than `terminal` (None: no terminal, never too narrow). A table of
     two columns stays one: a name and a long value read better on one wrapped line."""
     widths = [max(len(h), *(len(r[i]) for r in cells)) for i, h in enumerate(headers)]
-    fits = sum(widths) + 2 * (len(widths) - 1) <= (terminal or 0)
-    if terminal is None or fits or len(headers) <= 2:
+    if terminal is None or len(headers) <= 2 or sum(widths) + 2 * len(widths) - 2 <= terminal:
         lines = [("  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True)), True)]
         lines += [
             ("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)), False)
@@ -80,7 +79,7 @@ def layout(
     for n, row in enumerate(cells, start=1):
         records.append((f"-[ RECORD {n} ]".ljust(rule, "-"), True))
         records += [
-            (f"{h.ljust(label)}  {c if len(c) <= room else c[: room - 1] + '…'}".rstrip(), False)
+            (f"{h.ljust(label)}  {_cut(c, room)}".rstrip(), False)
             for h, c in zip(headers, row, strict=True)
         ]
     return records
@@ -93,9 +92,12 @@ def _cell(value: object, max_width: int | None) -> str:
         return value.strftime("%Y-%m-%d %H:%M:%S %Z").strip()
     text = str(value)
     text = text.replace("\r\n", "⏎").replace("\n", "⏎").replace("\r", "⏎")
-    if max_width is None or len(text) <= max_width:
-        return text
-    return text[: max_width - 1] + "…"
+    return text if max_width is None else _cut(text, max_width)
+
+
+def _cut(text: str, width: int) -> str:
+    """`text`, or as much of it as fits in `width` characters with "…" at the end."""
+    return text if len(text) <= width else text[: width - 1] + "…"
 
 
 def handle_errors(func: F) -> F:
