@@ -38,7 +38,7 @@ def usersync_in_terminal(env: dict[str, str], *args: str, columns: int) -> Resul
     a terminal would; its output and errors come back together, as the terminal shows them."""
     leader, follower = pty.openpty()
     fcntl.ioctl(follower, termios.TIOCSWINSZ, struct.pack("HHHH", 24, columns, 0, 0))
-    environment = {k: v for k, v in {**os.environ, **env}.items() if k not in ("COLUMNS",)}
+    environment = {k: v for k, v in {**os.environ, **env}.items() if k != "COLUMNS"}
     process = subprocess.Popen(
         [sys.executable, "-m", "usersync", *args],
         env=environment,
