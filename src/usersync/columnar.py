@@ -633,6 +633,8 @@ class _Batch:
         self.width: int = blocks[0].num_columns
         self.rows: int = sum(block.num_rows for block in blocks)
         self.bad: Any = None  # boolean array: the rows that RowMapper must decide
+        # (step, boolean array): where a typed property's cells may not convert
+        self.flagged: list[tuple[int, Any]] = []
         self._columns: dict[int, Any] = {}
         self._data: dict[int, bytes] = {}
 
@@ -677,8 +679,8 @@ def _convert(batch: _Batch, plan: _Plan) -> _Converted:
         values = [
             _string_value(batch, prop, plan.clear)
             if prop.convert is None
-            else _typed_value(batch, prop, prop.convert, plan.clear)
-            for prop in plan.properties
+            else _typed_value(batch, step, prop, prop.convert, plan.clear)
+            for step, prop in enumerate(plan.properties)
         ]
         documents = _documents(values, batch.rows)
         bad_rows = pc.indices_nonzero(batch.bad)
@@ -768,12 +770,17 @@ def _escape(cells: Any, data: bytes) -> Any:
     return cells
 
 
-def _typed_value(batch: _Batch, prop: CompiledProperty, convert: Converter, clear: bool) -> _Value:
+def _typed_value(
+    batch: _Batch, step: int, prop: CompiledProperty, convert: Converter, clear: bool
+) -> _Value:
     text = _strip(batch, prop.column)
     lengths = pc.binary_length(text)
     empty = pc.equal(lengths, 0)
     values = _typed_json(prop.kind, text, empty, convert)
-    batch.bad = pc.or_(batch.bad, pc.and_(pc.invert(empty), pc.is_null(values)))
+    flagged = pc.and_(pc.invert(empty), pc.is_null(values))
+    if pc.any(flagged).as_py():
+        batch.flagged.append((step, flagged))
+        batch.bad = pc.or_(batch.bad, flagged)
     return _Value(prop.key, values.view(pa.binary()), "", _empty(lengths), clear)
 
 
@@ -1018,19 +1025,42 @@ def _decide_bad_rows(
     source: _Source,
     invalid: _InvalidRows,
 ) -> tuple[list[tuple[str, str]], list[list[RowError]]]:
-    """The batch's results when RowMapper decides some rows (it rejects them, mostly)."""
+    """The batch's results when RowMapper decides some rows (it rejects them, mostly).
+
+    Only the flagged cells of a row are tried again, with the exact converters: the other
+    cells of the batch converted. A row whose flagged cells all convert after all is mapped
+    whole by RowMapper.
+    """
     positions = pa.array(bad_rows, pa.int64())
-    cells = [pc.take(batch.column(i), positions).to_pylist() for i in range(batch.width)]
+    user_ids = _take(batch.column(plan.user_id), positions)
+    mapper = plan.mapper
+    where = dict(batch.flagged)
+    flagged = [
+        (
+            step,
+            _take(where[step], positions),
+            _take(batch.column(plan.properties[step].column), positions),
+        )
+        for step in mapper.in_error_order(where)
+    ]
     decided: dict[int, MappedRow | list[RowError]] = {}
-    for k, position in enumerate(bad_rows):
-        row = Row(2 + lines.next_index + position, [column[k] for column in cells])
-        try:
-            result = plan.mapper.map(row)
-        except Exception as exc:  # the exact path would fail the same way: let it
-            raise NeedsExactReader(f"RowMapper raised {exc!r}") from None
-        if isinstance(result, list):
-            _check_line(position, lines, source, invalid)
-        decided[position] = result
+    mapped_whole: list[int] = []  # the rows whose flagged cells convert after all
+    try:
+        for k, position in enumerate(bad_rows):
+            cells = [(step, values[k]) for step, flags, values in flagged if flags[k]]
+            line = 2 + lines.next_index + position
+            if errors := mapper.refusals(line, user_ids[k], cells):
+                decided[position] = errors
+            else:
+                mapped_whole.append(position)
+        if mapped_whole:
+            at = pa.array(mapped_whole, pa.int64())
+            columns = [_take(batch.column(i), at) for i in range(batch.width)]
+            for k, position in enumerate(mapped_whole):
+                row = Row(2 + lines.next_index + position, [column[k] for column in columns])
+                decided[position] = mapper.map(row)
+    except Exception as exc:  # the exact path would fail the same way: let it
+        raise NeedsExactReader(f"RowMapper raised {exc!r}") from None
     changes: list[tuple[str, str]] = []
     rejected: list[list[RowError]] = []
     start = 0
@@ -1042,8 +1072,13 @@ def _decide_bad_rows(
             if isinstance(result, MappedRow):
                 changes.append((result.user_id, result.properties_json))
             else:
+                _check_line(position, lines, source, invalid)
                 rejected.append(result)
     return changes, rejected
+
+
+def _take(values: Any, positions: Any) -> list[Any]:
+    return pc.take(values, positions).to_pylist()  # type: ignore[no-any-return]
 
 
 def _check_line(position: int, lines: _Lines, source: _Source, invalid: _InvalidRows) -> None:

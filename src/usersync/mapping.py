@@ -254,24 +254,59 @@ class RowMapper:
             try:
                 parts.append(prefix + convert(text))
             except (ValueError, OverflowError):  # e.g. a datetime past year 9999 in its zone
-                errors.append(
-                    RowError(row.line, self._columns[i], values[i], f"{values[i]!r} {refusal}")
-                )
-        if len(errors) > 1:  # in the mapping's order, as the user wrote it
-            errors.sort(key=lambda error: self._rank.get(error.column or "", 0))
+                errors.append(self._cell_error(row.line, i, values[i], refusal))
+        if errors or not user_id or len(user_id) > MAX_USER_ID_LENGTH:
+            if len(errors) > 1:  # in the mapping's order, as the user wrote it
+                errors.sort(key=lambda error: self._rank.get(error.column or "", 0))
+            return self._finish_errors(errors, row.line, values[self.user_id_column], user_id)
+        return MappedRow(user_id, "{" + ",".join(parts) + "}")
+
+    def refusals(
+        self, line: int, user_id_value: str, cells: Iterable[tuple[int, str]]
+    ) -> list[RowError]:
+        """What `map` says of a row whose other cells convert: `cells` are (step, value) of
+        its typed cells that may not, their steps `in_error_order`. [] when the row maps:
+        then only `map` can write it.
+
+        For the column-wise reader, which flags such cells for a whole batch at once: a file
+        whose rows are all rejected costs a conversion per flagged cell, not a whole row.
+        """
+        errors: list[RowError] = []
+        steps = self._steps
+        for step, value in cells:
+            _, i, convert, refusal = steps[step]
+            if convert is None or not (text := value.strip()):
+                continue
+            try:
+                convert(text)
+            except (ValueError, OverflowError):
+                errors.append(self._cell_error(line, i, value, refusal))
+        return self._finish_errors(errors, line, user_id_value, user_id_value.strip())
+
+    def in_error_order(self, steps: Iterable[int]) -> list[int]:
+        """Steps (indexes of `properties`) in the order a row's errors list their cells."""
+        return sorted(
+            steps, key=lambda step: self._rank.get(self._columns[self._steps[step][1]], 0)
+        )
+
+    def _cell_error(self, line: int, column: int, value: str, refusal: str) -> RowError:
+        return RowError(line, self._columns[column], value, f"{value!r} {refusal}")
+
+    def _finish_errors(
+        self, errors: list[RowError], line: int, user_id_value: str, user_id: str
+    ) -> list[RowError]:
+        """A row's cell errors (in the mapping's order) after the userId's, if it is refused."""
         if not user_id or len(user_id) > MAX_USER_ID_LENGTH:
             errors.insert(
                 0,
                 RowError(
-                    row.line,
+                    line,
                     self._columns[self.user_id_column],
-                    values[self.user_id_column],
+                    user_id_value,
                     "the userId is empty; every row needs one"
                     if not user_id
                     else f"the userId is {len(user_id):,} characters long; "
                     f"at most {MAX_USER_ID_LENGTH} are allowed",
                 ),
             )
-        if errors:
-            return errors
-        return MappedRow(user_id, "{" + ",".join(parts) + "}")
+        return errors

@@ -486,6 +486,47 @@ def test_bad_typed_values_are_rejected_with_their_lines() -> None:
     ]
 
 
+def test_rejected_cells_are_listed_in_the_mappings_order() -> None:
+    # The documents give the properties shortest name first (n, when, again, score_total);
+    # the errors name their cells in the mapping's order, two properties of one column
+    # together. "١٢" is a whole number to Python, not to pyarrow: the fast path flags it,
+    # then finds that the row maps after all.
+    mapping = ColumnMapping(
+        "id",
+        {"score_total": "s", "n": "n", "when": "d", "again": "s"},
+        {
+            "score_total": PropertyType.NUMBER,
+            "n": PropertyType.INTEGER,
+            "when": PropertyType.DATE,
+            "again": PropertyType.NUMBER,
+        },
+    )
+    data = (
+        b"id,d,n,s\n"
+        + "".join(
+            f"u{i},{d},{n},{s}\n"
+            for i, (d, n, s) in enumerate(
+                [
+                    ("soon", "many", "high"),
+                    ("2026-01-02", "١٢", "1.5"),
+                    ("2026-13-01", "7", "1;5"),
+                    ("2026-01-02", "١٢", "x"),
+                ]
+            )
+        ).encode()
+    )
+    outcome = both(data, mapping)
+    assert outcome.changes == [("u1", '{"n":12,"when":"2026-01-02","again":1.5,"score_total":1.5}')]
+    assert [[(e.line, e.column, e.value) for e in errors] for errors in outcome.rejected] == [
+        [(2, "s", "high"), (2, "s", "high"), (2, "n", "many"), (2, "d", "soon")],
+        [(4, "s", "1;5"), (4, "s", "1;5"), (4, "d", "2026-13-01")],
+        [(5, "s", "x"), (5, "s", "x")],
+    ]
+    assert outcome.rejected[0][2].message == (
+        "'many' is not a whole number such as 42 (property 'n' is integer)"
+    )
+
+
 def test_long_user_ids_are_decided_as_the_exact_path_does() -> None:
     # 512 characters of 2 bytes pass; the byte length alone would reject them.
     data = csv_bytes(

@@ -195,10 +195,12 @@ def _update(bind: Bind, run_id: int, **values: object) -> None:
             raise RunNotFound(f"there is no run {run_id}")
 
 
-def _row(error: RowErrorLike | tuple[int | None, str | None, str | None, str]) -> RunError:
+def _row(
+    error: RowErrorLike | tuple[int | None, str | None, str | None, str],
+) -> tuple[int | None, str | None, str | None, str]:
     if isinstance(error, tuple):
-        return RunError(*error)
-    return RunError(error.line, error.column, error.value, error.message)
+        return error
+    return (error.line, error.column, error.value, error.message)
 
 
 def add_run_errors(
@@ -211,14 +213,16 @@ def add_run_errors(
     `errors` is consumed as it comes (SQLite: in batches of ERROR_BATCH; PostgreSQL: one
     COPY): a million of them cost no more memory than a thousand.
     """
-    rows = (_row(error) for error in errors)
     with writing(bind) as conn:
         last = conn.scalar(
             sa.select(sa.func.coalesce(sa.func.max(run_errors.c.seq), 0)).where(
                 run_errors.c.run_id == run_id
             )
         )
-        numbered = ((run_id, seq, *row) for seq, row in enumerate(rows, start=int(last or 0) + 1))
+        numbered = (
+            (run_id, seq, *_row(error))
+            for seq, error in enumerate(errors, start=int(last or 0) + 1)
+        )
         if conn.dialect.name == "postgresql":
             return _copy_errors(conn, numbered)
         return _insert_errors(conn, numbered)
