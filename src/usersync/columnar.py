@@ -17,23 +17,27 @@ How it stays exact:
 - Parsing. pyarrow is more lenient than Python's strict `csv` (`a,"b"c,d` is fine to it), so
   while pyarrow reads the stream, each chunk is checked at the byte level against the RFC 4180
   quoting that strict `csv` accepts; anything else gives up. So do ragged rows, invalid UTF-8, a
-  NUL byte, a UTF-16 BOM, an encoding other than UTF-8, a field over the exact reader's limit
-  and any pyarrow error. Blank lines are skipped by both readers. It also gives up, for speed,
-  on rows so long (hundreds of columns) that a batch would hold few of them.
+  NUL byte, a UTF-16 BOM, an encoding other than UTF-8 or a single-byte one (which is
+  transcoded to UTF-8 on its way to pyarrow; a byte it does not define gives up), a field over
+  the exact reader's limit and any pyarrow error. Blank lines are skipped by both readers. It
+  also gives up, for speed, on rows so long (hundreds of columns) that a batch would hold few
+  of them.
 - Line numbers. Only rejected rows carry one: `2 + data row index`, true while no value so far
   held a line break (a rejected row after one gives up at once) and no blank line was skipped
   before it. The blank lines are counted at the end, from the file's line ends: if some came
   before the last row and a row was rejected, it gives up then, after its last batch.
 - Conversions. Each typed column goes through vectorized rules that accept only cells the Python
   converter of `mapping.py` accepts, with the same JSON. A cell they leave goes to a broader
-  vectorized rule, then to that Python converter itself; a row that still fails is handed whole
-  to `RowMapper.map`, so rejections, their messages and their order are `RowMapper`'s own.
+  vectorized rule, then to that Python converter itself; a row that still fails is rejected as
+  `RowMapper.refusals` says, and a row whose flagged cells convert after all is handed whole to
+  `RowMapper.map`, so rejections, their messages and their order are `RowMapper`'s own.
 """
 
 from __future__ import annotations
 
 import codecs
 import csv
+import functools
 import queue
 import re
 import threading
@@ -208,9 +212,18 @@ class _Source:
     the end they tell whether blank lines were skipped before the last rows.
     """
 
-    def __init__(self, stream: BinaryIO, head: bytes, head_size: int, delimiter: bytes) -> None:
+    def __init__(
+        self,
+        stream: BinaryIO,
+        head: bytes,
+        head_size: int,
+        delimiter: bytes,
+        transcode: str | None = None,
+    ) -> None:
         self._stream = stream
         self._head = head
+        self._transcode = transcode  # a single-byte codec: its bytes are passed on as UTF-8
+        self.undecodable = False  # a byte that codec does not define: the exact reader decides
         self._lock = threading.Lock()
         self._stopped = False
         self._last = b""  # the last byte read: a CR there and an LF next are one line end
@@ -247,6 +260,12 @@ class _Source:
                 self.eof = True
                 self.quotes.finish()
                 return b""
+            if self._transcode is not None:
+                try:  # a byte is a character: a chunk decodes on its own
+                    chunk = chunk.decode(self._transcode).encode()
+                except UnicodeDecodeError:
+                    self.undecodable = self.eof = True  # as for a NUL byte, below
+                    return b""
             self.quotes.feed(chunk)
             self.nul = b"\0" in chunk  # then eof: no chunk is read after it
             if self.quotes.violation is not None or self.nul:
@@ -396,10 +415,10 @@ def columnar_rows(
     results might differ from the exact path's, and MappingError, as `RowMapper` does, when
     the mapping names a column the file lacks.
     """
-    delimiter = _check_options(columns, options)
+    delimiter, transcode = _check_options(columns, options)
     plan = _Plan.build(columns, mapping, zone, empty_cells)
-    head, head_size = _read_head(stream, options)
-    source = _Source(stream, head, head_size, delimiter)
+    head, head_size = _read_head(stream, options, transcode is None)
+    source = _Source(stream, head, head_size, delimiter, transcode)
     invalid = _InvalidRows(options.delimiter)
     names = [f"c{i}" for i in range(len(columns))]
     try:
@@ -430,10 +449,36 @@ def columnar_rows(
     yield from _batches(reader, source, invalid, plan, columns, batch_rows, block_size)
 
 
-def _check_options(columns: Sequence[str], options: CsvOptions) -> bytes:
+def reads_encoding(encoding: str | None) -> bool:
+    """Whether the column-wise reader may read a file in `encoding` (None: UTF-8, or else)."""
+    return encoding is None or _is_utf8(encoding) or _single_byte(encoding)
+
+
+def _is_utf8(encoding: str) -> bool:
+    return codecs.lookup(encoding).name in ("utf-8", "utf-8-sig")
+
+
+@functools.cache
+def _single_byte(encoding: str) -> bool:
+    """Whether each byte of `encoding` is one character, and bytes below 0x80 are ASCII's
+    (latin-1, cp1252, iso8859-15...): a chunk then decodes on its own, and the line ends,
+    quotes and delimiters pyarrow looks for are the same bytes once it is UTF-8."""
+    try:
+        ascii_part = bytes(range(0x80)).decode(encoding)
+        every_byte = bytes(range(0x100)).decode(encoding, errors="replace")
+    except (LookupError, UnicodeError):
+        return False
+    return ascii_part == bytes(range(0x80)).decode("ascii") and len(every_byte) == 0x100
+
+
+def _check_options(columns: Sequence[str], options: CsvOptions) -> tuple[bytes, str | None]:
+    """The delimiter's byte, and the codec to transcode from (None: the file is UTF-8)."""
     encoding = options.encoding
-    if encoding is not None and codecs.lookup(encoding).name not in ("utf-8", "utf-8-sig"):
-        raise NeedsExactReader(f"the encoding {encoding!r} is not UTF-8")
+    transcode = None
+    if encoding is not None and not _is_utf8(encoding):
+        if not _single_byte(encoding):
+            raise NeedsExactReader(f"the encoding {encoding!r} is neither UTF-8 nor single-byte")
+        transcode = codecs.lookup(encoding).name
     delimiter = options.delimiter.encode("utf-8")
     if len(delimiter) != 1 or delimiter == b" ":
         # A space: a line of spaces would be a row, not a blank line; not worth the bother.
@@ -442,10 +487,10 @@ def _check_options(columns: Sequence[str], options: CsvOptions) -> bytes:
         # The exact reader tells a blank line of spaces from a value of spaces by a rule of
         # its own; pyarrow cannot.
         raise NeedsExactReader("the file has a single column")
-    return delimiter
+    return delimiter, transcode
 
 
-def _read_head(stream: BinaryIO, options: CsvOptions) -> tuple[bytes, int]:
+def _read_head(stream: BinaryIO, options: CsvOptions, utf8: bool) -> tuple[bytes, int]:
     head = b""
     while len(head) < len(_UTF8_BOM):
         chunk = stream.read(len(_UTF8_BOM) - len(head))
@@ -455,7 +500,9 @@ def _read_head(stream: BinaryIO, options: CsvOptions) -> tuple[bytes, int]:
     if options.encoding is None and head[:2] in _UTF16_BOMS:
         raise NeedsExactReader("the file starts with a UTF-16 byte order mark")
     # Both readers drop a leading UTF-8 BOM; then pyarrow sees the header at the first byte.
-    return head.removeprefix(_UTF8_BOM), len(head)
+    # (In another encoding those bytes are characters of the header, as the exact reader
+    # reads them.)
+    return head.removeprefix(_UTF8_BOM) if utf8 else head, len(head)
 
 
 def _batches(
@@ -602,6 +649,8 @@ def _check_reading(source: _Source, invalid: _InvalidRows) -> None:
         raise NeedsExactReader(f"strict CSV reading would fail: {source.quotes.violation}")
     if source.nul:
         raise NeedsExactReader("a NUL byte, which rejects its row")
+    if source.undecodable:
+        raise NeedsExactReader("a byte that the file's encoding does not define")
     if invalid.ragged:
         raise NeedsExactReader("a row has more or fewer fields than the header")
 

@@ -15,7 +15,7 @@ from typing import BinaryIO
 from zoneinfo import ZoneInfo
 
 from usersync.browse import open_eligible
-from usersync.columnar import NeedsExactReader, columnar_rows
+from usersync.columnar import NeedsExactReader, columnar_rows, reads_encoding
 from usersync.enums import RunStatus
 from usersync.errors import UsersyncError
 from usersync.files import MAX_FILE_SIZE, SizeLimitedReader
@@ -131,10 +131,9 @@ def run_import(
 
 
 def fast_path_may_apply(options: CsvOptions) -> bool:
-    """Whether the column-wise reader may be tried: it reads UTF-8 only (other encodings go
-    row by row, straight from the network, with no local copy)."""
-    encoding = options.encoding
-    return encoding is None or encoding.lower().replace("_", "-") in ("utf-8", "utf8", "utf-8-sig")
+    """Whether the column-wise reader may be tried: it reads UTF-8 and single-byte encodings
+    (others go row by row, straight from the network, with no local copy)."""
+    return reads_encoding(options.encoding)
 
 
 def _run(
