@@ -17,11 +17,11 @@ How it stays exact:
 - Parsing. pyarrow is more lenient than Python's strict `csv` (`a,"b"c,d` is fine to it), so
   while pyarrow reads the stream, each chunk is checked at the byte level against the RFC 4180
   quoting that strict `csv` accepts; anything else gives up. So do ragged rows, invalid UTF-8, a
-  NUL byte, a UTF-16 BOM, an encoding other than UTF-8 or a single-byte one (which is
-  transcoded to UTF-8 on its way to pyarrow; a byte it does not define gives up), a field over
-  the exact reader's limit and any pyarrow error. Blank lines are skipped by both readers. It
-  also gives up, for speed, on rows so long (hundreds of columns) that a batch would hold few
-  of them.
+  NUL byte, bytes that the file's encoding does not define, a field over the exact reader's
+  limit and any pyarrow error. (A file in another encoding than UTF-8 is decoded as the exact
+  reader decodes it, by the codec's incremental decoder, and reaches pyarrow as UTF-8.) Blank
+  lines are skipped by both readers. It also gives up, for speed, on rows so long (hundreds of
+  columns) that a batch would hold few of them.
 - Line numbers. Only rejected rows carry one: `2 + data row index`, true while no value so far
   held a line break (a rejected row after one gives up at once) and no blank line was skipped
   before it. The blank lines are counted at the end, from the file's line ends: if some came
@@ -37,7 +37,6 @@ from __future__ import annotations
 
 import codecs
 import csv
-import functools
 import queue
 import re
 import threading
@@ -218,12 +217,13 @@ class _Source:
         head: bytes,
         head_size: int,
         delimiter: bytes,
-        transcode: str | None = None,
+        codec: str | None = None,
     ) -> None:
         self._stream = stream
         self._head = head
-        self._transcode = transcode  # a single-byte codec: its bytes are passed on as UTF-8
-        self.undecodable = False  # a byte that codec does not define: the exact reader decides
+        # The file's encoding, unless it is UTF-8: its text is passed on as UTF-8.
+        self._decoder = None if codec is None else codecs.getincrementaldecoder(codec)()
+        self.undecodable = False  # bytes that the encoding does not define: the exact reader
         self._lock = threading.Lock()
         self._stopped = False
         self._last = b""  # the last byte read: a CR there and an LF next are one line end
@@ -252,20 +252,14 @@ class _Source:
         with self._lock:
             if self._stopped or self.eof:
                 return b""
-            if self._head:
-                chunk, self._head = self._head, b""
-            else:
-                chunk = self._read(_READ_SIZE if size is None or size < 0 else size)
+            chunk = self._next_chunk(_READ_SIZE if size is None or size < 0 else size)
+            if self.undecodable:
+                self.eof = True  # as for a NUL byte, below
+                return b""
             if not chunk:
                 self.eof = True
                 self.quotes.finish()
                 return b""
-            if self._transcode is not None:
-                try:  # a byte is a character: a chunk decodes on its own
-                    chunk = chunk.decode(self._transcode).encode()
-                except UnicodeDecodeError:
-                    self.undecodable = self.eof = True  # as for a NUL byte, below
-                    return b""
             self.quotes.feed(chunk)
             self.nul = b"\0" in chunk  # then eof: no chunk is read after it
             if self.quotes.violation is not None or self.nul:
@@ -273,6 +267,23 @@ class _Source:
                 return b""
             self._count_lines(chunk)
             return chunk
+
+    def _next_chunk(self, size: int) -> bytes:
+        """The file's next bytes as UTF-8 (the head first); b"" at its end."""
+        while True:
+            if self._head:
+                chunk, self._head = self._head, b""
+            else:
+                chunk = self._read(size)
+            if self._decoder is None:
+                return chunk
+            try:
+                text = self._decoder.decode(chunk, final=not chunk)
+            except UnicodeDecodeError:
+                self.undecodable = True
+                return b""
+            if text or not chunk:  # a chunk may end inside a character: then read on
+                return text.encode()
 
     def _read(self, size: int) -> bytes:
         # pyarrow may take a short read for the end of the file: fill the chunk unless it is.
@@ -415,10 +426,14 @@ def columnar_rows(
     results might differ from the exact path's, and MappingError, as `RowMapper` does, when
     the mapping names a column the file lacks.
     """
-    delimiter, transcode = _check_options(columns, options)
+    delimiter = _check_options(columns, options)
     plan = _Plan.build(columns, mapping, zone, empty_cells)
-    head, head_size = _read_head(stream, options, transcode is None)
-    source = _Source(stream, head, head_size, delimiter, transcode)
+    head = _read_head(stream)
+    codec = _codec(options.encoding, head)
+    # Both readers drop a leading UTF-8 BOM; then pyarrow sees the header at the first byte.
+    # A file in another encoding is decoded as the exact reader decodes it.
+    text = head.removeprefix(_UTF8_BOM) if codec is None else head
+    source = _Source(stream, text, len(head), delimiter, codec)
     invalid = _InvalidRows(options.delimiter)
     names = [f"c{i}" for i in range(len(columns))]
     try:
@@ -449,36 +464,7 @@ def columnar_rows(
     yield from _batches(reader, source, invalid, plan, columns, batch_rows, block_size)
 
 
-def reads_encoding(encoding: str | None) -> bool:
-    """Whether the column-wise reader may read a file in `encoding` (None: UTF-8, or else)."""
-    return encoding is None or _is_utf8(encoding) or _single_byte(encoding)
-
-
-def _is_utf8(encoding: str) -> bool:
-    return codecs.lookup(encoding).name in ("utf-8", "utf-8-sig")
-
-
-@functools.cache
-def _single_byte(encoding: str) -> bool:
-    """Whether each byte of `encoding` is one character, and bytes below 0x80 are ASCII's
-    (latin-1, cp1252, iso8859-15...): a chunk then decodes on its own, and the line ends,
-    quotes and delimiters pyarrow looks for are the same bytes once it is UTF-8."""
-    try:
-        ascii_part = bytes(range(0x80)).decode(encoding)
-        every_byte = bytes(range(0x100)).decode(encoding, errors="replace")
-    except (LookupError, UnicodeError):
-        return False
-    return ascii_part == bytes(range(0x80)).decode("ascii") and len(every_byte) == 0x100
-
-
-def _check_options(columns: Sequence[str], options: CsvOptions) -> tuple[bytes, str | None]:
-    """The delimiter's byte, and the codec to transcode from (None: the file is UTF-8)."""
-    encoding = options.encoding
-    transcode = None
-    if encoding is not None and not _is_utf8(encoding):
-        if not _single_byte(encoding):
-            raise NeedsExactReader(f"the encoding {encoding!r} is neither UTF-8 nor single-byte")
-        transcode = codecs.lookup(encoding).name
+def _check_options(columns: Sequence[str], options: CsvOptions) -> bytes:
     delimiter = options.delimiter.encode("utf-8")
     if len(delimiter) != 1 or delimiter == b" ":
         # A space: a line of spaces would be a row, not a blank line; not worth the bother.
@@ -487,22 +473,25 @@ def _check_options(columns: Sequence[str], options: CsvOptions) -> tuple[bytes, 
         # The exact reader tells a blank line of spaces from a value of spaces by a rule of
         # its own; pyarrow cannot.
         raise NeedsExactReader("the file has a single column")
-    return delimiter, transcode
+    return delimiter
 
 
-def _read_head(stream: BinaryIO, options: CsvOptions, utf8: bool) -> tuple[bytes, int]:
+def _read_head(stream: BinaryIO) -> bytes:
     head = b""
     while len(head) < len(_UTF8_BOM):
         chunk = stream.read(len(_UTF8_BOM) - len(head))
         if not chunk:
             break
         head += chunk
-    if options.encoding is None and head[:2] in _UTF16_BOMS:
-        raise NeedsExactReader("the file starts with a UTF-16 byte order mark")
-    # Both readers drop a leading UTF-8 BOM; then pyarrow sees the header at the first byte.
-    # (In another encoding those bytes are characters of the header, as the exact reader
-    # reads them.)
-    return head.removeprefix(_UTF8_BOM) if utf8 else head, len(head)
+    return head
+
+
+def _codec(encoding: str | None, head: bytes) -> str | None:
+    """The codec that the exact reader decodes the file with, unless it is UTF-8 (None)."""
+    if encoding is None:
+        return "utf-16" if head[:2] in _UTF16_BOMS else None
+    codec = codecs.lookup(encoding).name
+    return None if codec in ("utf-8", "utf-8-sig") else codec
 
 
 def _batches(

@@ -7,7 +7,6 @@ too many rejected rows, interrupted) leaves the User 360 store exactly as it was
 
 from __future__ import annotations
 
-import io
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -15,7 +14,7 @@ from typing import BinaryIO
 from zoneinfo import ZoneInfo
 
 from usersync.browse import open_eligible
-from usersync.columnar import NeedsExactReader, columnar_rows, reads_encoding
+from usersync.columnar import NeedsExactReader, columnar_rows
 from usersync.enums import RunStatus
 from usersync.errors import UsersyncError
 from usersync.files import MAX_FILE_SIZE, SizeLimitedReader
@@ -130,12 +129,6 @@ def run_import(
     return result
 
 
-def fast_path_may_apply(options: CsvOptions) -> bool:
-    """Whether the column-wise reader may be tried: it reads UTF-8 and single-byte encodings
-    (others go row by row, straight from the network, with no local copy)."""
-    return reads_encoding(options.encoding)
-
-
 def _run(
     source: Source,
     spec: ImportSpec,
@@ -161,9 +154,6 @@ def _run(
             result.users_updated = counts.updated
             result.sha256 = raw.sha256
 
-        if not fast_path_may_apply(spec.csv):
-            apply(run.exact(io.BufferedReader(raw, buffer_size=1024 * 1024)))
-            return
         with Spool(raw, directory=spec.spool_dir) as spool:
             columns = CsvReader(spool.replay(), spec.csv, name=spec.path).columns
             try:
