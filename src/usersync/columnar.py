@@ -36,7 +36,9 @@ How it stays exact:
 from __future__ import annotations
 
 import codecs
+import contextlib
 import csv
+import os
 import queue
 import re
 import threading
@@ -83,6 +85,20 @@ _END = 1 << 62  # a slice position past the end of any value
 
 _UTF8_BOM = b"\xef\xbb\xbf"
 _UTF16_BOMS = (b"\xff\xfe", b"\xfe\xff")
+
+
+def _prefer_jemalloc() -> None:
+    """Make jemalloc pyarrow's allocator, unless the operator chose one
+    (ARROW_DEFAULT_MEMORY_POOL) or this pyarrow lacks it. Its default, mimalloc, keeps more of
+    what is freed: reading the 200 MB benchmark file peaked at 197-227 MB of RSS with it,
+    159-165 MB with jemalloc, as fast; a whole import into SQLite at 254-268 MB, 232-240 MB."""
+    if "ARROW_DEFAULT_MEMORY_POOL" in os.environ:
+        return
+    with contextlib.suppress(NotImplementedError):
+        pa.set_memory_pool(pa.jemalloc_memory_pool())
+
+
+_prefer_jemalloc()  # once, before any batch: a buffer is freed by the pool it came from
 # What str.strip() strips: every code point for which str.isspace() is true (a test checks).
 PY_WHITESPACE = (
     "\t\n\x0b\x0c\r\x1c\x1d\x1e\x1f \x85\xa0\u1680\u2000\u2001\u2002\u2003\u2004\u2005"
