@@ -15,10 +15,11 @@ from usersync.files import (
     classify,
     require_eligible,
 )
-from usersync.reader import CsvOptions, Preview, read_preview
+from usersync.reader import CsvOptions, Preview, read_preview, sniff_delimiter
 from usersync.sources.base import Source
 
 PREVIEW_ROWS = 5
+SNIFF_BYTES = 64 * 1024  # of a file's head, to guess its delimiter from
 
 
 @dataclass(frozen=True)
@@ -61,6 +62,12 @@ def preview_file(
     with open_eligible(source, path, max_size) as raw:
         stream = io.BufferedReader(raw, buffer_size=64 * 1024)
         return read_preview(stream, options or CsvOptions(), rows=rows, name=path)
+
+
+def sniff_file_delimiter(source: Source, path: str, max_size: int = MAX_FILE_SIZE) -> str | None:
+    """The delimiter that the head of a file suggests (see `sniff_delimiter`), if one does."""
+    with open_eligible(source, path, max_size) as raw:
+        return sniff_delimiter(io.BufferedReader(raw).read(SNIFF_BYTES))
 
 
 # The JSON documents of the contract ("usersync folders|files|preview --json", and the REST

@@ -324,3 +324,62 @@ def test_every_step_fits_a_tablet_and_goes_forward_with_the_keyboard(
     page.get_by_label("Sync name").press("Enter")  # the form's default action: Import
     expect(page).to_have_url(re.compile(r"/runs/\d+$"))
     assert the_only_sync(live, workspace).name == "From the keyboard"
+
+
+def test_a_semicolon_file_in_windows_1252_is_read_as_the_user_says(
+    page: Page, live: LiveApp, workspace: Workspace, sftp: SftpFolder
+) -> None:
+    # As Excel writes a CSV file with a German or French locale.
+    sftp.put("in/userdata_people.csv", "Kunde;Stadt\nk1;Málaga\nk2;Zürich\n".encode("cp1252"))
+    connection = confirmed_connection(live, workspace, sftp, "Acme")
+    sign_in(page, workspace.token)
+    page.goto(f"/integrations/{connection.id}/sync/new")
+    page.get_by_role("button", name=f"Show the folders in {sftp.base}", exact=True).click()
+    page.get_by_role("radio", name="in", exact=True).check()
+    page.get_by_role("button", name="Fetch files").click()
+    expect(page.get_by_label("Delimiter")).to_have_value(",")
+    expect(page.get_by_label("Encoding")).to_have_value("")
+
+    page.get_by_role("button", name="Preview file").click()
+    table = page.get_by_role("table", name=re.compile("the header and the first"))
+    expect(table.get_by_role("columnheader")).to_have_text(["Kunde;Stadt"])
+    expect(page.locator("#delimiter-hint")).to_have_text(
+        "The rows look separated by semicolons: choose Semicolon as the delimiter, "
+        "then preview again."
+    )
+
+    page.get_by_label("Delimiter").select_option(";")
+    page.get_by_label("Encoding").select_option("cp1252")
+    page.get_by_role("button", name="Preview file").click()
+    expect(table.get_by_role("columnheader")).to_have_text(["Kunde", "Stadt"])
+    expect(table.get_by_role("row").nth(1).get_by_role("cell")).to_have_text(["k1", "Málaga"])
+    expect(page.locator("#delimiter-hint")).to_have_count(0)
+
+    next_step(page, "Map properties")
+    page.get_by_label("User ID column").select_option("Kunde")
+    next_step(page, "Resolve conflicts")
+    next_step(page, "Schedule import")
+    next_step(page, "Import")
+    expect(page.get_by_role("main")).to_contain_text("semicolon-separated, cp1252")
+    page.get_by_role("button", name="Change the source").click()
+    expect(page.get_by_label("Delimiter")).to_have_value(";")
+    expect(page.get_by_label("Encoding")).to_have_value("cp1252")
+    next_step(page, "Map properties")
+    next_step(page, "Resolve conflicts")
+    next_step(page, "Schedule import")
+    next_step(page, "Import")
+    page.get_by_role("button", name="Import", exact=True).click()
+
+    expect(page).to_have_url(re.compile(r"/runs/\d+$"))
+    expect(page.get_by_role("main")).to_contain_text("Succeeded")
+    sync = the_only_sync(live, workspace)
+    assert (sync.delimiter, sync.encoding) == (";", "cp1252")
+    page.get_by_role("navigation", name="Main").get_by_role(
+        "link", name="Users", exact=True
+    ).click()
+    page.get_by_label("Search by userId").fill("k1")
+    page.get_by_label("Search by userId").press("Enter")
+    page.get_by_role("link", name="k1", exact=True).click()
+    expect(page.get_by_role("main").get_by_role("row", name=re.compile("^stadt"))).to_contain_text(
+        "Málaga"
+    )

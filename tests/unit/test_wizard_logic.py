@@ -174,6 +174,15 @@ def test_source_errors_name_their_field() -> None:
     assert checks.check_source(Draft(folder="/in")) == {"file": "Fetch the files and choose one."}
     assert "userdata_" in checks.check_source(Draft(folder="/in", file="data.csv"))["file"]
     assert checks.check_source(Draft(folder="/in", file="userdata_a.csv")) == {}
+    chosen = Draft(folder="/in", file="userdata_a.csv", delimiter="tab", encoding="cp1252")
+    assert checks.check_source(chosen) == {}
+    assert chosen.csv_options().delimiter == "\t"
+    unknown = Draft(folder="/in", file="userdata_a.csv", encoding="klingon")
+    assert "unknown encoding 'klingon'" in checks.check_source(unknown)["format"]
+    assert (
+        "delimiter"
+        in checks.check_source(Draft(folder="/in", file="userdata_a.csv", delimiter="ab"))["format"]
+    )
 
 
 def test_the_conversion_preview_shows_converted_values_and_refused_cells() -> None:

@@ -17,6 +17,7 @@ from starlette.datastructures import FormData
 
 from usersync.enums import PropertyType
 from usersync.mapping import EmptyCells
+from usersync.reader import CsvOptions, named_delimiter
 from usersync.store.model import ConflictMode
 
 Step = Literal["source", "map", "conflicts", "schedule", "review"]
@@ -48,6 +49,8 @@ class Draft(BaseModel):
 
     folder: str = ""
     file: str = ""
+    delimiter: str = ","  # as the API takes it: "," ";" "|" or "tab"
+    encoding: str = ""  # "": UTF-8 (or UTF-16 by its byte order mark)
     user_id: str = ""
     columns: list[ColumnChoice] = []
     conflict: str = ConflictMode.UPDATE.value
@@ -83,6 +86,10 @@ class Draft(BaseModel):
         """This draft with the fields of `step` as the form gives them."""
         reader = _ABSORB.get(step)
         return self if reader is None else self.model_copy(update=reader(form, self))
+
+    def csv_options(self) -> CsvOptions:
+        """How the file is read; UsageError for a delimiter or encoding it cannot take."""
+        return CsvOptions(encoding=self.encoding or None, delimiter=named_delimiter(self.delimiter))
 
     def mapping(self) -> dict[str, Any]:
         used = [c for c in self.columns if c.use and c.column != self.user_id]
@@ -121,7 +128,12 @@ def _text(form: FormData, name: str, default: str = "") -> str:
 
 
 def _source(form: FormData, draft: Draft) -> dict[str, Any]:
-    return {"folder": _text(form, "folder", draft.folder), "file": _text(form, "file", "")}
+    return {
+        "folder": _text(form, "folder", draft.folder),
+        "file": _text(form, "file", ""),
+        "delimiter": _text(form, "delimiter", draft.delimiter),
+        "encoding": _text(form, "encoding", draft.encoding),
+    }
 
 
 def _map(form: FormData, draft: Draft) -> dict[str, Any]:

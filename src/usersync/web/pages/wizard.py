@@ -5,16 +5,22 @@ chosen folder (with how many were hidden, and why), and "Preview file"."""
 from __future__ import annotations
 
 import hashlib
-import posixpath
 from collections import Counter
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse
 
-from usersync.browse import PREVIEW_ROWS, list_files, list_folders, preview_file
+from usersync.browse import (
+    PREVIEW_ROWS,
+    list_files,
+    list_folders,
+    preview_file,
+    sniff_file_delimiter,
+)
 from usersync.errors import UsersyncError
 from usersync.files import FileListing, explain
+from usersync.reader import CsvOptions
 from usersync.store import connections
 from usersync.web.api._common import RemotePath, ResourceId
 from usersync.web.deps import Services, ServicesDep
@@ -134,16 +140,35 @@ def preview(
     session: SessionDep,
     folder: Annotated[str, Query(max_length=4096)] = "",
     file: Annotated[str, Query(max_length=4096)] = "",
+    delimiter: Annotated[str, Query(max_length=8)] = ",",
+    encoding: Annotated[str, Query(max_length=64)] = "",
 ) -> HTMLResponse:
-    """The header and the first rows of the chosen file, as a table."""
+    """The header and the first rows of the chosen file, as a table; when they make a single
+    column, which delimiter the file seems to use instead."""
     if not folder.startswith("/") or not file or "/" in file:
         return render(request, "_problem.html", message="Fetch the files and choose one first.")
-    path = posixpath.join(folder, file)
+    draft = Draft(folder=folder, file=file, delimiter=delimiter, encoding=encoding)
+    hint = None
+    max_size = services.settings.max_file_size
     try:
+        options = draft.csv_options()
         with services.connect(session.workspace_id, connection_id) as source:
-            result = preview_file(
-                source, path, rows=PREVIEW_ROWS, max_size=services.settings.max_file_size
-            )
+            result = preview_file(source, draft.path, options, rows=PREVIEW_ROWS, max_size=max_size)
+            if len(result.columns) < 2:
+                hint = _delimiter_hint(sniff_file_delimiter(source, draft.path, max_size), options)
     except UsersyncError as failed:
         return render(request, "_problem.html", message=failed.message)
-    return render(request, "_preview.html", path=path, preview=result)
+    return render(request, "_preview.html", path=draft.path, preview=result, hint=hint)
+
+
+DELIMITER_NAMES = {",": "Comma", ";": "Semicolon", "\t": "Tab", "|": "Pipe"}
+
+
+def _delimiter_hint(sniffed: str | None, options: CsvOptions) -> str | None:
+    if sniffed is None or sniffed == options.delimiter:
+        return None
+    name = DELIMITER_NAMES[sniffed]
+    return (
+        f"The rows look separated by {name.lower()}s: choose {name} as the delimiter, "
+        "then preview again."
+    )

@@ -51,6 +51,10 @@ def check_source(draft: Draft) -> Errors:
         draft.file.startswith(PREFIX) and draft.file.lower().endswith(EXTENSION)
     ):
         return {"file": f"Only {PREFIX}*{EXTENSION} files can be imported."}
+    try:
+        draft.csv_options()
+    except UsageError as error:
+        return {"format": error.message}
     return {}
 
 

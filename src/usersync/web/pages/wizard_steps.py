@@ -137,7 +137,11 @@ def _file_columns(
     settings = wizard.services.settings
     with wizard.services.connect(wizard.ws, wizard.connection_id) as source:
         preview = preview_file(
-            source, draft.path, rows=PREVIEW_ROWS, max_size=settings.max_file_size
+            source,
+            draft.path,
+            draft.csv_options(),
+            rows=PREVIEW_ROWS,
+            max_size=settings.max_file_size,
         )
     sample = [(row.line, list(row.values)) for row in preview.rows]
     return list(preview.columns), sample, properties.types(wizard.services.engine, wizard.ws)
@@ -291,6 +295,8 @@ def create(
         "name": draft.name or None,
         "folder": draft.folder,
         "file": draft.file,
+        "delimiter": draft.delimiter,
+        "encoding": draft.encoding or None,
         "mapping": draft.mapping(),
         "conflict": draft.conflict,
         "empty_cells": draft.empty_cells,
