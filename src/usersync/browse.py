@@ -64,6 +64,10 @@ def preview_file(
         return read_preview(stream, options or CsvOptions(), rows=rows, name=path)
 
 
+# What each delimiter `sniff_delimiter` may find is called, in messages.
+DELIMITER_WORDS = {",": "comma", ";": "semicolon", "\t": "tab", "|": "pipe"}
+
+
 def sniff_file_delimiter(source: Source, path: str, max_size: int = MAX_FILE_SIZE) -> str | None:
     """The delimiter that the head of a file suggests (see `sniff_delimiter`), if one does."""
     with open_eligible(source, path, max_size) as raw:

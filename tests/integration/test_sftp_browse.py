@@ -169,6 +169,25 @@ def test_preview_on_a_narrow_terminal_shows_each_row_as_a_record(
     assert any(line.startswith("2     u1      v0") for line in wide.stdout.splitlines())
 
 
+@pytest.mark.parametrize(("delimiter", "flag"), [(";", "';'"), ("\t", "tab"), ("|", "'|'")])
+def test_preview_of_a_single_column_says_which_delimiter_the_rows_seem_to_use(
+    sftp: SftpFolder, env: dict[str, str], delimiter: str, flag: str
+) -> None:
+    rows = "".join(f"u{i}{delimiter}city {i}{delimiter}{i}\n" for i in range(5))
+    sftp.put("userdata_a.csv", f"userId{delimiter}city{delimiter}n\n{rows}".encode())
+    url = sftp.url("userdata_a.csv")
+
+    guessed = usersync(env, "preview", url, *key_args(sftp))
+    told = usersync(env, "preview", url, *key_args(sftp), "--delimiter", flag.strip("'"))
+
+    assert guessed.exit_code == 0, guessed.stderr
+    word = {";": "semicolon", "\t": "tab", "|": "pipe"}[delimiter]
+    assert f"The rows look separated by {word}s: pass --delimiter {flag}" in guessed.stderr
+    assert told.exit_code == 0, told.stderr
+    assert "look separated" not in told.stderr
+    assert "city 4" in told.stdout
+
+
 def test_preview_table_names_the_line_and_column_of_a_bad_row(
     sftp: SftpFolder, env: dict[str, str]
 ) -> None:

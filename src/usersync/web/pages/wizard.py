@@ -12,6 +12,7 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse
 
 from usersync.browse import (
+    DELIMITER_WORDS,
     PREVIEW_ROWS,
     list_files,
     list_folders,
@@ -161,14 +162,11 @@ def preview(
     return render(request, "_preview.html", path=draft.path, preview=result, hint=hint)
 
 
-DELIMITER_NAMES = {",": "Comma", ";": "Semicolon", "\t": "Tab", "|": "Pipe"}
-
-
 def _delimiter_hint(sniffed: str | None, options: CsvOptions) -> str | None:
     if sniffed is None or sniffed == options.delimiter:
         return None
-    name = DELIMITER_NAMES[sniffed]
+    word = DELIMITER_WORDS[sniffed]
     return (
-        f"The rows look separated by {name.lower()}s: choose {name} as the delimiter, "
+        f"The rows look separated by {word}s: choose {word.capitalize()} as the delimiter, "
         "then preview again."
     )
