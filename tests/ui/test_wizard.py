@@ -343,17 +343,23 @@ def test_a_semicolon_file_in_windows_1252_is_read_as_the_user_says(
     page.get_by_role("button", name="Preview file").click()
     table = page.get_by_role("table", name=re.compile("the header and the first"))
     expect(table.get_by_role("columnheader")).to_have_text(["Kunde;Stadt"])
-    expect(page.locator("#delimiter-hint")).to_have_text(
+    expect(page.locator("#format-hint")).to_have_text(
         "The rows look separated by semicolons: choose Semicolon as the delimiter, "
         "then preview again."
     )
 
     page.get_by_label("Delimiter").select_option(";")
+    page.get_by_role("button", name="Preview file").click()
+    expect(table.get_by_role("columnheader")).to_have_text(["Kunde", "Stadt"])
+    expect(page.locator("#format-hint")).to_have_text(
+        "Choose the file's encoding above: files saved by Excel on Windows are usually "
+        "Windows-1252."
+    )
     page.get_by_label("Encoding").select_option("cp1252")
     page.get_by_role("button", name="Preview file").click()
     expect(table.get_by_role("columnheader")).to_have_text(["Kunde", "Stadt"])
     expect(table.get_by_role("row").nth(1).get_by_role("cell")).to_have_text(["k1", "Málaga"])
-    expect(page.locator("#delimiter-hint")).to_have_count(0)
+    expect(page.locator("#format-hint")).to_have_count(0)
 
     next_step(page, "Map properties")
     page.get_by_label("User ID column").select_option("Kunde")

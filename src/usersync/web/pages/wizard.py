@@ -21,7 +21,7 @@ from usersync.browse import (
 )
 from usersync.errors import UsersyncError
 from usersync.files import FileListing, explain
-from usersync.reader import CsvOptions
+from usersync.reader import NOT_UTF8, CsvOptions
 from usersync.store import connections
 from usersync.web.api._common import RemotePath, ResourceId
 from usersync.web.deps import Services, ServicesDep
@@ -144,8 +144,9 @@ def preview(
     delimiter: Annotated[str, Query(max_length=8)] = ",",
     encoding: Annotated[str, Query(max_length=64)] = "",
 ) -> HTMLResponse:
-    """The header and the first rows of the chosen file, as a table; when they make a single
-    column, which delimiter the file seems to use instead."""
+    """The header and the first rows of the chosen file, as a table; and a hint: which
+    delimiter the file seems to use when they make a single column, or to choose the encoding
+    when the file is not UTF-8."""
     if not folder.startswith("/") or not file or "/" in file:
         return render(request, "_problem.html", message="Fetch the files and choose one first.")
     draft = Draft(folder=folder, file=file, delimiter=delimiter, encoding=encoding)
@@ -158,8 +159,23 @@ def preview(
             if len(result.columns) < 2:
                 hint = _delimiter_hint(sniff_file_delimiter(source, draft.path, max_size), options)
     except UsersyncError as failed:
-        return render(request, "_problem.html", message=failed.message)
+        return render(
+            request, "_problem.html", message=failed.message, hint=_encoding_hint(failed.message)
+        )
+    if hint is None:
+        hint = next(
+            (_encoding_hint(e.message) for e in result.errors if NOT_UTF8 in e.message), None
+        )
     return render(request, "_preview.html", path=draft.path, preview=result, hint=hint)
+
+
+def _encoding_hint(message: str) -> str | None:
+    if NOT_UTF8 not in message:
+        return None
+    return (
+        "Choose the file's encoding above: files saved by Excel on Windows are usually "
+        "Windows-1252."
+    )
 
 
 def _delimiter_hint(sniffed: str | None, options: CsvOptions) -> str | None:
