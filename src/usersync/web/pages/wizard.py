@@ -163,9 +163,7 @@ def preview(
             request, "_problem.html", message=failed.message, hint=_encoding_hint(failed.message)
         )
     if hint is None:
-        hint = next(
-            (_encoding_hint(e.message) for e in result.errors if NOT_UTF8 in e.message), None
-        )
+        hint = _encoding_hint(" ".join(error.message for error in result.errors))
     return render(request, "_preview.html", path=draft.path, preview=result, hint=hint)
 
 
