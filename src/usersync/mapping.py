@@ -18,7 +18,7 @@ from zoneinfo import ZoneInfo
 
 from usersync.enums import PropertyType
 from usersync.errors import UsageError, UsersyncError
-from usersync.reader import Row, RowError
+from usersync.reader import Row, RowError, sniff_delimiter
 
 __all__ = ["ColumnMapping", "EmptyCells", "MappedRow", "MappingError", "PropertyType", "RowMapper"]
 
@@ -181,9 +181,15 @@ def _missing_columns(missing: Sequence[str], columns: Sequence[str]) -> str:
         if name.casefold() in by_case
     ]
     hint = f" (names are case-sensitive: {', '.join(close)}?)" if close else ""
+    fix = "Fix the mapping or the file."
+    if len(columns) == 1 and (delimiter := sniff_delimiter(columns[0].encode())) is not None:
+        fix = (
+            f"The header reads as one column: the file seems separated by {delimiter!r}; "
+            "name that delimiter."
+        )
     return (
         f"the file has no column {', '.join(map(repr, missing))}{hint}; its columns are: "
-        f"{listed}. Fix the mapping or the file."
+        f"{listed}. {fix}"
     )
 
 

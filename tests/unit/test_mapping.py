@@ -151,6 +151,17 @@ def test_a_missing_column_that_differs_only_in_case_is_pointed_out() -> None:
     )
 
 
+@pytest.mark.parametrize("delimiter", [";", "\t", "|"])
+def test_a_header_read_as_one_column_names_the_delimiter_it_seems_to_use(delimiter: str) -> None:
+    header = delimiter.join(["id", "email", "name"])
+    with pytest.raises(MappingError) as raised:
+        RowMapper(ColumnMapping("id", {"email": "email"}), [header])
+    assert str(raised.value).endswith(
+        f"The header reads as one column: the file seems separated by {delimiter!r}; "
+        "name that delimiter."
+    )
+
+
 def test_a_missing_column_error_lists_at_most_50_columns() -> None:
     columns = ["id", *(f"c{i}" for i in range(1, 100_000))]
     with pytest.raises(MappingError) as raised:
