@@ -64,7 +64,7 @@ from usersync.mapping import (
     PropertyType,
     RowMapper,
 )
-from usersync.reader import FIELD_SIZE_LIMIT, CsvOptions, Row, RowError
+from usersync.reader import FIELD_SIZE_LIMIT, CsvOptions, Row, RowError, decoding_codec
 
 # pyarrow's streaming reader reads up to ~32 blocks ahead of the consumer, so the block size
 # bounds memory: 512 KiB blocks keep the RSS flat (~20 MB of read-ahead) and cost no speed
@@ -84,7 +84,6 @@ _MAX_CARRY = 16 << 20  # a quoted field longer than this is left to the exact re
 _END = 1 << 62  # a slice position past the end of any value
 
 _UTF8_BOM = b"\xef\xbb\xbf"
-_UTF16_BOMS = (b"\xff\xfe", b"\xfe\xff")
 
 
 def _prefer_jemalloc() -> None:
@@ -445,11 +444,13 @@ def columnar_rows(
     delimiter = _check_options(columns, options)
     plan = _Plan.build(columns, mapping, zone, empty_cells)
     head = _read_head(stream)
-    codec = _codec(options.encoding, head)
-    # Both readers drop a leading UTF-8 BOM; then pyarrow sees the header at the first byte.
-    # A file in another encoding is decoded as the exact reader decodes it.
-    text = head.removeprefix(_UTF8_BOM) if codec is None else head
-    source = _Source(stream, text, len(head), delimiter, codec)
+    # A file in another encoding than UTF-8 is decoded as the exact reader decodes it. Both
+    # readers drop a leading UTF-8 BOM; then pyarrow sees the header at the first byte.
+    codec = decoding_codec(options.encoding, head)
+    if codecs.lookup(codec).name == "utf-8-sig":
+        source = _Source(stream, head.removeprefix(_UTF8_BOM), len(head), delimiter)
+    else:
+        source = _Source(stream, head, len(head), delimiter, codec)
     invalid = _InvalidRows(options.delimiter)
     names = [f"c{i}" for i in range(len(columns))]
     try:
@@ -500,14 +501,6 @@ def _read_head(stream: BinaryIO) -> bytes:
             break
         head += chunk
     return head
-
-
-def _codec(encoding: str | None, head: bytes) -> str | None:
-    """The codec that the exact reader decodes the file with, unless it is UTF-8 (None)."""
-    if encoding is None:
-        return "utf-16" if head[:2] in _UTF16_BOMS else None
-    codec = codecs.lookup(encoding).name
-    return None if codec in ("utf-8", "utf-8-sig") else codec
 
 
 def _batches(

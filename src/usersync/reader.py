@@ -77,6 +77,15 @@ def _show_escapes(text: str) -> str:
     return _SHOWN_AS_BYTES.sub(byte, text)
 
 
+def decoding_codec(encoding: str | None, head: bytes) -> str:
+    """The codec that a file starting with `head` is read with, its `encoding` named or not:
+    unnamed, UTF-16 by its byte order mark, else UTF-8; UTF-8 drops a leading BOM (it must not
+    end up in the first column's name)."""
+    if encoding is None:
+        return "utf-16" if head[:2] in (codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE) else "utf-8-sig"
+    return "utf-8-sig" if codecs.lookup(encoding).name == "utf-8" else encoding
+
+
 def _nul_is_a_zero_byte(codec: str) -> bool:
     """Whether, in the encoding `codec` names, a NUL character can only come from a 0 byte
     (UTF-16 and UTF-32 have zero bytes everywhere; UTF-7 may spell it +AAA-)."""
@@ -276,22 +285,21 @@ class CsvReader:
         return self._rows(self._start())
 
     def _open(self) -> io.TextIOWrapper[_HeadThenStream]:
-        encoding = self._options.encoding
+        named = self._options.encoding
         head = _read_head(self._stream, _SIGNATURE_SIZE)
         self._binary_kind = _binary_kind(head)
-        if encoding is None:
-            if head[:2] in (codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE):
-                encoding, label = "utf-16", "UTF-16"
+        encoding = decoding_codec(named, head)
+        if named is None:
+            if encoding == "utf-16":
+                label = "UTF-16"
                 self._encoding_hint = "the file starts with a UTF-16 byte order mark"
             else:
-                encoding, label = "utf-8-sig", "UTF-8"
+                label = "UTF-8"
                 self._encoding_hint = f"{NOT_UTF8}; name its encoding (e.g. --encoding cp1252)"
         else:
-            label = encoding
-            codec = codecs.lookup(encoding).name
-            if codec == "utf-8":
-                encoding = "utf-8-sig"  # a BOM must not end up in the first column's name
-            elif (marks := _BYTE_ORDER_MARKS.get(codec)) and head and not head.startswith(marks):
+            label = named
+            codec = codecs.lookup(named).name
+            if (marks := _BYTE_ORDER_MARKS.get(codec)) and head and not head.startswith(marks):
                 raise CsvError(
                     f"{self._name} does not start with a byte order mark, which {label!r} "
                     f"needs: name the byte order instead ({codec}-le, as Windows writes "
