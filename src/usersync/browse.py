@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import io
 from dataclasses import dataclass
 from typing import Any
@@ -19,7 +20,7 @@ from usersync.reader import CsvOptions, Preview, read_preview, sniff_delimiter
 from usersync.sources.base import Source
 
 PREVIEW_ROWS = 5
-SNIFF_BYTES = 64 * 1024  # of a file's head, to guess its delimiter from
+SNIFF_BYTES = 64 * 1024  # of a file's head read at once, and seen to guess its delimiter
 
 
 @dataclass(frozen=True)
@@ -58,20 +59,22 @@ def preview_file(
     rows: int = PREVIEW_ROWS,
     max_size: int = MAX_FILE_SIZE,
 ) -> Preview:
-    """The header and the first `rows` records, read from the head of the file only."""
+    """The header and the first `rows` records, read from the head of the file only; when
+    they make a single column, the delimiter that the head seems to use instead, if one."""
+    options = options or CsvOptions()
     with open_eligible(source, path, max_size) as raw:
-        stream = io.BufferedReader(raw, buffer_size=64 * 1024)
-        return read_preview(stream, options or CsvOptions(), rows=rows, name=path)
+        stream = io.BufferedReader(raw, buffer_size=SNIFF_BYTES)
+        head = stream.peek(SNIFF_BYTES)[:SNIFF_BYTES]  # what the preview reads first anyway
+        preview = read_preview(stream, options, rows=rows, name=path)
+    if len(preview.columns) < 2:
+        other = sniff_delimiter(head)
+        if other is not None and other != options.delimiter:
+            return dataclasses.replace(preview, other_delimiter=other)
+    return preview
 
 
 # What each delimiter `sniff_delimiter` may find is called, in messages.
 DELIMITER_WORDS = {",": "comma", ";": "semicolon", "\t": "tab", "|": "pipe"}
-
-
-def sniff_file_delimiter(source: Source, path: str, max_size: int = MAX_FILE_SIZE) -> str | None:
-    """The delimiter that the head of a file suggests (see `sniff_delimiter`), if one does."""
-    with open_eligible(source, path, max_size) as raw:
-        return sniff_delimiter(io.BufferedReader(raw).read(SNIFF_BYTES))
 
 
 # The JSON documents of the contract ("usersync folders|files|preview --json", and the REST

@@ -18,7 +18,6 @@ from usersync.browse import (
     list_folders,
     preview_document,
     preview_file,
-    sniff_file_delimiter,
 )
 from usersync.cli_import import db_option, errors, import_, user, users, workspace_option
 from usersync.cli_output import emit_json, handle_errors, located, table
@@ -96,13 +95,10 @@ def preview(rows: int, encoding: str | None, delimiter: str | None, **opts: Any)
     """Show the header and the first rows of the file at URL."""
     options = csv_options(encoding, delimiter)
     source, location, settings = open_remote(opts)
-    sniffed = None
     try:
         result = preview_file(
             source, location.path, options, rows=rows, max_size=settings.max_file_size
         )
-        if len(result.columns) < 2 and not opts["as_json"]:
-            sniffed = sniff_file_delimiter(source, location.path, settings.max_file_size)
     finally:
         source.close()
     if opts["as_json"]:
@@ -116,10 +112,10 @@ def preview(rows: int, encoding: str | None, delimiter: str | None, **opts: Any)
     )
     for error in result.errors:
         click.secho(f"{located(error.line, error.column)}: {error.message}", fg="yellow", err=True)
-    if sniffed is not None and sniffed != options.delimiter:
-        flag = "tab" if sniffed == "\t" else repr(sniffed)
+    if (other := result.other_delimiter) is not None:
+        flag = "tab" if other == "\t" else repr(other)
         click.secho(
-            f"The rows look separated by {DELIMITER_WORDS[sniffed]}s: pass --delimiter {flag}",
+            f"The rows look separated by {DELIMITER_WORDS[other]}s: pass --delimiter {flag}",
             fg="yellow",
             err=True,
         )

@@ -144,6 +144,8 @@ class Preview:
     columns: list[str]
     rows: list[Row]
     errors: list[RowError]
+    # When the rows read as a single column: another delimiter that splits them, if one does.
+    other_delimiter: str | None = None
 
 
 class _ReadLimitReached(Exception):

@@ -17,11 +17,10 @@ from usersync.browse import (
     list_files,
     list_folders,
     preview_file,
-    sniff_file_delimiter,
 )
 from usersync.errors import UsersyncError
 from usersync.files import FileListing, explain
-from usersync.reader import NOT_UTF8, CsvOptions
+from usersync.reader import NOT_UTF8
 from usersync.store import connections
 from usersync.web.api._common import RemotePath, ResourceId
 from usersync.web.deps import Services, ServicesDep
@@ -150,20 +149,18 @@ def preview(
     if not folder.startswith("/") or not file or "/" in file:
         return render(request, "_problem.html", message="Fetch the files and choose one first.")
     draft = Draft(folder=folder, file=file, delimiter=delimiter, encoding=encoding)
-    hint = None
     max_size = services.settings.max_file_size
     try:
         options = draft.csv_options()
         with services.connect(session.workspace_id, connection_id) as source:
             result = preview_file(source, draft.path, options, rows=PREVIEW_ROWS, max_size=max_size)
-            if len(result.columns) < 2:
-                hint = _delimiter_hint(sniff_file_delimiter(source, draft.path, max_size), options)
     except UsersyncError as failed:
         return render(
             request, "_problem.html", message=failed.message, hint=_encoding_hint(failed.message)
         )
-    if hint is None:
-        hint = _encoding_hint(" ".join(error.message for error in result.errors))
+    hint = _delimiter_hint(result.other_delimiter) or _encoding_hint(
+        " ".join(error.message for error in result.errors)
+    )
     return render(request, "_preview.html", path=draft.path, preview=result, hint=hint)
 
 
@@ -176,10 +173,10 @@ def _encoding_hint(message: str) -> str | None:
     )
 
 
-def _delimiter_hint(sniffed: str | None, options: CsvOptions) -> str | None:
-    if sniffed is None or sniffed == options.delimiter:
+def _delimiter_hint(other: str | None) -> str | None:
+    if other is None:
         return None
-    word = DELIMITER_WORDS[sniffed]
+    word = DELIMITER_WORDS[other]
     return (
         f"The rows look separated by {word}s: choose {word.capitalize()} as the delimiter, "
         "then preview again."
