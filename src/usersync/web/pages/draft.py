@@ -15,6 +15,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, ValidationError
 from starlette.datastructures import FormData
 
+from usersync.browse import DELIMITER_WORDS
 from usersync.enums import PropertyType
 from usersync.mapping import EmptyCells
 from usersync.reader import CsvOptions, named_delimiter
@@ -90,6 +91,11 @@ class Draft(BaseModel):
     def csv_options(self) -> CsvOptions:
         """How the file is read; UsageError for a delimiter or encoding it cannot take."""
         return CsvOptions(encoding=self.encoding or None, delimiter=named_delimiter(self.delimiter))
+
+    @property
+    def delimiter_word(self) -> str:
+        """What the delimiter is called ("semicolon"), or the delimiter itself."""
+        return DELIMITER_WORDS.get(named_delimiter(self.delimiter), self.delimiter)
 
     def mapping(self) -> dict[str, Any]:
         used = [c for c in self.columns if c.use and c.column != self.user_id]
