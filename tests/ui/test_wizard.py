@@ -28,9 +28,12 @@ PEOPLE = (
 )
 
 
-def open_wizard(page: Page, live: LiveApp, workspace: Workspace, sftp: SftpFolder) -> None:
-    """Signed in, on the source step of a confirmed connection, with people.csv chosen."""
-    sftp.put("in/userdata_people.csv", PEOPLE)
+def open_wizard(
+    page: Page, live: LiveApp, workspace: Workspace, sftp: SftpFolder, data: bytes = PEOPLE
+) -> None:
+    """Signed in, on the source step of a confirmed connection, with people.csv (`data`)
+    chosen."""
+    sftp.put("in/userdata_people.csv", data)
     connection = confirmed_connection(live, workspace, sftp, "Acme")
     sign_in(page, workspace.token)
     page.goto(f"/integrations/{connection.id}/sync/new")
@@ -43,6 +46,32 @@ def open_wizard(page: Page, live: LiveApp, workspace: Workspace, sftp: SftpFolde
 def next_step(page: Page, title: str) -> None:
     page.get_by_role("button", name=re.compile("^Next")).click()
     expect(page.get_by_role("heading", name=title, level=1)).to_be_visible()
+
+
+def previewed(page: Page, delimiter: str | None = None, encoding: str | None = None) -> Locator:
+    """The preview's table, once the file format is chosen (where given) and previewed."""
+    for label, value in (("Delimiter", delimiter), ("Encoding", encoding)):
+        if value is not None:
+            page.get_by_label(label).select_option(value)
+    page.get_by_role("button", name="Preview file").click()
+    return page.get_by_role("table", name=re.compile("the header and the first"))
+
+
+def from_map_to_import(page: Page) -> None:
+    """Map properties as suggested, and on to the summary with every other step's defaults."""
+    for title in ("Resolve conflicts", "Schedule import", "Import"):
+        next_step(page, title)
+
+
+def open_user(page: Page, user_id: str) -> Locator:
+    """User 360's record of `user_id`, found through the search box."""
+    page.get_by_role("navigation", name="Main").get_by_role(
+        "link", name="Users", exact=True
+    ).click()
+    page.get_by_label("Search by userId").fill(user_id)
+    page.get_by_label("Search by userId").press("Enter")
+    page.get_by_role("link", name=user_id, exact=True).click()
+    return page.get_by_role("main")
 
 
 def mapping_row(page: Page, column: str) -> Locator:
@@ -121,13 +150,7 @@ def test_the_whole_wizard_imports_the_file_and_lands_on_its_run(
     expect(syncs_of).to_contain_text("Once, right away")
     expect(page.get_by_role("switch", name="Sync on")).to_be_checked()
 
-    page.get_by_role("navigation", name="Main").get_by_role(
-        "link", name="Users", exact=True
-    ).click()
-    page.get_by_label("Search by userId").fill("u3")
-    page.get_by_label("Search by userId").press("Enter")
-    page.get_by_role("link", name="u3", exact=True).click()
-    record = page.get_by_role("main")
+    record = open_user(page, "u3")
     expect(record.get_by_role("heading", level=1)).to_contain_text("u3")
     expect(record).to_contain_text("cy@example.com")
     expect(record.get_by_role("row", name=re.compile("^age"))).to_contain_text("7")
@@ -330,62 +353,43 @@ def test_a_semicolon_file_in_windows_1252_is_read_as_the_user_says(
     page: Page, live: LiveApp, workspace: Workspace, sftp: SftpFolder
 ) -> None:
     # As Excel writes a CSV file with a German or French locale.
-    sftp.put("in/userdata_people.csv", "Kunde;Stadt\nk1;Málaga\nk2;Zürich\n".encode("cp1252"))
-    connection = confirmed_connection(live, workspace, sftp, "Acme")
-    sign_in(page, workspace.token)
-    page.goto(f"/integrations/{connection.id}/sync/new")
-    page.get_by_role("button", name=f"Show the folders in {sftp.base}", exact=True).click()
-    page.get_by_role("radio", name="in", exact=True).check()
-    page.get_by_role("button", name="Fetch files").click()
+    open_wizard(page, live, workspace, sftp, "Kunde;Stadt\nk1;Málaga\nk2;Zürich\n".encode("cp1252"))
     expect(page.get_by_label("Delimiter")).to_have_value(",")
     expect(page.get_by_label("Encoding")).to_have_value("")
 
-    page.get_by_role("button", name="Preview file").click()
-    table = page.get_by_role("table", name=re.compile("the header and the first"))
+    table = previewed(page)
     expect(table.get_by_role("columnheader")).to_have_text(["Kunde;Stadt"])
     expect(page.locator("#format-hint")).to_have_text(
         "The rows look separated by semicolons: choose Semicolon as the delimiter, "
         "then preview again."
     )
 
-    page.get_by_label("Delimiter").select_option(";")
-    page.get_by_role("button", name="Preview file").click()
-    expect(table.get_by_role("columnheader")).to_have_text(["Kunde", "Stadt"])
+    expect(previewed(page, delimiter=";").get_by_role("columnheader")).to_have_text(
+        ["Kunde", "Stadt"]
+    )
     expect(page.locator("#format-hint")).to_have_text(
         "Choose the file's encoding above: files saved by Excel on Windows are usually "
         "Windows-1252."
     )
-    page.get_by_label("Encoding").select_option("cp1252")
-    page.get_by_role("button", name="Preview file").click()
+    table = previewed(page, encoding="cp1252")
     expect(table.get_by_role("columnheader")).to_have_text(["Kunde", "Stadt"])
     expect(table.get_by_role("row").nth(1).get_by_role("cell")).to_have_text(["k1", "Málaga"])
     expect(page.locator("#format-hint")).to_have_count(0)
 
     next_step(page, "Map properties")
     page.get_by_label("User ID column").select_option("Kunde")
-    next_step(page, "Resolve conflicts")
-    next_step(page, "Schedule import")
-    next_step(page, "Import")
+    from_map_to_import(page)
     expect(page.get_by_role("main")).to_contain_text("semicolon-separated, cp1252")
     page.get_by_role("button", name="Change the source").click()
     expect(page.get_by_label("Delimiter")).to_have_value(";")
     expect(page.get_by_label("Encoding")).to_have_value("cp1252")
     next_step(page, "Map properties")
-    next_step(page, "Resolve conflicts")
-    next_step(page, "Schedule import")
-    next_step(page, "Import")
+    from_map_to_import(page)
     page.get_by_role("button", name="Import", exact=True).click()
 
     expect(page).to_have_url(re.compile(r"/runs/\d+$"))
     expect(page.get_by_role("main")).to_contain_text("Succeeded")
     sync = the_only_sync(live, workspace)
     assert (sync.delimiter, sync.encoding) == (";", "cp1252")
-    page.get_by_role("navigation", name="Main").get_by_role(
-        "link", name="Users", exact=True
-    ).click()
-    page.get_by_label("Search by userId").fill("k1")
-    page.get_by_label("Search by userId").press("Enter")
-    page.get_by_role("link", name="k1", exact=True).click()
-    expect(page.get_by_role("main").get_by_role("row", name=re.compile("^stadt"))).to_contain_text(
-        "Málaga"
-    )
+    record = open_user(page, "k1")
+    expect(record.get_by_role("row", name=re.compile("^stadt"))).to_contain_text("Málaga")
