@@ -1090,13 +1090,13 @@ def _decide_bad_rows(
         )
         for step in mapper.in_error_order(where)
     ]
+    first_line = 2 + lines.next_index  # of the batch's first row
     decided: dict[int, MappedRow | list[RowError]] = {}
     mapped_whole: list[int] = []  # the rows whose flagged cells convert after all
     try:
         for k, position in enumerate(bad_rows):
             cells = [(step, values[k]) for step, flags, values in flagged if flags[k]]
-            line = 2 + lines.next_index + position
-            if errors := mapper.refusals(line, user_ids[k], cells):
+            if errors := mapper.refusals(first_line + position, user_ids[k], cells):
                 decided[position] = errors
             else:
                 mapped_whole.append(position)
@@ -1104,7 +1104,7 @@ def _decide_bad_rows(
             at = pa.array(mapped_whole, pa.int64())
             columns = [_take(batch.column(i), at) for i in range(batch.width)]
             for k, position in enumerate(mapped_whole):
-                row = Row(2 + lines.next_index + position, [column[k] for column in columns])
+                row = Row(first_line + position, [column[k] for column in columns])
                 decided[position] = mapper.map(row)
     except Exception as exc:  # the exact path would fail the same way: let it
         raise NeedsExactReader(f"RowMapper raised {exc!r}") from None

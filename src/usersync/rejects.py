@@ -9,6 +9,7 @@ import tempfile
 from collections.abc import Iterator
 
 from usersync.reader import RowError
+from usersync.store.runs import RunErrorFields
 
 SUMMARY_LIMIT = 100
 # Rejections written to the spill file at a time, as one block: a marshal dump of their
@@ -16,9 +17,6 @@ SUMMARY_LIMIT = 100
 # 1.9 s and 0.8 s through a csv writer and reader.
 _BLOCK = 4096
 _LENGTH_BYTES = 8
-
-# What the log gives back of a rejection: (line, column, value, message), as RunError takes it.
-Rejection = tuple[int | None, str | None, str | None, str]
 
 
 class RejectLog:
@@ -28,7 +26,7 @@ class RejectLog:
         self.rows = 0  # rejected rows (a row with three bad cells counts once)
         # closed by close() / __exit__: the log outlives any one with-block of its owner
         self._spill = tempfile.TemporaryFile()  # noqa: SIM115
-        self._pending: list[Rejection] = []
+        self._pending: list[RunErrorFields] = []
 
     def add(self, rejections: list[RowError]) -> None:
         self.rows += 1
@@ -52,7 +50,7 @@ class RejectLog:
         self._spill.seek(0)
         self._spill.truncate()
 
-    def __iter__(self) -> Iterator[Rejection]:
+    def __iter__(self) -> Iterator[RunErrorFields]:
         """Every rejection, in file order. Read at offsets of its own: adding more meanwhile,
         or after an iteration left unfinished, still appends."""
         self._write_pending()

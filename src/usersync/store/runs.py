@@ -78,6 +78,10 @@ class RunError(NamedTuple):
     message: str
 
 
+# A RunError's fields as a plain tuple: what add_run_errors takes fastest (no object per row).
+RunErrorFields = tuple[int | None, str | None, str | None, str]
+
+
 class RowErrorLike(Protocol):
     """Anything with the four fields, e.g. usersync.reader.RowError."""
 
@@ -195,9 +199,7 @@ def _update(bind: Bind, run_id: int, **values: object) -> None:
             raise RunNotFound(f"there is no run {run_id}")
 
 
-def _row(
-    error: RowErrorLike | tuple[int | None, str | None, str | None, str],
-) -> tuple[int | None, str | None, str | None, str]:
+def _row(error: RowErrorLike | RunErrorFields) -> RunErrorFields:
     if isinstance(error, tuple):
         return error
     return (error.line, error.column, error.value, error.message)
@@ -206,7 +208,7 @@ def _row(
 def add_run_errors(
     bind: Bind,
     run_id: int,
-    errors: Iterable[RowErrorLike | tuple[int | None, str | None, str | None, str]],
+    errors: Iterable[RowErrorLike | RunErrorFields],
 ) -> int:
     """Append rejected rows to the run's list (after any already there); return how many.
 
