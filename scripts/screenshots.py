@@ -379,6 +379,16 @@ def user_record(page: Page, shooter: Shooter) -> None:
     shooter.shot(page, "user")
 
 
+def change_settings(page: Page, shooter: Shooter) -> None:
+    nav_link(page, "Runs").click()
+    page.get_by_role("link", name=SYNC_NAME).first.click()
+    expect(heading(page, f"Runs of {SYNC_NAME}")).to_be_visible()
+    page.get_by_role("button", name="Change settings").click()
+    expect(heading(page, "Save changes")).to_be_visible()
+    expect(page.get_by_role("main")).to_contain_text(CRON_DESCRIPTION)
+    shooter.shot(page, "change-settings")
+
+
 STEPS = (
     integrations,
     sync_on,
@@ -391,6 +401,7 @@ STEPS = (
     runs_list,
     users_list,
     user_record,
+    change_settings,
 )
 
 

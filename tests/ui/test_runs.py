@@ -242,8 +242,9 @@ def test_another_workspaces_run_and_sync_are_not_found(
     expect(page.get_by_role("alert")).to_have_text(f"there is no run {theirs}")
     for path in (f"/runs/{theirs}/errors.csv", f"/runs/{theirs}/progress"):
         assert page.request.get(path).status == 404, path
-    assert status_of(page, f"/runs?sync={their_sync.id}") == 404
-    expect(page.get_by_role("alert")).to_have_text(f"there is no sync {their_sync.id}")
+    for path in (f"/runs?sync={their_sync.id}", f"/syncs/{their_sync.id}/edit"):
+        assert status_of(page, path) == 404, path
+        expect(page.get_by_role("alert")).to_have_text(f"there is no sync {their_sync.id}")
 
 
 def test_runs_page_says_how_to_start_then_pages_older_runs_on_a_tablet(

@@ -393,3 +393,103 @@ def test_a_semicolon_file_in_windows_1252_is_read_as_the_user_says(
     assert (sync.delimiter, sync.encoding) == (";", "cp1252")
     record = open_user(page, "k1")
     expect(record.get_by_role("row", name=re.compile("^stadt"))).to_contain_text("Málaga")
+
+
+def test_a_syncs_settings_change_in_the_wizard_and_its_other_settings_stay(
+    page: Page, live: LiveApp, workspace: Workspace, sftp: SftpFolder
+) -> None:
+    sftp.put("in/userdata_people.csv", PEOPLE)
+    connection = confirmed_connection(live, workspace, sftp, "Acme")
+    before = syncs.create(
+        live.engine,
+        live.services.box,
+        workspace.id,
+        {
+            "connection_id": connection.id,
+            "name": "People",
+            "folder": sftp.path("in"),
+            "file": "userdata_people.csv",
+            "mapping": {
+                "user_id": "User ID",
+                "properties": {"work_email": "Email", "age": "Age"},
+                "types": {"age": "integer"},
+            },
+            "schedule": {"type": "weekly", "days": ["MON", "THU"], "time": "09:30"},
+            "timezone": "Europe/Berlin",
+            "max_rejected": 7,  # the API's; the wizard does not show it
+            "enabled": True,
+        },
+    )
+    sign_in(page, workspace.token)
+    page.goto(f"/runs?sync={before.id}")
+    page.get_by_role("button", name="Change settings").click()
+
+    expect(page.get_by_role("heading", name="Save changes", level=1)).to_be_visible()
+    summary = page.get_by_role("main")
+    expect(summary).to_contain_text("Changing the sync People")
+    expect(summary).to_contain_text("userdata_people.csv")
+    expect(page.get_by_role("table", name="Mapped columns").get_by_role("row")).to_have_count(3)
+    expect(summary).to_contain_text("Update existing user data")
+    expect(page.locator("#schedule-description")).to_contain_text("09:30")
+    expect(page.get_by_label("Sync name")).to_have_value("People")
+
+    page.get_by_role("button", name="Change the properties").click()
+    expect(page.get_by_label("Property for Email")).to_have_value("work_email")
+    expect(page.get_by_label("Type of Age")).to_have_value("integer")
+    expect(page.get_by_role("switch", name="Import Signup")).not_to_be_checked()
+    page.get_by_role("switch", name="Import Newsletter").check()
+    next_step(page, "Resolve conflicts")
+    page.get_by_role("radio", name="Retain imported user data").check()
+    next_step(page, "Schedule import")
+    expect(page.get_by_role("radio", name="Repeat")).to_be_checked()
+    expect(page.get_by_label("Time", exact=True)).to_have_value("09:30")
+    page.get_by_label("Time", exact=True).fill("10:45")
+    next_step(page, "Save changes")
+    page.get_by_role("button", name="Save changes", exact=True).click()
+
+    expect(page).to_have_url(re.compile(rf"/runs\?sync={before.id}$"))
+    after = the_only_sync(live, workspace)
+    assert after.mapping["properties"] == {
+        "work_email": "Email",
+        "age": "Age",
+        "newsletter": "Newsletter",
+    }
+    assert after.mapping["types"]["newsletter"] == "boolean"
+    assert after.conflict == "replace"
+    assert after.schedule == {"type": "weekly", "days": ["MON", "THU"], "time": "10:45"}
+    assert (after.name, after.timezone, after.max_rejected, after.enabled) == (
+        "People",
+        "Europe/Berlin",
+        7,
+        True,
+    )
+    assert after.next_run_at is not None
+    assert after.next_run_at != before.next_run_at
+    expect(page.get_by_role("main")).to_contain_text("10:45")
+
+
+def test_a_sync_the_wizard_cannot_show_points_to_the_api(
+    page: Page, live: LiveApp, workspace: Workspace, sftp: SftpFolder
+) -> None:
+    connection = confirmed_connection(live, workspace, sftp, "Acme")
+    newest = syncs.create(
+        live.engine,
+        live.services.box,
+        workspace.id,
+        {
+            "connection_id": connection.id,
+            "folder": sftp.path("in"),
+            "file_choice": "newest",
+            "mapping": {"user_id": "id"},
+        },
+    )
+    sign_in(page, workspace.token)
+    page.goto(f"/runs?sync={newest.id}")
+    expect(page.get_by_role("button", name="Change settings")).to_have_count(0)
+    expect(page.get_by_role("main")).to_contain_text(f"PATCH /api/syncs/{newest.id}")
+
+    answer = page.goto(f"/syncs/{newest.id}/edit")
+
+    assert answer is not None
+    assert answer.status == 409
+    expect(page.get_by_role("alert")).to_contain_text("whichever file the folder holds")

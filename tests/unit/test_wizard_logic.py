@@ -4,15 +4,17 @@ carried between steps, each step's checks, and the conversion preview."""
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
 from starlette.datastructures import FormData, UploadFile
 
 from usersync.enums import PropertyType
+from usersync.store.syncs import Sync
 from usersync.suggest import property_name_for, suggest_property, suggest_type, suggest_user_id
 from usersync.web.pages import wizard_checks as checks
-from usersync.web.pages.draft import ColumnChoice, Draft
+from usersync.web.pages.draft import ColumnChoice, Draft, not_editable
 
 NOW = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
 COLUMNS = ["User ID", "Email", "Age"]
@@ -60,6 +62,25 @@ def test_a_type_is_suggested_only_when_every_sample_converts(
     assert suggest_type(samples) is expected
 
 
+SCHEDULES = [
+    ({}, {"type": "once"}),
+    ({"once": "at", "at": "2027-01-01T09:00"}, {"type": "once", "at": "2027-01-01T09:00"}),
+    ({"frequency": "repeat", "time": "02:30"}, {"type": "daily", "time": "02:30"}),
+    (
+        {"frequency": "repeat", "every": "weekly", "days": ["THU", "MON"], "time": "09:30"},
+        {"type": "weekly", "days": ["MON", "THU"], "time": "09:30"},
+    ),
+    (
+        {"frequency": "repeat", "every": "monthly", "day": "31", "time": "01:00"},
+        {"type": "monthly", "day": 31, "time": "01:00"},
+    ),
+    (
+        {"frequency": "custom", "expression": " 0 0 1 * * ? "},
+        {"type": "cron", "expression": "0 0 1 * * ?"},
+    ),
+]
+
+
 def test_a_draft_survives_its_round_trip_and_a_broken_one_starts_afresh() -> None:
     draft = Draft(folder="/in", file="userdata_a.csv", days=["MON"])
     assert Draft.loads(draft.dumps()) == draft
@@ -90,26 +111,7 @@ def test_the_mapping_step_absorbs_its_fields_and_leaves_out_the_user_id_column()
     }
 
 
-@pytest.mark.parametrize(
-    ("fields", "schedule"),
-    [
-        ({}, {"type": "once"}),
-        ({"once": "at", "at": "2027-01-01T09:00"}, {"type": "once", "at": "2027-01-01T09:00"}),
-        ({"frequency": "repeat", "time": "02:30"}, {"type": "daily", "time": "02:30"}),
-        (
-            {"frequency": "repeat", "every": "weekly", "days": ["THU", "MON"], "time": "09:30"},
-            {"type": "weekly", "days": ["MON", "THU"], "time": "09:30"},
-        ),
-        (
-            {"frequency": "repeat", "every": "monthly", "day": "31", "time": "01:00"},
-            {"type": "monthly", "day": 31, "time": "01:00"},
-        ),
-        (
-            {"frequency": "custom", "expression": " 0 0 1 * * ? "},
-            {"type": "cron", "expression": "0 0 1 * * ?"},
-        ),
-    ],
-)
+@pytest.mark.parametrize(("fields", "schedule"), SCHEDULES)
 def test_the_schedule_step_gives_the_contracts_schedule(
     fields: dict[str, str | list[str]], schedule: dict[str, object]
 ) -> None:
@@ -213,3 +215,129 @@ def test_the_conversion_preview_shows_converted_values_and_refused_cells() -> No
     assert checks.convert_sample(
         draft.model_copy(update={"user_id": ""}), COLUMNS, sample, ZoneInfo("UTC")
     ).problem
+
+
+def stored(**values: Any) -> Sync:
+    """A sync as the store gives it back: the people file, mapped, daily at 01:00."""
+    settings: dict[str, Any] = {
+        "id": 7,
+        "workspace_id": 1,
+        "connection_id": 3,
+        "name": "People",
+        "folder": "/in",
+        "file": "userdata_people.csv",
+        "file_choice": "exact",
+        "mapping": {
+            "user_id": "User ID",
+            "properties": {"work_email": "Email", "age": "Age"},
+            "types": {"age": "integer"},
+        },
+        "conflict": "replace",
+        "empty_cells": "ignore",
+        "encoding": "cp1252",
+        "delimiter": "\t",
+        "max_rejected": 5,
+        "schedule": {"type": "daily", "time": "01:00"},
+        "timezone": "Europe/Berlin",
+        "enabled": True,
+        "next_run_at": None,
+        "import_unchanged": False,
+        "after_import": "leave",
+        "move_to": None,
+        "webhook_url": None,
+        "webhook_on": None,
+        "has_webhook_secret": False,
+        "created_at": NOW,
+        "updated_at": NOW,
+        **values,
+    }
+    return Sync(**settings)
+
+
+@pytest.mark.parametrize(("fields", "schedule"), SCHEDULES)
+def test_a_stored_sync_becomes_a_draft_that_gives_its_settings_back(
+    fields: dict[str, object], schedule: dict[str, Any]
+) -> None:
+    sync = stored(schedule=schedule)
+
+    draft = Draft.of_sync(sync, {"work_email": "string"})
+
+    assert draft.sync_id == 7
+    assert draft.schedule() == schedule
+    assert draft.mapping() == {
+        "user_id": "User ID",
+        "properties": {"work_email": "Email", "age": "Age"},
+        "types": {"work_email": "string", "age": "integer"},  # the catalog's type, else its own
+    }
+    assert (draft.path, draft.delimiter, draft.encoding) == (
+        "/in/userdata_people.csv",
+        "tab",
+        "cp1252",
+    )
+    assert (draft.conflict, draft.empty_cells, draft.timezone, draft.name) == (
+        "replace",
+        "ignore",
+        "Europe/Berlin",
+        "People",
+    )
+    assert Draft.loads(draft.dumps()) == draft
+    assert draft.steps()[-1] == ("review", "Save changes")
+    assert Draft().steps()[-1] == ("review", "Import")
+
+
+def test_a_changed_syncs_unmapped_columns_are_offered_but_not_imported() -> None:
+    draft = Draft.of_sync(stored(), {})
+    columns = ["User ID", "Email", "Age", "Newsletter"]
+
+    fitted = checks.with_columns(draft, columns, [["u1", "a@x", "abc", "yes"]], {})
+
+    assert [(c.column, c.use, c.property, c.type) for c in fitted.columns] == [
+        ("User ID", False, "user_id", "string"),
+        ("Email", True, "work_email", "string"),
+        ("Age", True, "age", "integer"),  # kept, though "abc" would not suggest it
+        ("Newsletter", False, "newsletter", "boolean"),
+    ]
+    assert fitted.user_id == "User ID"
+    assert fitted.mapping() == draft.mapping()
+
+
+def test_a_new_syncs_choices_outlast_another_file_with_some_of_the_same_columns() -> None:
+    draft = checks.with_columns(Draft(), COLUMNS, [], {})
+    draft = draft.model_copy(
+        update={
+            "columns": [
+                *draft.columns[:1],
+                draft.columns[1].model_copy(update={"property": "work_email"}),
+                *draft.columns[2:],
+            ]
+        }
+    )
+
+    fitted = checks.with_columns(draft, ["Email", "User ID", "Plan"], [], {})
+
+    assert [(c.column, c.use, c.property) for c in fitted.columns] == [
+        ("Email", True, "work_email"),
+        ("User ID", True, "user_id"),
+        ("Plan", True, "plan"),
+    ]
+    assert fitted.user_id == "User ID"
+
+
+@pytest.mark.parametrize(
+    ("values", "reason"),
+    [
+        ({}, None),
+        ({"file_choice": "newest", "file": None}, "whichever file the folder holds"),
+        (
+            {"mapping": {"user_id": "id", "properties": {"a": "email", "b": "email"}}},
+            "one of its columns feeds two properties",
+        ),
+        (
+            {"mapping": {"user_id": "id", "properties": {"customer": "id"}}},
+            "one of its columns feeds two properties",
+        ),
+    ],
+)
+def test_a_sync_the_wizard_cannot_show_says_why(values: dict[str, Any], reason: str | None) -> None:
+    found = not_editable(stored(**values))
+    assert found == reason if reason is None else reason in (found or "")

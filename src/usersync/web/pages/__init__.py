@@ -101,6 +101,7 @@ def install(app: FastAPI) -> None:
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     for module in (signin, integrations, wizard, wizard_steps, runs, users):
         app.include_router(module.router)
+    app.include_router(wizard_steps.edit_router)
     app.add_exception_handler(SignInRequired, _sign_in_required)
     app.add_exception_handler(CsrfRejected, _csrf_rejected)
     for kind, describe in (

@@ -6,6 +6,7 @@ is created.
     draft = Draft.loads(form.get("draft"))      # a broken or missing draft starts afresh
     draft = draft.absorb("map", form)           # the fields of the step the form showed
     draft.mapping(), draft.schedule()           # as store.syncs takes them
+    Draft.of_sync(sync)                         # a stored sync's settings, to change them
 """
 
 from __future__ import annotations
@@ -16,10 +17,11 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 from starlette.datastructures import FormData
 
 from usersync.browse import DELIMITER_WORDS
-from usersync.enums import PropertyType
+from usersync.enums import FileChoice, PropertyType
 from usersync.mapping import EmptyCells
 from usersync.reader import CsvOptions, named_delimiter
 from usersync.store.model import ConflictMode
+from usersync.store.syncs import Sync
 
 Step = Literal["source", "map", "conflicts", "schedule", "review"]
 STEPS: tuple[Step, ...] = ("source", "map", "conflicts", "schedule", "review")
@@ -66,6 +68,36 @@ class Draft(BaseModel):
     expression: str = "0 0 1 * * ?"
     timezone: str = ""
     name: str = ""
+    sync_id: int = 0  # the sync these choices change; 0 for a new one
+
+    @classmethod
+    def of_sync(cls, sync: Sync, catalog: dict[str, str]) -> Draft:
+        """The settings of `sync` as the wizard shows them (see `not_editable` first). Its
+        columns are the mapped ones; the map step adds the file's others, not imported."""
+        mapping = sync.mapping
+        types = mapping.get("types") or {}
+        columns = [
+            ColumnChoice(
+                column=column,
+                property=name,
+                type=types.get(name) or catalog.get(name) or PropertyType.STRING.value,
+            )
+            for name, column in mapping["properties"].items()
+        ]
+        return cls(
+            folder=sync.folder,
+            file=sync.file or "",
+            delimiter=_delimiter_name(sync.delimiter),
+            encoding=sync.encoding or "",
+            user_id=mapping["user_id"],
+            columns=columns,
+            conflict=sync.conflict,
+            empty_cells=sync.empty_cells,
+            timezone=sync.timezone,
+            name=sync.name or "",
+            sync_id=sync.id,
+            **_schedule_fields(sync.schedule),
+        )
 
     @classmethod
     def loads(cls, text: object) -> Draft:
@@ -121,6 +153,45 @@ class Draft(BaseModel):
     @property
     def runs_now(self) -> bool:
         return self.frequency == "once" and self.once == "now"
+
+    def steps(self) -> list[tuple[Step, str]]:
+        """The wizard's steps and their titles: changing a sync ends in saving it."""
+        last: dict[Step, str] = {"review": "Save changes"} if self.sync_id else {}
+        return [(step, last.get(step, STEP_TITLES[step])) for step in STEPS]
+
+
+def not_editable(sync: Sync) -> str | None:
+    """Why the wizard cannot show `sync`'s settings (so saving them would change what it does),
+    or None when it can."""
+    if sync.file_choice != FileChoice.EXACT or not sync.file:
+        return "it reads whichever file the folder holds at run time, and the wizard reads one file"
+    mapping = sync.mapping
+    columns = list(mapping["properties"].values())
+    if mapping["user_id"] in columns or len(set(columns)) < len(columns):
+        return "one of its columns feeds two properties, and the wizard maps a column once"
+    return None
+
+
+def _delimiter_name(delimiter: str | None) -> str:
+    """A stored delimiter as the wizard's list names it ("tab" for a tab)."""
+    return {None: ",", "\t": "tab"}.get(delimiter, delimiter or ",")
+
+
+def _schedule_fields(schedule: dict[str, Any]) -> dict[str, Any]:
+    """The schedule's fields of the form: the inverse of `Draft.schedule`."""
+    kind = schedule.get("type")
+    if kind == "cron":
+        return {"frequency": "custom", "expression": schedule["expression"]}
+    if kind in ("daily", "weekly", "monthly"):
+        fields: dict[str, Any] = {"frequency": "repeat", "every": kind, "time": schedule["time"]}
+        if kind == "weekly":
+            fields["days"] = list(schedule["days"])
+        if kind == "monthly":
+            fields["day"] = str(schedule["day"])
+        return fields
+    if schedule.get("at"):
+        return {"frequency": "once", "once": "at", "at": schedule["at"]}
+    return {"frequency": "once", "once": "now"}
 
 
 def _whole(text: str) -> int | str:

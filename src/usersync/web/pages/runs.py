@@ -31,6 +31,7 @@ from usersync.store.syncs import Sync, SyncNotFound
 from usersync.web.api._common import ResourceId, page
 from usersync.web.api.runs import errors_download, first_errors
 from usersync.web.deps import Services, ServicesDep
+from usersync.web.pages.draft import not_editable
 from usersync.web.pages.render import render
 from usersync.web.pages.session import FormSessionDep, Session, SessionDep
 from usersync.web.schemas import MAX_ID
@@ -139,6 +140,7 @@ class SyncSummary:
     file: str
     schedule: str
     zone: tzinfo
+    not_editable: str | None  # why the wizard cannot change it, if it cannot
 
 
 def title_of(sync: Sync) -> str:
@@ -160,6 +162,7 @@ def summarize(sync: Sync) -> SyncSummary:
         file=file,
         schedule=parse_schedule(sync.schedule).describe(),
         zone=resolve_zone(sync.timezone),
+        not_editable=not_editable(sync),
     )
 
 

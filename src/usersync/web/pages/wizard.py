@@ -24,7 +24,7 @@ from usersync.reader import NOT_UTF8
 from usersync.store import connections
 from usersync.web.api._common import RemotePath, ResourceId
 from usersync.web.deps import Services, ServicesDep
-from usersync.web.pages.draft import STEP_TITLES, STEPS, Draft
+from usersync.web.pages.draft import Draft
 from usersync.web.pages.render import render
 from usersync.web.pages.session import Session, SessionDep
 
@@ -77,7 +77,7 @@ def source_page(
         listing=listing,
         reasons=_reasons(listing, services.settings.max_file_size) if listing else [],
         step="source",
-        steps=[(name, STEP_TITLES[name]) for name in STEPS],
+        steps=draft.steps(),
     )
 
 

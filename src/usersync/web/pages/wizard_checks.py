@@ -64,17 +64,23 @@ def with_columns(
     samples: Sequence[Sequence[str]],
     catalog: Mapping[str, str],
 ) -> Draft:
-    """The draft fitted to the file's header: the choices made for these columns kept, the
-    rest suggested (an existing property of the same name with its type, else a new property
-    named after the column with a type every sample converts to)."""
+    """The draft fitted to the file's header: the choices made for these columns kept (by
+    name), the rest suggested (an existing property of the same name with its type, else a new
+    property named after the column with a type every sample converts to). A sync being
+    changed did not import the columns it has no choice for: they are suggested, not used."""
     if [c.column for c in draft.columns] == list(columns) and draft.user_id in columns:
         return draft
+    made = {c.column: c for c in draft.columns}
     chosen = []
     for i, column in enumerate(columns):
+        if column in made:
+            chosen.append(made[column])
+            continue
         name = suggest_property(column, catalog)
         kind = catalog.get(name) or suggest_type(row[i] for row in samples if i < len(row))
-        chosen.append(ColumnChoice(column=column, property=name, type=kind))
-    return draft.model_copy(update={"columns": chosen, "user_id": suggest_user_id(columns)})
+        chosen.append(ColumnChoice(column=column, property=name, type=kind, use=not draft.sync_id))
+    user_id = draft.user_id if draft.user_id in columns else suggest_user_id(columns)
+    return draft.model_copy(update={"columns": chosen, "user_id": user_id})
 
 
 def check_map(draft: Draft, columns: Sequence[str], catalog: Mapping[str, str]) -> Errors:

@@ -6,7 +6,9 @@ wizard moves on, and shown again with its errors next to their fields when it is
     POST /integrations/{id}/sync/new            a step's form: the next (or another) step
     POST /integrations/{id}/sync/new/convert    the mapping's conversion preview (htmx)
     POST /integrations/{id}/sync/new/when       the schedule's description, next fire times
-    POST /integrations/{id}/sync/new/import     create the sync; land on its run (or runs)
+    POST /integrations/{id}/sync/new/import     create the sync (or save the changes of the
+                                                draft's sync); land on its run (or runs)
+    GET  /syncs/{id}/edit                       a sync's settings, in the wizard's summary
 """
 
 from __future__ import annotations
@@ -23,17 +25,18 @@ from starlette.datastructures import FormData
 
 from usersync import runqueue
 from usersync.browse import PREVIEW_ROWS, preview_file
-from usersync.errors import UsageError, UsersyncError
+from usersync.errors import Conflict, UsageError, UsersyncError
 from usersync.schedule import parse_schedule, resolve_zone
 from usersync.schedule.zones import known_zones
 from usersync.store import connections, properties, syncs, workspaces
+from usersync.store.syncs import SyncNotFound
 from usersync.web.api._common import ResourceId
 from usersync.web.api.syncs import check_sync
 from usersync.web.deps import Services, ServicesDep
 from usersync.web.pages import wizard_checks as checks
-from usersync.web.pages.draft import STEP_TITLES, STEPS, WEEKDAYS, Draft, Step
+from usersync.web.pages.draft import STEPS, WEEKDAYS, Draft, Step, not_editable
 from usersync.web.pages.render import render
-from usersync.web.pages.session import FormSessionDep, Session
+from usersync.web.pages.session import FormSessionDep, Session, SessionDep
 from usersync.web.pages.wizard import source_page
 
 router = APIRouter(prefix="/integrations/{connection_id}/sync/new")
@@ -76,7 +79,7 @@ class Wizard:
             session=self.session,
             connection=connection,
             step=step,
-            steps=[(name, STEP_TITLES[name]) for name in STEPS],
+            steps=draft.steps(),
             draft=draft,
             errors=errors,
             **context,
@@ -290,8 +293,8 @@ def create(
     form: FormDep,
 ) -> Response:
     wizard, draft = _posted(request, services, session, connection_id, form, "review")
-    values = {
-        "connection_id": connection_id,
+    ws = session.workspace_id
+    values: dict[str, Any] = {
         "name": draft.name or None,
         "folder": draft.folder,
         "file": draft.file,
@@ -302,15 +305,49 @@ def create(
         "empty_cells": draft.empty_cells,
         "schedule": draft.schedule(),
         "timezone": draft.timezone or None,
-        "enabled": True,
     }
     try:
-        check_sync(services, session.workspace_id, values)
-        created = syncs.create(services.engine, services.box, session.workspace_id, values)
+        if draft.sync_id:
+            sync_id = _save(services, ws, connection_id, draft.sync_id, values)
+        else:
+            values.update(connection_id=connection_id, enabled=True)
+            check_sync(services, ws, values)
+            sync_id = syncs.create(services.engine, services.box, ws, values).id
     except UsageError as error:
         return show(wizard, "review", draft, {"form": error.message})
     if draft.runs_now:
-        run_id = runqueue.fire_if_due(services.engine, session.workspace_id, created.id)
-        if run_id is not None:
+        run_id = runqueue.fire_if_due(services.engine, ws, sync_id)
+        if run_id is not None and not draft.sync_id:
             return RedirectResponse(f"/runs/{run_id}", status_code=303)
-    return RedirectResponse(f"/runs?sync={created.id}", status_code=303)
+    return RedirectResponse(f"/runs?sync={sync_id}", status_code=303)
+
+
+def _save(
+    services: Services, ws: int, connection_id: int, sync_id: int, values: dict[str, Any]
+) -> int:
+    """Change the sync to `values` (its other settings and its Sync on stay as they are)."""
+    current = syncs.get(services.engine, ws, sync_id)
+    if current.connection_id != connection_id:
+        raise SyncNotFound(f"sync {sync_id} does not read from connection {connection_id}")
+    check_sync(services, ws, {**syncs.settings_of(current), **values})
+    return syncs.update(services.engine, services.box, ws, sync_id, values).id
+
+
+edit_router = APIRouter(prefix="/syncs/{sync_id}")
+
+
+@edit_router.get("/edit", response_class=HTMLResponse, include_in_schema=False)
+def edit(
+    request: Request, sync_id: ResourceId, services: ServicesDep, session: SessionDep
+) -> Response:
+    """The sync's settings as the wizard's last step shows them, each with its "Change"."""
+    ws = session.workspace_id
+    sync = syncs.get(services.engine, ws, sync_id)
+    why = not_editable(sync)
+    if why is not None:
+        raise Conflict(
+            f"this sync cannot be changed here: {why}. Change it through the REST API "
+            f"(PATCH /api/syncs/{sync.id})."
+        )
+    draft = Draft.of_sync(sync, properties.types(services.engine, ws))
+    return show(Wizard(request, services, session, sync.connection_id), "review", draft, {})
