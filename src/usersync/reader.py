@@ -34,7 +34,8 @@ if TYPE_CHECKING:
 FIELD_SIZE_LIMIT = 10 * 1024 * 1024  # characters; bounds memory when a quote is never closed
 PREVIEW_READ_LIMIT = 4 * 1024 * 1024  # bytes a preview may read before it gives up on a row
 SNIFF_CANDIDATES = (",", ";", "\t", "|")
-NOT_UTF8 = "the file is not valid UTF-8"  # in the message of a file read as UTF-8 that is not
+# In the message of a file read as UTF-8 that is not.
+NOT_UTF8 = "the file may be in another encoding"
 _TEXT_CHUNK = 64 * 1024  # TextIOWrapper decodes 8 KiB at a time by default; bigger is faster
 
 _HANDLER = "usersync.reader.escape"
@@ -297,7 +298,7 @@ class CsvReader:
                 self._encoding_hint = "the file starts with a UTF-16 byte order mark"
             else:
                 label = "UTF-8"
-                self._encoding_hint = f"{NOT_UTF8}; name its encoding (e.g. --encoding cp1252)"
+                self._encoding_hint = f"{NOT_UTF8}: name it (e.g. --encoding cp1252)"
         else:
             label = named
             codec = codecs.lookup(named).name

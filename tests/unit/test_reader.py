@@ -164,8 +164,9 @@ def test_invalid_utf8_is_a_row_error_naming_line_column_and_bytes() -> None:
     assert error.column == "name"
     assert error.value == "Ren\\xe9e"
     assert "\\xe9" in error.message
-    assert "the file is not valid UTF-8; name its encoding (e.g. --encoding cp1252)" in (
-        error.message
+    assert error.message == (
+        "bytes that are not valid UTF-8 (\\xe9); the file may be in another encoding: "
+        "name it (e.g. --encoding cp1252)"
     )
     assert [item.line for item in items] == [2, 3, 4]
 
