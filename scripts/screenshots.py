@@ -383,6 +383,7 @@ def change_settings(page: Page, shooter: Shooter) -> None:
     nav_link(page, "Runs").click()
     page.get_by_role("link", name=SYNC_NAME).first.click()
     expect(heading(page, f"Runs of {SYNC_NAME}")).to_be_visible()
+    shooter.shot(page, "sync-history")
     page.get_by_role("button", name="Change settings").click()
     expect(heading(page, "Save changes")).to_be_visible()
     expect(page.get_by_role("main")).to_contain_text(CRON_DESCRIPTION)

@@ -280,3 +280,39 @@ def test_runs_page_says_how_to_start_then_pages_older_runs_on_a_tablet(
     expect(page.get_by_role("link", name="Older runs")).to_have_count(0)
     page.get_by_role("link", name="Newest runs").click()
     expect(page.get_by_role("table").get_by_role("rowheader")).to_have_count(PAGE_SIZE)
+
+
+def test_a_sync_turns_off_and_on_and_is_deleted_from_its_history(
+    page: Page, live: LiveApp, workspace: Workspace, sftp: SftpFolder
+) -> None:
+    sftp.put("userdata_a.csv", GOOD_FILE)
+    sync = a_sync(live, workspace, sftp, schedule={"type": "daily", "time": "01:00"})
+    sign_in(page, workspace.token)
+    run_id = run_now(page, sync)
+    expect(status_badge(page)).to_have_text("Succeeded")
+    page.goto(f"/runs?sync={sync.id}")
+    facts = page.locator(".runs-facts")
+    expect(facts).to_contain_text("Off: it runs only when you click Run now")
+
+    page.get_by_role("button", name="Turn on").click()
+
+    expect(facts).to_contain_text("On")
+    expect(facts).not_to_contain_text("None scheduled")
+    on = syncs.get(live.engine, workspace.id, sync.id)
+    assert on.enabled
+    assert on.next_run_at is not None
+
+    page.get_by_role("button", name="Turn off").click()
+
+    expect(facts).to_contain_text("Off: it runs only when you click Run now")
+    assert not syncs.get(live.engine, workspace.id, sync.id).enabled
+
+    page.get_by_text("Delete this sync").click()
+    page.get_by_role("button", name=f"Delete {sync.path}").click()
+
+    expect(page).to_have_url(re.compile(r"/runs$"))
+    assert syncs.list_all(live.engine, workspace.id) == []
+    kept = runs.get_run(live.engine, run_id)
+    assert kept is not None
+    assert kept.status == "succeeded"
+    expect(page.get_by_role("table", name="Runs, newest first")).to_contain_text("userdata_a.csv")

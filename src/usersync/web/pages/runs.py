@@ -290,3 +290,28 @@ def run_now(
 ) -> RedirectResponse:
     """The sync's "Run now": a run straight away, whatever its schedule."""
     return _start(services, session.workspace_id, sync_id)
+
+
+@router.post("/syncs/{sync_id}/on", include_in_schema=False)
+def switch_on(
+    sync_id: ResourceId, services: ServicesDep, session: FormSessionDep
+) -> RedirectResponse:
+    """The sync runs on its schedule again, from now."""
+    syncs.set_enabled(services.engine, session.workspace_id, sync_id, True)
+    return RedirectResponse(_list_url(sync_id), status_code=303)
+
+
+@router.post("/syncs/{sync_id}/off", include_in_schema=False)
+def switch_off(
+    sync_id: ResourceId, services: ServicesDep, session: FormSessionDep
+) -> RedirectResponse:
+    """The sync runs only when asked to ("Run now"); a run in progress finishes."""
+    syncs.set_enabled(services.engine, session.workspace_id, sync_id, False)
+    return RedirectResponse(_list_url(sync_id), status_code=303)
+
+
+@router.post("/syncs/{sync_id}/delete", include_in_schema=False)
+def delete(sync_id: ResourceId, services: ServicesDep, session: FormSessionDep) -> RedirectResponse:
+    """The sync is gone; its past runs and the users it imported stay."""
+    syncs.delete(services.engine, session.workspace_id, sync_id)
+    return RedirectResponse(_list_url(None), status_code=303)
