@@ -290,6 +290,8 @@ def users(
 def errors(run_id: int, output: TextIO, db_url: str | None) -> None:
     """Write a run's rejected rows as CSV: line, column, value, message."""
     with open_database(load_settings(db_url=db_url)) as engine:
-        if runs.get_run(engine, run_id) is None:
+        run = runs.get_run(engine, run_id)
+        if run is None:
             raise UsageError(f"there is no run {run_id}")
+        runs.check_errors_kept(run)
         output.writelines(errors_csv(runs.iter_run_errors(engine, run_id)))

@@ -16,6 +16,8 @@ from usersync.files import MAX_FILE_SIZE
 
 T = TypeVar("T")
 
+KEEP_REJECTED_RUNS = 20
+
 
 @dataclass(frozen=True)
 class Settings:
@@ -30,6 +32,9 @@ class Settings:
     settle_seconds: float = 3.0  # USERSYNC_SETTLE_SECONDS: the growing-file guard's wait
     retry_backoff: tuple[float, ...] = (10.0, 60.0, 300.0)  # USERSYNC_RETRY_BACKOFF
     demo_port: int = 2222  # USERSYNC_DEMO_PORT: the demo SFTP server's port on 127.0.0.1
+    # USERSYNC_KEEP_REJECTED_RUNS: of how many of a sync's newest runs that rejected rows
+    # those rows are kept ("all": every run's).
+    keep_rejected_runs: int | None = KEEP_REJECTED_RUNS
 
     @property
     def secret_key_path(self) -> Path:
@@ -70,6 +75,7 @@ def load_settings(env: Mapping[str, str] | None = None, *, db_url: str | None = 
     """Settings from `env` (default: the process environment); `db_url` (a --db option)
     overrides USERSYNC_DB."""
     env = os.environ if env is None else env
+    keep: int | None = KEEP_REJECTED_RUNS
     data_dir = env.get("USERSYNC_DATA_DIR") or platformdirs.user_data_dir(
         "usersync", appauthor=False
     )
@@ -91,7 +97,14 @@ def load_settings(env: Mapping[str, str] | None = None, *, db_url: str | None = 
             "comma-separated numbers of seconds (e.g. 10,60,300)",
         ),
         demo_port=_parse(env, "USERSYNC_DEMO_PORT", _port, 2222, "a port number (1-65535)"),
+        keep_rejected_runs=_parse(
+            env, "USERSYNC_KEEP_REJECTED_RUNS", _count_or_all, keep, 'a number of runs, or "all"'
+        ),
     )
+
+
+def _count_or_all(text: str) -> int | None:
+    return None if text.lower() == "all" else int(text)
 
 
 def _port(text: str) -> int:

@@ -61,6 +61,10 @@ class Conflict(UsageError):
     pass
 
 
+class Gone(UsageError):
+    """What was asked for existed, and was let go (a run's rejected rows, say)."""
+
+
 class SourceError(UsersyncError):
     exit_code = 3
 

@@ -280,6 +280,8 @@ runs = sa.Table(
     sa.Column("worker", sa.Text, nullable=True),
     sa.Column("lease_expires_at", UTCDateTime(), nullable=True),
     sa.Column("file_sha256", sa.String(64), nullable=True),
+    # Added by 0005: when its rejected rows were deleted, to keep those of newer runs.
+    sa.Column("errors_deleted_at", UTCDateTime(), nullable=True),
     sa.CheckConstraint(_one_of("status", RUN_STATUSES), name="status"),
     sa.Index(None, "workspace_id", "id"),
     sa.Index(None, "sync_id", "id"),

@@ -125,7 +125,15 @@ def import_remote_file(
                 source.close()
         result.seconds = time.monotonic() - started  # connecting included
         record_outcome(
-            engine, run_id, ws, result, rejects, types, dry_run=spec.dry_run, path=spec.path
+            engine,
+            run_id,
+            ws,
+            result,
+            rejects,
+            types,
+            dry_run=spec.dry_run,
+            path=spec.path,
+            keep_rejected_runs=settings.keep_rejected_runs,
         )
     return ImportOutcome(run_id, result)
 
@@ -143,9 +151,11 @@ def record_outcome(
     note: str | None = None,
     file_modified: datetime | None = None,
     owner: str | None = None,
+    keep_rejected_runs: int | None = None,
 ) -> bool:
-    """Record a finished import on its run: counts, file facts, rejected rows; and add the
-    mapped properties to the catalog once they hold values."""
+    """Record a finished import on its run: counts, file facts, rejected rows; add the mapped
+    properties to the catalog once they hold values; and, when the run rejected rows, let go
+    of those of older runs but the newest `keep_rejected_runs` (None: keep them all)."""
     message = result.error.message if result.error is not None else note
     if owner is not None and not runqueue.owns(engine, run_id, owner):
         return False  # another worker recovered the run: its record is that worker's now
@@ -170,6 +180,10 @@ def record_outcome(
         return False  # recovered by another worker in between: its record is not ours
     if result.status in (RunStatus.SUCCEEDED, RunStatus.PARTIAL) and not dry_run:
         properties.ensure(engine, ws, {name: kind.value for name, kind in types.items()})
+    if keep_rejected_runs is not None and result.rows_rejected:
+        run = runs.get_run(engine, run_id)
+        if run is not None:
+            runs.delete_old_errors(engine, run, keep_rejected_runs)
     return True
 
 

@@ -369,6 +369,7 @@ class Worker:
                 path=entry.path,
                 file_modified=entry.modified,
                 owner=self.name,
+                keep_rejected_runs=self.settings.keep_rejected_runs,
             )
         if not recorded:
             log.warning("run %s was taken over by another worker; its outcome is dropped", run_id)

@@ -536,6 +536,27 @@ def test_a_big_error_report_streams_every_row(api: Api) -> None:
     assert rows[-1] == ["2501", "c", "2501", "m"]
 
 
+def test_a_run_whose_rejected_rows_were_let_go_keeps_its_counts_and_its_report_is_gone(
+    api: Api,
+) -> None:
+    older = finished_run(api, 41, [(2, "age", "x", "not a whole number")])
+    newer = finished_run(api, 41, [(3, "age", "y", "not a whole number")])
+    newest = runs.get_run(api.running.engine, newer)
+    assert newest is not None
+    assert runs.delete_old_errors(api.running.engine, newest, keep=1) == [older]
+
+    run = ok(api.get(f"/api/runs/{older}"))
+    report = api.get(f"/api/runs/{older}/errors.csv")
+
+    assert (run["rows_rejected"], run["errors"]) == (1, [])
+    assert run["errors_deleted_at"] is not None
+    assert report.status_code == 410
+    assert report.json()["error"]["code"] == "run_errors_deleted"
+    assert f"the rejected rows of run {older} were deleted on" in report.json()["error"]["message"]
+    assert ok(api.get(f"/api/runs/{newer}"))["errors_deleted_at"] is None
+    assert api.get(f"/api/runs/{newer}/errors.csv").status_code == 200
+
+
 # --- users --------------------------------------------------------------------------------
 
 

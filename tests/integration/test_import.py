@@ -451,6 +451,27 @@ def test_error_report_is_a_csv_of_every_rejected_row(
     assert table[1][:2] == ["2", "userId"]
 
 
+def test_only_the_newest_imports_keep_their_rejected_rows(
+    sftp: SftpFolder, env: dict[str, str]
+) -> None:
+    env = {**env, "USERSYNC_KEEP_REJECTED_RUNS": "2"}
+    sftp.put("userdata_a.csv", b"userId,age\nu1,42\nu2,abc\n")
+    mapping = ("--user-id", "userId", "--map", "age=age", "--type", "age=integer")
+    first, second, third = (
+        run_import(env, sftp, "userdata_a.csv", *mapping).json()["run_id"] for _ in range(3)
+    )
+
+    gone = usersync(env, "errors", str(first))
+
+    assert gone.exit_code == 2
+    assert f"the rejected rows of run {first} were deleted on" in gone.stderr
+    assert "USERSYNC_KEEP_REJECTED_RUNS" in gone.stderr
+    for kept in (second, third):
+        report = usersync(env, "errors", str(kept))
+        assert report.exit_code == 0, report.stderr
+        assert report.stdout.splitlines()[1].startswith("3,age,abc,")
+
+
 def test_user_that_does_not_exist(env: dict[str, str]) -> None:
     result = usersync(env, "user", "nobody", "--json")
     assert result.exit_code == 1

@@ -583,7 +583,7 @@ def test_migrations_run_twice_and_reach_the_head(engine: Engine) -> None:
     db.migrate(engine)
     with engine.connect() as conn:
         assert conn.execute(sa.text("SELECT version_num FROM alembic_version")).all() == [
-            ("0004_connection_options",)
+            ("0005_errors_deleted",)
         ]
     tables = set(sa.inspect(engine).get_table_names())
     assert {"workspaces", "properties", "users", "runs", "run_errors", "syncs", "fires"} <= tables
@@ -729,6 +729,53 @@ def test_runs_list_newest_first_and_refuse_unknown_ids(engine: Engine, ws: int) 
     with pytest.raises(ValueError, match="status"):
         runs.create_run(engine, ws, source="cli", path="/f", status="exploded")
     assert list(runs.iter_run_errors(engine, 424242)) == []
+
+
+def _finished_run(engine: Engine, ws: int, sync_id: int | None, rejected: int) -> int:
+    run_id = runs.create_run(engine, ws, source="cli", path="/in/userdata_a.csv", sync_id=sync_id)
+    runs.add_run_errors(
+        engine, run_id, [(i + 2, "age", "x", "not a number") for i in range(rejected)]
+    )
+    runs.finish_run(engine, run_id, status="partial", rows_rejected=rejected)
+    return run_id
+
+
+def test_only_the_newest_runs_that_rejected_rows_keep_them(engine: Engine, ws: int) -> None:
+    other_ws = workspaces.get_or_create(engine, "elsewhere")
+    ours = [_finished_run(engine, ws, 7, rejected) for rejected in (3, 1, 0, 2, 4)]
+    cli = [_finished_run(engine, ws, None, 1) for _ in range(2)]
+    other_sync = _finished_run(engine, ws, 8, 5)
+    theirs = _finished_run(engine, other_ws, None, 2)
+    running = runs.create_run(engine, ws, source="cli", path="/in/userdata_a.csv", sync_id=7)
+    runs.add_run_errors(engine, running, [(2, None, None, "so far")])
+    newest = runs.get_run(engine, ours[-1])
+    assert newest is not None
+
+    # Of sync 7's runs that rejected rows (0, 1, 3 and 4), the newest two keep them.
+    assert runs.delete_old_errors(engine, newest, keep=2) == [ours[1], ours[0]]
+
+    for run_id in (ours[0], ours[1]):
+        run = runs.get_run(engine, run_id)
+        assert run is not None
+        assert run.errors_deleted_at is not None
+        assert run.rows_rejected > 0  # the counts stay
+        assert list(runs.iter_run_errors(engine, run_id)) == []
+        with pytest.raises(runs.RunErrorsDeleted, match=rf"rejected rows of run {run_id} were"):
+            runs.check_errors_kept(run)
+    kept = [*ours[2:], *cli, other_sync, theirs, running]
+    for run_id in kept:
+        run = runs.get_run(engine, run_id)
+        assert run is not None
+        assert run.errors_deleted_at is None
+        assert len(list(runs.iter_run_errors(engine, run_id))) == (
+            1 if run_id == running else run.rows_rejected
+        )
+    assert runs.delete_old_errors(engine, newest, keep=2) == []  # nothing more to let go
+
+    # Command-line imports count per workspace.
+    cli_run = runs.get_run(engine, cli[-1])
+    assert cli_run is not None
+    assert runs.delete_old_errors(engine, cli_run, keep=1) == [cli[0]]
 
 
 # --- a process killed mid-apply ------------------------------------------------------------

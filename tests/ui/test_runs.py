@@ -145,6 +145,16 @@ def test_rejected_rows_show_their_line_column_value_and_message_and_download_as_
     report = list(csv.reader(io.StringIO(Path(download.path()).read_text("utf-8"))))
     assert report == [["line", "column", "value", "message"], ["3", "age", "abc", message]]
 
+    run = runs.get_run(live.engine, run_id)
+    assert run is not None
+    assert runs.delete_old_errors(live.engine, run, keep=0) == [run_id]  # as newer runs do
+    page.reload()
+    expect(page.get_by_role("region", name="Rejected rows")).to_contain_text(
+        re.compile(r"1 row was rejected\. Its line and message were deleted on .+, to keep")
+    )
+    expect(page.get_by_role("link", name="Download errors (CSV)")).to_have_count(0)
+    assert page.request.get(f"/runs/{run_id}/errors.csv").status == 410
+
 
 def test_run_again_lands_on_a_new_run_and_the_history_lists_runs_newest_first(
     page: Page, live: LiveApp, workspace: Workspace, sftp: SftpFolder

@@ -13,6 +13,7 @@ def test_defaults() -> None:
     assert settings.max_file_size == MAX_FILE_SIZE
     assert settings.database_url == "sqlite:////srv/us/usersync.db"
     assert settings.known_hosts_path == Path("/srv/us/known_hosts")
+    assert settings.keep_rejected_runs == 20
 
 
 def test_reads_overrides() -> None:
@@ -21,11 +22,14 @@ def test_reads_overrides() -> None:
             "USERSYNC_DB": "postgresql://db/us",
             "USERSYNC_IO_TIMEOUT": "2.5",
             "USERSYNC_MAX_FILE_SIZE": "1000",
+            "USERSYNC_KEEP_REJECTED_RUNS": "3",
         }
     )
     assert settings.database_url == "postgresql://db/us"
     assert settings.io_timeout == 2.5
     assert settings.max_file_size == 1000
+    assert settings.keep_rejected_runs == 3
+    assert load_settings({"USERSYNC_KEEP_REJECTED_RUNS": "All"}).keep_rejected_runs is None
 
 
 @pytest.mark.parametrize(
@@ -34,6 +38,8 @@ def test_reads_overrides() -> None:
         ("USERSYNC_IO_TIMEOUT", "soon"),
         ("USERSYNC_CONNECT_TIMEOUT", "0"),
         ("USERSYNC_MAX_FILE_SIZE", "-1"),
+        ("USERSYNC_KEEP_REJECTED_RUNS", "0"),
+        ("USERSYNC_KEEP_REJECTED_RUNS", "some"),
     ],
 )
 def test_bad_values_fail_loudly_naming_the_variable(name: str, value: str) -> None:

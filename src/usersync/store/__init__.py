@@ -7,7 +7,8 @@
 
     workspaces.get_or_create(engine, "default") -> id
     properties.types(engine, ws) / properties.ensure(engine, ws, {"age": "integer"})
-    runs.create_run / finish_run / add_run_errors / get_run / list_runs / iter_run_errors
+    runs.create_run / finish_run / add_run_errors / get_run / list_runs / iter_run_errors /
+        delete_old_errors
 
 The bulk apply has one back end per dialect (`_sqlite_apply`, `_postgres_apply`), chosen by
 the engine; both stage the changes in a TEMP table and merge them with set-based SQL.

@@ -4,6 +4,7 @@
     add_run_errors(engine, run_id, rejected)    # (line, column, value, message), any number
     finish_run(engine, run_id, status="partial", rows_read=..., users_created=..., ...)
     get_run(engine, run_id); list_runs(engine, workspace_id); iter_run_errors(engine, run_id)
+    delete_old_errors(engine, run, keep=20)     # rejected rows of older runs are let go
 
 Statuses are the strings of usersync.schema.RUN_STATUSES (a StrEnum member will do).
 """
@@ -18,7 +19,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple, Protocol, cast
 
 import sqlalchemy as sa
 
-from usersync.errors import NotFound, UsageError
+from usersync.errors import Gone, NotFound, UsageError
 from usersync.schema import RUN_STATUSES, run_errors, runs, utcnow
 from usersync.store._bind import Bind, reading, writing
 
@@ -58,6 +59,7 @@ class Run:
     worker: str | None = None
     lease_expires_at: datetime | None = None
     file_sha256: str | None = None
+    errors_deleted_at: datetime | None = None  # its rejected rows are no longer kept
 
     @property
     def progress(self) -> float | None:
@@ -288,6 +290,50 @@ def list_runs(
     with reading(bind) as conn:
         rows = conn.execute(query.order_by(runs.c.id.desc()).limit(limit)).all()
     return [_run(row) for row in rows]
+
+
+class RunErrorsDeleted(Gone):
+    pass
+
+
+def check_errors_kept(run: Run) -> None:
+    """RunErrorsDeleted when the run's rejected rows were let go (`delete_old_errors`)."""
+    if run.errors_deleted_at is not None:
+        raise RunErrorsDeleted(
+            f"the rejected rows of run {run.id} were deleted on "
+            f"{run.errors_deleted_at:%Y-%m-%d %H:%M} UTC, to keep those of newer runs "
+            "(USERSYNC_KEEP_REJECTED_RUNS says of how many); its counts stay"
+        )
+
+
+def delete_old_errors(bind: Bind, run: Run, keep: int) -> list[int]:
+    """Delete the rejected rows of the finished runs that rejected rows, but the newest `keep`
+    of them, among the runs of `run`'s sync (or the workspace's imports from the command line,
+    when it has none); return the ids of the runs whose rows went. Each run's rows go in a
+    transaction of their own, which keeps others' waits short on SQLite."""
+    if run.sync_id is None:
+        scope = sa.and_(runs.c.workspace_id == run.workspace_id, runs.c.sync_id.is_(None))
+    else:
+        scope = runs.c.sync_id == run.sync_id
+    with reading(bind) as conn:
+        older = conn.scalars(
+            sa.select(runs.c.id)
+            .where(
+                scope,
+                runs.c.rows_rejected > 0,
+                runs.c.finished_at.is_not(None),
+                runs.c.errors_deleted_at.is_(None),
+            )
+            .order_by(runs.c.id.desc())
+            .offset(keep)
+        ).all()
+    for run_id in older:
+        with writing(bind) as conn:
+            conn.execute(sa.delete(run_errors).where(run_errors.c.run_id == run_id))
+            conn.execute(
+                sa.update(runs).where(runs.c.id == run_id).values(errors_deleted_at=utcnow())
+            )
+    return list(older)
 
 
 def iter_run_errors(bind: Bind, run_id: int) -> Iterator[RunError]:

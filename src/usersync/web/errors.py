@@ -6,6 +6,7 @@ first:
     NotFound (RunNotFound, ConnectionNotFound, SyncNotFound)   404 Not Found
     Conflict (HostKeyNotConfirmed, ...), PropertyTypeConflict,
         WorkspaceExists                                         409 Conflict
+    Gone (RunErrorsDeleted)                                     410 Gone
     db.DatabaseUnavailable                                      503 Service Unavailable
     secretbox.SecretKeyError                                    500 (the server's key is wrong)
     UsageError (a bad field, schedule, mapping...)              422 Unprocessable Content
@@ -40,6 +41,7 @@ from usersync.errors import (
     ConnectTimeout,
     CsvError,
     FileRuleError,
+    Gone,
     HostKeyError,
     NotFound,
     RemotePathNotFound,
@@ -61,6 +63,7 @@ log = logging.getLogger(__name__)
 STATUS_BY_ERROR: tuple[tuple[type[UsersyncError], int], ...] = (
     (NotFound, 404),
     (Conflict, 409),
+    (Gone, 410),
     (PropertyTypeConflict, 409),
     (WorkspaceExists, 409),
     (DatabaseUnavailable, 503),
@@ -82,6 +85,7 @@ _HTTP_CODES = {
     404: "not_found",
     405: "method_not_allowed",
     406: "not_acceptable",
+    410: "gone",
     413: "request_too_large",
     415: "unsupported_media_type",
 }

@@ -384,6 +384,10 @@ class RunPublic(Output):
     attempt: int
     scheduled_for: Timestamp | None
     dry_run: bool
+    errors_deleted_at: Timestamp | None = Field(
+        description="When its rejected rows were deleted, to keep those of newer runs "
+        "(USERSYNC_KEEP_REJECTED_RUNS); its counts stay."
+    )
 
 
 class RunDetail(RunPublic):

@@ -21,6 +21,7 @@ def errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
         401: "No API token, or an unknown or revoked one.",
         404: "No such resource in this workspace.",
         409: "The request clashes with the current state.",
+        410: "It was deleted: a run's rejected rows are kept for the newest runs only.",
         422: "A field is missing, of the wrong type, or not valid; the message names it.",
         502: "The remote server refused or dropped the connection, or its host key is wrong.",
         503: "The database is busy or not answering; try again.",

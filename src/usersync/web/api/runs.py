@@ -38,8 +38,10 @@ def first_errors(engine: Engine, run_id: int) -> list[RunError]:
 
 def errors_download(engine: Engine, ws: int, run_id: int) -> StreamingResponse:
     """The workspace's run's rejected rows as a CSV file to download; RunNotFound for
-    another workspace's run. The API and the web UI answer with this same file."""
+    another workspace's run, RunErrorsDeleted when its rows were let go. The API and the web
+    UI answer with this same file."""
     run = runqueue.get_run(engine, ws, run_id)
+    runs.check_errors_kept(run)
     return StreamingResponse(
         reports.errors_csv(runs.iter_run_errors(engine, run.id)),
         media_type="text/csv; charset=utf-8",
@@ -99,7 +101,7 @@ def get_run(run_id: ResourceId, services: ServicesDep, ws: WorkspaceDep) -> RunD
     response_class=StreamingResponse,
     responses={
         200: {"content": {"text/csv": {"schema": {"type": "string"}}}},
-        **errors(404),
+        **errors(404, 410),
     },
 )
 def errors_csv(run_id: ResourceId, services: ServicesDep, ws: WorkspaceDep) -> StreamingResponse:

@@ -210,7 +210,7 @@ def _sync_of(services: Services, run: Run) -> SyncSummary | None:
 
 
 def _shown_errors(services: Services, run: Run) -> list[RunError]:
-    if run.status in ACTIVE or not run.rows_rejected:
+    if run.status in ACTIVE or not run.rows_rejected or run.errors_deleted_at is not None:
         return []
     return first_errors(services.engine, run.id)
 
