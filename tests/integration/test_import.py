@@ -472,6 +472,42 @@ def test_only_the_newest_imports_keep_their_rejected_rows(
         assert report.stdout.splitlines()[1].startswith("3,age,abc,")
 
 
+def test_runs_lists_the_imports_newest_first_a_page_at_a_time(
+    sftp: SftpFolder, env: dict[str, str]
+) -> None:
+    seed(env, sftp)
+    sftp.put("userdata_a.csv", b"userId,age\nu1,42\nu2,abc\n")
+    mapping = ("--user-id", "userId", "--map", "age=age", "--type", "age=integer")
+    newest = run_import(env, sftp, "userdata_a.csv", *mapping).json()["run_id"]
+
+    page = usersync(env, "runs", "--limit", "1", "--json")
+    rest = usersync(env, "runs", "--before", str(page.json()["next"]), "--json")
+    shown = usersync(env, "runs")
+
+    [run] = page.json()["items"]
+    assert (run["id"], run["status"], run["path"]) == (
+        newest,
+        "partial",
+        sftp.path("userdata_a.csv"),
+    )
+    assert (run["rows_read"], run["users_updated"], run["rows_rejected"]) == (2, 1, 1)
+    assert run["errors_deleted_at"] is None
+    assert [(r["status"], r["users_created"]) for r in rest.json()["items"]] == [("succeeded", 2)]
+    assert rest.json()["next"] is None
+    assert shown.exit_code == 0, shown.stderr
+    assert shown.stdout.splitlines()[0].split() == [
+        "RUN",
+        "STATUS",
+        "STARTED",
+        "READ",
+        "CREATED",
+        "UPDATED",
+        "REJECTED",
+        "FILE",
+    ]
+    assert shown.stdout.splitlines()[1].split()[:2] == [str(newest), "partial"]
+
+
 def test_user_that_does_not_exist(env: dict[str, str]) -> None:
     result = usersync(env, "user", "nobody", "--json")
     assert result.exit_code == 1

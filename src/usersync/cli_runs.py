@@ -1,0 +1,69 @@
+"""`usersync runs`: the workspace's runs (imports from the command line and syncs' runs),
+newest first, as a table or as the REST API's documents."""
+
+from __future__ import annotations
+
+import click
+
+from usersync.cli_import import db_option, workspace_option
+from usersync.cli_output import emit_json, handle_errors, table
+from usersync.config import load_settings
+from usersync.service import open_database, workspace_id
+from usersync.store import runs as runs_store
+from usersync.store import syncs
+from usersync.store.runs import Run
+from usersync.web.schemas import RunPublic
+
+
+def run_document(run: Run) -> dict[str, object]:
+    """The run as `GET /api/runs` lists it."""
+    return RunPublic.model_validate(run).model_dump(mode="json")
+
+
+@click.command()
+@click.option("--sync", "sync_id", type=int, help="Only this sync's runs.")
+@click.option("--limit", default=20, show_default=True, type=click.IntRange(1, 1000))
+@click.option("--before", type=int, help="Older runs than this one (the previous page's `next`).")
+@db_option
+@workspace_option
+@click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
+@handle_errors
+def runs(
+    sync_id: int | None,
+    limit: int,
+    before: int | None,
+    db_url: str | None,
+    workspace: str,
+    as_json: bool,
+) -> None:
+    """List runs, newest first, with their counts: `usersync errors RUN` writes one's
+    rejected rows."""
+    with open_database(load_settings(db_url=db_url)) as engine:
+        ws = workspace_id(engine, workspace)
+        if sync_id is not None:
+            syncs.get(engine, ws, sync_id)  # "there is no sync N" for another workspace's
+        found = runs_store.list_runs(engine, ws, sync_id=sync_id, limit=limit + 1, before=before)
+    shown = found[:limit]
+    cursor = shown[-1].id if len(found) > limit else None
+    if as_json:
+        emit_json({"items": [run_document(run) for run in shown], "next": cursor})
+        return
+    table(
+        ["RUN", "STATUS", "STARTED", "READ", "CREATED", "UPDATED", "REJECTED", "FILE"],
+        [
+            (
+                run.id,
+                run.status,
+                run.started_at.strftime("%Y-%m-%d %H:%M:%S UTC"),
+                run.rows_read,
+                run.users_created,
+                run.users_updated,
+                run.rows_rejected,
+                run.path,
+            )
+            for run in shown
+        ],
+        empty="No runs yet.",
+    )
+    if cursor:
+        click.echo(f"more: usersync runs --before {cursor}")
