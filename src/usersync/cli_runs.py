@@ -12,11 +12,13 @@ from usersync.service import open_database, workspace_id
 from usersync.store import runs as runs_store
 from usersync.store import syncs
 from usersync.store.runs import Run
-from usersync.web.schemas import RunPublic
 
 
 def run_document(run: Run) -> dict[str, object]:
     """The run as `GET /api/runs` lists it."""
+    # Loaded here: pydantic costs every other command 0.1 s of start-up.
+    from usersync.web.schemas import RunPublic
+
     return RunPublic.model_validate(run).model_dump(mode="json")
 
 
