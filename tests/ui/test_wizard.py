@@ -433,7 +433,12 @@ def test_a_syncs_settings_change_in_the_wizard_and_its_other_settings_stay(
     expect(page.locator("#schedule-description")).to_contain_text("09:30")
     expect(page.get_by_label("Sync name")).to_have_value("People")
 
-    page.get_by_role("button", name="Change the properties").click()
+    expect(summary).to_contain_text("The chosen file, read again each time")
+
+    page.get_by_role("button", name="Change the source").click()
+    expect(page.get_by_role("radio", name=re.compile("^userdata_people.csv"))).to_be_checked()
+    page.get_by_role("radio", name=re.compile("^The newest userdata_")).check()
+    next_step(page, "Map properties")
     expect(page.get_by_label("Property for Email")).to_have_value("work_email")
     expect(page.get_by_label("Type of Age")).to_have_value("integer")
     expect(page.get_by_role("switch", name="Import Signup")).not_to_be_checked()
@@ -445,6 +450,9 @@ def test_a_syncs_settings_change_in_the_wizard_and_its_other_settings_stay(
     expect(page.get_by_label("Time", exact=True)).to_have_value("09:30")
     page.get_by_label("Time", exact=True).fill("10:45")
     next_step(page, "Save changes")
+    expect(page.get_by_role("main")).to_contain_text(
+        "The newest userdata_*.csv file in the folder at run time"
+    )
     page.get_by_role("button", name="Save changes", exact=True).click()
 
     expect(page).to_have_url(re.compile(rf"/runs\?sync={before.id}$"))
@@ -456,6 +464,7 @@ def test_a_syncs_settings_change_in_the_wizard_and_its_other_settings_stay(
     }
     assert after.mapping["types"]["newsletter"] == "boolean"
     assert after.conflict == "replace"
+    assert (after.file_choice, after.file) == ("newest", "userdata_people.csv")
     assert after.schedule == {"type": "weekly", "days": ["MON", "THU"], "time": "10:45"}
     assert (after.name, after.timezone, after.max_rejected, after.enabled) == (
         "People",
@@ -479,8 +488,8 @@ def test_a_sync_the_wizard_cannot_show_points_to_the_api(
         {
             "connection_id": connection.id,
             "folder": sftp.path("in"),
-            "file_choice": "newest",
-            "mapping": {"user_id": "id"},
+            "file": "userdata_a.csv",
+            "mapping": {"user_id": "id", "properties": {"email": "mail", "contact": "mail"}},
         },
     )
     sign_in(page, workspace.token)
@@ -492,4 +501,4 @@ def test_a_sync_the_wizard_cannot_show_points_to_the_api(
 
     assert answer is not None
     assert answer.status == 409
-    expect(page.get_by_role("alert")).to_contain_text("whichever file the folder holds")
+    expect(page.get_by_role("alert")).to_contain_text("one of its columns feeds two properties")

@@ -262,7 +262,10 @@ def test_a_stored_sync_becomes_a_draft_that_gives_its_settings_back(
 
     draft = Draft.of_sync(sync, {"work_email": "string"})
 
-    assert draft.sync_id == 7
+    assert (draft.sync_id, draft.file_choice) == (7, "exact")
+    assert Draft.of_sync(stored(file_choice="all_new", file=None), {}).mapping() == (
+        draft.mapping() | {"types": {"work_email": "string", "age": "integer"}}
+    )
     assert draft.schedule() == schedule
     assert draft.mapping() == {
         "user_id": "User ID",
@@ -327,7 +330,7 @@ def test_a_new_syncs_choices_outlast_another_file_with_some_of_the_same_columns(
     ("values", "reason"),
     [
         ({}, None),
-        ({"file_choice": "newest", "file": None}, "whichever file the folder holds"),
+        ({"file_choice": "newest", "file": None}, None),
         (
             {"mapping": {"user_id": "id", "properties": {"a": "email", "b": "email"}}},
             "one of its columns feeds two properties",

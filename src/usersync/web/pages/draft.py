@@ -32,6 +32,12 @@ STEP_TITLES: dict[Step, str] = {
     "schedule": "Schedule import",
     "review": "Import",
 }
+FILE_CHOICE_WORDS = {
+    FileChoice.EXACT.value: "The chosen file, read again each time",
+    FileChoice.NEWEST.value: "The newest userdata_*.csv file in the folder at run time",
+    FileChoice.ALL_NEW.value: "Every new userdata_*.csv file in the folder, oldest first, "
+    "one run each",
+}
 WEEKDAYS = ("SUN", "MON", "TUE", "WED", "THU", "FRI", "SAT")
 MAX_DRAFT = 200_000  # characters: a draft is a few hundred; anything larger is not ours
 
@@ -51,7 +57,8 @@ class Draft(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
     folder: str = ""
-    file: str = ""
+    file: str = ""  # the chosen file: what an "exact" sync reads, else the mapping's sample
+    file_choice: str = FileChoice.EXACT.value  # which file each run reads (FileChoice)
     delimiter: str = ","  # as the API takes it: "," ";" "|" or "tab"
     encoding: str = ""  # "": UTF-8 (or UTF-16 by its byte order mark)
     user_id: str = ""
@@ -87,6 +94,7 @@ class Draft(BaseModel):
         return cls(
             folder=sync.folder,
             file=sync.file or "",
+            file_choice=sync.file_choice,
             delimiter=_delimiter_name(sync.delimiter),
             encoding=sync.encoding or "",
             user_id=mapping["user_id"],
@@ -123,6 +131,16 @@ class Draft(BaseModel):
     def csv_options(self) -> CsvOptions:
         """How the file is read; UsageError for a delimiter or encoding it cannot take."""
         return CsvOptions(encoding=self.encoding or None, delimiter=named_delimiter(self.delimiter))
+
+    @property
+    def file_choices(self) -> list[tuple[str, str]]:
+        """The file choices as the source step offers them: (value, words)."""
+        return list(FILE_CHOICE_WORDS.items())
+
+    @property
+    def file_choice_words(self) -> str:
+        """Which file each run imports, in words."""
+        return FILE_CHOICE_WORDS.get(self.file_choice, self.file_choice)
 
     @property
     def delimiter_word(self) -> str:
@@ -163,8 +181,6 @@ class Draft(BaseModel):
 def not_editable(sync: Sync) -> str | None:
     """Why the wizard cannot show `sync`'s settings (so saving them would change what it does),
     or None when it can."""
-    if sync.file_choice != FileChoice.EXACT or not sync.file:
-        return "it reads whichever file the folder holds at run time, and the wizard reads one file"
     mapping = sync.mapping
     columns = list(mapping["properties"].values())
     if mapping["user_id"] in columns or len(set(columns)) < len(columns):
@@ -208,6 +224,7 @@ def _source(form: FormData, draft: Draft) -> dict[str, Any]:
     return {
         "folder": _text(form, "folder", draft.folder),
         "file": _text(form, "file", ""),
+        "file_choice": _text(form, "file_choice", draft.file_choice),
         "delimiter": _text(form, "delimiter", draft.delimiter),
         "encoding": _text(form, "encoding", draft.encoding),
     }

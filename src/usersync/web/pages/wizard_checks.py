@@ -30,7 +30,7 @@ from usersync.schedule.calendar import parse_day_of_month, parse_local_datetime,
 from usersync.schedule.zones import fire_instant
 from usersync.store.model import ConflictMode
 from usersync.suggest import suggest_property, suggest_type, suggest_user_id
-from usersync.web.pages.draft import ColumnChoice, Draft
+from usersync.web.pages.draft import FILE_CHOICE_WORDS, ColumnChoice, Draft
 
 Errors = dict[str, str]
 TYPES = tuple(kind.value for kind in PropertyType)
@@ -47,6 +47,8 @@ def check_source(draft: Draft) -> Errors:
         return {"folder": "Choose a folder."}
     if not draft.file:
         return {"file": "Fetch the files and choose one."}
+    if draft.file_choice not in FILE_CHOICE_WORDS:
+        return {"file_choice": "Choose which file each run imports."}
     if "/" in draft.file or not (
         draft.file.startswith(PREFIX) and draft.file.lower().endswith(EXTENSION)
     ):

@@ -137,6 +137,8 @@ def _file_columns(
     wizard: Wizard, draft: Draft
 ) -> tuple[list[str], list[tuple[int, list[str]]], dict[str, str]]:
     """The chosen file's header and first rows, and the workspace's property catalog."""
+    if not draft.file:  # a sync made through the API that reads the folder's newest file
+        raise UsageError("Choose a file in Configure source first: its columns are mapped.")
     settings = wizard.services.settings
     with wizard.services.connect(wizard.ws, wizard.connection_id) as source:
         preview = preview_file(
@@ -297,7 +299,8 @@ def create(
     values: dict[str, Any] = {
         "name": draft.name or None,
         "folder": draft.folder,
-        "file": draft.file,
+        "file": draft.file or None,
+        "file_choice": draft.file_choice,
         "delimiter": draft.delimiter,
         "encoding": draft.encoding or None,
         "mapping": draft.mapping(),
