@@ -502,3 +502,43 @@ def test_a_sync_the_wizard_cannot_show_points_to_the_api(
     assert answer is not None
     assert answer.status == 409
     expect(page.get_by_role("alert")).to_contain_text("one of its columns feeds two properties")
+
+
+def test_a_sync_of_the_folders_newest_file_made_without_one_asks_for_a_sample_to_map(
+    page: Page, live: LiveApp, workspace: Workspace, sftp: SftpFolder
+) -> None:
+    sftp.put("in/userdata_people.csv", PEOPLE)
+    connection = confirmed_connection(live, workspace, sftp, "Acme")
+    newest = syncs.create(
+        live.engine,
+        live.services.box,
+        workspace.id,
+        {
+            "connection_id": connection.id,
+            "folder": sftp.path("in"),
+            "file_choice": "newest",
+            "mapping": {"user_id": "User ID", "properties": {"email": "Email"}},
+        },
+    )
+    sign_in(page, workspace.token)
+    page.goto(f"/syncs/{newest.id}/edit")
+    summary = page.get_by_role("main")
+    expect(summary).to_contain_text("None chosen: choose one to map its columns")
+    expect(summary).to_contain_text("The newest userdata_*.csv file in the folder at run time")
+
+    page.get_by_role("button", name="Change the properties").click()
+    expect(page.get_by_role("alert")).to_contain_text("Choose a file in Configure source first")
+    page.get_by_role("button", name="Back").click()
+    expect(page.get_by_role("radio", name=re.compile("^The newest userdata_"))).to_be_checked()
+    page.get_by_role("radio", name=re.compile("^userdata_people.csv")).check()
+    next_step(page, "Map properties")
+    expect(page.get_by_label("Property for Email")).to_have_value("email")
+    expect(page.get_by_role("switch", name="Import Age")).not_to_be_checked()
+    for title in ("Resolve conflicts", "Schedule import", "Save changes"):
+        next_step(page, title)
+    page.get_by_role("button", name="Save changes", exact=True).click()
+
+    expect(page).to_have_url(re.compile(rf"/runs\?sync={newest.id}$"))
+    after = the_only_sync(live, workspace)
+    assert (after.file_choice, after.file) == ("newest", "userdata_people.csv")
+    assert after.mapping["properties"] == {"email": "Email"}

@@ -344,3 +344,9 @@ def test_a_new_syncs_choices_outlast_another_file_with_some_of_the_same_columns(
 def test_a_sync_the_wizard_cannot_show_says_why(values: dict[str, Any], reason: str | None) -> None:
     found = not_editable(stored(**values))
     assert found == reason if reason is None else reason in (found or "")
+
+
+def test_a_mapping_step_that_could_not_read_the_file_keeps_the_mapping() -> None:
+    draft = Draft.of_sync(stored(), {})
+
+    assert draft.absorb("map", FormData([("go", "back")])) == draft

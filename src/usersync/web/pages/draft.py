@@ -231,6 +231,8 @@ def _source(form: FormData, draft: Draft) -> dict[str, Any]:
 
 
 def _map(form: FormData, draft: Draft) -> dict[str, Any]:
+    if "user_id" not in form:  # the step could not read the file: it showed no mapping
+        return {}
     columns = []
     for i, known in enumerate(draft.columns):
         columns.append(
