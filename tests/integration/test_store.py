@@ -778,6 +778,22 @@ def test_only_the_newest_runs_that_rejected_rows_keep_them(engine: Engine, ws: i
     assert runs.delete_old_errors(engine, cli_run, keep=1) == [cli[0]]
 
 
+def test_each_syncs_newest_run_is_found_in_one_look(engine: Engine, ws: int) -> None:
+    other_ws = workspaces.get_or_create(engine, "elsewhere")
+    older, newer = (_finished_run(engine, ws, 7, 0) for _ in range(2))
+    only = _finished_run(engine, ws, 8, 1)
+    _finished_run(engine, ws, None, 1)  # the command line's: no sync
+    _finished_run(engine, other_ws, 9, 0)
+    queued = runs.create_run(engine, ws, source="", path="/p", sync_id=8, status="queued")
+
+    newest = runs.newest_of_syncs(engine, ws)
+
+    assert {sync_id: run.id for sync_id, run in newest.items()} == {7: newer, 8: queued}
+    assert older != newer
+    assert only < queued
+    assert newest[8].status == "queued"
+
+
 # --- a process killed mid-apply ------------------------------------------------------------
 
 CHILD = textwrap.dedent(

@@ -148,6 +148,9 @@ def test_the_whole_wizard_imports_the_file_and_lands_on_its_run(
     syncs_of = page.get_by_role("list", name="Syncs of Acme")
     expect(syncs_of).to_contain_text("People from Acme")
     expect(syncs_of).to_contain_text("Once, right away")
+    expect(syncs_of.get_by_role("link", name="Partial")).to_have_attribute(
+        "href", re.compile(r"^/runs/\d+$")
+    )
     expect(page.get_by_role("switch", name="Sync on")).to_be_checked()
 
     record = open_user(page, "u3")

@@ -5,6 +5,7 @@
     finish_run(engine, run_id, status="partial", rows_read=..., users_created=..., ...)
     get_run(engine, run_id); list_runs(engine, workspace_id); iter_run_errors(engine, run_id)
     delete_old_errors(engine, run, keep=20)     # rejected rows of older runs are let go
+    newest_of_syncs(engine, workspace_id)       # {sync_id: its newest run}
 
 Statuses are the strings of usersync.schema.RUN_STATUSES (a StrEnum member will do).
 """
@@ -304,6 +305,19 @@ def check_errors_kept(run: Run) -> None:
             f"{run.errors_deleted_at:%Y-%m-%d %H:%M} UTC, to keep those of newer runs "
             "(USERSYNC_KEEP_REJECTED_RUNS says of how many); its counts stay"
         )
+
+
+def newest_of_syncs(bind: Bind, workspace_id: int) -> dict[int, Run]:
+    """The newest run of each of the workspace's syncs that has run, by sync id."""
+    newest = (
+        sa.select(sa.func.max(runs.c.id))
+        .where(runs.c.workspace_id == workspace_id, runs.c.sync_id.is_not(None))
+        .group_by(runs.c.sync_id)
+    )
+    with reading(bind) as conn:
+        rows = conn.execute(sa.select(runs).where(runs.c.id.in_(newest.scalar_subquery())))
+        found = [_run(row) for row in rows]
+    return {run.sync_id: run for run in found if run.sync_id is not None}
 
 
 def delete_old_errors(bind: Bind, run: Run, keep: int) -> list[int]:

@@ -16,13 +16,15 @@ from usersync.enums import ConnectionKind
 from usersync.errors import Conflict, UsageError
 from usersync.schedule import parse_schedule
 from usersync.sources.urls import DEFAULT_PORTS
-from usersync.store import connections, syncs
+from usersync.store import connections, runs, syncs
 from usersync.store._bind import writing
 from usersync.store.connections import MAX_CA_PEM, Connection, NewConnection
+from usersync.store.runs import Run
 from usersync.store.syncs import Sync
 from usersync.web.api._common import ResourceId
 from usersync.web.deps import Services, ServicesDep
 from usersync.web.pages.render import render
+from usersync.web.pages.runs import STATUS_LABELS
 from usersync.web.pages.session import FormSessionDep, Session, SessionDep
 
 router = APIRouter(prefix="/integrations")
@@ -31,23 +33,33 @@ MAX_KEY_BYTES = 64 * 1024  # a private key file is a few KB; anything larger is 
 
 
 @dataclass(frozen=True)
+class SyncLine:
+    """A sync as its connection's card lists it."""
+
+    sync: Sync
+    schedule: str  # in words
+    last_run: Run | None  # its newest run, if it has run
+
+
+@dataclass(frozen=True)
 class Card:
     connection: Connection
     origin: str
     ready: bool  # may be browsed: its host key is confirmed (or its kind has none)
-    syncs: list[tuple[Sync, str]]  # its syncs, each with its schedule in words
+    syncs: list[SyncLine]
 
     @property
     def sync_on(self) -> bool:
         """Some sync of it is switched on."""
-        return any(sync.enabled for sync, _ in self.syncs)
+        return any(line.sync.enabled for line in self.syncs)
 
 
 def _cards(services: Services, ws: int) -> list[Card]:
-    by_connection: dict[int, list[tuple[Sync, str]]] = {}
+    by_connection: dict[int, list[SyncLine]] = {}
+    newest = runs.newest_of_syncs(services.engine, ws)
     for sync in syncs.list_all(services.engine, ws):
-        described = parse_schedule(sync.schedule).describe()
-        by_connection.setdefault(sync.connection_id, []).append((sync, described))
+        line = SyncLine(sync, parse_schedule(sync.schedule).describe(), newest.get(sync.id))
+        by_connection.setdefault(sync.connection_id, []).append(line)
     return [
         Card(
             connection=c,
@@ -74,6 +86,7 @@ def integrations(
         "integrations.html",
         session=session,
         cards=cards,
+        status_labels=STATUS_LABELS,
         connected=names.get(connected or 0),
         saved=names.get(saved or 0),
     )
