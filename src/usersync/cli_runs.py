@@ -22,6 +22,12 @@ def run_document(run: Run) -> dict[str, object]:
     return RunPublic.model_validate(run).model_dump(mode="json")
 
 
+def _rejected(run: Run) -> str:
+    """The run's rejected rows, and whether their report is gone (`usersync errors` says why)."""
+    gone = " (report deleted)" if run.errors_deleted_at is not None else ""
+    return f"{run.rows_rejected}{gone}"
+
+
 @click.command()
 @click.option("--sync", "sync_id", type=int, help="Only this sync's runs.")
 @click.option("--limit", default=20, show_default=True, type=click.IntRange(1, 1000))
@@ -60,7 +66,7 @@ def runs(
                 run.rows_read,
                 run.users_created,
                 run.users_updated,
-                run.rows_rejected,
+                _rejected(run),
                 run.path,
             )
             for run in shown

@@ -462,10 +462,12 @@ def test_only_the_newest_imports_keep_their_rejected_rows(
     )
 
     gone = usersync(env, "errors", str(first))
+    listed = usersync(env, "runs").stdout.splitlines()
 
     assert gone.exit_code == 2
     assert f"the rejected rows of run {first} were deleted on" in gone.stderr
     assert "USERSYNC_KEEP_REJECTED_RUNS" in gone.stderr
+    assert [line.split()[0] for line in listed if "(report deleted)" in line] == [str(first)]
     for kept in (second, third):
         report = usersync(env, "errors", str(kept))
         assert report.exit_code == 0, report.stderr
