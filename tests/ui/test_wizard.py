@@ -435,6 +435,10 @@ def test_a_syncs_settings_change_in_the_wizard_and_its_other_settings_stay(
     expect(summary).to_contain_text("Update existing user data")
     expect(page.locator("#schedule-description")).to_contain_text("09:30")
     expect(page.get_by_label("Sync name")).to_have_value("People")
+    kept = page.get_by_role("region", name="Kept as they are")
+    expect(kept.get_by_role("definition")).to_have_text(
+        ["On", "7", "Leave the file", "Skipped on a schedule", "None"]
+    )
 
     expect(summary).to_contain_text("The chosen file, read again each time")
 

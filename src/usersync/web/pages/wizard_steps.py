@@ -224,7 +224,9 @@ def _when(wizard: Wizard, draft: Draft) -> dict[str, Any]:
 def _review_context(wizard: Wizard, draft: Draft) -> dict[str, Any]:
     catalog = properties.types(wizard.services.engine, wizard.ws)
     mapped = [c for c in draft.columns if c.use and c.column != draft.user_id]
-    return {"mapped": mapped, "catalog": catalog, **_when(wizard, draft)}
+    # A sync being changed: what it keeps that the wizard does not show.
+    kept = syncs.get(wizard.services.engine, wizard.ws, draft.sync_id) if draft.sync_id else None
+    return {"mapped": mapped, "catalog": catalog, "kept": kept, **_when(wizard, draft)}
 
 
 @router.post("", include_in_schema=False)
