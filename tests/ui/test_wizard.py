@@ -435,10 +435,10 @@ def test_a_syncs_settings_change_in_the_wizard_and_its_other_settings_stay(
     expect(summary).to_contain_text("Update existing user data")
     expect(page.locator("#schedule-description")).to_contain_text("09:30")
     expect(page.get_by_label("Sync name")).to_have_value("People")
+    expect(page.get_by_label("Rejected rows allowed")).to_have_value("7")
+    expect(page.get_by_role("radio", name="Leave it")).to_be_checked()
     kept = page.get_by_role("region", name="Kept as they are")
-    expect(kept.get_by_role("definition")).to_have_text(
-        ["On", "7", "Leave the file", "Skipped on a schedule", "None"]
-    )
+    expect(kept.get_by_role("definition")).to_have_text(["On", "Skipped on a schedule", "None"])
 
     expect(summary).to_contain_text("The chosen file, read again each time")
 
@@ -460,10 +460,23 @@ def test_a_syncs_settings_change_in_the_wizard_and_its_other_settings_stay(
     expect(page.get_by_role("main")).to_contain_text(
         "The newest userdata_*.csv file in the folder at run time"
     )
+    page.get_by_label("Rejected rows allowed").fill("three")
+    page.get_by_role("radio", name="Move it to a folder").check()
+    page.get_by_label("Folder to move imported files to").fill(sftp.path("in"))
+    page.get_by_role("button", name="Save changes", exact=True).click()
+    expect(page.get_by_label("Rejected rows allowed")).to_have_accessible_description(
+        "Give a whole number of rows (0 or more), or leave it empty."
+    )
+    expect(page.get_by_label("Folder to move imported files to")).to_have_accessible_description(
+        "Give a folder other than the one the files come from."
+    )
+    page.get_by_label("Rejected rows allowed").fill("3")
+    page.get_by_label("Folder to move imported files to").fill("/archive")
     page.get_by_role("button", name="Save changes", exact=True).click()
 
     expect(page).to_have_url(re.compile(rf"/runs\?sync={before.id}$"))
     after = the_only_sync(live, workspace)
+    assert (after.max_rejected, after.after_import, after.move_to) == (3, "move", "/archive")
     assert after.mapping["properties"] == {
         "work_email": "Email",
         "age": "Age",
@@ -473,12 +486,7 @@ def test_a_syncs_settings_change_in_the_wizard_and_its_other_settings_stay(
     assert after.conflict == "replace"
     assert (after.file_choice, after.file) == ("newest", "userdata_people.csv")
     assert after.schedule == {"type": "weekly", "days": ["MON", "THU"], "time": "10:45"}
-    assert (after.name, after.timezone, after.max_rejected, after.enabled) == (
-        "People",
-        "Europe/Berlin",
-        7,
-        True,
-    )
+    assert (after.name, after.timezone, after.enabled) == ("People", "Europe/Berlin", True)
     assert after.next_run_at is not None
     assert after.next_run_at != before.next_run_at
     expect(page.get_by_role("main")).to_contain_text("10:45")

@@ -283,6 +283,7 @@ def test_a_stored_sync_becomes_a_draft_that_gives_its_settings_back(
         "Europe/Berlin",
         "People",
     )
+    assert draft.options() == {"max_rejected": 5, "after_import": "leave", "move_to": None}
     assert Draft.loads(draft.dumps()) == draft
     assert draft.steps()[-1] == ("review", "Save changes")
     assert Draft().steps()[-1] == ("review", "Import")
@@ -350,3 +351,32 @@ def test_a_mapping_step_that_could_not_read_the_file_keeps_the_mapping() -> None
     draft = Draft.of_sync(stored(), {})
 
     assert draft.absorb("map", FormData([("go", "back")])) == draft
+
+
+@pytest.mark.parametrize(
+    ("fields", "errors", "options"),
+    [
+        ({}, {}, {"max_rejected": None, "after_import": "leave", "move_to": None}),
+        (
+            {"max_rejected": "0", "after_import": "move", "move_to": "/archive"},
+            {},
+            {"max_rejected": 0, "after_import": "move", "move_to": "/archive"},
+        ),
+        ({"max_rejected": "-1"}, {"max_rejected": "Give a whole number"}, None),
+        ({"after_import": "burn"}, {"after_import": "Choose what happens"}, None),
+        ({"after_import": "move", "move_to": "archive"}, {"move_to": "from the top"}, None),
+        ({"after_import": "move", "move_to": "/in/"}, {"move_to": "other than the one"}, None),
+    ],
+)
+def test_the_run_options_are_checked_and_given_as_the_store_takes_them(
+    fields: dict[str, str], errors: dict[str, str], options: dict[str, object] | None
+) -> None:
+    form = FormData(list(fields.items()))
+    draft = Draft(folder="/in", file="userdata_a.csv").absorb("review", form)
+
+    found = checks.check_options(draft)
+
+    assert sorted(found) == sorted(errors)
+    assert all(errors[field] in found[field] for field in errors)
+    if options is not None:
+        assert draft.options() == options

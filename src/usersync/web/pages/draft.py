@@ -17,7 +17,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 from starlette.datastructures import FormData
 
 from usersync.browse import DELIMITER_WORDS
-from usersync.enums import FileChoice, PropertyType
+from usersync.enums import AfterImport, FileChoice, PropertyType
 from usersync.mapping import EmptyCells
 from usersync.reader import CsvOptions, named_delimiter
 from usersync.store.model import ConflictMode
@@ -75,6 +75,9 @@ class Draft(BaseModel):
     expression: str = "0 0 1 * * ?"
     timezone: str = ""
     name: str = ""
+    max_rejected: str = ""  # "": any number of rejected rows
+    after_import: str = AfterImport.LEAVE.value
+    move_to: str = ""  # the folder imported files move to (after_import "move")
     sync_id: int = 0  # the sync these choices change; 0 for a new one
 
     @classmethod
@@ -103,6 +106,9 @@ class Draft(BaseModel):
             empty_cells=sync.empty_cells,
             timezone=sync.timezone,
             name=sync.name or "",
+            max_rejected="" if sync.max_rejected is None else str(sync.max_rejected),
+            after_import=sync.after_import,
+            move_to=sync.move_to or "",
             sync_id=sync.id,
             **_schedule_fields(sync.schedule),
         )
@@ -153,6 +159,16 @@ class Draft(BaseModel):
             "user_id": self.user_id,
             "properties": {c.property: c.column for c in used},
             "types": {c.property: c.type for c in used},
+        }
+
+    def options(self) -> dict[str, Any]:
+        """The run options of the Import step, as store.syncs takes them (checked first by
+        `wizard_checks.check_options`)."""
+        moves = self.after_import == AfterImport.MOVE.value
+        return {
+            "max_rejected": int(self.max_rejected) if self.max_rejected.isdigit() else None,
+            "after_import": self.after_import,
+            "move_to": self.move_to if moves else None,
         }
 
     def schedule(self) -> dict[str, Any]:
@@ -262,7 +278,8 @@ def _schedule(form: FormData, draft: Draft) -> dict[str, Any]:
 
 
 def _review(form: FormData, draft: Draft) -> dict[str, Any]:
-    return {"name": _text(form, "name", draft.name)}
+    fields = ("name", "max_rejected", "after_import", "move_to")
+    return {name: _text(form, name, getattr(draft, name)) for name in fields}
 
 
 _ABSORB = {

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
-from usersync.enums import PropertyType
+from usersync.enums import AfterImport, PropertyType
 from usersync.errors import UsageError, UsersyncError
 from usersync.files import EXTENSION, PREFIX
 from usersync.mapping import (
@@ -129,6 +129,22 @@ def check_conflicts(draft: Draft) -> Errors:
     if draft.empty_cells not in {mode.value for mode in EmptyCells}:
         return {"empty_cells": "Choose what an empty cell does."}
     return {}
+
+
+def check_options(draft: Draft) -> Errors:
+    """The Import step's run options."""
+    errors: Errors = {}
+    if draft.max_rejected and not draft.max_rejected.isdigit():
+        errors["max_rejected"] = "Give a whole number of rows (0 or more), or leave it empty."
+    if draft.after_import not in {choice.value for choice in AfterImport}:
+        errors["after_import"] = "Choose what happens to the file after its import."
+    elif draft.after_import == AfterImport.MOVE.value:
+        folder = draft.move_to.rstrip("/") or "/"
+        if not draft.move_to.startswith("/"):
+            errors["move_to"] = "Give the folder on the server, from the top: /archive, say."
+        elif folder == (draft.folder.rstrip("/") or "/"):
+            errors["move_to"] = "Give a folder other than the one the files come from."
+    return errors
 
 
 def check_schedule(draft: Draft, now: datetime, default_zone: str) -> Errors:

@@ -310,7 +310,11 @@ def create(
         "empty_cells": draft.empty_cells,
         "schedule": draft.schedule(),
         "timezone": draft.timezone or None,
+        **draft.options(),
     }
+    errors = checks.check_options(draft)
+    if errors:
+        return show(wizard, "review", draft, errors)
     try:
         if draft.sync_id:
             sync_id = _save(services, ws, connection_id, draft.sync_id, values)
