@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime, tzinfo
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 from urllib.parse import urlencode
 
 from fastapi import APIRouter, Query, Request
@@ -292,26 +292,22 @@ def run_now(
     return _start(services, session.workspace_id, sync_id)
 
 
-@router.post("/syncs/{sync_id}/on", include_in_schema=False)
-def switch_on(
-    sync_id: ResourceId, services: ServicesDep, session: FormSessionDep
-) -> RedirectResponse:
-    """The sync runs on its schedule again, from now."""
-    syncs.set_enabled(services.engine, session.workspace_id, sync_id, True)
-    return RedirectResponse(_list_url(sync_id), status_code=303)
-
-
-@router.post("/syncs/{sync_id}/off", include_in_schema=False)
-def switch_off(
-    sync_id: ResourceId, services: ServicesDep, session: FormSessionDep
-) -> RedirectResponse:
-    """The sync runs only when asked to ("Run now"); a run in progress finishes."""
-    syncs.set_enabled(services.engine, session.workspace_id, sync_id, False)
-    return RedirectResponse(_list_url(sync_id), status_code=303)
-
-
 @router.post("/syncs/{sync_id}/delete", include_in_schema=False)
 def delete(sync_id: ResourceId, services: ServicesDep, session: FormSessionDep) -> RedirectResponse:
     """The sync is gone; its past runs and the users it imported stay."""
     syncs.delete(services.engine, session.workspace_id, sync_id)
     return RedirectResponse(_list_url(None), status_code=303)
+
+
+# After the sync's other POST addresses, which this one's {switch} would match too.
+@router.post("/syncs/{sync_id}/{switch}", include_in_schema=False)
+def switch(
+    sync_id: ResourceId,
+    switch: Literal["on", "off"],
+    services: ServicesDep,
+    session: FormSessionDep,
+) -> RedirectResponse:
+    """On: the sync runs on its schedule again, from now. Off: it runs only when asked to
+    ("Run now"); a run in progress finishes."""
+    syncs.set_enabled(services.engine, session.workspace_id, sync_id, switch == "on")
+    return RedirectResponse(_list_url(sync_id), status_code=303)
