@@ -102,6 +102,11 @@ def named_delimiter(value: str) -> str:
     return DELIMITER_NAMES.get(value, value)
 
 
+def delimiter_name(delimiter: str) -> str:
+    """What `named_delimiter` takes for `delimiter`: "tab" for a tab, else the character."""
+    return "tab" if delimiter == DELIMITER_NAMES["tab"] else delimiter
+
+
 @dataclass(frozen=True)
 class CsvOptions:
     encoding: str | None = None  # None: UTF-8 with or without BOM, or UTF-16 by its BOM

@@ -19,7 +19,7 @@ from starlette.datastructures import FormData
 from usersync.browse import DELIMITER_WORDS
 from usersync.enums import AfterImport, FileChoice, PropertyType
 from usersync.mapping import EmptyCells
-from usersync.reader import CsvOptions, named_delimiter
+from usersync.reader import CsvOptions, delimiter_name, named_delimiter
 from usersync.store.model import ConflictMode
 from usersync.store.syncs import Sync
 
@@ -98,7 +98,7 @@ class Draft(BaseModel):
             folder=sync.folder,
             file=sync.file or "",
             file_choice=sync.file_choice,
-            delimiter=_delimiter_name(sync.delimiter),
+            delimiter=delimiter_name(sync.delimiter or ","),
             encoding=sync.encoding or "",
             user_id=mapping["user_id"],
             columns=columns,
@@ -202,11 +202,6 @@ def not_editable(sync: Sync) -> str | None:
     if mapping["user_id"] in columns or len(set(columns)) < len(columns):
         return "one of its columns feeds two properties, and the wizard maps a column once"
     return None
-
-
-def _delimiter_name(delimiter: str | None) -> str:
-    """A stored delimiter as the wizard's list names it ("tab" for a tab)."""
-    return {None: ",", "\t": "tab"}.get(delimiter, delimiter or ",")
 
 
 def _schedule_fields(schedule: dict[str, Any]) -> dict[str, Any]:
