@@ -78,6 +78,19 @@ def mapping_row(page: Page, column: str) -> Locator:
     return page.get_by_role("row").filter(has=page.get_by_role("rowheader", name=column))
 
 
+def signed_in_with_a_sync(
+    page: Page, live: LiveApp, workspace: Workspace, sftp: SftpFolder, **values: Any
+) -> Sync:
+    """Signed in, with people.csv in the folder `in` and a sync of that folder made as the
+    API makes one (`values` are its settings)."""
+    sftp.put("in/userdata_people.csv", PEOPLE)
+    connection = confirmed_connection(live, workspace, sftp, "Acme")
+    given = {"connection_id": connection.id, "folder": sftp.path("in"), **values}
+    sync = syncs.create(live.engine, live.services.box, workspace.id, given)
+    sign_in(page, workspace.token)
+    return sync
+
+
 def the_only_sync(live: LiveApp, workspace: Workspace) -> Sync:
     [sync] = syncs.list_all(live.engine, workspace.id)
     return sync
@@ -401,29 +414,23 @@ def test_a_semicolon_file_in_windows_1252_is_read_as_the_user_says(
 def test_a_syncs_settings_change_in_the_wizard_and_its_other_settings_stay(
     page: Page, live: LiveApp, workspace: Workspace, sftp: SftpFolder
 ) -> None:
-    sftp.put("in/userdata_people.csv", PEOPLE)
-    connection = confirmed_connection(live, workspace, sftp, "Acme")
-    before = syncs.create(
-        live.engine,
-        live.services.box,
-        workspace.id,
-        {
-            "connection_id": connection.id,
-            "name": "People",
-            "folder": sftp.path("in"),
-            "file": "userdata_people.csv",
-            "mapping": {
-                "user_id": "User ID",
-                "properties": {"work_email": "Email", "age": "Age"},
-                "types": {"age": "integer"},
-            },
-            "schedule": {"type": "weekly", "days": ["MON", "THU"], "time": "09:30"},
-            "timezone": "Europe/Berlin",
-            "max_rejected": 7,  # the API's; the wizard does not show it
-            "enabled": True,
+    before = signed_in_with_a_sync(
+        page,
+        live,
+        workspace,
+        sftp,
+        name="People",
+        file="userdata_people.csv",
+        mapping={
+            "user_id": "User ID",
+            "properties": {"work_email": "Email", "age": "Age"},
+            "types": {"age": "integer"},
         },
+        schedule={"type": "weekly", "days": ["MON", "THU"], "time": "09:30"},
+        timezone="Europe/Berlin",
+        max_rejected=7,
+        enabled=True,
     )
-    sign_in(page, workspace.token)
     page.goto(f"/runs?sync={before.id}")
     page.get_by_role("button", name="Change settings").click()
 
@@ -495,19 +502,14 @@ def test_a_syncs_settings_change_in_the_wizard_and_its_other_settings_stay(
 def test_a_sync_the_wizard_cannot_show_points_to_the_api(
     page: Page, live: LiveApp, workspace: Workspace, sftp: SftpFolder
 ) -> None:
-    connection = confirmed_connection(live, workspace, sftp, "Acme")
-    newest = syncs.create(
-        live.engine,
-        live.services.box,
-        workspace.id,
-        {
-            "connection_id": connection.id,
-            "folder": sftp.path("in"),
-            "file": "userdata_a.csv",
-            "mapping": {"user_id": "id", "properties": {"email": "mail", "contact": "mail"}},
-        },
+    newest = signed_in_with_a_sync(
+        page,
+        live,
+        workspace,
+        sftp,
+        file="userdata_people.csv",
+        mapping={"user_id": "id", "properties": {"email": "mail", "contact": "mail"}},
     )
-    sign_in(page, workspace.token)
     page.goto(f"/runs?sync={newest.id}")
     expect(page.get_by_role("button", name="Change settings")).to_have_count(0)
     expect(page.get_by_role("main")).to_contain_text(f"PATCH /api/syncs/{newest.id}")
@@ -522,20 +524,14 @@ def test_a_sync_the_wizard_cannot_show_points_to_the_api(
 def test_a_sync_of_the_folders_newest_file_made_without_one_asks_for_a_sample_to_map(
     page: Page, live: LiveApp, workspace: Workspace, sftp: SftpFolder
 ) -> None:
-    sftp.put("in/userdata_people.csv", PEOPLE)
-    connection = confirmed_connection(live, workspace, sftp, "Acme")
-    newest = syncs.create(
-        live.engine,
-        live.services.box,
-        workspace.id,
-        {
-            "connection_id": connection.id,
-            "folder": sftp.path("in"),
-            "file_choice": "newest",
-            "mapping": {"user_id": "User ID", "properties": {"email": "Email"}},
-        },
+    newest = signed_in_with_a_sync(
+        page,
+        live,
+        workspace,
+        sftp,
+        file_choice="newest",
+        mapping={"user_id": "User ID", "properties": {"email": "Email"}},
     )
-    sign_in(page, workspace.token)
     page.goto(f"/syncs/{newest.id}/edit")
     summary = page.get_by_role("main")
     expect(summary).to_contain_text("None chosen: choose one to map its columns")
