@@ -46,6 +46,13 @@ class AfterImport(enum.StrEnum):
     DELETE = "delete"
 
 
+class WebhookOn(enum.StrEnum):
+    """Which runs a sync's webhook hears of."""
+
+    FAILURE = "failure"  # failed runs only
+    ALWAYS = "always"  # every finished run
+
+
 class RunTrigger(enum.StrEnum):
     CLI = "cli"  # usersync import
     SCHEDULE = "schedule"  # a sync's fire time

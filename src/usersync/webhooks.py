@@ -19,6 +19,7 @@ import urllib.request
 from typing import Any
 
 from usersync import __version__
+from usersync.enums import WebhookOn
 from usersync.store.runs import Run
 
 log = logging.getLogger("usersync.webhooks")
@@ -53,7 +54,7 @@ def sign(body: bytes, secret: str) -> str:
 
 def wanted(on: str | None, status: str) -> bool:
     """Whether a run that ended `status` is reported to a webhook set to `on`."""
-    return on == "always" or (on == "failure" and status == "failed")
+    return on == WebhookOn.ALWAYS or (on == WebhookOn.FAILURE and status == "failed")
 
 
 def send(url: str, secret: str | None, payload: dict[str, Any], timeout: float = TIMEOUT) -> bool:

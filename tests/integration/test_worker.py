@@ -6,7 +6,6 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import hmac
-import http.server
 import json
 import os
 import posixpath
@@ -18,6 +17,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from tests.hooks import webhook_receiver
 from tests.servers.sshd import SftpFolder
 from tests.syncs import FAST, SyncSetup, csv_bytes, drain, sync_setup
 from usersync import runqueue
@@ -292,52 +292,30 @@ def test_disabling_a_sync_drops_its_waiting_runs_and_enabling_schedules_it(
         assert drain(setup.worker()) == 0
 
 
-class _Receiver(http.server.BaseHTTPRequestHandler):
-    received: list[tuple[dict[str, str], bytes]]
-
-    def do_POST(self) -> None:
-        body = self.rfile.read(int(self.headers["Content-Length"]))
-        self.received.append((dict(self.headers.items()), body))
-        self.send_response(204)
-        self.end_headers()
-
-    def log_message(self, *args: object) -> None:
-        pass
-
-
 def test_webhooks_report_runs_signed_and_a_dead_one_fails_nothing(
     tmp_path: Path, db_url: str, sftp: SftpFolder, closed_port: int
 ) -> None:
     sftp.put("userdata_a.csv", ALICE)
-    received: list[tuple[dict[str, str], bytes]] = []
-    handler = type("Receiver", (_Receiver,), {"received": received})
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=server.serve_forever)
-    thread.start()
-    try:
-        with sync_setup(tmp_path, db_url, sftp) as setup:
-            url = f"http://127.0.0.1:{server.server_address[1]}/hook"
-            always = setup.sync(
-                file="userdata_a.csv",
-                webhook_url=url,
-                webhook_on="always",
-                webhook_secret="s3cret-hook",
-            )
-            failing_only = setup.sync(file="userdata_a.csv", webhook_url=url, import_unchanged=True)
-            dead = setup.sync(file="userdata_a.csv", webhook_url=f"http://127.0.0.1:{closed_port}/")
-            drain(setup.worker())
-            assert [r.status for r in setup.runs(always)] == ["succeeded"]
-            assert [r.status for r in setup.runs(failing_only)] == ["succeeded"]
-            assert [r.status for r in setup.runs(dead)] == ["succeeded"]
-            [(headers, body)] = received  # "failure" webhooks stay quiet on success
-            payload = json.loads(body)
-            assert payload["sync_id"] == always.id
-            assert payload["status"] == "succeeded"
-            assert payload["users_created"] + payload["users_updated"] == 1
-            expected = hmac.new(b"s3cret-hook", body, hashlib.sha256).hexdigest()
-            assert headers["X-Usersync-Signature"] == f"sha256={expected}"
-            assert b"s3cret-hook" not in body
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join()
+    with webhook_receiver() as hook, sync_setup(tmp_path, db_url, sftp) as setup:
+        always = setup.sync(
+            file="userdata_a.csv",
+            webhook_url=hook.url,
+            webhook_on="always",
+            webhook_secret="s3cret-hook",
+        )
+        failing_only = setup.sync(
+            file="userdata_a.csv", webhook_url=hook.url, import_unchanged=True
+        )
+        dead = setup.sync(file="userdata_a.csv", webhook_url=f"http://127.0.0.1:{closed_port}/")
+        drain(setup.worker())
+        assert [r.status for r in setup.runs(always)] == ["succeeded"]
+        assert [r.status for r in setup.runs(failing_only)] == ["succeeded"]
+        assert [r.status for r in setup.runs(dead)] == ["succeeded"]
+        [(headers, body)] = hook.pending()  # "failure" webhooks stay quiet on success
+        payload = json.loads(body)
+        assert payload["sync_id"] == always.id
+        assert payload["status"] == "succeeded"
+        assert payload["users_created"] + payload["users_updated"] == 1
+        expected = hmac.new(b"s3cret-hook", body, hashlib.sha256).hexdigest()
+        assert headers["X-Usersync-Signature"] == f"sha256={expected}"
+        assert b"s3cret-hook" not in body

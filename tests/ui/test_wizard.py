@@ -1,10 +1,14 @@
 """The sync wizard in a real browser against the real sshd and the app's own worker: the
 source, Map properties (suggestions, the conversion preview with its refused cells, errors
 next to their fields), Resolve conflicts, every kind of schedule with its description and
-next fire times, the summary, Import, and the run it starts. `expect` waits; nothing sleeps."""
+next fire times, the summary with its run options and webhook, Import, and the run it
+starts. `expect` waits; nothing sleeps."""
 
 from __future__ import annotations
 
+import hashlib
+import hmac
+import json
 import re
 from typing import Any
 
@@ -12,6 +16,7 @@ import pytest
 from playwright.sync_api import Locator, Page, expect
 
 from tests.apiclient import Workspace
+from tests.hooks import webhook_receiver
 from tests.servers.sshd import SftpFolder
 from tests.ui.conftest import LiveApp
 from tests.ui.steps import confirmed_connection, sign_in
@@ -429,6 +434,8 @@ def test_a_syncs_settings_change_in_the_wizard_and_its_other_settings_stay(
         schedule={"type": "weekly", "days": ["MON", "THU"], "time": "09:30"},
         timezone="Europe/Berlin",
         max_rejected=7,
+        webhook_url="https://hooks.example/people",
+        webhook_secret="old-secret",
         enabled=True,
     )
     page.goto(f"/runs?sync={before.id}")
@@ -444,8 +451,12 @@ def test_a_syncs_settings_change_in_the_wizard_and_its_other_settings_stay(
     expect(page.get_by_label("Sync name")).to_have_value("People")
     expect(page.get_by_label("Rejected rows allowed")).to_have_value("7")
     expect(page.get_by_role("radio", name="Leave it")).to_be_checked()
-    kept = page.get_by_role("region", name="Kept as they are")
-    expect(kept.get_by_role("definition")).to_have_text(["On", "Skipped on a schedule", "None"])
+    expect(page.get_by_label("Address")).to_have_value("https://hooks.example/people")
+    expect(page.get_by_role("radio", name="Failed runs")).to_be_checked()
+    expect(page.get_by_label(re.compile("^Secret"))).to_have_accessible_name(
+        "Secret (empty: keep the stored one)"
+    )
+    expect(summary).to_contain_text("Saving leaves the sync on")
 
     expect(summary).to_contain_text("The chosen file, read again each time")
 
@@ -479,6 +490,7 @@ def test_a_syncs_settings_change_in_the_wizard_and_its_other_settings_stay(
     )
     page.get_by_label("Rejected rows allowed").fill("3")
     page.get_by_label("Folder to move imported files to").fill("/archive")
+    page.get_by_role("radio", name="Every run").check()
     page.get_by_role("button", name="Save changes", exact=True).click()
 
     expect(page).to_have_url(re.compile(rf"/runs\?sync={before.id}$"))
@@ -494,9 +506,60 @@ def test_a_syncs_settings_change_in_the_wizard_and_its_other_settings_stay(
     assert (after.file_choice, after.file) == ("newest", "userdata_people.csv")
     assert after.schedule == {"type": "weekly", "days": ["MON", "THU"], "time": "10:45"}
     assert (after.name, after.timezone, after.enabled) == ("People", "Europe/Berlin", True)
+    assert (after.webhook_url, after.webhook_on) == ("https://hooks.example/people", "always")
+    assert syncs.webhook_secret(live.engine, live.services.box, workspace.id, after.id) == (
+        "old-secret"
+    )
     assert after.next_run_at is not None
     assert after.next_run_at != before.next_run_at
     expect(page.get_by_role("main")).to_contain_text("10:45")
+
+
+def test_a_webhook_set_in_the_wizard_hears_of_the_run_and_its_secret_stays_off_the_page(
+    page: Page, live: LiveApp, workspace: Workspace, sftp: SftpFolder
+) -> None:
+    open_wizard(page, live, workspace, sftp)
+    next_step(page, "Map properties")
+    from_map_to_import(page)
+    address, secret = page.get_by_label("Address"), page.get_by_label(re.compile("^Secret"))
+    unchanged = page.get_by_role("switch", name="Import a file again when it has not changed")
+    expect(unchanged).not_to_be_checked()
+    expect(page.get_by_role("radio", name="Failed runs")).to_be_checked()
+
+    with webhook_receiver() as hook:
+        address.fill("hooks.example/usersync")
+        page.get_by_role("radio", name="Every run").check()
+        secret.fill("s3cret-hook")
+        unchanged.check()
+        page.get_by_role("button", name="Import", exact=True).click()
+
+        expect(address).to_have_accessible_description(
+            "Give an address that starts with https:// (or http://)."
+        )
+        expect(secret).to_have_accessible_description(
+            "Type the secret again: the page does not keep it."
+        )
+        assert "s3cret-hook" not in page.content()
+        expect(page.get_by_role("radio", name="Every run")).to_be_checked()
+        expect(unchanged).to_be_checked()
+        assert syncs.list_all(live.engine, workspace.id) == []
+        address.fill(hook.url)
+        secret.fill("s3cret-hook")
+        page.get_by_role("button", name="Import", exact=True).click()
+
+        expect(page).to_have_url(re.compile(r"/runs/\d+$"))
+        headers, body = hook.next_call()
+
+    sync = the_only_sync(live, workspace)
+    assert (sync.webhook_url, sync.webhook_on) == (hook.url, "always")
+    assert (sync.has_webhook_secret, sync.import_unchanged) == (True, True)
+    report = json.loads(body)
+    assert (report["sync_id"], report["status"]) == (sync.id, "succeeded")
+    signature = hmac.new(b"s3cret-hook", body, hashlib.sha256).hexdigest()
+    assert headers["X-Usersync-Signature"] == f"sha256={signature}"
+    page.goto(f"/syncs/{sync.id}/edit")
+    expect(address).to_have_value(hook.url)
+    assert "s3cret-hook" not in page.content()
 
 
 def test_a_sync_the_wizard_cannot_show_points_to_the_api(

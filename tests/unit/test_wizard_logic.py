@@ -217,6 +217,17 @@ def test_the_conversion_preview_shows_converted_values_and_refused_cells() -> No
     ).problem
 
 
+# The run options of a draft that chose none.
+NO_OPTIONS = {
+    "max_rejected": None,
+    "after_import": "leave",
+    "move_to": None,
+    "import_unchanged": False,
+    "webhook_url": None,
+    "webhook_on": None,
+}
+
+
 def stored(**values: Any) -> Sync:
     """A sync as the store gives it back: the people file, mapped, daily at 01:00."""
     settings: dict[str, Any] = {
@@ -283,7 +294,14 @@ def test_a_stored_sync_becomes_a_draft_that_gives_its_settings_back(
         "Europe/Berlin",
         "People",
     )
-    assert draft.options() == {"max_rejected": 5, "after_import": "leave", "move_to": None}
+    assert draft.options() == NO_OPTIONS | {"max_rejected": 5}
+    hooked = stored(webhook_url="https://h.example/x", webhook_on="always", import_unchanged=True)
+    assert Draft.of_sync(hooked, {}).options() == NO_OPTIONS | {
+        "max_rejected": 5,
+        "import_unchanged": True,
+        "webhook_url": "https://h.example/x",
+        "webhook_on": "always",
+    }
     assert Draft.loads(draft.dumps()) == draft
     assert draft.steps()[-1] == ("review", "Save changes")
     assert Draft().steps()[-1] == ("review", "Import")
@@ -356,12 +374,22 @@ def test_a_mapping_step_that_could_not_read_the_file_keeps_the_mapping() -> None
 @pytest.mark.parametrize(
     ("fields", "errors", "options"),
     [
-        ({}, {}, {"max_rejected": None, "after_import": "leave", "move_to": None}),
+        ({}, {}, NO_OPTIONS),
         (
             {"max_rejected": "0", "after_import": "move", "move_to": "/archive"},
             {},
-            {"max_rejected": 0, "after_import": "move", "move_to": "/archive"},
+            NO_OPTIONS | {"max_rejected": 0, "after_import": "move", "move_to": "/archive"},
         ),
+        (
+            {"webhook_url": " https://h.example/x\x00 ", "webhook_on": "always"},
+            {},
+            NO_OPTIONS | {"webhook_url": "https://h.example/x", "webhook_on": "always"},
+        ),
+        ({"webhook_on": "always"}, {}, NO_OPTIONS),  # no address: no webhook
+        ({"import_unchanged": "on"}, {}, NO_OPTIONS | {"import_unchanged": True}),
+        ({"webhook_url": "h.example/x"}, {"webhook_url": "starts with https://"}, None),
+        ({"webhook_url": "https://" + "x" * 4096}, {"webhook_url": "at most 4096"}, None),
+        ({"webhook_on": "sometimes"}, {"webhook_on": "Choose which runs"}, None),
         ({"max_rejected": "-1"}, {"max_rejected": "Give a whole number"}, None),
         ({"after_import": "burn"}, {"after_import": "Choose what happens"}, None),
         ({"after_import": "move", "move_to": "archive"}, {"move_to": "from the top"}, None),

@@ -21,7 +21,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from usersync.enums import AfterImport, FileChoice, PropertyType
+from usersync.enums import AfterImport, FileChoice, PropertyType, WebhookOn
 from usersync.errors import NotFound, UsageError, UsersyncError
 from usersync.files import EXTENSION, PREFIX
 from usersync.mapping import EmptyCells, check_property_name
@@ -208,9 +208,8 @@ def validate(values: Mapping[str, Any], workspace_zone: str | None = None) -> di
         if not isinstance(url, str) or not url.startswith(("http://", "https://")):
             raise UsageError(f"webhook_url: {url!r} is not an http:// or https:// URL")
         if out["webhook_on"] is None:
-            out["webhook_on"] = "failure"
-        if out["webhook_on"] not in ("failure", "always"):
-            raise UsageError(f"webhook_on: {out['webhook_on']!r} is not one of failure, always")
+            out["webhook_on"] = WebhookOn.FAILURE.value
+        out["webhook_on"] = _one_of("webhook_on", out["webhook_on"], WebhookOn)
     else:
         out["webhook_on"] = None
     return out

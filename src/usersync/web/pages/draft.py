@@ -17,7 +17,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 from starlette.datastructures import FormData
 
 from usersync.browse import DELIMITER_WORDS
-from usersync.enums import AfterImport, FileChoice, PropertyType
+from usersync.enums import AfterImport, FileChoice, PropertyType, WebhookOn
 from usersync.mapping import EmptyCells
 from usersync.reader import CsvOptions, delimiter_name, named_delimiter
 from usersync.store.model import ConflictMode
@@ -78,6 +78,9 @@ class Draft(BaseModel):
     max_rejected: str = ""  # "": any number of rejected rows
     after_import: str = AfterImport.LEAVE.value
     move_to: str = ""  # the folder imported files move to (after_import "move")
+    import_unchanged: bool = False  # a scheduled run imports a file it imported unchanged
+    webhook_url: str = ""  # "": no webhook (its secret is never in a draft: see `options`)
+    webhook_on: str = WebhookOn.FAILURE.value
     sync_id: int = 0  # the sync these choices change; 0 for a new one
 
     @classmethod
@@ -109,6 +112,9 @@ class Draft(BaseModel):
             max_rejected="" if sync.max_rejected is None else str(sync.max_rejected),
             after_import=sync.after_import,
             move_to=sync.move_to or "",
+            import_unchanged=sync.import_unchanged,
+            webhook_url=sync.webhook_url or "",
+            webhook_on=sync.webhook_on or WebhookOn.FAILURE.value,
             sync_id=sync.id,
             **_schedule_fields(sync.schedule),
         )
@@ -163,12 +169,16 @@ class Draft(BaseModel):
 
     def options(self) -> dict[str, Any]:
         """The run options of the Import step, as store.syncs takes them (checked first by
-        `wizard_checks.check_options`)."""
+        `wizard_checks.check_options`). The webhook's secret is not among them: it is read
+        from the form that saves the sync, so that no page carries it back."""
         moves = self.after_import == AfterImport.MOVE.value
         return {
             "max_rejected": int(self.max_rejected) if self.max_rejected.isdigit() else None,
             "after_import": self.after_import,
             "move_to": self.move_to if moves else None,
+            "import_unchanged": self.import_unchanged,
+            "webhook_url": self.webhook_url or None,
+            "webhook_on": self.webhook_on if self.webhook_url else None,
         }
 
     def schedule(self) -> dict[str, Any]:
@@ -227,8 +237,9 @@ def _whole(text: str) -> int | str:
 
 
 def _text(form: FormData, name: str, default: str = "") -> str:
+    """The field, trimmed and without NUL characters (which no database text may hold)."""
     value = form.get(name)
-    return value.strip() if isinstance(value, str) else default
+    return value.replace("\x00", "").strip() if isinstance(value, str) else default
 
 
 def _source(form: FormData, draft: Draft) -> dict[str, Any]:
@@ -273,8 +284,10 @@ def _schedule(form: FormData, draft: Draft) -> dict[str, Any]:
 
 
 def _review(form: FormData, draft: Draft) -> dict[str, Any]:
-    fields = ("name", "max_rejected", "after_import", "move_to")
-    return {name: _text(form, name, getattr(draft, name)) for name in fields}
+    fields = ("name", "max_rejected", "after_import", "move_to", "webhook_url", "webhook_on")
+    values: dict[str, Any] = {name: _text(form, name, getattr(draft, name)) for name in fields}
+    values["import_unchanged"] = form.get("import_unchanged") is not None
+    return values
 
 
 _ABSORB = {

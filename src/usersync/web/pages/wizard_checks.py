@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
-from usersync.enums import AfterImport, PropertyType
+from usersync.enums import AfterImport, PropertyType, WebhookOn
 from usersync.errors import UsageError, UsersyncError
 from usersync.files import EXTENSION, PREFIX
 from usersync.mapping import (
@@ -131,6 +131,9 @@ def check_conflicts(draft: Draft) -> Errors:
     return {}
 
 
+MAX_URL = 4096  # characters of a webhook's address, as the REST API takes it
+
+
 def check_options(draft: Draft) -> Errors:
     """The Import step's run options."""
     errors: Errors = {}
@@ -144,6 +147,12 @@ def check_options(draft: Draft) -> Errors:
             errors["move_to"] = "Give the folder on the server, from the top: /archive, say."
         elif folder == (draft.folder.rstrip("/") or "/"):
             errors["move_to"] = "Give a folder other than the one the files come from."
+    if draft.webhook_url and not draft.webhook_url.startswith(("http://", "https://")):
+        errors["webhook_url"] = "Give an address that starts with https:// (or http://)."
+    elif len(draft.webhook_url) > MAX_URL:
+        errors["webhook_url"] = f"Give an address of at most {MAX_URL} characters."
+    if draft.webhook_on not in {choice.value for choice in WebhookOn}:
+        errors["webhook_on"] = "Choose which runs the webhook hears of."
     return errors
 
 

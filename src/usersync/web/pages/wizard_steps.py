@@ -43,6 +43,7 @@ router = APIRouter(prefix="/integrations/{connection_id}/sync/new")
 
 NEXT_TIMES = 5
 MAX_SAMPLE = 50_000  # characters of the sample rows a form may carry back
+MAX_SECRET = 4096  # characters of a webhook secret, as the REST API takes it
 
 
 @dataclass(frozen=True)
@@ -224,9 +225,9 @@ def _when(wizard: Wizard, draft: Draft) -> dict[str, Any]:
 def _review_context(wizard: Wizard, draft: Draft) -> dict[str, Any]:
     catalog = properties.types(wizard.services.engine, wizard.ws)
     mapped = [c for c in draft.columns if c.use and c.column != draft.user_id]
-    # A sync being changed: what it keeps that the wizard does not show.
-    kept = syncs.get(wizard.services.engine, wizard.ws, draft.sync_id) if draft.sync_id else None
-    return {"mapped": mapped, "catalog": catalog, "kept": kept, **_when(wizard, draft)}
+    # A sync being changed: whether it is on, and whether it has a webhook secret.
+    stored = syncs.get(wizard.services.engine, wizard.ws, draft.sync_id) if draft.sync_id else None
+    return {"mapped": mapped, "catalog": catalog, "stored": stored, **_when(wizard, draft)}
 
 
 @router.post("", include_in_schema=False)
@@ -312,9 +313,11 @@ def create(
         "timezone": draft.timezone or None,
         **draft.options(),
     }
-    errors = checks.check_options(draft)
+    secret, errors = _webhook_secret(form, draft)
+    errors = checks.check_options(draft) | errors
+    values.update(secret)
     if errors:
-        return show(wizard, "review", draft, errors)
+        return show(wizard, "review", draft, _retype(form, errors))
     try:
         if draft.sync_id:
             sync_id = _save(services, ws, connection_id, draft.sync_id, values)
@@ -323,12 +326,34 @@ def create(
             check_sync(services, ws, values)
             sync_id = syncs.create(services.engine, services.box, ws, values).id
     except UsageError as error:
-        return show(wizard, "review", draft, {"form": error.message})
+        return show(wizard, "review", draft, _retype(form, {"form": error.message}))
     if draft.runs_now:
         run_id = runqueue.fire_if_due(services.engine, ws, sync_id)
         if run_id is not None and not draft.sync_id:
             return RedirectResponse(f"/runs/{run_id}", status_code=303)
     return RedirectResponse(f"/runs?sync={sync_id}", status_code=303)
+
+
+def _webhook_secret(form: FormData, draft: Draft) -> tuple[dict[str, Any], checks.Errors]:
+    """The webhook's secret as the saving form gives it, as the store takes it (no draft or
+    page ever holds it): the typed one; none (for a changed sync: removed, or with the
+    webhook's address gone); or, for a changed sync, nothing, to keep the one it has."""
+    typed = form.get("webhook_secret")
+    secret = typed if isinstance(typed, str) and typed else None
+    if secret is not None and not draft.webhook_url:
+        return {}, {"webhook_secret": "A secret signs the webhook's calls: give its address."}
+    if secret is not None and len(secret) > MAX_SECRET:
+        return {}, {"webhook_secret": f"Give at most {MAX_SECRET} characters."}
+    keeps = draft.sync_id and draft.webhook_url and form.get("webhook_secret_remove") is None
+    return ({} if secret is None and keeps else {"webhook_secret": secret}), {}
+
+
+def _retype(form: FormData, errors: checks.Errors) -> checks.Errors:
+    """`errors`, and where a secret was typed, that it must be typed again: the page shown
+    with the errors does not carry it."""
+    if not form.get("webhook_secret") or "webhook_secret" in errors:
+        return errors
+    return {**errors, "webhook_secret": "Type the secret again: the page does not keep it."}
 
 
 def _save(

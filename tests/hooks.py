@@ -1,0 +1,65 @@
+"""A webhook receiver on loopback for tests: every POST it gets, headers and body, in a queue.
+
+    with webhook_receiver() as hook:
+        ...  # a sync with webhook_url=hook.url runs
+        headers, body = hook.next_call()  # waits for it (up to `timeout` seconds)
+
+A worker's webhook call has been answered, so queued, by the time its run is recorded.
+"""
+
+from __future__ import annotations
+
+import http.server
+import queue
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+from tests.servers import LOOPBACK
+
+Call = tuple[dict[str, str], bytes]
+
+
+@dataclass(frozen=True)
+class Receiver:
+    url: str
+    calls: queue.Queue[Call]
+
+    def next_call(self, timeout: float = 30) -> Call:
+        try:
+            return self.calls.get(timeout=timeout)
+        except queue.Empty:
+            raise AssertionError(f"no webhook call reached {self.url} in {timeout} s") from None
+
+    def pending(self) -> list[Call]:
+        """The calls received and not taken yet."""
+        taken = []
+        while not self.calls.empty():
+            taken.append(self.calls.get_nowait())
+        return taken
+
+
+@contextmanager
+def webhook_receiver() -> Iterator[Receiver]:
+    calls: queue.Queue[Call] = queue.Queue()
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            body = self.rfile.read(int(self.headers["Content-Length"]))
+            calls.put((dict(self.headers.items()), body))
+            self.send_response(204)
+            self.end_headers()
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer((LOOPBACK, 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, name="webhook-receiver")
+    thread.start()
+    try:
+        yield Receiver(f"http://{LOOPBACK}:{server.server_address[1]}/hook", calls)
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join()
