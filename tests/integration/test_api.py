@@ -255,6 +255,8 @@ def test_sync_settings_round_trip_and_the_webhook_secret_stays_hidden(api: Api) 
     assert sync["has_webhook_secret"] is True
     assert sync["mapping"]["types"] == {"age": "integer"}
     assert "webhook_secret" not in sync
+    unhooked = api.patch(f"/api/syncs/{sync['id']}", json={"webhook_url": None}).json()
+    assert (unhooked["webhook_url"], unhooked["has_webhook_secret"]) == (None, False)
 
 
 @pytest.mark.parametrize(
@@ -312,6 +314,7 @@ def test_a_body_of_the_wrong_shape_is_422_naming_the_field(
         ({"connection_id": 2_000_000_000}, "connection_id: there is no connection"),
         ({"timezone": "Mars/Olympus"}, "Mars/Olympus"),
         ({"encoding": "klingon"}, "unknown encoding"),
+        ({"webhook_secret": "s3cret"}, "webhook_secret: the secret signs a webhook's calls"),
         ({"mapping": {"user_id": "id", "properties": {"bad name": "x"}}}, "bad name"),
         (
             {"mapping": {"user_id": "id", "properties": {"a": "x"}, "types": {"b": "integer"}}},

@@ -210,6 +210,8 @@ def validate(values: Mapping[str, Any], workspace_zone: str | None = None) -> di
         if out["webhook_on"] is None:
             out["webhook_on"] = WebhookOn.FAILURE.value
         out["webhook_on"] = _one_of("webhook_on", out["webhook_on"], WebhookOn)
+    elif out["webhook_secret"]:
+        raise UsageError("webhook_secret: the secret signs a webhook's calls: give webhook_url too")
     else:
         out["webhook_on"] = None
     return out
@@ -327,8 +329,10 @@ def update(bind: Bind, box: SecretBox, ws: int, sync_id: int, changes: Mapping[s
         if "connection_id" in changes:
             _check_connection(conn, ws, checked["connection_id"])
         row = _columns(checked, box)
-        if "webhook_secret" in changes and not changes["webhook_secret"]:
-            row["webhook_secret"] = None
+        if checked["webhook_url"] is None or (
+            "webhook_secret" in changes and not changes["webhook_secret"]
+        ):
+            row["webhook_secret"] = None  # removed, or gone with the webhook
         timing_changed = (
             checked["schedule"] != current.schedule
             or checked["timezone"] != current.timezone

@@ -291,7 +291,9 @@ class SyncCreate(Input):
     webhook_on: WebhookOn | None = Field(
         default=None, description="When to call webhook_url: failure (the default) or always."
     )
-    webhook_secret: Secret | None = None
+    webhook_secret: Secret | None = Field(
+        default=None, description="Signs each call to webhook_url (which it needs)."
+    )
 
 
 class SyncUpdate(Input):
@@ -312,7 +314,7 @@ class SyncUpdate(Input):
     import_unchanged: bool = optional()
     after_import: AfterImport = optional()
     move_to: Text | None = optional()
-    webhook_url: Text | None = optional()
+    webhook_url: Text | None = optional(description="null removes the webhook and its secret.")
     webhook_on: WebhookOn | None = optional()
     webhook_secret: Secret | None = optional(description='null or "" removes it.')
 
