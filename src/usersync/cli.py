@@ -213,8 +213,10 @@ main.add_command(workspace)
 main.add_command(token)
 main.add_command(secrets_group)
 
+from usersync.cli_syncs import sync  # noqa: E402
 from usersync.cli_worker import worker  # noqa: E402
 
+main.add_command(sync)
 main.add_command(worker)
 
 

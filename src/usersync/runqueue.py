@@ -158,9 +158,12 @@ def fire_if_due(bind: Bind, ws: int, sync_id: int, *, now: datetime | None = Non
         return None if newest is None else int(newest)
 
 
-def claim(bind: Bind, worker: str, *, lease: float, now: datetime | None = None) -> Run | None:
+def claim(
+    bind: Bind, worker: str, *, lease: float, now: datetime | None = None, only: int | None = None
+) -> Run | None:
     """The oldest queued run that may start (its wait is over and its sync is not running),
-    now running under `worker` with a lease of `lease` seconds; None when there is none."""
+    or run `only` if it may, now running under `worker` with a lease of `lease` seconds;
+    None when there is none."""
     now = now or utcnow()
     running = sa.alias(runs, "running")
     busy = (
@@ -178,6 +181,7 @@ def claim(bind: Bind, worker: str, *, lease: float, now: datetime | None = None)
                         runs.c.status == RunStatus.QUEUED.value,
                         sa.or_(runs.c.not_before.is_(None), runs.c.not_before <= now),
                         ~busy,
+                        sa.true() if only is None else runs.c.id == only,
                     )
                     .order_by(runs.c.id)
                     .limit(1),

@@ -17,6 +17,7 @@ import os
 import posixpath
 import socket
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -79,11 +80,19 @@ class Heartbeat:
     """Renews the lease of the run in progress and publishes its progress, on a thread of
     its own, so a long read or a long apply never lets the lease lapse."""
 
-    def __init__(self, engine: Engine, worker: str, options: WorkerOptions, run_id: int):
+    def __init__(
+        self,
+        engine: Engine,
+        worker: str,
+        options: WorkerOptions,
+        run_id: int,
+        listener: Callable[[Progress], None] | None = None,
+    ):
         self._engine = engine
         self._worker = worker
         self._options = options
         self._run_id = run_id
+        self._listener = listener
         self.run_ids = [run_id]  # every run this execution made (file choice "all_new")
         self.progress: Progress | None = None
         self._stop = threading.Event()
@@ -110,6 +119,8 @@ class Heartbeat:
 
     def report(self, progress: Progress) -> None:
         self.progress = progress
+        if self._listener is not None:
+            self._listener(progress)
 
     def _beat(self) -> None:
         interval = min(self._options.heartbeat, self._options.lease / 3)
@@ -145,12 +156,14 @@ class Worker:
         *,
         options: WorkerOptions | None = None,
         name: str | None = None,
+        progress: Callable[[Progress], None] | None = None,
     ) -> None:
         self.settings = settings
         self.engine = engine
         self.box = box
         self.options = options or options_from(settings)
         self.name = name or worker_name()
+        self.progress = progress  # told of each run's progress, besides the database
 
     def run(self, stop: threading.Event) -> None:
         """Work until `stop` is set. The run in progress when it is set finishes first."""
@@ -176,10 +189,11 @@ class Worker:
         self.execute(run)
         return True
 
-    def execute(self, run: Run) -> None:
-        """Execute a claimed run to its end; never raises for what a run may meet."""
+    def execute(self, run: Run) -> list[int]:
+        """Execute a claimed run to its end; never raises for what a run may meet. The ids
+        of the runs it made: this one, and one per further file for file choice "all_new"."""
         log.info("run %s (sync %s, attempt %s) started", run.id, run.sync_id, run.attempt)
-        with Heartbeat(self.engine, self.name, self.options, run.id) as beat:
+        with Heartbeat(self.engine, self.name, self.options, run.id, self.progress) as beat:
             try:
                 self._execute(run, beat)
             except UsersyncError as error:
@@ -189,6 +203,7 @@ class Worker:
                 self._fail(beat.run_id, run, UsersyncError(f"internal error: {error}"))
         for run_id in beat.run_ids:
             self._notify(run_id)
+        return beat.run_ids
 
     def _notify(self, run_id: int) -> None:
         """The sync's webhook, if it has one and wants this run's outcome."""

@@ -1,0 +1,157 @@
+"""`usersync sync list|run|on|off` against the real sshd and both databases: a run in the
+command's own process with its exit code, webhook and summary; waiting for the sync's run in
+progress; switching a sync on and off."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from tests.cli import usersync
+from tests.hooks import webhook_receiver
+from tests.servers.sshd import SftpFolder
+from tests.syncs import csv_bytes, sync_setup
+from usersync import runqueue
+from usersync.store import UserStore, syncs
+
+PEOPLE = csv_bytes(
+    [{"id": "u-1", "email": "ann@example.com"}, {"id": "u-2", "email": "bob@example.com"}]
+)
+AGES = b"id,age\nu-1,42\nu-2,abc\n"
+
+
+def env_of(tmp_path: Path, db_url: str, **more: str) -> dict[str, str]:
+    """The command's environment: the database and data folder (its secret key) of
+    `sync_setup(tmp_path, db_url, ...)`, and no wait for files that may still be growing."""
+    return {
+        "USERSYNC_DATA_DIR": str(tmp_path / "data"),
+        "USERSYNC_DB": db_url,
+        "USERSYNC_SETTLE_SECONDS": "0",
+        **more,
+    }
+
+
+def test_a_sync_runs_now_in_the_command_and_its_webhook_hears_of_it(
+    tmp_path: Path, db_url: str, sftp: SftpFolder
+) -> None:
+    sftp.put("userdata_people.csv", PEOPLE)
+    env = env_of(tmp_path, db_url)
+    with webhook_receiver() as hook, sync_setup(tmp_path, db_url, sftp) as setup:
+        sync = setup.sync(
+            name="People",
+            file="userdata_people.csv",
+            enabled=False,
+            schedule={"type": "daily", "time": "01:00"},
+            webhook_url=hook.url,
+            webhook_on="always",
+        )
+
+        listed = usersync(env, "sync", "list")
+        ran = usersync(env, "sync", "run", str(sync.id), "--json")
+        again = usersync(env, "sync", "run", str(sync.id), "--progress")
+
+        assert listed.exit_code == 0, listed.stderr
+        header, row = listed.stdout.splitlines()
+        assert header.split() == [
+            "SYNC",
+            "NAME",
+            "ON",
+            "SCHEDULE",
+            "NEXT",
+            "RUN",
+            "LAST",
+            "RUN",
+            "READS",
+        ]
+        assert row.split()[:3] == [str(sync.id), "People", "off"]
+        assert "At 01:00, every day (UTC)" in row
+        assert ran.exit_code == 0, ran.stderr
+        [run] = ran.json()["items"]
+        assert (run["status"], run["trigger"], run["users_created"]) == ("succeeded", "manual", 2)
+        assert UserStore(setup.engine).get_user(setup.ws, "u-2") is not None
+        assert again.exit_code == 0, again.stderr
+        assert again.stdout.startswith(f"Run {run['id'] + 1} succeeded: 2 rows read, 0 created")
+        assert "applying 2 rows..." in again.stderr
+        reports = [json.loads(body) for _, body in hook.pending()]
+        assert [(r["run_id"], r["status"]) for r in reports] == [
+            (run["id"], "succeeded"),
+            (run["id"] + 1, "succeeded"),
+        ]
+        after = usersync(env, "sync", "list", "--json").json()["items"]
+        assert [(s["id"], s["enabled"]) for s in after] == [(sync.id, False)]
+
+
+def test_a_run_with_rejected_rows_exits_1_and_a_failed_one_5_naming_why(
+    tmp_path: Path, db_url: str, sftp: SftpFolder
+) -> None:
+    sftp.put("userdata_ages.csv", AGES)
+    env = env_of(tmp_path, db_url)
+    with sync_setup(tmp_path, db_url, sftp) as setup:
+        ages = setup.sync(
+            file="userdata_ages.csv",
+            mapping={"user_id": "id", "properties": {"age": "age"}, "types": {"age": "integer"}},
+        )
+        gone = setup.sync(file="userdata_gone.csv")
+
+        partial = usersync(env, "sync", "run", str(ages.id))
+        failed = usersync(env, "sync", "run", str(gone.id))
+        unknown = usersync(env, "sync", "run", "999")
+
+    assert partial.exit_code == 1, partial.stderr
+    assert "1 rejected" in partial.stdout
+    assert "usersync errors" in partial.stdout
+    assert failed.exit_code == 5
+    assert "failed" in failed.stdout
+    assert "userdata_gone.csv" in failed.stderr
+    assert unknown.exit_code == 2
+    assert "there is no sync 999" in unknown.stderr
+
+
+def test_a_sync_run_waits_for_the_syncs_run_in_progress_to_end(
+    tmp_path: Path, db_url: str, sftp: SftpFolder
+) -> None:
+    sftp.put("userdata_people.csv", PEOPLE)
+    env = env_of(tmp_path, db_url, USERSYNC_WORKER_POLL="0.05", USERSYNC_WORKER_LEASE="1")
+    with sync_setup(tmp_path, db_url, sftp) as setup:
+        sync = setup.sync(file="userdata_people.csv", enabled=False)
+        held = runqueue.enqueue(setup.engine, setup.ws, sync.id)
+        claimed = runqueue.claim(setup.engine, "a-worker-that-died", lease=1.0)
+        assert claimed is not None
+        assert claimed.id == held
+
+        ran = usersync(env, "sync", "run", str(sync.id))
+
+        assert ran.exit_code == 0, ran.stderr
+        assert f"sync {sync.id} is running run {held}: run {held + 1} starts when it ends" in (
+            ran.stderr
+        )
+        assert ran.stdout.startswith(f"Run {held + 1} succeeded: 2 rows read, 2 created")
+        statuses = {r.id: r.status for r in setup.runs(sync)}
+        assert (statuses[held], statuses[held + 1]) == ("failed", "succeeded")
+
+
+def test_a_sync_switches_on_with_its_next_run_and_off(
+    tmp_path: Path, db_url: str, sftp: SftpFolder
+) -> None:
+    env = env_of(tmp_path, db_url)
+    with sync_setup(tmp_path, db_url, sftp) as setup:
+        sync = setup.sync(
+            name="Nightly",
+            file="userdata_people.csv",
+            enabled=False,
+            schedule={"type": "daily", "time": "01:00"},
+        )
+
+        on = usersync(env, "sync", "on", str(sync.id))
+        switched_on = syncs.get(setup.engine, setup.ws, sync.id)
+        off = usersync(env, "sync", "off", str(sync.id), "--json")
+
+        assert on.exit_code == 0, on.stderr
+        assert switched_on.next_run_at is not None
+        next_run = switched_on.next_run_at.strftime("%Y-%m-%d 01:00 UTC")
+        assert on.stdout == (
+            f"Sync {sync.id} (Nightly) is on: At 01:00, every day (UTC); next run {next_run}.\n"
+        )
+        assert off.exit_code == 0, off.stderr
+        assert (off.json()["enabled"], off.json()["next_run_at"]) == (False, None)
+        assert syncs.get(setup.engine, setup.ws, sync.id).enabled is False
