@@ -10,6 +10,7 @@ import struct
 import subprocess
 import sys
 import termios
+import time
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -75,3 +76,18 @@ class _Server(Protocol):
 def key_args(server: _Server) -> list[str]:
     """Log in with the test key, trusting the test server's host keys."""
     return ["--key", str(server.client_key_path), "--known-hosts", str(server.known_hosts_path)]
+
+
+def wait_for_progress(proc: subprocess.Popen[str], word: str) -> None:
+    """Block until the progress a `usersync` process writes on stderr says `word` (bounded)."""
+    assert proc.stderr is not None
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        line = proc.stderr.readline()
+        if not line:
+            break
+        if word in line:
+            return
+    proc.kill()
+    proc.communicate(timeout=30)
+    raise AssertionError(f"the import never reported {word!r}")

@@ -126,7 +126,12 @@ def _run_to_its_end(settings: Settings, engine: Engine, runner: Worker, run_id: 
     while True:
         claimed = runqueue.claim(engine, runner.name, lease=runner.options.lease, only=run_id)
         if claimed is not None:
-            found = [runs.get_run(engine, made) for made in runner.execute(claimed)]
+            try:
+                made = runner.execute(claimed)
+            except KeyboardInterrupt:
+                _stopped(engine, runner, claimed)
+                raise
+            found = [runs.get_run(engine, run_id) for run_id in made]
             return [r for r in found if r is not None]
         current = runs.get_run(engine, run_id)
         if current is None or current.status not in ("queued", "running"):
@@ -137,6 +142,21 @@ def _run_to_its_end(settings: Settings, engine: Engine, runner: Worker, run_id: 
         # A worker that died holding the sync's run lets it go when its lease ends.
         runqueue.recover(engine, max_attempts=runner.options.max_attempts)
         time.sleep(runner.options.poll)
+
+
+def _stopped(engine: Engine, runner: Worker, claimed: Run) -> None:
+    """Ctrl-C: the sync's run going in this process ends failed, without a retry (an import
+    stopped before its commit rolls back; one stopped after it, while its file was moved or
+    its outcome written, stands)."""
+    for going in runs.list_runs(engine, claimed.workspace_id, sync_id=claimed.sync_id, limit=20):
+        if going.status == RunStatus.RUNNING.value and going.worker == runner.name:
+            runs.finish_run(
+                engine,
+                going.id,
+                status=RunStatus.FAILED.value,
+                message="stopped (Ctrl-C) before its outcome was recorded",
+                owner=runner.name,
+            )
 
 
 def _waiting_for(engine: Engine, queued: Run) -> str:

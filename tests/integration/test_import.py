@@ -11,13 +11,12 @@ import secrets
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.cli import Result, key_args, usersync
+from tests.cli import Result, key_args, usersync, wait_for_progress
 from tests.servers.sshd import SftpFolder, SshServer
 
 pytestmark = pytest.mark.integration
@@ -578,21 +577,6 @@ def start_import(url: str, server: SftpFolder | SshServer, env: dict[str, str]) 
         stderr=subprocess.PIPE,
         text=True,
     )
-
-
-def wait_for_progress(proc: subprocess.Popen[str], word: str) -> None:
-    """Block until the importer's progress on stderr says `word` (bounded)."""
-    assert proc.stderr is not None
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        line = proc.stderr.readline()
-        if not line:
-            break
-        if word in line:
-            return
-    proc.kill()
-    proc.communicate(timeout=30)
-    raise AssertionError(f"the import never reported {word!r}")
 
 
 def test_import_killed_mid_apply_leaves_the_store_unchanged(

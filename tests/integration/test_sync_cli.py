@@ -5,9 +5,13 @@ progress; switching a sync on and off."""
 from __future__ import annotations
 
 import json
+import os
+import signal
+import subprocess
+import sys
 from pathlib import Path
 
-from tests.cli import usersync
+from tests.cli import usersync, wait_for_progress
 from tests.hooks import webhook_receiver
 from tests.servers.sshd import SftpFolder
 from tests.syncs import csv_bytes, sync_setup
@@ -128,6 +132,36 @@ def test_a_sync_run_waits_for_the_syncs_run_in_progress_to_end(
         assert ran.stdout.startswith(f"Run {held + 1} succeeded: 2 rows read, 2 created")
         statuses = {r.id: r.status for r in setup.runs(sync)}
         assert (statuses[held], statuses[held + 1]) == ("failed", "succeeded")
+
+
+def test_ctrl_c_stops_the_run_which_ends_failed_without_a_retry_or_a_user(
+    tmp_path: Path, db_url: str, sftp: SftpFolder
+) -> None:
+    rows = [{"id": f"u-{n}", "email": f"user{n}@example.com"} for n in range(400_000)]
+    sftp.put("userdata_big.csv", csv_bytes(rows))
+    env = env_of(tmp_path, db_url)
+    with sync_setup(tmp_path, db_url, sftp) as setup:
+        sync = setup.sync(file="userdata_big.csv", enabled=False)
+        command = [sys.executable, "-m", "usersync", "sync", "run", str(sync.id), "--progress"]
+        proc = subprocess.Popen(
+            command,
+            env={**os.environ, **env},
+            stderr=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        wait_for_progress(proc, "applying")
+        os.kill(proc.pid, signal.SIGINT)
+        _, stderr = proc.communicate(timeout=60)
+
+        assert proc.returncode == 130, stderr
+        assert "usersync: interrupted" in stderr
+        [stopped] = setup.runs(sync)  # and no retry queued after it
+        assert (stopped.status, stopped.message) == (
+            "failed",
+            "stopped (Ctrl-C) before its outcome was recorded",
+        )
+        assert UserStore(setup.engine).list_users(setup.ws, limit=1) == []
 
 
 def test_a_sync_switches_on_with_its_next_run_and_off(
