@@ -41,14 +41,16 @@ class Receiver:
 
 
 @contextmanager
-def webhook_receiver() -> Iterator[Receiver]:
+def webhook_receiver(status: int = 204) -> Iterator[Receiver]:
+    """A receiver answering every call with `status`."""
     calls: queue.Queue[Call] = queue.Queue()
 
     class Handler(http.server.BaseHTTPRequestHandler):
         def do_POST(self) -> None:
             body = self.rfile.read(int(self.headers["Content-Length"]))
             calls.put((dict(self.headers.items()), body))
-            self.send_response(204)
+            self.send_response(status)
+            self.send_header("Content-Length", "0")
             self.end_headers()
 
         def log_message(self, *args: object) -> None:

@@ -16,6 +16,7 @@ import json
 import logging
 import urllib.error
 import urllib.request
+from dataclasses import dataclass
 from typing import Any
 
 from usersync import __version__
@@ -57,8 +58,26 @@ def wanted(on: str | None, status: str) -> bool:
     return on == WebhookOn.ALWAYS or (on == WebhookOn.FAILURE and status == "failed")
 
 
+@dataclass(frozen=True)
+class Delivery:
+    """What became of one call: whether the receiver took it (2xx), and in words."""
+
+    ok: bool
+    detail: str  # "answered 204", "answered 500", "could not be reached: ..."
+
+
 def send(url: str, secret: str | None, payload: dict[str, Any], timeout: float = TIMEOUT) -> bool:
     """POST `payload`; True if the receiver answered 2xx. Never raises."""
+    delivery = deliver(url, secret, payload, timeout)
+    if not delivery.ok:
+        log.warning("webhook %s %s for run %s", url, delivery.detail, payload.get("run_id"))
+    return delivery.ok
+
+
+def deliver(
+    url: str, secret: str | None, payload: dict[str, Any], timeout: float = TIMEOUT
+) -> Delivery:
+    """POST `payload`, signed with `secret` if there is one; never raises."""
     body = json.dumps(payload, separators=(",", ":")).encode()
     headers = {
         "Content-Type": "application/json",
@@ -70,11 +89,20 @@ def send(url: str, secret: str | None, payload: dict[str, Any], timeout: float =
     request = urllib.request.Request(url, data=body, headers=headers, method="POST")
     try:
         with urllib.request.urlopen(request, timeout=timeout) as response:
-            ok: bool = 200 <= response.status < 300
+            status: int = response.status
     except urllib.error.HTTPError as error:
-        log.warning("webhook %s answered %s for run %s", url, error.code, payload.get("run_id"))
-        return False
+        return Delivery(False, f"answered {error.code}")
     except (urllib.error.URLError, OSError, ValueError) as error:
-        log.warning("webhook %s failed for run %s: %s", url, payload.get("run_id"), error)
-        return False
-    return ok
+        reason = error.reason if isinstance(error, urllib.error.URLError) else error
+        return Delivery(False, f"could not be reached: {reason}")
+    return Delivery(200 <= status < 300, f"answered {status}")
+
+
+def trial_payload(sync_id: int | None) -> dict[str, Any]:
+    """A call that only shows the receiver what usersync sends (and signs)."""
+    return {
+        "event": "webhook.test",
+        "run_id": None,
+        "sync_id": sync_id,
+        "message": "a test call from usersync: no run has ended",
+    }

@@ -536,6 +536,10 @@ def test_a_webhook_set_in_the_wizard_hears_of_the_run_and_its_secret_stays_off_t
         expect(address).to_have_accessible_description(
             "Give an address that starts with https:// (or http://)."
         )
+        page.get_by_role("button", name="Send a test call").click()
+        expect(page.locator("#webhook-test")).to_have_text(
+            "Give an address that starts with https:// (or http://)."
+        )
         expect(secret).to_have_accessible_description(
             "Type the secret again: the page does not keep it."
         )
@@ -545,6 +549,12 @@ def test_a_webhook_set_in_the_wizard_hears_of_the_run_and_its_secret_stays_off_t
         assert syncs.list_all(live.engine, workspace.id) == []
         address.fill(hook.url)
         secret.fill("s3cret-hook")
+        page.get_by_role("button", name="Send a test call").click()
+        expect(page.locator("#webhook-test")).to_have_text("Sent: the address answered 204.")
+        tried_headers, tried = hook.next_call()
+        assert json.loads(tried)["event"] == "webhook.test"
+        tried_signature = hmac.new(b"s3cret-hook", tried, hashlib.sha256).hexdigest()
+        assert tried_headers["X-Usersync-Signature"] == f"sha256={tried_signature}"
         page.get_by_role("button", name="Import", exact=True).click()
 
         expect(page).to_have_url(re.compile(r"/runs/\d+$"))

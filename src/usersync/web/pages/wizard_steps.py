@@ -6,6 +6,7 @@ wizard moves on, and shown again with its errors next to their fields when it is
     POST /integrations/{id}/sync/new            a step's form: the next (or another) step
     POST /integrations/{id}/sync/new/convert    the mapping's conversion preview (htmx)
     POST /integrations/{id}/sync/new/when       the schedule's description, next fire times
+    POST /integrations/{id}/sync/new/webhook-test   a test call to the webhook (htmx)
     POST /integrations/{id}/sync/new/import     create the sync (or save the changes of the
                                                 draft's sync); land on its run (or runs)
     GET  /syncs/{id}/edit                       a sync's settings, in the wizard's summary
@@ -23,7 +24,7 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from starlette.datastructures import FormData
 
-from usersync import runqueue
+from usersync import runqueue, webhooks
 from usersync.browse import PREVIEW_ROWS, preview_file
 from usersync.errors import Conflict, UsageError, UsersyncError
 from usersync.schedule import parse_schedule, resolve_zone
@@ -287,6 +288,40 @@ def when(
 ) -> HTMLResponse:
     wizard, draft = _posted(request, services, session, connection_id, form, "schedule")
     return render(request, "_when.html", draft=draft, **_when(wizard, draft))
+
+
+@router.post("/webhook-test", response_class=HTMLResponse, include_in_schema=False)
+def webhook_test(
+    request: Request,
+    connection_id: ResourceId,
+    services: ServicesDep,
+    session: FormSessionDep,
+    form: FormDep,
+) -> HTMLResponse:
+    """Send the webhook a test call, signed with the typed secret (or the sync's stored one),
+    and say what became of it."""
+    wizard, draft = _posted(request, services, session, connection_id, form, "review")
+    problem = checks.check_options(draft).get("webhook_url")
+    if not draft.webhook_url:
+        problem = "Give the webhook's address first."
+    if problem:
+        return render(request, "_webhook_test.html", problem=problem, delivery=None)
+    secret, errors = _webhook_secret(form, draft)
+    if errors:
+        return render(request, "_webhook_test.html", problem=errors["webhook_secret"])
+    signing = secret.get("webhook_secret", _stored_secret(wizard, draft))
+    payload = webhooks.trial_payload(draft.sync_id or None)
+    delivery = webhooks.deliver(draft.webhook_url, signing, payload)
+    return render(
+        request, "_webhook_test.html", problem=None, delivery=delivery, signed=bool(signing)
+    )
+
+
+def _stored_secret(wizard: Wizard, draft: Draft) -> str | None:
+    if not draft.sync_id:
+        return None
+    services = wizard.services
+    return syncs.webhook_secret(services.engine, services.box, wizard.ws, draft.sync_id)
 
 
 @router.post("/import", include_in_schema=False)

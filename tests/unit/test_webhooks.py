@@ -1,0 +1,49 @@
+"""Webhook calls against a real HTTP receiver on loopback: the body, its signature, and what
+a call that fails says."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+
+from tests.hooks import webhook_receiver
+from usersync import webhooks
+
+
+def test_a_call_is_signed_and_says_what_the_receiver_answered() -> None:
+    with webhook_receiver() as hook:
+        delivery = webhooks.deliver(hook.url, "s3cret", webhooks.trial_payload(7))
+        headers, body = hook.next_call()
+
+    assert delivery == webhooks.Delivery(ok=True, detail="answered 204")
+    assert json.loads(body) == {
+        "event": "webhook.test",
+        "run_id": None,
+        "sync_id": 7,
+        "message": "a test call from usersync: no run has ended",
+    }
+    expected = hmac.new(b"s3cret", body, hashlib.sha256).hexdigest()
+    assert headers["X-Usersync-Signature"] == f"sha256={expected}"
+    assert headers["X-Usersync-Event"] == "webhook.test"
+
+
+def test_an_unsigned_call_has_no_signature() -> None:
+    with webhook_receiver() as hook:
+        assert webhooks.deliver(hook.url, None, webhooks.trial_payload(None)).ok
+        headers, _ = hook.next_call()
+
+    assert "X-Usersync-Signature" not in headers
+
+
+def test_an_error_answer_and_a_refused_connection_fail_saying_why(closed_port: int) -> None:
+    with webhook_receiver(status=500) as hook:
+        answered = webhooks.deliver(hook.url, None, webhooks.trial_payload(None))
+    refused = webhooks.deliver(
+        f"http://127.0.0.1:{closed_port}/hook", None, webhooks.trial_payload(None)
+    )
+
+    assert answered == webhooks.Delivery(ok=False, detail="answered 500")
+    assert not refused.ok
+    assert refused.detail.startswith("could not be reached: ")
+    assert "refused" in refused.detail.lower()
