@@ -282,6 +282,8 @@ runs = sa.Table(
     sa.Column("file_sha256", sa.String(64), nullable=True),
     # Added by 0005: when its rejected rows were deleted, to keep those of newer runs.
     sa.Column("errors_deleted_at", UTCDateTime(), nullable=True),
+    # Added by 0006: what became of the call to its sync's webhook ("answered 204"), if any.
+    sa.Column("webhook_delivery", sa.Text, nullable=True),
     sa.CheckConstraint(_one_of("status", RUN_STATUSES), name="status"),
     sa.Index(None, "workspace_id", "id"),
     sa.Index(None, "sync_id", "id"),

@@ -66,12 +66,14 @@ class Delivery:
     detail: str  # "answered 204", "answered 500", "could not be reached: ..."
 
 
-def send(url: str, secret: str | None, payload: dict[str, Any], timeout: float = TIMEOUT) -> bool:
-    """POST `payload`; True if the receiver answered 2xx. Never raises."""
+def send(
+    url: str, secret: str | None, payload: dict[str, Any], timeout: float = TIMEOUT
+) -> Delivery:
+    """`deliver`, and a warning in the log (without the secret) when the call failed."""
     delivery = deliver(url, secret, payload, timeout)
     if not delivery.ok:
         log.warning("webhook %s %s for run %s", url, delivery.detail, payload.get("run_id"))
-    return delivery.ok
+    return delivery
 
 
 def deliver(

@@ -306,7 +306,11 @@ def test_webhooks_report_runs_signed_and_a_dead_one_fails_nothing(
         failing_only = setup.sync(
             file="userdata_a.csv", webhook_url=hook.url, import_unchanged=True
         )
-        dead = setup.sync(file="userdata_a.csv", webhook_url=f"http://127.0.0.1:{closed_port}/")
+        dead = setup.sync(
+            file="userdata_a.csv",
+            webhook_url=f"http://127.0.0.1:{closed_port}/",
+            webhook_on="always",
+        )
         drain(setup.worker())
         assert [r.status for r in setup.runs(always)] == ["succeeded"]
         assert [r.status for r in setup.runs(failing_only)] == ["succeeded"]
@@ -319,3 +323,6 @@ def test_webhooks_report_runs_signed_and_a_dead_one_fails_nothing(
         expected = hmac.new(b"s3cret-hook", body, hashlib.sha256).hexdigest()
         assert headers["X-Usersync-Signature"] == f"sha256={expected}"
         assert b"s3cret-hook" not in body
+        deliveries = [setup.runs(s)[0].webhook_delivery for s in (always, failing_only, dead)]
+        assert deliveries[:2] == ["answered 204", None]  # no call, nothing to say
+        assert (deliveries[2] or "").startswith("could not be reached: ")

@@ -10,6 +10,7 @@ import hashlib
 import hmac
 import json
 import re
+import time
 from typing import Any
 
 import pytest
@@ -20,7 +21,7 @@ from tests.hooks import webhook_receiver
 from tests.servers.sshd import SftpFolder
 from tests.ui.conftest import LiveApp
 from tests.ui.steps import confirmed_connection, sign_in
-from usersync.store import properties, syncs
+from usersync.store import properties, runs, syncs
 from usersync.store.syncs import Sync
 
 pytestmark = pytest.mark.integration
@@ -515,6 +516,18 @@ def test_a_syncs_settings_change_in_the_wizard_and_its_other_settings_stay(
     expect(page.get_by_role("main")).to_contain_text("10:45")
 
 
+def webhook_noted(live: LiveApp, run_id: int, timeout: float = 30) -> str:
+    """What run `run_id` records of its webhook call, once the worker has noted it (it does
+    so right after the receiver answers)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        run = runs.get_run(live.engine, run_id)
+        if run is not None and run.webhook_delivery is not None:
+            return run.webhook_delivery
+        time.sleep(0.05)
+    raise AssertionError(f"run {run_id} noted no webhook call in {timeout} s")
+
+
 def test_a_webhook_set_in_the_wizard_hears_of_the_run_and_its_secret_stays_off_the_page(
     page: Page, live: LiveApp, workspace: Workspace, sftp: SftpFolder
 ) -> None:
@@ -559,7 +572,11 @@ def test_a_webhook_set_in_the_wizard_hears_of_the_run_and_its_secret_stays_off_t
 
         expect(page).to_have_url(re.compile(r"/runs/\d+$"))
         headers, body = hook.next_call()
+        run_id = int(page.url.rsplit("/", 1)[1])
+        assert webhook_noted(live, run_id) == "answered 204"
 
+    page.reload()
+    expect(page.locator("#run-webhook")).to_have_text("The sync's webhook answered 204.")
     sync = the_only_sync(live, workspace)
     assert (sync.webhook_url, sync.webhook_on) == (hook.url, "always")
     assert (sync.has_webhook_secret, sync.import_unchanged) == (True, True)

@@ -61,6 +61,7 @@ class Run:
     lease_expires_at: datetime | None = None
     file_sha256: str | None = None
     errors_deleted_at: datetime | None = None  # its rejected rows are no longer kept
+    webhook_delivery: str | None = None  # what its sync's webhook answered ("answered 204")
 
     @property
     def progress(self) -> float | None:
@@ -264,6 +265,19 @@ def _copy_errors(conn: sa.Connection, rows: Iterator[tuple[object, ...]]) -> int
 
 def _run(row: sa.Row[tuple[object, ...]]) -> Run:
     return Run(**row._asdict())
+
+
+MAX_DELIVERY = 500  # characters of a webhook call's outcome kept on its run
+
+
+def note_webhook(bind: Bind, run_id: int, delivery: str) -> None:
+    """Record what became of the call that told the sync's webhook of run `run_id`."""
+    with writing(bind) as conn:
+        conn.execute(
+            sa.update(runs)
+            .where(runs.c.id == run_id)
+            .values(webhook_delivery=delivery[:MAX_DELIVERY])
+        )
 
 
 def get_run(bind: Bind, run_id: int) -> Run | None:

@@ -390,6 +390,10 @@ class RunPublic(Output):
         description="When its rejected rows were deleted, to keep those of newer runs "
         "(USERSYNC_KEEP_REJECTED_RUNS); its counts stay."
     )
+    webhook_delivery: str | None = Field(
+        description="What the sync's webhook answered when told of this run (\"answered "
+        '204", "could not be reached: ..."); null when no call was made.'
+    )
 
 
 class RunDetail(RunPublic):
