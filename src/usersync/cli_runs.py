@@ -8,6 +8,7 @@ import click
 from usersync.cli_import import db_option, workspace_option
 from usersync.cli_output import emit_json, handle_errors, table
 from usersync.config import load_settings
+from usersync.enums import RunStatus
 from usersync.service import open_database, workspace_id
 from usersync.store import runs as runs_store
 from usersync.store import syncs
@@ -32,6 +33,11 @@ def _rejected(run: Run) -> str:
 @click.option("--sync", "sync_id", type=int, help="Only this sync's runs.")
 @click.option("--limit", default=20, show_default=True, type=click.IntRange(1, 1000))
 @click.option("--before", type=int, help="Older runs than this one (the previous page's `next`).")
+@click.option(
+    "--status",
+    type=click.Choice([status.value for status in RunStatus]),
+    help="Only runs of this status.",
+)
 @db_option
 @workspace_option
 @click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
@@ -40,6 +46,7 @@ def runs(
     sync_id: int | None,
     limit: int,
     before: int | None,
+    status: str | None,
     db_url: str | None,
     workspace: str,
     as_json: bool,
@@ -50,7 +57,9 @@ def runs(
         ws = workspace_id(engine, workspace)
         if sync_id is not None:
             syncs.get(engine, ws, sync_id)  # "there is no sync N" for another workspace's
-        found = runs_store.list_runs(engine, ws, sync_id=sync_id, limit=limit + 1, before=before)
+        found = runs_store.list_runs(
+            engine, ws, sync_id=sync_id, limit=limit + 1, before=before, status=status
+        )
     shown = found[:limit]
     cursor = shown[-1].id if len(found) > limit else None
     if as_json:
@@ -71,7 +80,12 @@ def runs(
             )
             for run in shown
         ],
-        empty="No runs yet.",
+        empty=f"No {status} runs." if status else "No runs yet.",
     )
     if cursor:
-        click.echo(f"more: usersync runs --before {cursor}")
+        again = "".join(
+            f" {flag} {value}"
+            for flag, value in (("--sync", sync_id), ("--status", status))
+            if value
+        )
+        click.echo(f"more: usersync runs{again} --before {cursor}")

@@ -467,6 +467,22 @@ def test_runs_list_newest_first_pages_and_filters_by_sync(api: Api) -> None:
     assert rest["next"] is None
 
 
+def test_runs_filter_by_status_and_an_unknown_status_is_422(api: Api) -> None:
+    sync = create_sync(api)
+    clean = finished_run(api, sync["id"], [])
+    rejected = finished_run(api, sync["id"], [(2, "age", "abc", "not a number")])
+
+    partial = ok(api.get("/api/runs", params={"status": "partial"}))
+    succeeded = ok(api.get("/api/runs", params={"status": "succeeded", "sync_id": sync["id"]}))
+    failed = ok(api.get("/api/runs", params={"status": "failed"}))
+    unknown = error_of(api.get("/api/runs", params={"status": "broken"}), 422)
+
+    assert [r["id"] for r in partial["items"]] == [rejected]
+    assert [r["id"] for r in succeeded["items"]] == [clean]
+    assert failed["items"] == []
+    assert [f["field"] for f in unknown["fields"]] == ["status"]
+
+
 def test_a_run_shows_its_counts_progress_and_first_hundred_errors(api: Api) -> None:
     errors = [(line, "age", f"x{line}", "not a whole number") for line in range(2, 152)]
     run_id = finished_run(api, None, errors)

@@ -484,6 +484,8 @@ def test_runs_lists_the_imports_newest_first_a_page_at_a_time(
     page = usersync(env, "runs", "--limit", "1", "--json")
     rest = usersync(env, "runs", "--before", str(page.json()["next"]), "--json")
     shown = usersync(env, "runs")
+    partial = usersync(env, "runs", "--status", "partial", "--json")
+    failed = usersync(env, "runs", "--status", "failed")
 
     [run] = page.json()["items"]
     assert (run["id"], run["status"], run["path"]) == (
@@ -495,6 +497,8 @@ def test_runs_lists_the_imports_newest_first_a_page_at_a_time(
     assert run["errors_deleted_at"] is None
     assert [(r["status"], r["users_created"]) for r in rest.json()["items"]] == [("succeeded", 2)]
     assert rest.json()["next"] is None
+    assert [r["id"] for r in partial.json()["items"]] == [newest]
+    assert failed.stdout == "No failed runs.\n"
     assert shown.exit_code == 0, shown.stderr
     assert shown.stdout.splitlines()[0].split() == [
         "RUN",

@@ -222,6 +222,17 @@ def test_a_run_whose_file_is_missing_fails_with_the_reason(
     expect(page.get_by_role("heading", name="Rejected rows")).to_have_count(0)
     expect(page.get_by_role("button", name="Run again")).to_be_visible()
 
+    page.get_by_role("navigation", name="Main").get_by_role("link", name="Runs").click()
+    filters = page.get_by_role("navigation", name="Filter runs by status")
+    expect(filters.get_by_role("link", name="All")).to_have_attribute("aria-current", "page")
+    filters.get_by_role("link", name="Failed").click()
+    expect(filters.get_by_role("link", name="Failed")).to_have_attribute("aria-current", "page")
+    listed = page.get_by_role("table", name="Runs, newest first")
+    expect(listed.locator(".run-badge")).not_to_have_count(0)
+    expect(listed.locator(".run-badge", has_not_text="Failed")).to_have_count(0)
+    filters.get_by_role("link", name="Queued").click()
+    expect(page.get_by_text("No queued runs.")).to_be_visible()
+
 
 def test_another_workspaces_run_and_sync_are_not_found(
     page: Page, live: LiveApp, workspace: Workspace

@@ -293,13 +293,17 @@ def list_runs(
     sync_id: int | None = None,
     limit: int = 50,
     before: int | None = None,
+    status: str | None = None,
 ) -> list[Run]:
-    """The workspace's runs, newest first; page on with `before=` the last id seen."""
+    """The workspace's runs (of one sync, of one status), newest first; page on with
+    `before=` the last id seen."""
     if limit < 1:
         raise UsageError(f"limit must be at least 1, not {limit}")
     query = sa.select(runs).where(runs.c.workspace_id == workspace_id)
     if sync_id is not None:
         query = query.where(runs.c.sync_id == sync_id)
+    if status is not None:
+        query = query.where(runs.c.status == _check_status(status))
     if before is not None:
         query = query.where(runs.c.id < before)
     with reading(bind) as conn:

@@ -11,6 +11,7 @@ from fastapi.responses import StreamingResponse
 from sqlalchemy import Engine
 
 from usersync import reports, runqueue
+from usersync.enums import RunStatus
 from usersync.store import runs, syncs
 from usersync.store.runs import Run, RunError
 from usersync.web.api._common import DEFAULT_LIMIT, Limit, ResourceId, errors, page
@@ -66,10 +67,13 @@ def list_runs(
         int | None,
         Query(ge=1, le=MAX_ID, description="The previous page's `next`: older runs than it."),
     ] = None,
+    status: Annotated[RunStatus | None, Query(description="Only runs of this status.")] = None,
 ) -> RunList:
     if sync_id is not None:
         syncs.get(services.engine, ws, sync_id)  # 404 for another workspace's sync
-    found = runs.list_runs(services.engine, ws, sync_id=sync_id, limit=limit + 1, before=after)
+    found = runs.list_runs(
+        services.engine, ws, sync_id=sync_id, limit=limit + 1, before=after, status=status
+    )
     shown, cursor = page(found, limit, lambda run: run.id)
     return RunList(items=[public(run) for run in shown], next=cursor)
 

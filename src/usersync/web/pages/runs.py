@@ -1,7 +1,8 @@
 """Runs: the workspace's runs or one sync's history (with "Run now"), a page at a time; one
 run with its live progress, its rejected rows and "Run again".
 
-    GET  /runs[?sync=ID][&after=CURSOR]   runs, newest first; with `sync`, that sync's history
+    GET  /runs[?sync=ID][&status=S][&after=CURSOR]
+                                          runs, newest first; with `sync`, that sync's history
     GET  /runs/{id}                       one run
     GET  /runs/{id}/progress              its status block, polled by htmx until it finishes
     GET  /runs/{id}/errors.csv            its rejected rows: the API's file
@@ -166,10 +167,29 @@ def summarize(sync: Sync) -> SyncSummary:
     )
 
 
-def _list_url(sync_id: int | None, after: int | None = None) -> str:
-    query = {"sync": sync_id, "after": after}
+def _list_url(sync_id: int | None, status: str | None, after: int | None = None) -> str:
+    query = {"sync": sync_id, "status": status, "after": after}
     given = {name: value for name, value in query.items() if value is not None}
     return "/runs" + (f"?{urlencode(given)}" if given else "")
+
+
+def _filters(sync_id: int | None, status: str | None) -> list[tuple[str, str, bool]]:
+    """The status filter's links: (label, url, whether it is the one shown)."""
+    choices: list[tuple[str, str | None]] = [("All", None)]
+    choices += [(STATUS_LABELS[s.value], s.value) for s in _FILTERED]
+    return [(label, _list_url(sync_id, value), value == status) for label, value in choices]
+
+
+# The statuses the runs can be filtered by, in the order the filter offers them.
+_FILTERED = (
+    RunStatus.FAILED,
+    RunStatus.PARTIAL,
+    RunStatus.SUCCEEDED,
+    RunStatus.SKIPPED,
+    RunStatus.RUNNING,
+    RunStatus.QUEUED,
+)
+StatusFilter = Annotated[RunStatus | None, Query(description="Only runs of this status.")]
 
 
 @router.get("/runs", response_class=HTMLResponse, include_in_schema=False)
@@ -179,11 +199,15 @@ def runs_page(
     session: SessionDep,
     sync: SyncFilter = None,
     after: Cursor = None,
+    status: StatusFilter = None,
 ) -> HTMLResponse:
-    """The workspace's runs, newest first, or with `sync` the history of that sync."""
+    """The workspace's runs, newest first, or with `sync` the history of that sync; with
+    `status`, only the runs of that status."""
     ws = session.workspace_id
     chosen = summarize(syncs.get(services.engine, ws, sync)) if sync is not None else None
-    found = runs.list_runs(services.engine, ws, sync_id=sync, limit=PAGE_SIZE + 1, before=after)
+    found = runs.list_runs(
+        services.engine, ws, sync_id=sync, limit=PAGE_SIZE + 1, before=after, status=status
+    )
     shown, older = page(found, PAGE_SIZE, lambda run: run.id)
     return render(
         request,
@@ -192,8 +216,10 @@ def runs_page(
         sync=chosen,
         runs=shown,
         sync_titles={s.id: title_of(s) for s in syncs.list_all(services.engine, ws)},
-        newest_url=_list_url(sync) if after is not None else None,
-        older_url=_list_url(sync, older) if older is not None else None,
+        status_filter=status,
+        filters=_filters(sync, status),
+        newest_url=_list_url(sync, status) if after is not None else None,
+        older_url=_list_url(sync, status, older) if older is not None else None,
         zone=chosen.zone if chosen else UTC,
         **HELPERS,
     )
@@ -296,7 +322,7 @@ def run_now(
 def delete(sync_id: ResourceId, services: ServicesDep, session: FormSessionDep) -> RedirectResponse:
     """The sync is gone; its past runs and the users it imported stay."""
     syncs.delete(services.engine, session.workspace_id, sync_id)
-    return RedirectResponse(_list_url(None), status_code=303)
+    return RedirectResponse(_list_url(None, None), status_code=303)
 
 
 # After the sync's other POST addresses, which this one's {switch} would match too.
@@ -310,4 +336,4 @@ def switch(
     """On: the sync runs on its schedule again, from now. Off: it runs only when asked to
     ("Run now"); a run in progress finishes."""
     syncs.set_enabled(services.engine, session.workspace_id, sync_id, switch == "on")
-    return RedirectResponse(_list_url(sync_id), status_code=303)
+    return RedirectResponse(_list_url(sync_id, None), status_code=303)
