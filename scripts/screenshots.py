@@ -390,6 +390,15 @@ def change_settings(page: Page, shooter: Shooter) -> None:
     shooter.shot(page, "change-settings")
 
 
+def api_tokens(page: Page, shooter: Shooter) -> None:
+    nav_link(page, "API tokens").click()
+    expect(heading(page, "API tokens")).to_be_visible()
+    page.get_by_label("Name").fill("nightly export")
+    page.get_by_role("button", name="Create token").click()
+    expect(page.locator("#new-token")).to_have_text(re.compile("^ust_"))
+    shooter.shot(page, "api-tokens")
+
+
 STEPS = (
     integrations,
     sync_on,
@@ -403,6 +412,7 @@ STEPS = (
     users_list,
     user_record,
     change_settings,
+    api_tokens,
 )
 
 

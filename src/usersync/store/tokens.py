@@ -3,6 +3,7 @@
     new = create_token(engine, ws, name="ci")     # new.token is shown once, never stored
     authenticate(engine, "ust_...") -> workspace id, or None
     revoke(engine, "ust_..." or "42"); list_tokens(engine, ws) -> [Token, ...]
+    id_of(engine, "ust_...") -> its id, or None
 
 Only a SHA-256 of each token is stored (plus its first characters, to tell tokens apart in a
 list). A token carries 256 random bits, so an unsalted hash is enough: nobody can guess one
@@ -122,6 +123,15 @@ def authenticate(bind: Bind, token: str) -> int | None:
     if row.last_used_at is None or now - row.last_used_at >= LAST_USED_RESOLUTION:
         _touch(bind, row.id, now)
     return int(row.workspace_id)
+
+
+def id_of(bind: Bind, token: str) -> int | None:
+    """The id of `token` (revoked or not), if it is one of ours."""
+    if not _looks_like_token(token):
+        return None
+    with reading(bind) as conn:
+        found = conn.scalar(sa.select(tokens.c.id).where(tokens.c.token_hash == hash_token(token)))
+    return None if found is None else int(found)
 
 
 def _touch(bind: Bind, token_id: int, now: datetime) -> None:

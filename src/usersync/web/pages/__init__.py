@@ -25,7 +25,7 @@ from starlette.exceptions import HTTPException
 from usersync.errors import UsersyncError
 from usersync.reports import error_code
 from usersync.web.errors import status_for, validation_fields
-from usersync.web.pages import integrations, runs, signin, users, wizard, wizard_steps
+from usersync.web.pages import integrations, runs, signin, tokens, users, wizard, wizard_steps
 from usersync.web.pages.render import STATIC, render
 from usersync.web.pages.session import CsrfRejected, SignInRequired, signin_url
 
@@ -99,7 +99,7 @@ def _as_page(json_handler: Handler, describe: Describe) -> Handler:
 def install(app: FastAPI) -> None:
     """Mount the pages and their static files (call after `errors.install(app)`)."""
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
-    for module in (signin, integrations, wizard, wizard_steps, runs, users):
+    for module in (signin, integrations, wizard, wizard_steps, runs, users, tokens):
         app.include_router(module.router)
     app.include_router(wizard_steps.edit_router)
     app.add_exception_handler(SignInRequired, _sign_in_required)

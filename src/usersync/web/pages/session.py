@@ -99,6 +99,12 @@ def signin_form_valid(request: Request, submitted: str) -> bool:
     return bool(expected) and hmac.compare_digest(expected, submitted)
 
 
+def session_token(request: Request) -> str:
+    """The token the browser signed in with ("" without a session cookie)."""
+    nonce, _, token = request.cookies.get(SESSION_COOKIE, "").partition(".")
+    return token if nonce else ""
+
+
 def _session(request: Request, services: ServicesDep) -> Session | None:
     nonce, _, token = request.cookies.get(SESSION_COOKIE, "").partition(".")
     if not nonce or not token:

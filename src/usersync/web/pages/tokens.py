@@ -1,0 +1,96 @@
+"""API tokens: the workspace's tokens, a new one (shown once, never again), revoking one.
+
+    GET  /tokens               the tokens, oldest first
+    POST /tokens               a new token: the answer shows it once
+    POST /tokens/{id}/revoke   revoke it; revoking the session's own signs the browser out
+
+A token signs in to the web UI and authenticates the REST API (`Authorization: Bearer`).
+Only its hash is stored (store.tokens), so the page that creates one is the only one that
+ever shows it.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Form, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+
+from usersync.errors import NotFound, UsageError
+from usersync.store import tokens
+from usersync.store.tokens import NewToken
+from usersync.web.api._common import ResourceId
+from usersync.web.deps import Services, ServicesDep
+from usersync.web.pages.render import render
+from usersync.web.pages.runs import when
+from usersync.web.pages.session import (
+    FormSessionDep,
+    Session,
+    SessionDep,
+    clear_session_cookie,
+    session_token,
+)
+
+router = APIRouter()
+
+
+class TokenNotFound(NotFound):
+    pass
+
+
+@router.get("/tokens", response_class=HTMLResponse, include_in_schema=False)
+def tokens_page(request: Request, services: ServicesDep, session: SessionDep) -> HTMLResponse:
+    return _page(request, services, session)
+
+
+def _page(
+    request: Request,
+    services: Services,
+    session: Session,
+    new: NewToken | None = None,
+    error: str | None = None,
+    name: str = "",
+) -> HTMLResponse:
+    return render(
+        request,
+        "tokens.html",
+        422 if error else 200,
+        session=session,
+        tokens=tokens.list_tokens(services.engine, session.workspace_id),
+        current=tokens.id_of(services.engine, session_token(request)),
+        new=new,
+        errors={"name": error} if error else {},
+        typed_name=name,
+        when=when,
+    )
+
+
+@router.post("/tokens", response_class=HTMLResponse, include_in_schema=False)
+def create(
+    request: Request,
+    services: ServicesDep,
+    session: FormSessionDep,
+    name: Annotated[str, Form(max_length=1000)] = "",
+) -> HTMLResponse:
+    """A new token of the workspace, shown on this answer only."""
+    try:
+        new = tokens.create_token(services.engine, session.workspace_id, name=name.strip() or None)
+    except UsageError as error:
+        return _page(request, services, session, error=error.message, name=name)
+    return _page(request, services, session, new=new)
+
+
+@router.post("/tokens/{token_id}/revoke", include_in_schema=False)
+def revoke(
+    request: Request, token_id: ResourceId, services: ServicesDep, session: FormSessionDep
+) -> Response:
+    """Revoke one of the workspace's tokens; the browser that signed in with it is signed
+    out."""
+    own = tokens.id_of(services.engine, session_token(request)) == token_id
+    if not tokens.revoke(services.engine, str(token_id), workspace_id=session.workspace_id):
+        raise TokenNotFound(f"there is no token {token_id}")
+    if not own:
+        return RedirectResponse("/tokens", status_code=303)
+    response = RedirectResponse("/signin", status_code=303)
+    clear_session_cookie(request, response)
+    return response
