@@ -623,6 +623,22 @@ def test_an_unknown_user_is_404(api: Api) -> None:
     assert error == {"code": "user_not_found", "message": "there is no user 'nobody'"}
 
 
+def test_a_user_is_deleted_once_and_only_in_its_own_workspace(
+    api: Api, running: RunningApp, recorder: Recorder
+) -> None:
+    seed_users(api, {"a/b ü": '{"age": 41}', "u2": "{}"})
+    other = Api(running, new_workspace(running.engine).token, recorder)
+
+    elsewhere = error_of(other.delete("/api/users/a%2Fb%20%C3%BC"), 404)
+    deleted = api.delete("/api/users/a%2Fb%20%C3%BC")
+    again = error_of(api.delete("/api/users/a%2Fb%20%C3%BC"), 404)
+
+    assert elsewhere["code"] == "user_not_found"
+    assert deleted.status_code == 204
+    assert again == {"code": "user_not_found", "message": "there is no user 'a/b ü'"}
+    assert [u["user_id"] for u in ok(api.get("/api/users"))["items"]] == ["u2"]
+
+
 # --- properties ---------------------------------------------------------------------------
 
 

@@ -43,6 +43,7 @@ from usersync.store import (
     workspaces,
 )
 from usersync.store.properties import PropertyTypeConflict
+from usersync.store.users import UserNotFound
 
 pytestmark = pytest.mark.integration
 
@@ -226,6 +227,23 @@ def test_values_keep_their_json_types(store: UserStore, ws: int) -> None:
     assert stored is not None
     assert type(stored["t"]) is bool
     assert type(stored["i"]) is int
+
+
+def test_a_deleted_user_is_gone_and_an_import_makes_it_anew(
+    store: UserStore, engine: Engine, ws: int
+) -> None:
+    other = workspaces.create(engine, "other")
+    apply(store, ws, ConflictMode.UPDATE, change("u1", a=1), change("u2", b=2))
+    apply(store, other, ConflictMode.UPDATE, change("u1", a=9))
+
+    store.delete_user(ws, "u1")
+    with pytest.raises(UserNotFound, match="there is no user 'u1'"):
+        store.delete_user(ws, "u1")
+    counts = apply(store, ws, ConflictMode.UPDATE, change("u1", c=3))
+
+    assert all_users(store, ws) == {"u1": {"c": 3}, "u2": {"b": 2}}
+    assert (counts.created, counts.updated) == (1, 0)
+    assert props_of(store, other, "u1") == {"a": 9}
 
 
 def test_awkward_user_ids_and_values_survive_the_bulk_path(store: UserStore, ws: int) -> None:

@@ -188,6 +188,23 @@ def test_a_user_id_with_a_slash_space_and_non_ascii_round_trips_through_its_link
     expect(city).to_have_text(["not in the catalog", "Zürich"])
 
 
+def test_a_user_deleted_from_its_page_is_gone_and_the_list_says_so(
+    page: Page, live: LiveApp, workspace: Workspace
+) -> None:
+    odd = "team/Zoë Ünal?x#1%2F"
+    seed(live, workspace.id, {odd: {"city": "Zürich"}, "team": {"city": "Bern"}})
+    open_users(page, workspace.token)
+    page.get_by_role("link", name=odd, exact=True).click()
+
+    page.get_by_text("Delete this user").click()
+    page.get_by_role("button", name=f"Delete {odd}").click()
+
+    expect(page.get_by_role("status")).to_have_text(f"User {odd} was deleted.")
+    expect(user_ids(page)).to_have_text(["team"])
+    assert UserStore(live.engine).get_user(workspace.id, odd) is None
+    assert status_of_opening(page, f"/users/{quote(odd, safe='')}") == 404
+
+
 @pytest.mark.parametrize("dots", [".", ".."])
 def test_a_user_id_of_dots_opens_from_its_link(
     page: Page, live: LiveApp, workspace: Workspace, dots: str

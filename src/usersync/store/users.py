@@ -1,4 +1,4 @@
-"""The User 360 store: atomic bulk apply of user changes, and reading users back."""
+"""The User 360 store: atomic bulk apply of user changes, reading users back, deleting one."""
 
 from __future__ import annotations
 
@@ -101,6 +101,21 @@ class UserStore:
         if record is None:
             raise UserNotFound(user_id)
         return record
+
+    def delete_user(self, workspace_id: int, user_id: str) -> None:
+        """Delete the user's record (`UserNotFound` if there is none). An import that meets
+        the userId again makes a new record."""
+        try:
+            with self._engine.begin() as conn:
+                deleted = conn.execute(
+                    sa.delete(users).where(
+                        users.c.workspace_id == workspace_id, users.c.user_id == user_id
+                    )
+                ).rowcount
+        except _driver_errors() as error:
+            raise _store_error(error) from error
+        if not deleted:
+            raise UserNotFound(user_id)
 
     def list_users(
         self,

@@ -1,10 +1,10 @@
-"""The User 360 store, read-only: users a page at a time, and one user's record."""
+"""The User 360 store: users a page at a time, one user's record, deleting one."""
 
 from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Path, Query
+from fastapi import APIRouter, Path, Query, Response
 from sqlalchemy import Engine
 
 from usersync.store import UserRecord, UserStore
@@ -68,3 +68,16 @@ def list_users(
 )
 def get_user(user_id: UserIdPath, services: ServicesDep, ws: WorkspaceDep) -> UserPublic:
     return public(UserStore(services.engine).require_user(ws, user_id))
+
+
+@router.delete(
+    "/{user_id:path}",
+    status_code=204,
+    summary="Delete a user's record",
+    description="For an erasure request, say. An import whose file has the userId again "
+    "makes a new record.",
+    responses=errors(404),
+)
+def delete_user(user_id: UserIdPath, services: ServicesDep, ws: WorkspaceDep) -> Response:
+    UserStore(services.engine).delete_user(ws, user_id)
+    return Response(status_code=204)

@@ -7,15 +7,15 @@ from dataclasses import dataclass
 from typing import Annotated, Any
 from urllib.parse import quote, urlencode
 
-from fastapi import APIRouter, Request
-from fastapi.responses import HTMLResponse
+from fastapi import APIRouter, Form, Request
+from fastapi.responses import HTMLResponse, RedirectResponse
 
 from usersync.store import UserRecord, UserStore, properties
 from usersync.web.api._common import Limit
 from usersync.web.api.users import SearchText, UserIdPath, UserIdText, users_page
 from usersync.web.deps import ServicesDep
 from usersync.web.pages.render import render
-from usersync.web.pages.session import SessionDep
+from usersync.web.pages.session import FormSessionDep, SessionDep
 
 router = APIRouter(prefix="/users")
 
@@ -93,6 +93,7 @@ def users(
     after: Annotated[str | None, UserIdText] = None,
     limit: Limit = PAGE_SIZE,
     id: Annotated[str | None, UserIdText] = None,
+    deleted: Annotated[str | None, UserIdText] = None,
 ) -> HTMLResponse:
     """The users in userId order, a page at a time, optionally those whose userId holds `q`;
     with `id`, that user's record (see user_url)."""
@@ -113,7 +114,20 @@ def users(
         rows=[UserRow(r, user_url(r.user_id), summary(r)) for r in found],
         next_url=list_url(search, cursor, limit) if cursor is not None else None,
         first_url=list_url(search, None, limit) if after is not None else None,
+        deleted=deleted,
     )
+
+
+@router.post("/delete", include_in_schema=False)
+def delete(
+    services: ServicesDep,
+    session: FormSessionDep,
+    user_id: Annotated[str, Form(max_length=1000)],
+) -> RedirectResponse:
+    """Delete a user's record (its page's "Delete this user"); back to the list, which says
+    so."""
+    UserStore(services.engine).delete_user(session.workspace_id, user_id)
+    return RedirectResponse("/users?" + urlencode({"deleted": user_id}), status_code=303)
 
 
 @router.get("/{user_id:path}", response_class=HTMLResponse, include_in_schema=False)
