@@ -440,6 +440,10 @@ def test_a_syncs_settings_change_in_the_wizard_and_its_other_settings_stay(
         enabled=True,
     )
     page.goto(f"/runs?sync={before.id}")
+    facts = page.get_by_role("article", name="The sync")
+    expect(facts).to_contain_text(
+        "Webhook https://hooks.example/people, told of failed runs", use_inner_text=True
+    )
     page.get_by_role("button", name="Change settings").click()
 
     expect(page.get_by_role("heading", name="Save changes", level=1)).to_be_visible()
@@ -514,6 +518,8 @@ def test_a_syncs_settings_change_in_the_wizard_and_its_other_settings_stay(
     assert after.next_run_at is not None
     assert after.next_run_at != before.next_run_at
     expect(page.get_by_role("main")).to_contain_text("10:45")
+    expect(facts).to_contain_text("After import The file moves to /archive", use_inner_text=True)
+    expect(facts).to_contain_text("told of every run")
 
 
 def webhook_noted(live: LiveApp, run_id: int, timeout: float = 30) -> str:
