@@ -14,7 +14,7 @@ from usersync import runqueue
 from usersync.cli_import import ProgressLine, db_option, workspace_option
 from usersync.cli_output import emit_json, handle_errors, table
 from usersync.cli_runs import run_document
-from usersync.config import Settings, load_settings
+from usersync.config import load_settings
 from usersync.enums import RunStatus
 from usersync.schedule import parse_schedule
 from usersync.secretbox import SecretBox
@@ -105,7 +105,7 @@ def run(
             SecretBox.from_settings(settings),
             progress=ProgressLine(sys.stderr) if show_progress else None,
         )
-        finished = _run_to_its_end(settings, engine, runner, run_id)
+        finished = _run_to_its_end(engine, runner, run_id)
     if as_json:
         emit_json({"items": [run_document(r) for r in finished]})
     else:
@@ -119,7 +119,7 @@ def run(
         sys.exit(worst)
 
 
-def _run_to_its_end(settings: Settings, engine: Engine, runner: Worker, run_id: int) -> list[Run]:
+def _run_to_its_end(engine: Engine, runner: Worker, run_id: int) -> list[Run]:
     """Execute queued run `run_id` here, once its sync has no other run going; or, if another
     worker starts it first, wait for that worker to end it. The runs it made, ended."""
     told = False
@@ -131,7 +131,7 @@ def _run_to_its_end(settings: Settings, engine: Engine, runner: Worker, run_id: 
             except KeyboardInterrupt:
                 _stopped(engine, runner, claimed)
                 raise
-            found = [runs.get_run(engine, run_id) for run_id in made]
+            found = [runs.get_run(engine, made_id) for made_id in made]
             return [r for r in found if r is not None]
         current = runs.get_run(engine, run_id)
         if current is None or current.status not in ("queued", "running"):
