@@ -598,6 +598,23 @@ def test_import_killed_mid_apply_leaves_the_store_unchanged(
     assert all_users(env) == before
 
 
+def test_ctrl_c_as_the_import_applies_exits_130_and_leaves_the_store_unchanged(
+    sftp: SftpFolder, env: dict[str, str], db_url: str
+) -> None:
+    seed(env, sftp)
+    before = all_users(env)
+    sftp.put("userdata_big.csv", plan_file(rows=400_000, users=200_000))
+
+    proc = start_import(sftp.url("userdata_big.csv"), sftp, env)
+    wait_for_progress(proc, "applying")  # the last batches are still being staged
+    os.kill(proc.pid, signal.SIGINT)
+    _, stderr = proc.communicate(timeout=60)
+
+    assert proc.returncode == 130, stderr  # not a crash of a thread still writing
+    assert "usersync: interrupted" in stderr
+    assert all_users(env) == before
+
+
 def test_the_default_database_is_created_in_a_new_data_folder(
     sftp: SftpFolder, tmp_path: Path
 ) -> None:

@@ -93,7 +93,11 @@ def _stage(conn: Connection, batches: Iterable[Sequence[Change]]) -> Staged:
 class _Writer:
     """Inserts the batches into the staging table on a thread of its own, so that SQLite
     writes one batch while the file's next one is read and converted (SQLite lets go of the
-    GIL while it works). A failure of either side stops both and is raised here."""
+    GIL while it works). A failure of either side stops both and is raised here.
+
+    Leaving always waits for the thread, even on Ctrl-C (which then interrupts the statement
+    in flight): the connection is closed afterwards, and SQLite must not be closed under a
+    statement that another thread is running (it crashes the process)."""
 
     _DEPTH = 1  # batches waiting (each is a few MB): one keeps the writer busy
 
@@ -101,6 +105,7 @@ class _Writer:
         self._driver = driver
         self._queue: queue.Queue[Sequence[Change] | None] = queue.Queue(maxsize=self._DEPTH)
         self._failure: BaseException | None = None
+        self._abandoned = False  # the reading side failed: skip what is left
         self._thread = threading.Thread(target=self._run, name="usersync-staging", daemon=True)
 
     def __enter__(self) -> _Writer:
@@ -113,16 +118,32 @@ class _Writer:
         self._queue.put(batch)
 
     def __exit__(self, *exc_info: object) -> None:
-        self._queue.put(None)
-        self._thread.join()
+        if exc_info[0] is not None:
+            self._abandon()
+        interrupted: KeyboardInterrupt | None = None
+        ended = False
+        while not ended:
+            try:
+                self._queue.put(None)
+                self._thread.join()
+                ended = True
+            except KeyboardInterrupt as error:  # Ctrl-C while waiting: stop, but wait
+                interrupted = error
+                self._abandon()
+        if interrupted is not None:
+            raise interrupted
         if self._failure is not None and exc_info[0] is None:
             raise self._failure
+
+    def _abandon(self) -> None:
+        self._abandoned = True
+        self._driver.interrupt()  # the statement in flight, if any, stops at once
 
     def _run(self) -> None:
         cursor = self._driver.cursor()
         try:
             while (batch := self._queue.get()) is not None:
-                if self._failure is None:
+                if self._failure is None and not self._abandoned:
                     # A change is a (user_id, properties_json) tuple: bound as it is.
                     cursor.executemany(
                         f"INSERT INTO temp.{STAGING} (user_id, properties) VALUES (?, ?)", batch
