@@ -56,6 +56,7 @@ OPERATIONS = [
     ("GET", "/api/runs/{run}/errors.csv", None),
     ("GET", "/api/users", None),
     ("GET", "/api/users/{user}", None),
+    ("DELETE", "/api/users/{user}", None),
     ("GET", "/api/properties", None),
     ("POST", "/api/properties", {"name": "age", "type": "integer"}),
 ]
