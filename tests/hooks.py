@@ -41,14 +41,17 @@ class Receiver:
 
 
 @contextmanager
-def webhook_receiver(status: int = 204) -> Iterator[Receiver]:
-    """A receiver answering every call with `status`."""
+def webhook_receiver(*statuses: int) -> Iterator[Receiver]:
+    """A receiver answering its calls with `statuses` in turn, the last one from then on
+    (204 when none are given)."""
     calls: queue.Queue[Call] = queue.Queue()
+    answers = list(statuses or (204,))
 
     class Handler(http.server.BaseHTTPRequestHandler):
         def do_POST(self) -> None:
             body = self.rfile.read(int(self.headers["Content-Length"]))
             calls.put((dict(self.headers.items()), body))
+            status = answers.pop(0) if len(answers) > 1 else answers[0]
             self.send_response(status)
             self.send_header("Content-Length", "0")
             self.end_headers()

@@ -17,6 +17,7 @@ from usersync.files import MAX_FILE_SIZE
 T = TypeVar("T")
 
 KEEP_REJECTED_RUNS = 20
+WEBHOOK_RETRY = (2.0, 10.0)  # a webhook call that fails is tried twice more, after these
 
 
 @dataclass(frozen=True)
@@ -31,6 +32,8 @@ class Settings:
     worker_lease: float = 60.0  # USERSYNC_WORKER_LEASE: a running run's lease, in seconds
     settle_seconds: float = 3.0  # USERSYNC_SETTLE_SECONDS: the growing-file guard's wait
     retry_backoff: tuple[float, ...] = (10.0, 60.0, 300.0)  # USERSYNC_RETRY_BACKOFF
+    # USERSYNC_WEBHOOK_RETRY: seconds before a webhook call's 2nd, 3rd... attempt ("none").
+    webhook_retry: tuple[float, ...] = WEBHOOK_RETRY
     demo_port: int = 2222  # USERSYNC_DEMO_PORT: the demo SFTP server's port on 127.0.0.1
     # USERSYNC_KEEP_REJECTED_RUNS: of how many of a sync's newest runs that rejected rows
     # those rows are kept ("all": every run's).
@@ -96,6 +99,13 @@ def load_settings(env: Mapping[str, str] | None = None, *, db_url: str | None = 
             (10.0, 60.0, 300.0),
             "comma-separated numbers of seconds (e.g. 10,60,300)",
         ),
+        webhook_retry=_parse(
+            env,
+            "USERSYNC_WEBHOOK_RETRY",
+            _pauses,
+            WEBHOOK_RETRY,
+            'comma-separated numbers of seconds (e.g. 2,10), or "none"',
+        ),
         demo_port=_parse(env, "USERSYNC_DEMO_PORT", _port, 2222, "a port number (1-65535)"),
         keep_rejected_runs=_parse(
             env, "USERSYNC_KEEP_REJECTED_RUNS", _count_or_all, keep, 'a number of runs, or "all"'
@@ -112,6 +122,10 @@ def _port(text: str) -> int:
     if not 1 <= value <= 65535:
         raise ValueError(text)
     return value
+
+
+def _pauses(text: str) -> tuple[float, ...]:
+    return () if text.strip().lower() == "none" else _seconds_list(text)
 
 
 def _seconds_list(text: str) -> tuple[float, ...]:

@@ -4,8 +4,9 @@ only, or always), signed with HMAC-SHA256 so the receiver can check it came from
     X-Usersync-Signature: sha256=<hex HMAC of the raw body with the sync's webhook secret>
     X-Usersync-Event: run.finished
 
-A webhook that is down, slow or answers an error never fails the run: it is logged (without
-the secret) and dropped.
+A webhook that is down, slow or answers an error never fails the run: the call is tried again
+after a pause or two (USERSYNC_WEBHOOK_RETRY) while the failure may pass (unreachable, 429,
+5xx), each failure is logged (without the secret), and the run records the last outcome.
 """
 
 from __future__ import annotations
@@ -14,9 +15,11 @@ import hashlib
 import hmac
 import json
 import logging
+import time
 import urllib.error
 import urllib.request
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
 from typing import Any
 
 from usersync import __version__
@@ -64,15 +67,30 @@ class Delivery:
 
     ok: bool
     detail: str  # "answered 204", "answered 500", "could not be reached: ..."
+    retryable: bool = False  # unreachable, too slow, busy (429) or failing (5xx)
 
 
 def send(
-    url: str, secret: str | None, payload: dict[str, Any], timeout: float = TIMEOUT
+    url: str,
+    secret: str | None,
+    payload: dict[str, Any],
+    timeout: float = TIMEOUT,
+    pauses: Sequence[float] = (),
 ) -> Delivery:
-    """`deliver`, and a warning in the log (without the secret) when the call failed."""
-    delivery = deliver(url, secret, payload, timeout)
+    """`deliver`, tried again after each of `pauses` (seconds) while the call fails in a way
+    that may pass (see `Delivery.retryable`); each failure is logged (without the secret).
+    The detail says which attempt it was when it was not the first."""
+    attempt, delivery = 1, deliver(url, secret, payload, timeout)
+    for pause in pauses:
+        if delivery.ok or not delivery.retryable:
+            break
+        log.warning("webhook %s %s for run %s", url, delivery.detail, payload.get("run_id"))
+        time.sleep(pause)
+        attempt, delivery = attempt + 1, deliver(url, secret, payload, timeout)
     if not delivery.ok:
         log.warning("webhook %s %s for run %s", url, delivery.detail, payload.get("run_id"))
+    if attempt > 1:
+        delivery = replace(delivery, detail=f"{delivery.detail} (attempt {attempt})")
     return delivery
 
 
@@ -93,10 +111,13 @@ def deliver(
         with urllib.request.urlopen(request, timeout=timeout) as response:
             status: int = response.status
     except urllib.error.HTTPError as error:
-        return Delivery(False, f"answered {error.code}")
-    except (urllib.error.URLError, OSError, ValueError) as error:
+        busy = error.code == 429 or error.code >= 500
+        return Delivery(False, f"answered {error.code}", retryable=busy)
+    except ValueError as error:  # not a URL urllib can call: no attempt would pass
+        return Delivery(False, f"could not be reached: {error}")
+    except (urllib.error.URLError, OSError) as error:
         reason = error.reason if isinstance(error, urllib.error.URLError) else error
-        return Delivery(False, f"could not be reached: {reason}")
+        return Delivery(False, f"could not be reached: {reason}", retryable=True)
     return Delivery(200 <= status < 300, f"answered {status}")
 
 

@@ -217,7 +217,12 @@ class Worker:
         if sync.webhook_url is None or not webhooks.wanted(sync.webhook_on, finished.status):
             return
         secret = webhook_secret(self.engine, self.box, sync.workspace_id, sync.id)
-        delivery = webhooks.send(sync.webhook_url, secret, webhooks.run_summary(finished))
+        delivery = webhooks.send(
+            sync.webhook_url,
+            secret,
+            webhooks.run_summary(finished),
+            pauses=self.settings.webhook_retry,
+        )
         runs.note_webhook(self.engine, run_id, delivery.detail)
 
     def _fail(self, run_id: int, run: Run, error: UsersyncError) -> None:

@@ -296,7 +296,8 @@ def test_webhooks_report_runs_signed_and_a_dead_one_fails_nothing(
     tmp_path: Path, db_url: str, sftp: SftpFolder, closed_port: int
 ) -> None:
     sftp.put("userdata_a.csv", ALICE)
-    with webhook_receiver() as hook, sync_setup(tmp_path, db_url, sftp) as setup:
+    no_pause = {"USERSYNC_WEBHOOK_RETRY": "0"}
+    with webhook_receiver() as hook, sync_setup(tmp_path, db_url, sftp, **no_pause) as setup:
         always = setup.sync(
             file="userdata_a.csv",
             webhook_url=hook.url,
@@ -326,3 +327,4 @@ def test_webhooks_report_runs_signed_and_a_dead_one_fails_nothing(
         deliveries = [setup.runs(s)[0].webhook_delivery for s in (always, failing_only, dead)]
         assert deliveries[:2] == ["answered 204", None]  # no call, nothing to say
         assert (deliveries[2] or "").startswith("could not be reached: ")
+        assert (deliveries[2] or "").endswith("(attempt 2)")

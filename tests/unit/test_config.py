@@ -14,6 +14,7 @@ def test_defaults() -> None:
     assert settings.database_url == "sqlite:////srv/us/usersync.db"
     assert settings.known_hosts_path == Path("/srv/us/known_hosts")
     assert settings.keep_rejected_runs == 20
+    assert settings.webhook_retry == (2.0, 10.0)
 
 
 def test_reads_overrides() -> None:
@@ -23,6 +24,7 @@ def test_reads_overrides() -> None:
             "USERSYNC_IO_TIMEOUT": "2.5",
             "USERSYNC_MAX_FILE_SIZE": "1000",
             "USERSYNC_KEEP_REJECTED_RUNS": "3",
+            "USERSYNC_WEBHOOK_RETRY": "1,5,30",
         }
     )
     assert settings.database_url == "postgresql://db/us"
@@ -30,6 +32,8 @@ def test_reads_overrides() -> None:
     assert settings.max_file_size == 1000
     assert settings.keep_rejected_runs == 3
     assert load_settings({"USERSYNC_KEEP_REJECTED_RUNS": "All"}).keep_rejected_runs is None
+    assert settings.webhook_retry == (1.0, 5.0, 30.0)
+    assert load_settings({"USERSYNC_WEBHOOK_RETRY": "None"}).webhook_retry == ()
 
 
 @pytest.mark.parametrize(
@@ -40,6 +44,7 @@ def test_reads_overrides() -> None:
         ("USERSYNC_MAX_FILE_SIZE", "-1"),
         ("USERSYNC_KEEP_REJECTED_RUNS", "0"),
         ("USERSYNC_KEEP_REJECTED_RUNS", "some"),
+        ("USERSYNC_WEBHOOK_RETRY", "2,-1"),
     ],
 )
 def test_bad_values_fail_loudly_naming_the_variable(name: str, value: str) -> None:

@@ -37,13 +37,33 @@ def test_an_unsigned_call_has_no_signature() -> None:
 
 
 def test_an_error_answer_and_a_refused_connection_fail_saying_why(closed_port: int) -> None:
-    with webhook_receiver(status=500) as hook:
+    with webhook_receiver(500) as hook:
         answered = webhooks.deliver(hook.url, None, webhooks.trial_payload(None))
     refused = webhooks.deliver(
         f"http://127.0.0.1:{closed_port}/hook", None, webhooks.trial_payload(None)
     )
 
-    assert answered == webhooks.Delivery(ok=False, detail="answered 500")
+    assert answered == webhooks.Delivery(ok=False, detail="answered 500", retryable=True)
     assert not refused.ok
     assert refused.detail.startswith("could not be reached: ")
     assert "refused" in refused.detail.lower()
+
+
+def test_a_failing_call_is_tried_again_while_the_failure_may_pass(closed_port: int) -> None:
+    payload = webhooks.trial_payload(None)
+    with webhook_receiver(503, 500, 204) as hook:
+        third = webhooks.send(hook.url, None, payload, pauses=(0, 0, 0))
+        calls = hook.pending()
+    with webhook_receiver(404, 204) as hook:
+        refused = webhooks.send(hook.url, None, payload, pauses=(0, 0))
+        not_again = hook.pending()
+    with webhook_receiver(500) as hook:
+        given_up = webhooks.send(hook.url, None, payload, pauses=(0,))
+    unreachable = webhooks.send(f"http://127.0.0.1:{closed_port}/", None, payload, pauses=(0,))
+
+    assert third == webhooks.Delivery(ok=True, detail="answered 204 (attempt 3)")
+    assert len(calls) == 3
+    assert [c[1] for c in calls] == [calls[0][1]] * 3  # the same body each time
+    assert (refused.ok, refused.detail, len(not_again)) == (False, "answered 404", 1)
+    assert (given_up.ok, given_up.detail) == (False, "answered 500 (attempt 2)")
+    assert unreachable.detail.endswith("(attempt 2)")
