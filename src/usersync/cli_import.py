@@ -19,6 +19,7 @@ from usersync.reports import errors_csv
 from usersync.schedule import resolve_zone
 from usersync.service import (
     DEFAULT_WORKSPACE,
+    delete_user,
     get_user,
     import_remote_file,
     list_users,
@@ -224,17 +225,26 @@ def _user_document(record: UserRecord) -> dict[str, Any]:
 
 @click.command()
 @click.argument("user_id")
+@click.option("--delete", is_flag=True, help="Delete the record instead (an erasure request, say).")
 @db_option
 @workspace_option
 @click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
 @handle_errors
-def user(user_id: str, db_url: str | None, workspace: str, as_json: bool) -> None:
-    """Show one user's record."""
+def user(user_id: str, delete: bool, db_url: str | None, workspace: str, as_json: bool) -> None:
+    """Show one user's record (exit 1 if there is none), or delete it."""
     with open_database(load_settings(db_url=db_url)) as engine:
         record = get_user(engine, workspace, user_id)
+        if record is not None and delete:
+            delete_user(engine, workspace, user_id)
     if record is None:
         click.secho(f"usersync: no user {user_id!r} in workspace {workspace!r}", fg="red", err=True)
         sys.exit(1)
+    if delete:
+        if as_json:
+            emit_json({"deleted": user_id})
+        else:
+            click.echo(f"Deleted user {user_id!r}: an import of a file that has it makes it anew.")
+        return
     if as_json:
         emit_json(_user_document(record))
         return

@@ -191,6 +191,10 @@ def get_user(engine: Engine, workspace: str, user_id: str) -> UserRecord | None:
     return UserStore(engine).get_user(workspace_id(engine, workspace), user_id)
 
 
+def delete_user(engine: Engine, workspace: str, user_id: str) -> None:
+    UserStore(engine).delete_user(workspace_id(engine, workspace), user_id)
+
+
 def list_users(
     engine: Engine, workspace: str, *, limit: int, after: str | None, search: str | None
 ) -> list[UserRecord]:

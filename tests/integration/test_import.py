@@ -519,6 +519,23 @@ def test_user_that_does_not_exist(env: dict[str, str]) -> None:
     assert "no user 'nobody'" in result.stderr
 
 
+def test_a_user_is_deleted_from_the_command_line_once(
+    sftp: SftpFolder, env: dict[str, str]
+) -> None:
+    seed(env, sftp)
+    before = all_users(env)
+    gone = sorted(before)[0]
+
+    deleted = usersync(env, "user", gone, "--delete", "--json")
+    again = usersync(env, "user", gone, "--delete")
+
+    assert deleted.exit_code == 0, deleted.stderr
+    assert deleted.json() == {"deleted": gone}
+    assert again.exit_code == 1
+    assert f"no user {gone!r}" in again.stderr
+    assert all_users(env) == {k: v for k, v in before.items() if k != gone}
+
+
 def test_server_killed_mid_transfer_leaves_the_store_unchanged(
     fresh_sshd: SshServer, env: dict[str, str], tmp_path: Path
 ) -> None:
