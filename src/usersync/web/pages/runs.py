@@ -5,6 +5,7 @@ run with its live progress, its rejected rows and "Run again".
                                           runs, newest first; with `sync`, that sync's history
     GET  /runs/{id}                       one run
     GET  /runs/{id}/progress              its status block, polled by htmx until it finishes
+                                          (and its sync's webhook has answered)
     GET  /runs/{id}/errors.csv            its rejected rows: the API's file
     POST /runs/{id}/again                 "Run again": a new run of the same sync
     POST /syncs/{id}/run                  "Run now"
@@ -13,14 +14,14 @@ run with its live progress, its rejected rows and "Run again".
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime, tzinfo
+from datetime import UTC, datetime, timedelta, tzinfo
 from typing import Annotated, Any, Literal
 from urllib.parse import urlencode
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, StreamingResponse
 
-from usersync import runqueue
+from usersync import runqueue, webhooks
 from usersync.enums import FileChoice, RunStatus
 from usersync.errors import Conflict
 from usersync.files import format_size
@@ -235,6 +236,20 @@ def _sync_of(services: Services, run: Run) -> SyncSummary | None:
         return None
 
 
+# How long after a run ends its page keeps polling for the answer of its sync's webhook (the
+# worker calls it right after recording the run, trying again for up to about 30 s).
+WEBHOOK_WAIT = timedelta(seconds=60)
+
+
+def _awaits_webhook(run: Run, sync: SyncSummary | None) -> bool:
+    """Whether the run has ended and the answer of its sync's webhook is still to come."""
+    if sync is None or run.status in ACTIVE or run.finished_at is None:
+        return False
+    hooked = sync.sync.webhook_url is not None and webhooks.wanted(sync.sync.webhook_on, run.status)
+    recent = utcnow() - run.finished_at < WEBHOOK_WAIT
+    return hooked and recent and run.webhook_delivery is None
+
+
 def _shown_errors(services: Services, run: Run) -> list[RunError]:
     if run.status in ACTIVE or not run.rows_rejected or run.errors_deleted_at is not None:
         return []
@@ -262,6 +277,7 @@ def _run_page(
         errors=errors,
         more_errors=max(run.rows_rejected - len(errors), 0),
         announce=announce,
+        awaits_webhook=_awaits_webhook(run, sync),
         zone=sync.zone if sync else UTC,
         **HELPERS,
     )
