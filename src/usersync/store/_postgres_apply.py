@@ -33,7 +33,8 @@ users must not store them: new users are inserted with the raw patch, then strip
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, cast
 
@@ -65,7 +66,7 @@ def apply(
     dry_run: bool,
     before_commit: BeforeCommit | None = None,
 ) -> ApplyCounts:
-    with engine.connect() as conn, conn.begin() as transaction:
+    with engine.connect() as conn, conn.begin() as transaction, _dropped_on_interrupt(conn):
         staged = _stage(conn, batches)
         if staged.rows == 0:
             return ApplyCounts(created=0, updated=0)
@@ -84,6 +85,18 @@ def apply(
         elif before_commit is not None:
             before_commit(conn)
         return counts
+
+
+@contextmanager
+def _dropped_on_interrupt(conn: Connection) -> Iterator[None]:
+    """Ctrl-C in the middle of a command (a COPY, say) leaves the connection busy with it, so
+    no ROLLBACK can be sent: the connection is closed instead, which makes the server roll
+    the transaction back, and the interrupt goes on as it came."""
+    try:
+        yield
+    except KeyboardInterrupt:
+        conn.invalidate()
+        raise
 
 
 def _stage(conn: Connection, batches: Iterable[Sequence[Change]]) -> Staged:
