@@ -309,7 +309,7 @@ def webhook_test(
     secret, errors = _webhook_secret(form, draft)
     if errors:
         return render(request, "_webhook_test.html", problem=errors["webhook_secret"])
-    signing = secret.get("webhook_secret", _stored_secret(wizard, draft))
+    signing = secret["webhook_secret"] if secret else _stored_secret(wizard, draft)
     payload = webhooks.trial_payload(draft.sync_id or None)
     delivery = webhooks.deliver(draft.webhook_url, signing, payload)
     return render(
