@@ -580,6 +580,36 @@ def test_a_webhook_set_in_the_wizard_hears_of_the_run_and_its_secret_stays_off_t
     assert "s3cret-hook" not in page.content()
 
 
+def test_changing_a_sync_the_test_call_is_signed_with_its_stored_secret(
+    page: Page, live: LiveApp, workspace: Workspace, sftp: SftpFolder
+) -> None:
+    with webhook_receiver() as hook:
+        hooked = signed_in_with_a_sync(
+            page,
+            live,
+            workspace,
+            sftp,
+            file="userdata_people.csv",
+            mapping={"user_id": "User ID", "properties": {"email": "Email"}},
+            webhook_url=hook.url,
+            webhook_secret="stored-secret",
+        )
+        page.goto(f"/syncs/{hooked.id}/edit")
+        page.get_by_role("button", name="Send a test call").click()
+        expect(page.locator("#webhook-test")).to_have_text("Sent: the address answered 204.")
+        headers, body = hook.next_call()
+        page.get_by_role("checkbox", name="Remove the stored secret").check()
+        page.get_by_role("button", name="Send a test call").click()
+        expect(page.locator("#webhook-test")).to_contain_text("the call was not signed")
+        unsigned, _ = hook.next_call()
+
+    assert json.loads(body)["sync_id"] == hooked.id
+    signature = hmac.new(b"stored-secret", body, hashlib.sha256).hexdigest()
+    assert headers["X-Usersync-Signature"] == f"sha256={signature}"
+    assert "X-Usersync-Signature" not in unsigned
+    assert "stored-secret" not in page.content()
+
+
 def test_a_sync_the_wizard_cannot_show_points_to_the_api(
     page: Page, live: LiveApp, workspace: Workspace, sftp: SftpFolder
 ) -> None:
