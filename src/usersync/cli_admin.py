@@ -9,7 +9,7 @@ import click
 import sqlalchemy as sa
 
 from usersync.cli_import import db_option, workspace_option
-from usersync.cli_output import emit_json, handle_errors, iso, table
+from usersync.cli_output import emit_json, handle_errors, iso, json_option, table
 from usersync.config import load_settings
 from usersync.db import write_transaction
 from usersync.errors import NotFound, UsageError
@@ -17,9 +17,6 @@ from usersync.schema import connections, syncs
 from usersync.secretbox import SecretBox, SecretKeyError
 from usersync.service import open_database, workspace_id
 from usersync.store import tokens, workspaces
-
-json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
-
 
 # --- workspaces --------------------------------------------------------------------------
 

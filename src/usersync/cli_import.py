@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import sys
-from typing import Any, TextIO
+from typing import Any, NoReturn, TextIO
 
 import click
+from sqlalchemy import Engine
 
-from usersync.cli_output import emit_json, handle_errors, iso, located, table
+from usersync.cli_output import emit_json, handle_errors, iso, json_option, located, table
 from usersync.cli_remote import connect_args, csv_format_options, csv_options, remote_options
 from usersync.config import load_settings
 from usersync.enums import RunStatus
@@ -26,6 +27,7 @@ from usersync.service import (
     open_database,
 )
 from usersync.store import ConflictMode, UserRecord, runs
+from usersync.store.users import UserNotFound
 
 db_option = click.option("--db", "db_url", help="Database URL (default: USERSYNC_DB, else SQLite).")
 workspace_option = click.option(
@@ -228,23 +230,17 @@ def _user_document(record: UserRecord) -> dict[str, Any]:
 @click.option("--delete", is_flag=True, help="Delete the record instead (an erasure request, say).")
 @db_option
 @workspace_option
-@click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
+@json_option
 @handle_errors
 def user(user_id: str, delete: bool, db_url: str | None, workspace: str, as_json: bool) -> None:
     """Show one user's record (exit 1 if there is none), or delete it."""
     with open_database(load_settings(db_url=db_url)) as engine:
+        if delete:
+            _delete_user(engine, workspace, user_id, as_json)
+            return
         record = get_user(engine, workspace, user_id)
-        if record is not None and delete:
-            delete_user(engine, workspace, user_id)
     if record is None:
-        click.secho(f"usersync: no user {user_id!r} in workspace {workspace!r}", fg="red", err=True)
-        sys.exit(1)
-    if delete:
-        if as_json:
-            emit_json({"deleted": user_id})
-        else:
-            click.echo(f"Deleted user {user_id!r}: an import of a file that has it makes it anew.")
-        return
+        _no_user(user_id, workspace)
     if as_json:
         emit_json(_user_document(record))
         return
@@ -254,13 +250,29 @@ def user(user_id: str, delete: bool, db_url: str | None, workspace: str, as_json
     table(["PROPERTY", "VALUE"], sorted(record.properties.items()), empty="  no properties")
 
 
+def _delete_user(engine: Engine, workspace: str, user_id: str, as_json: bool) -> None:
+    try:
+        delete_user(engine, workspace, user_id)
+    except UserNotFound:
+        _no_user(user_id, workspace)
+    if as_json:
+        emit_json({"deleted": user_id})
+    else:
+        click.echo(f"Deleted user {user_id!r}: an import of a file that has it makes it anew.")
+
+
+def _no_user(user_id: str, workspace: str) -> NoReturn:
+    click.secho(f"usersync: no user {user_id!r} in workspace {workspace!r}", fg="red", err=True)
+    sys.exit(1)
+
+
 @click.command()
 @click.option("--limit", default=50, show_default=True, type=click.IntRange(1, 1000))
 @click.option("--after", help="Continue after this userId (the previous page's `next`).")
 @click.option("--search", help="Only userIds that contain this text.")
 @db_option
 @workspace_option
-@click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
+@json_option
 @handle_errors
 def users(
     limit: int,

@@ -24,6 +24,9 @@ def _default(value: object) -> object:
     raise TypeError(f"cannot write {type(value).__name__} as JSON")
 
 
+json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
+
+
 def emit_json(document: Any) -> None:
     click.echo(json.dumps(document, ensure_ascii=False, default=_default))
 

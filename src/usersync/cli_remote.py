@@ -23,6 +23,7 @@ from urllib.parse import urlsplit
 
 import click
 
+from usersync.cli_output import json_option
 from usersync.config import Settings, load_settings
 from usersync.errors import UsageError
 from usersync.reader import DELIMITER_NAMES, CsvOptions, named_delimiter
@@ -127,7 +128,7 @@ def remote_options(func: F) -> F:
             "environment variable holding the secret access key (default: AWS_SECRET_ACCESS_KEY).",
             metavar="VAR",
         ),
-        click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts."),
+        json_option,
     ]
     for option in reversed(options):
         func = option(func)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import click
 
 from usersync.cli_import import db_option, workspace_option
-from usersync.cli_output import emit_json, handle_errors, table
+from usersync.cli_output import emit_json, handle_errors, json_option, table
 from usersync.config import load_settings
 from usersync.enums import RunStatus
 from usersync.service import open_database, workspace_id
@@ -40,7 +40,7 @@ def _rejected(run: Run) -> str:
 )
 @db_option
 @workspace_option
-@click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
+@json_option
 @handle_errors
 def runs(
     sync_id: int | None,

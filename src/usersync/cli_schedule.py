@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 
 import click
 
-from usersync.cli_output import emit_json, handle_errors
+from usersync.cli_output import emit_json, handle_errors, json_option
 from usersync.errors import UsageError
 from usersync.schedule import parse_schedule, resolve_zone
 
@@ -21,7 +21,7 @@ def schedule() -> None:
 @click.option("--tz", "zone_name", help="IANA time zone (default: the schedule's, else UTC).")
 @click.option("--after", help="Start from this ISO 8601 time instead of now.")
 @click.option("--count", default=5, show_default=True, type=click.IntRange(1, 1000))
-@click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
+@json_option
 @handle_errors
 def next_times(
     spec: str, zone_name: str | None, after: str | None, count: int, as_json: bool

@@ -12,11 +12,11 @@ from sqlalchemy import Engine
 
 from usersync import runqueue
 from usersync.cli_import import ProgressLine, db_option, workspace_option
-from usersync.cli_output import emit_json, handle_errors, table
+from usersync.cli_output import emit_json, handle_errors, json_option, table
 from usersync.cli_runs import run_document
 from usersync.config import load_settings
 from usersync.enums import RunStatus
-from usersync.schedule import parse_schedule
+from usersync.errors import UsersyncError
 from usersync.secretbox import SecretBox
 from usersync.service import open_database, workspace_id
 from usersync.store import runs, syncs
@@ -24,8 +24,8 @@ from usersync.store.runs import Run
 from usersync.store.syncs import Sync
 from usersync.worker import Worker
 
-json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
-_EXIT = {RunStatus.PARTIAL.value: 1, RunStatus.FAILED.value: 5}  # as `usersync import`'s
+# As `usersync import`'s: 1 when rows were rejected, a failure's own code otherwise.
+_EXIT = {RunStatus.PARTIAL.value: 1, RunStatus.FAILED.value: UsersyncError.exit_code}
 
 
 @click.group(name="sync")
@@ -43,7 +43,7 @@ def sync_document(sync: Sync) -> dict[str, Any]:
 
 
 def _when(sync: Sync) -> str:
-    return parse_schedule(sync.schedule).describe() + f" ({sync.timezone})"
+    return f"{sync.schedule_words} ({sync.timezone})"
 
 
 @sync.command("list")
@@ -134,7 +134,7 @@ def _run_to_its_end(engine: Engine, runner: Worker, run_id: int) -> list[Run]:
             found = [runs.get_run(engine, made_id) for made_id in made]
             return [r for r in found if r is not None]
         current = runs.get_run(engine, run_id)
-        if current is None or current.status not in ("queued", "running"):
+        if current is None or current.status not in (RunStatus.QUEUED, RunStatus.RUNNING):
             return [current] if current is not None else []
         if not told:
             click.echo(_waiting_for(engine, current), err=True)
@@ -148,8 +148,8 @@ def _stopped(engine: Engine, runner: Worker, claimed: Run) -> None:
     """Ctrl-C: the sync's run going in this process ends failed, without a retry (an import
     stopped before its commit rolls back; one stopped after it, while its file was moved or
     its outcome written, stands)."""
-    for going in runs.list_runs(engine, claimed.workspace_id, sync_id=claimed.sync_id, limit=20):
-        if going.status == RunStatus.RUNNING.value and going.worker == runner.name:
+    for going in _running(engine, claimed):
+        if going.worker == runner.name:
             runs.finish_run(
                 engine,
                 going.id,
@@ -160,15 +160,18 @@ def _stopped(engine: Engine, runner: Worker, claimed: Run) -> None:
 
 
 def _waiting_for(engine: Engine, queued: Run) -> str:
-    if queued.status == "running":
+    if queued.status == RunStatus.RUNNING:
         return f"run {queued.id} was started by worker {queued.worker}: waiting for its end"
-    going = [
-        r
-        for r in runs.list_runs(engine, queued.workspace_id, sync_id=queued.sync_id, limit=20)
-        if r.status == "running"
-    ]
+    going = _running(engine, queued)
     which = f"run {going[0].id}" if going else "its current run"
     return f"sync {queued.sync_id} is running {which}: run {queued.id} starts when it ends"
+
+
+def _running(engine: Engine, run: Run) -> list[Run]:
+    """The runs of `run`'s sync that are running."""
+    return runs.list_runs(
+        engine, run.workspace_id, sync_id=run.sync_id, status=RunStatus.RUNNING, limit=20
+    )
 
 
 def _summary(run: Run) -> str:
@@ -186,26 +189,28 @@ def _summary(run: Run) -> str:
     return text
 
 
-@sync.command("on")
-@click.argument("sync_id", type=int)
-@db_option
-@workspace_option
-@json_option
-@handle_errors
-def switch_on(sync_id: int, db_url: str | None, workspace: str, as_json: bool) -> None:
-    """Switch a sync on: its schedule runs from now on (as the web UI's Sync on)."""
-    _switch(sync_id, True, db_url, workspace, as_json)
+def _switch_command(enabled: bool, summary: str) -> click.Command:
+    """`usersync sync on ID` or `usersync sync off ID`."""
+
+    @click.argument("sync_id", type=int)
+    @db_option
+    @workspace_option
+    @json_option
+    @handle_errors
+    def switch(sync_id: int, db_url: str | None, workspace: str, as_json: bool) -> None:
+        _switch(sync_id, enabled, db_url, workspace, as_json)
+
+    return click.command("on" if enabled else "off", help=summary)(switch)
 
 
-@sync.command("off")
-@click.argument("sync_id", type=int)
-@db_option
-@workspace_option
-@json_option
-@handle_errors
-def switch_off(sync_id: int, db_url: str | None, workspace: str, as_json: bool) -> None:
-    """Switch a sync off: no further runs start (one in progress finishes)."""
-    _switch(sync_id, False, db_url, workspace, as_json)
+sync.add_command(
+    _switch_command(
+        True, "Switch a sync on: its schedule runs from now on (as the web UI's Sync on)."
+    )
+)
+sync.add_command(
+    _switch_command(False, "Switch a sync off: no further runs start (one in progress finishes).")
+)
 
 
 def _switch(sync_id: int, enabled: bool, db_url: str | None, workspace: str, as_json: bool) -> None:

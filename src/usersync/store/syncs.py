@@ -70,6 +70,11 @@ class Sync:
         """The chosen file's full path (for file choice "exact")."""
         return None if self.file is None else posixpath.join(self.folder, self.file)
 
+    @property
+    def schedule_words(self) -> str:
+        """The schedule as people say it: "At 01:00, every day"."""
+        return parse_schedule(self.schedule).describe()
+
 
 # What a user may set, with the default a new sync gets.
 DEFAULTS: dict[str, Any] = {

@@ -52,7 +52,7 @@ def public(sync: Sync) -> SyncPublic:
         {
             **dataclasses.asdict(sync),
             "path": sync.path,
-            "schedule_description": parse_schedule(sync.schedule).describe(),
+            "schedule_description": sync.schedule_words,
         }
     )
 

@@ -14,7 +14,6 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from usersync.connectivity import TestOutcome, host_key_pending, location_of, test_connection
 from usersync.enums import ConnectionKind
 from usersync.errors import Conflict, UsageError
-from usersync.schedule import parse_schedule
 from usersync.sources.urls import DEFAULT_PORTS
 from usersync.store import connections, runs, syncs
 from usersync.store._bind import writing
@@ -58,7 +57,7 @@ def _cards(services: Services, ws: int) -> list[Card]:
     by_connection: dict[int, list[SyncLine]] = {}
     newest = runs.newest_of_syncs(services.engine, ws)
     for sync in syncs.list_all(services.engine, ws):
-        line = SyncLine(sync, parse_schedule(sync.schedule).describe(), newest.get(sync.id))
+        line = SyncLine(sync, sync.schedule_words, newest.get(sync.id))
         by_connection.setdefault(sync.connection_id, []).append(line)
     return [
         Card(

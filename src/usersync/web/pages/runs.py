@@ -25,7 +25,7 @@ from usersync import runqueue, webhooks
 from usersync.enums import FileChoice, RunStatus
 from usersync.errors import Conflict
 from usersync.files import format_size
-from usersync.schedule import parse_schedule, resolve_zone
+from usersync.schedule import resolve_zone
 from usersync.schema import utcnow
 from usersync.store import runs, syncs
 from usersync.store.runs import Run, RunError
@@ -162,7 +162,7 @@ def summarize(sync: Sync) -> SyncSummary:
         sync=sync,
         title=title_of(sync),
         file=file,
-        schedule=parse_schedule(sync.schedule).describe(),
+        schedule=sync.schedule_words,
         zone=resolve_zone(sync.timezone),
         not_editable=not_editable(sync),
     )
