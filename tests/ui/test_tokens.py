@@ -56,7 +56,9 @@ def test_a_token_made_in_the_ui_is_shown_once_works_and_is_revoked(
     assert api_status(live, workspace.token) == 200
 
     other = new_workspace(live.engine, prefix="other")
-    other_id = tokens.id_of(live.engine, other.token)
+    other_holder = tokens.lookup(live.engine, other.token)
+    assert other_holder is not None
+    other_id = other_holder.token_id
     csrf = page.locator("input[name=csrf]").first.get_attribute("value") or ""
     answer = page.request.post(f"/tokens/{other_id}/revoke", form={"csrf": csrf})
     assert answer.status == 404

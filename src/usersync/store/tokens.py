@@ -3,7 +3,7 @@
     new = create_token(engine, ws, name="ci")     # new.token is shown once, never stored
     authenticate(engine, "ust_...") -> workspace id, or None
     revoke(engine, "ust_..." or "42"); list_tokens(engine, ws) -> [Token, ...]
-    id_of(engine, "ust_...") -> its id, or None
+    lookup(engine, "ust_...") -> Holder(workspace_id, token_id), or None
 
 Only a SHA-256 of each token is stored (plus its first characters, to tell tokens apart in a
 list). A token carries 256 random bits, so an unsalted hash is enough: nobody can guess one
@@ -107,8 +107,23 @@ def first_token(bind: Bind, workspace_id: int) -> NewToken | None:
     return create_token(bind, workspace_id, name=FIRST_TOKEN_NAME)
 
 
+@dataclass(frozen=True)
+class Holder:
+    """Who a valid token lets in: its workspace, and which token it is."""
+
+    workspace_id: int
+    token_id: int
+
+
 def authenticate(bind: Bind, token: str) -> int | None:
     """The workspace id of `token` if it is a valid, unrevoked token; else None."""
+    holder = lookup(bind, token)
+    return None if holder is None else holder.workspace_id
+
+
+def lookup(bind: Bind, token: str) -> Holder | None:
+    """The workspace and id of `token` if it is a valid, unrevoked token; else None. Records
+    when it was used (at most once a minute)."""
     if not isinstance(token, str) or not _looks_like_token(token):
         return None
     with reading(bind) as conn:
@@ -122,16 +137,7 @@ def authenticate(bind: Bind, token: str) -> int | None:
     now = utcnow()
     if row.last_used_at is None or now - row.last_used_at >= LAST_USED_RESOLUTION:
         _touch(bind, row.id, now)
-    return int(row.workspace_id)
-
-
-def id_of(bind: Bind, token: str) -> int | None:
-    """The id of `token` (revoked or not), if it is one of ours."""
-    if not _looks_like_token(token):
-        return None
-    with reading(bind) as conn:
-        found = conn.scalar(sa.select(tokens.c.id).where(tokens.c.token_hash == hash_token(token)))
-    return None if found is None else int(found)
+    return Holder(int(row.workspace_id), int(row.id))
 
 
 def _touch(bind: Bind, token_id: int, now: datetime) -> None:

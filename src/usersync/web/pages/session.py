@@ -46,6 +46,7 @@ class CsrfRejected(Exception):
 class Session:
     workspace_id: int
     csrf: str = field(repr=False)
+    token_id: int  # the token the browser signed in with
 
 
 def csrf_token(token: str, nonce: str) -> str:
@@ -99,20 +100,14 @@ def signin_form_valid(request: Request, submitted: str) -> bool:
     return bool(expected) and hmac.compare_digest(expected, submitted)
 
 
-def session_token(request: Request) -> str:
-    """The token the browser signed in with ("" without a session cookie)."""
-    nonce, _, token = request.cookies.get(SESSION_COOKIE, "").partition(".")
-    return token if nonce else ""
-
-
 def _session(request: Request, services: ServicesDep) -> Session | None:
     nonce, _, token = request.cookies.get(SESSION_COOKIE, "").partition(".")
     if not nonce or not token:
         return None
-    workspace = tokens.authenticate(services.engine, token)
-    if workspace is None:
+    holder = tokens.lookup(services.engine, token)
+    if holder is None:
         return None
-    return Session(workspace, csrf_token(token, nonce))
+    return Session(holder.workspace_id, csrf_token(token, nonce), holder.token_id)
 
 
 def current_session(request: Request, services: ServicesDep) -> Session:

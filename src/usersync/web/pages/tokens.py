@@ -28,7 +28,6 @@ from usersync.web.pages.session import (
     Session,
     SessionDep,
     clear_session_cookie,
-    session_token,
 )
 
 router = APIRouter()
@@ -57,7 +56,7 @@ def _page(
         422 if error else 200,
         session=session,
         tokens=tokens.list_tokens(services.engine, session.workspace_id),
-        current=tokens.id_of(services.engine, session_token(request)),
+        current=session.token_id,
         new=new,
         errors={"name": error} if error else {},
         typed_name=name,
@@ -86,10 +85,9 @@ def revoke(
 ) -> Response:
     """Revoke one of the workspace's tokens; the browser that signed in with it is signed
     out."""
-    own = tokens.id_of(services.engine, session_token(request)) == token_id
     if not tokens.revoke(services.engine, str(token_id), workspace_id=session.workspace_id):
         raise TokenNotFound(f"there is no token {token_id}")
-    if not own:
+    if token_id != session.token_id:
         return RedirectResponse("/tokens", status_code=303)
     response = RedirectResponse("/signin", status_code=303)
     clear_session_cookie(request, response)
