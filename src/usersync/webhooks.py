@@ -23,13 +23,14 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from usersync import __version__
-from usersync.enums import WebhookOn
+from usersync.enums import RunStatus, WebhookOn
 from usersync.store.runs import Run
 
 log = logging.getLogger("usersync.webhooks")
 
 TIMEOUT = 5.0  # seconds
 SIGNATURE_HEADER = "X-Usersync-Signature"
+ANSWERED = "answered"  # a Delivery's detail when the receiver answered: "answered 204"
 
 
 def run_summary(run: Run) -> dict[str, Any]:
@@ -58,7 +59,7 @@ def sign(body: bytes, secret: str) -> str:
 
 def wanted(on: str | None, status: str) -> bool:
     """Whether a run that ended `status` is reported to a webhook set to `on`."""
-    return on == WebhookOn.ALWAYS or (on == WebhookOn.FAILURE and status == "failed")
+    return on == WebhookOn.ALWAYS or (on == WebhookOn.FAILURE and status == RunStatus.FAILED)
 
 
 @dataclass(frozen=True)
@@ -80,15 +81,15 @@ def send(
     """`deliver`, tried again after each of `pauses` (seconds) while the call fails in a way
     that may pass (see `Delivery.retryable`); each failure is logged (without the secret).
     The detail says which attempt it was when it was not the first."""
-    attempt, delivery = 1, deliver(url, secret, payload, timeout)
-    for pause in pauses:
+    attempt = 0
+    for pause in (0.0, *pauses):
+        time.sleep(pause)
+        attempt += 1
+        delivery = deliver(url, secret, payload, timeout)
+        if not delivery.ok:
+            log.warning("webhook %s %s for run %s", url, delivery.detail, payload.get("run_id"))
         if delivery.ok or not delivery.retryable:
             break
-        log.warning("webhook %s %s for run %s", url, delivery.detail, payload.get("run_id"))
-        time.sleep(pause)
-        attempt, delivery = attempt + 1, deliver(url, secret, payload, timeout)
-    if not delivery.ok:
-        log.warning("webhook %s %s for run %s", url, delivery.detail, payload.get("run_id"))
     if attempt > 1:
         delivery = replace(delivery, detail=f"{delivery.detail} (attempt {attempt})")
     return delivery
@@ -112,13 +113,18 @@ def deliver(
             status: int = response.status
     except urllib.error.HTTPError as error:
         busy = error.code == 429 or error.code >= 500
-        return Delivery(False, f"answered {error.code}", retryable=busy)
+        return Delivery(False, f"{ANSWERED} {error.code}", retryable=busy)
     except ValueError as error:  # not a URL urllib can call: no attempt would pass
         return Delivery(False, f"could not be reached: {error}")
     except (urllib.error.URLError, OSError) as error:
         reason = error.reason if isinstance(error, urllib.error.URLError) else error
         return Delivery(False, f"could not be reached: {reason}", retryable=True)
-    return Delivery(200 <= status < 300, f"answered {status}")
+    return Delivery(200 <= status < 300, f"{ANSWERED} {status}")
+
+
+def delivered(detail: str) -> bool:
+    """Whether a Delivery's recorded `detail` says the receiver took the call (2xx)."""
+    return detail.startswith(f"{ANSWERED} 2")
 
 
 def trial_payload(sync_id: int | None) -> dict[str, Any]:

@@ -76,6 +76,8 @@ class Sync:
         return parse_schedule(self.schedule).describe()
 
 
+WEBHOOK_SCHEMES = ("http://", "https://")  # what a webhook_url starts with
+
 # What a user may set, with the default a new sync gets.
 DEFAULTS: dict[str, Any] = {
     "name": None,
@@ -210,7 +212,7 @@ def validate(values: Mapping[str, Any], workspace_zone: str | None = None) -> di
         out["move_to"] = None
     if out["webhook_url"] is not None:
         url = out["webhook_url"]
-        if not isinstance(url, str) or not url.startswith(("http://", "https://")):
+        if not isinstance(url, str) or not url.startswith(WEBHOOK_SCHEMES):
             raise UsageError(f"webhook_url: {url!r} is not an http:// or https:// URL")
         if out["webhook_on"] is None:
             out["webhook_on"] = WebhookOn.FAILURE.value

@@ -33,7 +33,8 @@ MAX_COUNT = 2**63 - 1
 
 # Text that a database column holds: PostgreSQL text cannot hold NUL characters.
 _NO_NUL = r"^[^\x00]*$"
-Text = Annotated[str, StringConstraints(pattern=_NO_NUL, max_length=4096)]
+MAX_TEXT = 4096  # characters of a text field (a folder, a URL...) the API takes
+Text = Annotated[str, StringConstraints(pattern=_NO_NUL, max_length=MAX_TEXT)]
 Name = Annotated[str, StringConstraints(pattern=_NO_NUL, min_length=1, max_length=200)]
 Host = Annotated[str, StringConstraints(pattern=_NO_NUL, min_length=1, max_length=255)]
 Fingerprint = Annotated[str, StringConstraints(pattern=r"^[^\x00\s]+$", max_length=200)]

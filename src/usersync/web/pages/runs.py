@@ -130,6 +130,7 @@ HELPERS: dict[str, Any] = {
     "trigger_labels": TRIGGER_LABELS,
     "active_statuses": ACTIVE,
     "failed_hint": FAILED_HINT,
+    "webhook_delivered": webhooks.delivered,
 }
 
 

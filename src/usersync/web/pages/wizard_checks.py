@@ -29,8 +29,10 @@ from usersync.schedule import parse_schedule, resolve_zone
 from usersync.schedule.calendar import parse_day_of_month, parse_local_datetime, parse_time
 from usersync.schedule.zones import fire_instant
 from usersync.store.model import ConflictMode
+from usersync.store.syncs import WEBHOOK_SCHEMES
 from usersync.suggest import suggest_property, suggest_type, suggest_user_id
 from usersync.web.pages.draft import FILE_CHOICE_WORDS, ColumnChoice, Draft
+from usersync.web.schemas import MAX_TEXT
 
 Errors = dict[str, str]
 TYPES = tuple(kind.value for kind in PropertyType)
@@ -131,9 +133,6 @@ def check_conflicts(draft: Draft) -> Errors:
     return {}
 
 
-MAX_URL = 4096  # characters of a webhook's address, as the REST API takes it
-
-
 def check_options(draft: Draft) -> Errors:
     """The Import step's run options."""
     errors: Errors = {}
@@ -147,10 +146,10 @@ def check_options(draft: Draft) -> Errors:
             errors["move_to"] = "Give the folder on the server, from the top: /archive, say."
         elif folder == (draft.folder.rstrip("/") or "/"):
             errors["move_to"] = "Give a folder other than the one the files come from."
-    if draft.webhook_url and not draft.webhook_url.startswith(("http://", "https://")):
+    if draft.webhook_url and not draft.webhook_url.startswith(WEBHOOK_SCHEMES):
         errors["webhook_url"] = "Give an address that starts with https:// (or http://)."
-    elif len(draft.webhook_url) > MAX_URL:
-        errors["webhook_url"] = f"Give an address of at most {MAX_URL} characters."
+    elif len(draft.webhook_url) > MAX_TEXT:
+        errors["webhook_url"] = f"Give an address of at most {MAX_TEXT} characters."
     if draft.webhook_on not in {choice.value for choice in WebhookOn}:
         errors["webhook_on"] = "Choose which runs the webhook hears of."
     return errors

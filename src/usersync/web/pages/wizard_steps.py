@@ -39,12 +39,12 @@ from usersync.web.pages.draft import STEPS, WEEKDAYS, Draft, Step, not_editable
 from usersync.web.pages.render import render
 from usersync.web.pages.session import FormSessionDep, Session, SessionDep
 from usersync.web.pages.wizard import source_page
+from usersync.web.schemas import MAX_TEXT
 
 router = APIRouter(prefix="/integrations/{connection_id}/sync/new")
 
 NEXT_TIMES = 5
 MAX_SAMPLE = 50_000  # characters of the sample rows a form may carry back
-MAX_SECRET = 4096  # characters of a webhook secret, as the REST API takes it
 
 
 @dataclass(frozen=True)
@@ -377,8 +377,8 @@ def _webhook_secret(form: FormData, draft: Draft) -> tuple[dict[str, Any], check
     secret = typed if isinstance(typed, str) and typed else None
     if secret is not None and not draft.webhook_url:
         return {}, {"webhook_secret": "A secret signs the webhook's calls: give its address."}
-    if secret is not None and len(secret) > MAX_SECRET:
-        return {}, {"webhook_secret": f"Give at most {MAX_SECRET} characters."}
+    if secret is not None and len(secret) > MAX_TEXT:
+        return {}, {"webhook_secret": f"Give at most {MAX_TEXT} characters."}
     keeps = draft.sync_id and draft.webhook_url and form.get("webhook_secret_remove") is None
     return ({} if secret is None and keeps else {"webhook_secret": secret}), {}
 
