@@ -91,3 +91,23 @@ def wait_for_progress(proc: subprocess.Popen[str], word: str) -> None:
     proc.kill()
     proc.communicate(timeout=30)
     raise AssertionError(f"the import never reported {word!r}")
+
+
+def start_usersync(env: dict[str, str], *args: str) -> subprocess.Popen[str]:
+    """`usersync ARGS` in a process of its own, its output and errors piped, as text."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "usersync", *args],
+        env={**os.environ, **env},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def stop_when(proc: subprocess.Popen[str], word: str, sig: int) -> tuple[int, str]:
+    """Send `sig` to a `start_usersync` process once its progress says `word`; its exit code
+    and what it wrote on stderr."""
+    wait_for_progress(proc, word)
+    os.kill(proc.pid, sig)
+    _, stderr = proc.communicate(timeout=60)
+    return proc.returncode, stderr

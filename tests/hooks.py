@@ -9,6 +9,8 @@ A worker's webhook call has been answered, so queued, by the time its run is rec
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import http.server
 import queue
 import threading
@@ -19,6 +21,11 @@ from dataclasses import dataclass
 from tests.servers import LOOPBACK
 
 Call = tuple[dict[str, str], bytes]
+
+
+def signature(secret: str, body: bytes) -> str:
+    """The X-Usersync-Signature a call with `body` carries when signed with `secret`."""
+    return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
 
 
 @dataclass(frozen=True)

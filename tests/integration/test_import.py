@@ -6,17 +6,14 @@ from __future__ import annotations
 import csv
 import io
 import json
-import os
 import secrets
 import signal
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.cli import Result, key_args, usersync, wait_for_progress
+from tests.cli import Result, key_args, start_usersync, stop_when, usersync, wait_for_progress
 from tests.servers.sshd import SftpFolder, SshServer
 
 pytestmark = pytest.mark.integration
@@ -577,27 +574,15 @@ def plan_file(*, rows: int, users: int) -> bytes:
 
 def start_import(url: str, server: SftpFolder | SshServer, env: dict[str, str]) -> Any:
     """`usersync import` of `url` in a process of its own, reporting progress on stderr."""
-    command = [
-        sys.executable,
-        "-m",
-        "usersync",
-        "import",
-        url,
-        *key_args(server),
-        "--user-id",
-        "userId",
-        "--map",
-        "plan=plan",
-        "--json",
-        "--progress",
-    ]
-    return subprocess.Popen(
-        command,
-        env={**os.environ, **env},
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    mapping = ("--user-id", "userId", "--map", "plan=plan")
+    return start_usersync(env, "import", url, *key_args(server), *mapping, "--json", "--progress")
+
+
+def stopped_as_it_applies(sftp: SftpFolder, env: dict[str, str], sig: int) -> tuple[int, str]:
+    """A big import sent `sig` once it applies its rows: its exit code and stderr."""
+    sftp.put("userdata_big.csv", plan_file(rows=400_000, users=200_000))
+    proc = start_import(sftp.url("userdata_big.csv"), sftp, env)
+    return stop_when(proc, "applying", sig)  # the last batches may still be being staged
 
 
 def test_import_killed_mid_apply_leaves_the_store_unchanged(
@@ -605,12 +590,8 @@ def test_import_killed_mid_apply_leaves_the_store_unchanged(
 ) -> None:
     seed(env, sftp)
     before = all_users(env)
-    sftp.put("userdata_big.csv", plan_file(rows=400_000, users=200_000))
 
-    proc = start_import(sftp.url("userdata_big.csv"), sftp, env)
-    wait_for_progress(proc, "applying")
-    os.kill(proc.pid, signal.SIGKILL)
-    proc.communicate(timeout=30)  # reaps it and closes its pipes
+    stopped_as_it_applies(sftp, env, signal.SIGKILL)
 
     assert all_users(env) == before
 
@@ -620,14 +601,10 @@ def test_ctrl_c_as_the_import_applies_exits_130_and_leaves_the_store_unchanged(
 ) -> None:
     seed(env, sftp)
     before = all_users(env)
-    sftp.put("userdata_big.csv", plan_file(rows=400_000, users=200_000))
 
-    proc = start_import(sftp.url("userdata_big.csv"), sftp, env)
-    wait_for_progress(proc, "applying")  # the last batches are still being staged
-    os.kill(proc.pid, signal.SIGINT)
-    _, stderr = proc.communicate(timeout=60)
+    returncode, stderr = stopped_as_it_applies(sftp, env, signal.SIGINT)
 
-    assert proc.returncode == 130, stderr  # not a crash of a thread still writing
+    assert returncode == 130, stderr  # not a crash of a thread still writing
     assert "usersync: interrupted" in stderr
     assert all_users(env) == before
 

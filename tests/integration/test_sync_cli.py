@@ -5,13 +5,10 @@ progress; switching a sync on and off."""
 from __future__ import annotations
 
 import json
-import os
 import signal
-import subprocess
-import sys
 from pathlib import Path
 
-from tests.cli import usersync, wait_for_progress
+from tests.cli import start_usersync, stop_when, usersync
 from tests.hooks import webhook_receiver
 from tests.servers.sshd import SftpFolder
 from tests.syncs import csv_bytes, sync_setup
@@ -142,19 +139,10 @@ def test_ctrl_c_stops_the_run_which_ends_failed_without_a_retry_or_a_user(
     env = env_of(tmp_path, db_url)
     with sync_setup(tmp_path, db_url, sftp) as setup:
         sync = setup.sync(file="userdata_big.csv", enabled=False)
-        command = [sys.executable, "-m", "usersync", "sync", "run", str(sync.id), "--progress"]
-        proc = subprocess.Popen(
-            command,
-            env={**os.environ, **env},
-            stderr=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            text=True,
-        )
-        wait_for_progress(proc, "applying")
-        os.kill(proc.pid, signal.SIGINT)
-        _, stderr = proc.communicate(timeout=60)
+        proc = start_usersync(env, "sync", "run", str(sync.id), "--progress")
+        returncode, stderr = stop_when(proc, "applying", signal.SIGINT)
 
-        assert proc.returncode == 130, stderr
+        assert returncode == 130, stderr
         assert "usersync: interrupted" in stderr
         [stopped] = setup.runs(sync)  # and no retry queued after it
         assert (stopped.status, stopped.message) == (

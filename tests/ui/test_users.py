@@ -27,6 +27,12 @@ def seed(live: LiveApp, ws: int, users: dict[str, dict[str, Any]]) -> None:
     UserStore(live.engine).apply(ws, [changes], ConflictMode.UPDATE)
 
 
+# A userId with a slash, a space, non-ASCII letters and URL characters, beside "team" (its
+# first path segment).
+ODD = "team/Zoë Ünal?x#1%2F"
+WITH_ODD = {ODD: {"city": "Zürich"}, "team": {"city": "Bern"}}
+
+
 def users_nav_link(page: Page) -> Locator:
     return page.get_by_role("navigation", name="Main").get_by_role("link", name="Users", exact=True)
 
@@ -174,8 +180,8 @@ def test_a_user_shows_each_property_with_its_type_and_empty_ones_muted(
 def test_a_user_id_with_a_slash_space_and_non_ascii_round_trips_through_its_link(
     page: Page, live: LiveApp, workspace: Workspace
 ) -> None:
-    odd = "team/Zoë Ünal?x#1%2F"
-    seed(live, workspace.id, {odd: {"city": "Zürich"}, "team": {"city": "Bern"}})
+    odd = ODD
+    seed(live, workspace.id, WITH_ODD)
     open_users(page, workspace.token)
 
     link = page.get_by_role("link", name=odd, exact=True)
@@ -191,8 +197,8 @@ def test_a_user_id_with_a_slash_space_and_non_ascii_round_trips_through_its_link
 def test_a_user_deleted_from_its_page_is_gone_and_the_list_says_so(
     page: Page, live: LiveApp, workspace: Workspace
 ) -> None:
-    odd = "team/Zoë Ünal?x#1%2F"
-    seed(live, workspace.id, {odd: {"city": "Zürich"}, "team": {"city": "Bern"}})
+    odd = ODD
+    seed(live, workspace.id, WITH_ODD)
     open_users(page, workspace.token)
     page.get_by_role("link", name=odd, exact=True).click()
 

@@ -3,11 +3,9 @@ a call that fails says."""
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import json
 
-from tests.hooks import webhook_receiver
+from tests.hooks import signature, webhook_receiver
 from usersync import webhooks
 
 
@@ -23,8 +21,7 @@ def test_a_call_is_signed_and_says_what_the_receiver_answered() -> None:
         "sync_id": 7,
         "message": "a test call from usersync: no run has ended",
     }
-    expected = hmac.new(b"s3cret", body, hashlib.sha256).hexdigest()
-    assert headers["X-Usersync-Signature"] == f"sha256={expected}"
+    assert headers["X-Usersync-Signature"] == signature("s3cret", body)
     assert headers["X-Usersync-Event"] == "webhook.test"
 
 
