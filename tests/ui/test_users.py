@@ -180,16 +180,15 @@ def test_a_user_shows_each_property_with_its_type_and_empty_ones_muted(
 def test_a_user_id_with_a_slash_space_and_non_ascii_round_trips_through_its_link(
     page: Page, live: LiveApp, workspace: Workspace
 ) -> None:
-    odd = ODD
     seed(live, workspace.id, WITH_ODD)
     open_users(page, workspace.token)
 
-    link = page.get_by_role("link", name=odd, exact=True)
+    link = page.get_by_role("link", name=ODD, exact=True)
     link.focus()
     page.keyboard.press("Enter")
 
-    expect(page).to_have_url(f"{live.url}/users/{quote(odd, safe='')}")
-    expect(page.get_by_role("heading", level=1)).to_have_text(odd)
+    expect(page).to_have_url(f"{live.url}/users/{quote(ODD, safe='')}")
+    expect(page.get_by_role("heading", level=1)).to_have_text(ODD)
     city = property_row(page, "city").get_by_role("cell")
     expect(city).to_have_text(["not in the catalog", "Zürich"])
 
@@ -197,18 +196,17 @@ def test_a_user_id_with_a_slash_space_and_non_ascii_round_trips_through_its_link
 def test_a_user_deleted_from_its_page_is_gone_and_the_list_says_so(
     page: Page, live: LiveApp, workspace: Workspace
 ) -> None:
-    odd = ODD
     seed(live, workspace.id, WITH_ODD)
     open_users(page, workspace.token)
-    page.get_by_role("link", name=odd, exact=True).click()
+    page.get_by_role("link", name=ODD, exact=True).click()
 
     page.get_by_text("Delete this user").click()
-    page.get_by_role("button", name=f"Delete {odd}").click()
+    page.get_by_role("button", name=f"Delete {ODD}").click()
 
-    expect(page.get_by_role("status")).to_have_text(f"User {odd} was deleted.")
+    expect(page.get_by_role("status")).to_have_text(f"User {ODD} was deleted.")
     expect(user_ids(page)).to_have_text(["team"])
-    assert UserStore(live.engine).get_user(workspace.id, odd) is None
-    assert status_of_opening(page, f"/users/{quote(odd, safe='')}") == 404
+    assert UserStore(live.engine).get_user(workspace.id, ODD) is None
+    assert status_of_opening(page, f"/users/{quote(ODD, safe='')}") == 404
 
 
 @pytest.mark.parametrize("dots", [".", ".."])
