@@ -4,7 +4,8 @@
         ...  # a sync with webhook_url=hook.url runs
         headers, body = hook.next_call()  # waits for it (up to `timeout` seconds)
 
-A worker's webhook call has been answered, so queued, by the time its run is recorded.
+A worker makes its webhook calls on a thread of its own: `worker.outbox.wait()` (which
+`tests.syncs.drain` does) returns once they are answered, so queued here.
 """
 
 from __future__ import annotations
@@ -48,9 +49,9 @@ class Receiver:
 
 
 @contextmanager
-def webhook_receiver(*statuses: int) -> Iterator[Receiver]:
+def webhook_receiver(*statuses: int, held: threading.Event | None = None) -> Iterator[Receiver]:
     """A receiver answering its calls with `statuses` in turn, the last one from then on
-    (204 when none are given)."""
+    (204 when none are given); with `held`, only once that event is set (a slow receiver)."""
     calls: queue.Queue[Call] = queue.Queue()
     answers = list(statuses or (204,))
 
@@ -58,6 +59,8 @@ def webhook_receiver(*statuses: int) -> Iterator[Receiver]:
         def do_POST(self) -> None:
             body = self.rfile.read(int(self.headers["Content-Length"]))
             calls.put((dict(self.headers.items()), body))
+            if held is not None:
+                held.wait(60)
             status = answers.pop(0) if len(answers) > 1 else answers[0]
             self.send_response(status)
             self.send_header("Content-Length", "0")
@@ -72,6 +75,8 @@ def webhook_receiver(*statuses: int) -> Iterator[Receiver]:
     try:
         yield Receiver(f"http://{LOOPBACK}:{server.server_address[1]}/hook", calls)
     finally:
+        if held is not None:
+            held.set()
         server.shutdown()
         server.server_close()
         thread.join()

@@ -90,9 +90,11 @@ def sync_setup(tmp_path: Path, db_url: str, sftp: SftpFolder, **env: str) -> Ite
 
 
 def drain(worker: Worker, rounds: int = 50) -> int:
-    """Let the worker run until it finds nothing to do; return how many runs it executed."""
+    """Let the worker run until it finds nothing to do, and make its webhook calls; return
+    how many runs it executed."""
     for executed in range(rounds):
         if not worker.tick():
+            assert worker.outbox.wait(60), "the worker's webhook calls were not made in 60 s"
             return executed
     raise AssertionError(f"the worker was still busy after {rounds} rounds")
 

@@ -25,6 +25,8 @@ from usersync.store.syncs import Sync
 from usersync.worker import Worker
 
 # As `usersync import`'s: 1 when rows were rejected, a failure's own code otherwise.
+# Seconds a webhook may take to answer before `sync run` says that it waits for it.
+_QUIET = 1.0
 _EXIT = {RunStatus.PARTIAL.value: 1, RunStatus.FAILED.value: UsersyncError.exit_code}
 
 
@@ -128,6 +130,9 @@ def _run_to_its_end(engine: Engine, runner: Worker, run_id: int) -> list[Run]:
         if claimed is not None:
             try:
                 made = runner.execute(claimed)
+                if not runner.outbox.wait(_QUIET):
+                    click.echo("Waiting for the sync's webhook to answer...", err=True)
+                    runner.outbox.wait()
             except KeyboardInterrupt:
                 _stopped(engine, runner, claimed)
                 raise

@@ -3,7 +3,8 @@ runs of workers that died. `usersync serve` runs one in a background thread; `us
 worker` runs one alone (scale-out on PostgreSQL: start as many as you like).
 
     worker = Worker(settings, engine, box)
-    worker.run(stop_event)                 # until the event is set; the current run finishes
+    worker.run(stop_event)                 # until the event is set; the current run finishes,
+                                           # and the webhook calls still to make (up to a minute)
     BackgroundWorker(settings, engine, box).start() / .stop()
 """
 
@@ -33,6 +34,7 @@ from usersync.errors import UsersyncError
 from usersync.files import RemoteEntry, require_eligible
 from usersync.importer import ImportSpec, Progress, run_import
 from usersync.mapping import ColumnMapping, EmptyCells, PropertyType
+from usersync.outbox import Outbox
 from usersync.reader import CsvOptions
 from usersync.rejects import RejectLog
 from usersync.schedule import resolve_zone
@@ -49,6 +51,8 @@ from usersync.store.syncs import get as get_sync
 log = logging.getLogger("usersync.worker")
 
 HASH_CHUNK = 1024 * 1024
+# How long a stopping worker waits for the webhook calls still to make (seconds).
+WEBHOOK_GRACE = 60.0
 
 
 @dataclass(frozen=True)
@@ -164,9 +168,11 @@ class Worker:
         self.options = options or options_from(settings)
         self.name = name or worker_name()
         self.progress = progress  # told of each run's progress, besides the database
+        self.outbox = Outbox(self._notify)  # ended runs' webhook calls, made on its thread
 
     def run(self, stop: threading.Event) -> None:
-        """Work until `stop` is set. The run in progress when it is set finishes first."""
+        """Work until `stop` is set. The run in progress when it is set finishes first, and
+        so do the webhook calls still to make, for up to `WEBHOOK_GRACE` seconds."""
         log.info("worker %s started", self.name)
         while not stop.is_set():
             try:
@@ -176,6 +182,10 @@ class Worker:
                 busy = False
             if not busy:
                 stop.wait(self.options.poll)
+        if not self.outbox.wait(WEBHOOK_GRACE):
+            log.warning(
+                "worker %s: stopped with %s webhook calls not made", self.name, self.outbox.pending
+            )
         log.info("worker %s stopped", self.name)
 
     def tick(self) -> bool:
@@ -202,11 +212,12 @@ class Worker:
                 log.exception("run %s failed unexpectedly", beat.run_id)
                 self._fail(beat.run_id, run, UsersyncError(f"internal error: {error}"))
         for run_id in beat.run_ids:
-            self._notify(run_id)
+            self.outbox.post(run_id)
         return beat.run_ids
 
     def _notify(self, run_id: int) -> None:
-        """The sync's webhook, if it has one and wants this run's outcome."""
+        """The sync's webhook, if it has one and wants this run's outcome (on the outbox's
+        thread)."""
         finished = runs.get_run(self.engine, run_id)
         if finished is None or finished.sync_id is None or finished.status == "queued":
             return

@@ -325,3 +325,25 @@ def test_webhooks_report_runs_signed_and_a_dead_one_fails_nothing(
         assert deliveries[:2] == ["answered 204", None]  # no call, nothing to say
         assert (deliveries[2] or "").startswith("could not be reached: ")
         assert (deliveries[2] or "").endswith("(attempt 2)")
+
+
+def test_a_slow_webhook_does_not_hold_up_the_next_run(
+    tmp_path: Path, db_url: str, sftp: SftpFolder
+) -> None:
+    sftp.put("userdata_a.csv", ALICE)
+    answer = threading.Event()
+    with webhook_receiver(held=answer) as hook, sync_setup(tmp_path, db_url, sftp) as setup:
+        hooked = setup.sync(file="userdata_a.csv", webhook_url=hook.url, webhook_on="always")
+        after = setup.sync(file="userdata_a.csv", import_unchanged=True)
+        worker = setup.worker()
+
+        assert worker.tick()
+        assert worker.tick()
+        hook.next_call()  # it reached the receiver, which has not answered yet
+        assert [r.status for r in setup.runs(after)] == ["succeeded"]
+        assert setup.runs(hooked)[0].webhook_delivery is None
+        answer.set()
+        assert worker.outbox.wait(60)
+        # A loaded machine may let the first attempt time out before the answer: then the
+        # second one is answered at once.
+        assert (setup.runs(hooked)[0].webhook_delivery or "").startswith("answered 204")

@@ -238,7 +238,8 @@ def _sync_of(services: Services, run: Run) -> SyncSummary | None:
 
 
 # How long after a run ends its page keeps polling for the answer of its sync's webhook (the
-# worker calls it right after recording the run, trying again for up to about 30 s).
+# worker's outbox calls it once the calls of runs that ended before are made, trying again
+# for up to about 30 s).
 WEBHOOK_WAIT = timedelta(seconds=60)
 
 
