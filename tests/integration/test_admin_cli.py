@@ -121,6 +121,22 @@ def test_token_create_prints_the_token_once_and_stores_only_its_hash(
     assert tokens.authenticate(engine, token) == workspaces.get_id(engine, "acme")
 
 
+def test_token_create_refuses_a_blank_or_too_long_name_without_echoing_it(
+    env: dict[str, str], engine: Engine
+) -> None:
+    ok(usersync(env, "workspace", "create", "acme"))
+    blank = usersync(env, "token", "create", "--workspace", "acme", "--name", "  ")
+    long = usersync(env, "token", "create", "--workspace", "acme", "--name", "x" * 5000)
+
+    assert blank.exit_code == 2
+    assert "a token name needs a character that is not a space" in blank.stderr
+    assert long.exit_code == 2
+    assert "a token name has at most 200 characters; this one has 5000" in long.stderr
+    assert "x" * 201 not in long.stderr
+    with engine.connect() as conn:
+        assert conn.execute(sa.select(tokens_table)).all() == []
+
+
 def test_token_create_json(env: dict[str, str], engine: Engine) -> None:
     ok(usersync(env, "workspace", "create", "acme"))
     created = new_token(env, "acme")

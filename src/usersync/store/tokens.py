@@ -66,9 +66,11 @@ def hash_token(token: str) -> str:
 def _check_name(name: str | None) -> str | None:
     if name is None:
         return None
-    if not name.strip() or len(name) > MAX_NAME_LENGTH:
+    if not name.strip():
+        raise UsageError("a token name needs a character that is not a space")
+    if len(name) > MAX_NAME_LENGTH:
         raise UsageError(
-            f"{name!r} is not a valid token name: use 1 to {MAX_NAME_LENGTH} characters"
+            f"a token name has at most {MAX_NAME_LENGTH} characters; this one has {len(name)}"
         )
     return name.strip()
 
