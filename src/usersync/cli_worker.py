@@ -33,8 +33,8 @@ def worker(db_url: str | None) -> None:
 
     def finish(signum: int, _frame: FrameType | None) -> None:
         click.echo(
-            f"{signal.Signals(signum).name}: finishing the current run, then stopping "
-            "(send it again to stop at once)",
+            f"{signal.Signals(signum).name}: finishing the current run and its webhook call, "
+            "then stopping (send it again to stop at once)",
             err=True,
         )
         stop.set()

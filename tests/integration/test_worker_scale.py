@@ -5,6 +5,7 @@ fire times missed while nothing ran giving one run."""
 
 from __future__ import annotations
 
+import json
 import signal
 import time
 from collections import defaultdict
@@ -17,6 +18,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy import Engine
 
+from tests.hooks import webhook_receiver
 from tests.servers.sshd import SftpFolder
 from tests.syncs import SyncSetup, csv_bytes, drain, sync_setup
 from tests.worker_procs import WorkerProcess, wait_for
@@ -337,13 +339,19 @@ def test_a_worker_killed_mid_import_changes_nothing_and_its_run_is_retried(
 TERM_ROWS = 400_000
 
 
-def test_sigterm_lets_the_current_run_finish_before_the_worker_exits(
+def test_sigterm_lets_the_current_run_and_its_webhook_call_finish_before_the_worker_exits(
     tmp_path: Path, db_url: str, sftp: SftpFolder
 ) -> None:
     sftp.put("userdata_big.csv", _big_file(TERM_ROWS))
-    with sync_setup(tmp_path, db_url, sftp) as setup:
+    with webhook_receiver() as hook, sync_setup(tmp_path, db_url, sftp) as setup:
         engine = setup.engine
-        sync = setup.sync(file="userdata_big.csv", schedule=ONCE_NOW, mapping=BIG_MAPPING)
+        sync = setup.sync(
+            file="userdata_big.csv",
+            schedule=ONCE_NOW,
+            mapping=BIG_MAPPING,
+            webhook_url=hook.url,
+            webhook_on="always",
+        )
         with WorkerProcess.start(
             tmp_path / "worker", db_url, setup.settings.data_dir, **_worker_settings(lease=3)
         ) as worker:
@@ -357,13 +365,16 @@ def test_sigterm_lets_the_current_run_finish_before_the_worker_exits(
             )
             signalled_at = utcnow()
             assert worker.terminate() == 0, worker.log()
-            assert "SIGTERM: finishing the current run" in worker.log()
+            assert "SIGTERM: finishing the current run and its webhook call" in worker.log()
         [run] = _all_runs(engine, [sync.id])
         assert run.status == "succeeded", _describe(run)
         assert run.finished_at is not None
         assert run.finished_at > signalled_at  # it ran on after the signal
         assert (run.rows_read, run.users_created) == (TERM_ROWS, TERM_ROWS)
         assert _user_count(engine, setup.ws) == TERM_ROWS
+        assert run.webhook_delivery == "answered 204"
+        [(_, body)] = hook.pending()
+        assert json.loads(body)["run_id"] == run.id
 
 
 def _finished(engine: Engine, sync_id: int, count: int) -> list[Run] | None:
