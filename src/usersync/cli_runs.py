@@ -70,7 +70,7 @@ def runs(
         [
             (
                 run.id,
-                run.status,
+                f"{run.status} (dry run)" if run.dry_run else run.status,
                 run.started_at.strftime("%Y-%m-%d %H:%M:%S UTC"),
                 run.rows_read,
                 run.users_created,

@@ -83,6 +83,12 @@ def list_syncs(db_url: str | None, workspace: str, as_json: bool) -> None:
 @sync.command("run")
 @click.argument("sync_id", type=int)
 @click.option(
+    "--dry-run",
+    is_flag=True,
+    help="Read and check the file and count what would change; apply nothing, leave the file "
+    "where it is and call no webhook.",
+)
+@click.option(
     "--progress/--no-progress", default=None, help="Show progress (default: on a terminal)."
 )
 @db_option
@@ -90,7 +96,12 @@ def list_syncs(db_url: str | None, workspace: str, as_json: bool) -> None:
 @json_option
 @handle_errors
 def run(
-    sync_id: int, progress: bool | None, db_url: str | None, workspace: str, as_json: bool
+    sync_id: int,
+    dry_run: bool,
+    progress: bool | None,
+    db_url: str | None,
+    workspace: str,
+    as_json: bool,
 ) -> None:
     """Run a sync now, whatever its schedule and whether it is on, and wait for its end:
     its file choice, mapping, after-import action and webhook apply, as for Run now in the
@@ -100,7 +111,7 @@ def run(
     with open_database(settings) as engine:
         ws = workspace_id(engine, workspace)
         sync = syncs.get(engine, ws, sync_id)
-        run_id = runqueue.enqueue(engine, ws, sync.id)
+        run_id = runqueue.enqueue(engine, ws, sync.id, dry_run=dry_run)
         runner = Worker(
             settings,
             engine,
@@ -182,10 +193,11 @@ def _running(engine: Engine, run: Run) -> list[Run]:
 def _summary(run: Run) -> str:
     if run.status == RunStatus.FAILED.value:
         return f"Run {run.id} failed ({run.path})"  # why: on stderr
+    would = "would be " if run.dry_run else ""
     text = (
-        f"Run {run.id} {run.status}: {run.rows_read:,} rows read, "
-        f"{run.users_created:,} created, {run.users_updated:,} updated, "
-        f"{run.rows_rejected:,} rejected ({run.path})"
+        f"Run {run.id} {run.status}{' (dry run: nothing applied)' if run.dry_run else ''}: "
+        f"{run.rows_read:,} rows read, {run.users_created:,} {would}created, "
+        f"{run.users_updated:,} {would}updated, {run.rows_rejected:,} rejected ({run.path})"
     )
     if run.status == RunStatus.SKIPPED.value and run.message:
         text += f": {run.message}"

@@ -46,6 +46,7 @@ def _queued_run(
     attempt: int = 1,
     not_before: datetime | None = None,
     source: str = "",
+    dry_run: bool = False,
 ) -> int:
     run_id = conn.scalar(
         sa.insert(runs)
@@ -60,6 +61,7 @@ def _queued_run(
             scheduled_for=scheduled_for,
             attempt=attempt,
             not_before=not_before,
+            dry_run=dry_run,
         )
         .returning(runs.c.id)
     )
@@ -67,9 +69,12 @@ def _queued_run(
     return int(run_id)
 
 
-def enqueue(bind: Bind, ws: int, sync_id: int, *, now: datetime | None = None) -> int:
+def enqueue(
+    bind: Bind, ws: int, sync_id: int, *, now: datetime | None = None, dry_run: bool = False
+) -> int:
     """Queue a run of the sync now ("run now"), whatever its schedule; return the run id.
-    One queued "run now" at a time: asking again while it waits returns the same run."""
+    With `dry_run`, the run reads and checks the file, and applies, moves and tells nothing.
+    One queued "run now" of each kind at a time: asking again while it waits returns it."""
     now = now or utcnow()
     with writing(bind) as conn:
         sync = get_sync(conn, ws, sync_id)
@@ -78,11 +83,12 @@ def enqueue(bind: Bind, ws: int, sync_id: int, *, now: datetime | None = None) -
                 runs.c.sync_id == sync_id,
                 runs.c.status == RunStatus.QUEUED.value,
                 runs.c.trigger == RunTrigger.MANUAL.value,
+                runs.c.dry_run.is_(dry_run),
             )
         )
         if waiting is not None:
             return int(waiting)
-        return _queued_run(conn, sync, trigger=RunTrigger.MANUAL, now=now)
+        return _queued_run(conn, sync, trigger=RunTrigger.MANUAL, now=now, dry_run=dry_run)
 
 
 def _locking(conn: sa.Connection, query: SelectT) -> SelectT:
@@ -224,6 +230,7 @@ def start_followup(bind: Bind, run: Run, worker: str, *, path: str, lease: float
                 attempt=1,
                 worker=worker,
                 lease_expires_at=now + timedelta(seconds=lease),
+                dry_run=run.dry_run,
             )
             .returning(runs.c.id)
         )
@@ -337,6 +344,7 @@ def _retry(
         attempt=run.attempt + 1,
         not_before=not_before,
         source=run.source,
+        dry_run=run.dry_run,
     )
 
 

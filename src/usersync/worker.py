@@ -221,6 +221,8 @@ class Worker:
         finished = runs.get_run(self.engine, run_id)
         if finished is None or finished.sync_id is None or finished.status == "queued":
             return
+        if finished.dry_run:
+            return  # a check of the file: nothing happened that a receiver acts on
         try:
             sync = get_sync(self.engine, finished.workspace_id, finished.sync_id)
         except SyncNotFound:
@@ -313,6 +315,7 @@ class Worker:
         unchanged = (
             not sync.import_unchanged
             and context.run.trigger != RunTrigger.MANUAL  # "run now" imports whatever it finds
+            and not context.run.dry_run
             and last is not None
             and (_same_file(last, entry) or self._same_content(context, entry, last))
         )
@@ -378,6 +381,7 @@ class Worker:
             max_rejected=sync.max_rejected,
             max_size=self.settings.max_file_size,
             digest=True,
+            dry_run=context.run.dry_run,
             before_commit=functools.partial(
                 runqueue.fence, run_id=run_id, worker=self.name, lease=self.options.lease
             ),
@@ -388,7 +392,7 @@ class Worker:
                 context.source, spec, store, ws, rejects, progress=context.beat.report
             )
             applied = result.status in (RunStatus.SUCCEEDED, RunStatus.PARTIAL)
-            note = self._after_import(context, entry) if applied else None
+            note = self._after_import(context, entry) if applied and not spec.dry_run else None
             recorded = record_outcome(
                 self.engine,
                 run_id,
@@ -396,7 +400,7 @@ class Worker:
                 result,
                 rejects,
                 types,
-                dry_run=False,
+                dry_run=spec.dry_run,
                 note=note,
                 path=entry.path,
                 file_modified=entry.modified,
@@ -462,6 +466,7 @@ def _last_successes(engine: Engine, sync_id: int, paths: list[str]) -> dict[str,
                 [RunStatus.SUCCEEDED.value, RunStatus.PARTIAL.value, RunStatus.SKIPPED.value]
             ),
             runs_table.c.file_size.is_not(None),
+            runs_table.c.dry_run.is_(False),
         )
         .group_by(runs_table.c.path)
     )

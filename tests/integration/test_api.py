@@ -403,13 +403,18 @@ def test_run_now_queues_a_run_once(api: Api) -> None:
 
     started = ok(api.post(f"/api/syncs/{sync['id']}/run"), 202)
     again = ok(api.post(f"/api/syncs/{sync['id']}/run"), 202)
+    dry = ok(api.post(f"/api/syncs/{sync['id']}/run", params={"dry_run": "true"}), 202)
+    dry_again = ok(api.post(f"/api/syncs/{sync['id']}/run", params={"dry_run": "true"}), 202)
     run = ok(api.get(f"/api/runs/{started['run_id']}"))
+    check = ok(api.get(f"/api/runs/{dry['run_id']}"))
 
     assert set(started) == {"run_id"}
     assert again == started
     assert run["status"] == "queued"
     assert run["sync_id"] == sync["id"]
-    assert run["trigger"] == "manual"
+    assert (run["trigger"], run["dry_run"]) == ("manual", False)
+    assert dry_again == dry != started  # a dry run waits apart from the import
+    assert (check["status"], check["trigger"], check["dry_run"]) == ("queued", "manual", True)
 
 
 def test_deleting_a_sync_drops_its_queued_runs(api: Api) -> None:

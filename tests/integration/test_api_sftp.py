@@ -349,6 +349,13 @@ def wizard_flow(api: Api, sftp: SftpFolder, real_key: str) -> None:
         ),
         201,
     )
+    # a dry run first: what the import would do, and nothing applied
+    dry_id = ok(api.post(f"/api/syncs/{sync['id']}/run", params={"dry_run": "true"}), 202)
+    checked = wait_for_run(api, dry_id["run_id"])
+    assert (checked["status"], checked["dry_run"]) == ("partial", True), checked
+    assert (checked["users_created"], checked["rows_rejected"]) == (2, 1)
+    assert checked["errors"][0]["line"] == 4
+    assert ok(api.get("/api/users"))["items"] == []
     run_id = ok(api.post(f"/api/syncs/{sync['id']}/run"), 202)["run_id"]
     # 7. follow the run to its end
     run = wait_for_run(api, run_id)
@@ -361,7 +368,8 @@ def wizard_flow(api: Api, sftp: SftpFolder, real_key: str) -> None:
     report = list(csv.reader(io.StringIO(api.get(run["errors_url"]).text)))
     assert report[1][:3] == ["4", "age", "'=1+1"]
     assert [r["id"] for r in ok(api.get("/api/runs", params={"sync_id": sync["id"]}))["items"]] == [
-        run_id
+        run_id,
+        dry_id["run_id"],
     ]
     # 8. the users, with their types
     user = ok(api.get("/api/users/u1"))

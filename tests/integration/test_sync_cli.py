@@ -108,6 +108,33 @@ def test_a_run_with_rejected_rows_exits_1_and_a_failed_one_5_naming_why(
     assert "there is no sync 999" in unknown.stderr
 
 
+def test_a_dry_run_reports_what_would_change_and_changes_nothing(
+    tmp_path: Path, db_url: str, sftp: SftpFolder
+) -> None:
+    sftp.put("userdata_ages.csv", AGES)
+    env = env_of(tmp_path, db_url)
+    with sync_setup(tmp_path, db_url, sftp) as setup:
+        ages = setup.sync(
+            file="userdata_ages.csv",
+            mapping={"user_id": "id", "properties": {"age": "age"}, "types": {"age": "integer"}},
+        )
+
+        checked = usersync(env, "sync", "run", str(ages.id), "--dry-run")
+        as_json = usersync(env, "sync", "run", str(ages.id), "--dry-run", "--json")
+        listed = usersync(env, "runs")
+
+        assert UserStore(setup.engine).get_user(setup.ws, "u-1") is None
+
+    assert checked.exit_code == 1, checked.stderr  # as `usersync import --dry-run`
+    assert checked.stdout.startswith(
+        "Run 1 partial (dry run: nothing applied): 2 rows read, 1 would be created, "
+        "0 would be updated, 1 rejected"
+    )
+    [run] = as_json.json()["items"]
+    assert (run["dry_run"], run["users_created"], run["rows_rejected"]) == (True, 1, 1)
+    assert listed.stdout.splitlines()[1].split()[:3] == ["2", "partial", "(dry"]
+
+
 def test_a_sync_run_waits_for_the_syncs_run_in_progress_to_end(
     tmp_path: Path, db_url: str, sftp: SftpFolder
 ) -> None:

@@ -224,6 +224,61 @@ def test_after_import_the_file_is_moved_or_deleted(
         assert _users(setup) == ["u-1"]
 
 
+def test_a_dry_run_checks_the_file_and_applies_moves_and_tells_nothing(
+    tmp_path: Path, db_url: str, sftp: SftpFolder
+) -> None:
+    sftp.mkdir("in", writable=True)
+    sftp.mkdir("done", writable=True)
+    rows = [
+        {"id": "u-1", "email": "alice@example.com", "age": "41"},
+        {"id": "u-2", "email": "bob@example.com", "age": "old"},
+    ]
+    sftp.put("in/userdata_a.csv", csv_bytes(rows, ("id", "email", "age")), writable=True)
+    with webhook_receiver() as hook, sync_setup(tmp_path, db_url, sftp) as setup:
+        sync = setup.sync(
+            folder="in",
+            file="userdata_a.csv",
+            mapping={
+                "user_id": "id",
+                "properties": {"email": "email", "age": "age"},
+                "types": {"age": "integer"},
+            },
+            after_import="move",
+            move_to="done",
+            webhook_url=hook.url,
+            webhook_on="always",
+            schedule={"type": "daily", "time": "01:00"},
+        )
+        worker = setup.worker()
+        dry = runqueue.enqueue(setup.engine, setup.ws, sync.id, dry_run=True)
+        assert runqueue.enqueue(setup.engine, setup.ws, sync.id, dry_run=True) == dry
+
+        assert drain(worker) == 1
+        [checked] = setup.runs(sync)
+        assert (checked.id, checked.dry_run, checked.status) == (dry, True, "partial")
+        assert (checked.rows_read, checked.users_created, checked.rows_rejected) == (2, 1, 1)
+        assert checked.message is None  # not moved
+        assert checked.webhook_delivery is None
+        assert _users(setup) == []
+        assert sftp.local("in/userdata_a.csv").exists()
+        assert hook.pending() == []
+
+        # The next scheduled run imports the file: a dry run is no import of it.
+        _fire_next(setup, sync)
+        assert drain(worker) == 1
+        imported = setup.runs(sync)[-1]
+        assert (imported.trigger, imported.status, imported.dry_run) == (
+            "schedule",
+            "partial",
+            False,
+        )
+        assert imported.users_created == 1
+        assert _users(setup) == ["u-1"]
+        assert sftp.local("done/userdata_a.csv").exists()
+        [(_, body)] = hook.pending()
+        assert json.loads(body)["run_id"] == imported.id
+
+
 def test_a_failed_move_is_noted_and_the_import_stands(
     tmp_path: Path, db_url: str, sftp: SftpFolder
 ) -> None:

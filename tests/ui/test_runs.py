@@ -18,7 +18,7 @@ from tests.apiclient import Workspace, new_workspace
 from tests.servers.sshd import SftpFolder
 from tests.ui.conftest import LiveApp
 from tests.ui.steps import confirmed_connection, sign_in, stored_connection
-from usersync.store import runs, syncs
+from usersync.store import UserStore, runs, syncs
 from usersync.store.connections import NewConnection
 from usersync.store.syncs import Sync
 from usersync.web.pages.runs import PAGE_SIZE
@@ -154,6 +154,57 @@ def test_rejected_rows_show_their_line_column_value_and_message_and_download_as_
     )
     expect(page.get_by_role("link", name="Download errors (CSV)")).to_have_count(0)
     assert page.request.get(f"/runs/{run_id}/errors.csv").status == 410
+
+
+def test_check_the_file_is_a_dry_run_that_applies_nothing_then_import_now_applies(
+    page: Page, live: LiveApp, workspace: Workspace, sftp: SftpFolder
+) -> None:
+    sftp.put("userdata_a.csv", BAD_AGE_FILE)
+    sync = a_sync(live, workspace, sftp, mapping=AGE_MAPPING)
+    sign_in(page, workspace.token)
+    page.goto(f"/runs?sync={sync.id}")
+
+    check = page.get_by_role("button", name="Check the file")
+    expect(check).to_have_accessible_description(re.compile(r"^Check the file is a dry run: "))
+    check.click()
+
+    expect(page).to_have_url(re.compile(r"/runs/\d+$"))
+    checked = run_id_of(page)
+    expect(page.get_by_role("heading", name=f"Run {checked} (dry run)", level=1)).to_be_visible()
+    expect(status_badge(page)).to_have_text("Partial")
+    expect(page.locator("#run-live .run-state")).to_contain_text(
+        "A dry run: the file can be imported, except the rejected rows listed below. "
+        "Nothing was applied."
+    )
+    expect(page.get_by_role("table", name="Counts (what an import would do)")).to_be_visible()
+    expect(page.get_by_role("table", name="The rejected row")).to_be_visible()
+    expect(page.locator("[hx-trigger]")).to_have_count(0)  # no webhook answer to wait for
+    assert _user_ids(live, workspace) == []
+
+    page.get_by_role("button", name="Check again").click()
+    expect(page).not_to_have_url(re.compile(rf"/runs/{checked}$"))
+    expect(page.get_by_role("heading", name=re.compile(r"\(dry run\)$"), level=1)).to_be_visible()
+    expect(status_badge(page)).to_have_text("Partial")
+    again = run_id_of(page)
+
+    page.get_by_role("button", name="Import now").click()
+    expect(page).not_to_have_url(re.compile(rf"/runs/{again}$"))
+    imported = run_id_of(page)
+    expect(page.get_by_role("heading", name=f"Run {imported}", level=1)).to_be_visible()
+    expect(status_badge(page)).to_have_text("Partial")
+    expect(page.get_by_role("button", name="Run again")).to_be_visible()
+    assert _user_ids(live, workspace) == ["u1", "u3"]
+
+    page.goto(f"/runs?sync={sync.id}")
+    triggers = page.get_by_role("table", name="Runs of this sync, newest first").locator(
+        "tbody td:nth-child(4)"
+    )
+    expect(triggers).to_have_text(["Run now", "Run now (dry run)", "Run now (dry run)"])
+
+
+def _user_ids(live: LiveApp, workspace: Workspace) -> list[str]:
+    found = UserStore(live.engine).list_users(workspace.id, limit=10)
+    return [user.user_id for user in found]
 
 
 def test_run_again_lands_on_a_new_run_and_the_history_lists_runs_newest_first(

@@ -193,12 +193,21 @@ def disable(sync_id: ResourceId, services: ServicesDep, ws: WorkspaceDep) -> Syn
     status_code=202,
     summary="Import now",
     description="Queues a run now, whatever the schedule (asking again while it waits "
-    "returns the same run). Follow it at /api/runs/{run_id}.",
+    "returns the same run). Follow it at /api/runs/{run_id}. With `dry_run=true` the run "
+    "reads and checks the file as an import would, and reports what it would create, update "
+    "and reject, but applies nothing, leaves the file where it is and calls no webhook.",
     response_model=RunStarted,
     responses=errors(404),
 )
-def run_now(sync_id: ResourceId, services: ServicesDep, ws: WorkspaceDep) -> RunStarted:
-    return RunStarted(run_id=runqueue.enqueue(services.engine, ws, sync_id))
+def run_now(
+    sync_id: ResourceId,
+    services: ServicesDep,
+    ws: WorkspaceDep,
+    dry_run: Annotated[
+        bool, Query(description="Check the file against the sync's mapping; apply nothing.")
+    ] = False,
+) -> RunStarted:
+    return RunStarted(run_id=runqueue.enqueue(services.engine, ws, sync_id, dry_run=dry_run))
 
 
 @router.get(

@@ -18,7 +18,7 @@ from datetime import UTC, datetime, timedelta, tzinfo
 from typing import Annotated, Any, Literal
 from urllib.parse import urlencode
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Form, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, StreamingResponse
 
 from usersync import runqueue, webhooks
@@ -60,6 +60,18 @@ STATUS_MEANINGS = {
     RunStatus.PARTIAL.value: "Imported, except the rejected rows listed below.",
     RunStatus.FAILED.value: "Nothing was imported: the users are as they were before this run.",
     RunStatus.SKIPPED.value: "Nothing to import, so nothing was changed.",
+}
+
+# A dry run reads and checks the file as an import would, and applies nothing.
+DRY_RUN_MEANINGS = {
+    RunStatus.QUEUED.value: "Waiting for the worker to check the file.",
+    RunStatus.RUNNING.value: "Reading and checking the file: nothing is applied.",
+    RunStatus.SUCCEEDED.value: "A dry run: every row can be imported. Nothing was applied; "
+    "the counts are what an import would do now.",
+    RunStatus.PARTIAL.value: "A dry run: the file can be imported, except the rejected rows "
+    "listed below. Nothing was applied.",
+    RunStatus.FAILED.value: "A dry run that failed: an import would fail too. Nothing was applied.",
+    RunStatus.SKIPPED.value: "Nothing to check, so nothing was read.",
 }
 
 TRIGGER_LABELS = {
@@ -127,6 +139,7 @@ HELPERS: dict[str, Any] = {
     "progress_text": progress_text,
     "status_labels": STATUS_LABELS,
     "status_meanings": STATUS_MEANINGS,
+    "dry_run_meanings": DRY_RUN_MEANINGS,
     "trigger_labels": TRIGGER_LABELS,
     "active_statuses": ACTIVE,
     "failed_hint": FAILED_HINT,
@@ -245,8 +258,8 @@ WEBHOOK_WAIT = timedelta(seconds=60)
 
 def _awaits_webhook(run: Run, sync: SyncSummary | None) -> bool:
     """Whether the run has ended and the answer of its sync's webhook is still to come."""
-    if sync is None or run.status in ACTIVE or run.finished_at is None:
-        return False
+    if sync is None or run.dry_run or run.status in ACTIVE or run.finished_at is None:
+        return False  # a dry run calls no webhook
     hooked = sync.sync.webhook_url is not None and webhooks.wanted(sync.sync.webhook_on, run.status)
     recent = utcnow() - run.finished_at < WEBHOOK_WAIT
     return hooked and recent and run.webhook_delivery is None
@@ -309,8 +322,8 @@ def run_errors_csv(
     return errors_download(services.engine, session.workspace_id, run_id)
 
 
-def _start(services: Services, ws: int, sync_id: int) -> RedirectResponse:
-    run_id = runqueue.enqueue(services.engine, ws, sync_id)
+def _start(services: Services, ws: int, sync_id: int, dry_run: bool) -> RedirectResponse:
+    run_id = runqueue.enqueue(services.engine, ws, sync_id, dry_run=dry_run)
     return RedirectResponse(f"/runs/{run_id}", status_code=303)
 
 
@@ -318,22 +331,26 @@ def _start(services: Services, ws: int, sync_id: int) -> RedirectResponse:
 def run_again(
     run_id: ResourceId, services: ServicesDep, session: FormSessionDep
 ) -> RedirectResponse:
-    """A new run of the run's sync, shown as it starts."""
+    """A new run of the run's sync (a dry run again after a dry run), shown as it starts."""
     run = runqueue.get_run(services.engine, session.workspace_id, run_id)
     if run.sync_id is None:
         raise Conflict(
             f"run {run.id} was an import from the command line, not a sync's: "
             "run `usersync import` again to repeat it"
         )
-    return _start(services, session.workspace_id, run.sync_id)
+    return _start(services, session.workspace_id, run.sync_id, run.dry_run)
 
 
 @router.post("/syncs/{sync_id}/run", include_in_schema=False)
 def run_now(
-    sync_id: ResourceId, services: ServicesDep, session: FormSessionDep
+    sync_id: ResourceId,
+    services: ServicesDep,
+    session: FormSessionDep,
+    dry_run: Annotated[bool, Form()] = False,
 ) -> RedirectResponse:
-    """The sync's "Run now": a run straight away, whatever its schedule."""
-    return _start(services, session.workspace_id, sync_id)
+    """The sync's "Run now": a run straight away, whatever its schedule; its "Check the
+    file": the same as a dry run, which applies nothing."""
+    return _start(services, session.workspace_id, sync_id, dry_run)
 
 
 @router.post("/syncs/{sync_id}/delete", include_in_schema=False)
