@@ -23,6 +23,11 @@ def run_document(run: Run) -> dict[str, object]:
     return RunPublic.model_validate(run).model_dump(mode="json")
 
 
+def status_label(run: Run) -> str:
+    """The run's status, and whether it was a dry run: "partial (dry run)"."""
+    return f"{run.status} (dry run)" if run.dry_run else run.status
+
+
 def _rejected(run: Run) -> str:
     """The run's rejected rows, and whether their report is gone (`usersync errors` says why)."""
     gone = " (report deleted)" if run.errors_deleted_at is not None else ""
@@ -70,7 +75,7 @@ def runs(
         [
             (
                 run.id,
-                f"{run.status} (dry run)" if run.dry_run else run.status,
+                status_label(run),
                 run.started_at.strftime("%Y-%m-%d %H:%M:%S UTC"),
                 run.rows_read,
                 run.users_created,

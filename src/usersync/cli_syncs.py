@@ -13,7 +13,7 @@ from sqlalchemy import Engine
 from usersync import runqueue
 from usersync.cli_import import ProgressLine, db_option, workspace_option
 from usersync.cli_output import emit_json, handle_errors, json_option, table
-from usersync.cli_runs import run_document
+from usersync.cli_runs import run_document, status_label
 from usersync.config import load_settings
 from usersync.enums import RunStatus
 from usersync.errors import UsersyncError
@@ -71,7 +71,7 @@ def list_syncs(db_url: str | None, workspace: str, as_json: bool) -> None:
                 "on" if s.enabled else "off",
                 _when(s),
                 s.next_run_at.strftime("%Y-%m-%d %H:%M UTC") if s.next_run_at else "",
-                f"{last[s.id].id} {last[s.id].status}" if s.id in last else "",
+                f"{last[s.id].id} {status_label(last[s.id])}" if s.id in last else "",
                 s.path or f"{s.folder} ({s.file_choice})",
             )
             for s in found

@@ -122,6 +122,7 @@ def test_a_dry_run_reports_what_would_change_and_changes_nothing(
         checked = usersync(env, "sync", "run", str(ages.id), "--dry-run")
         as_json = usersync(env, "sync", "run", str(ages.id), "--dry-run", "--json")
         listed = usersync(env, "runs")
+        syncs_listed = usersync(env, "sync", "list")
 
         assert UserStore(setup.engine).get_user(setup.ws, "u-1") is None
 
@@ -132,7 +133,8 @@ def test_a_dry_run_reports_what_would_change_and_changes_nothing(
     )
     [run] = as_json.json()["items"]
     assert (run["dry_run"], run["users_created"], run["rows_rejected"]) == (True, 1, 1)
-    assert listed.stdout.splitlines()[1].split()[:3] == ["2", "partial", "(dry"]
+    assert listed.stdout.splitlines()[1].split()[:4] == ["2", "partial", "(dry", "run)"]
+    assert "2 partial (dry run)" in syncs_listed.stdout.splitlines()[1]
 
 
 def test_a_sync_run_waits_for_the_syncs_run_in_progress_to_end(
