@@ -19,6 +19,7 @@ PEOPLE = csv_bytes(
     [{"id": "u-1", "email": "ann@example.com"}, {"id": "u-2", "email": "bob@example.com"}]
 )
 AGES = b"id,age\nu-1,42\nu-2,abc\n"
+AGE_MAPPING = {"user_id": "id", "properties": {"age": "age"}, "types": {"age": "integer"}}
 
 
 def env_of(tmp_path: Path, db_url: str, **more: str) -> dict[str, str]:
@@ -90,7 +91,7 @@ def test_a_run_with_rejected_rows_exits_1_and_a_failed_one_5_naming_why(
     with sync_setup(tmp_path, db_url, sftp) as setup:
         ages = setup.sync(
             file="userdata_ages.csv",
-            mapping={"user_id": "id", "properties": {"age": "age"}, "types": {"age": "integer"}},
+            mapping=AGE_MAPPING,
         )
         gone = setup.sync(file="userdata_gone.csv")
 
@@ -116,7 +117,7 @@ def test_a_dry_run_reports_what_would_change_and_changes_nothing(
     with sync_setup(tmp_path, db_url, sftp) as setup:
         ages = setup.sync(
             file="userdata_ages.csv",
-            mapping={"user_id": "id", "properties": {"age": "age"}, "types": {"age": "integer"}},
+            mapping=AGE_MAPPING,
         )
 
         checked = usersync(env, "sync", "run", str(ages.id), "--dry-run")
