@@ -18,7 +18,7 @@ from tests.hooks import signature, webhook_receiver
 from tests.servers.sshd import SftpFolder
 from tests.ui.conftest import LiveApp
 from tests.ui.steps import confirmed_connection, sign_in
-from usersync.store import properties, syncs
+from usersync.store import UserStore, properties, syncs
 from usersync.store.syncs import Sync
 
 pytestmark = pytest.mark.integration
@@ -173,6 +173,38 @@ def test_the_whole_wizard_imports_the_file_and_lands_on_its_run(
     expect(record.get_by_role("heading", level=1)).to_contain_text("u3")
     expect(record).to_contain_text("cy@example.com")
     expect(record.get_by_role("row", name=re.compile("^age"))).to_contain_text("7")
+
+
+def test_save_and_check_the_file_saves_the_sync_off_and_checks_it_before_any_import(
+    page: Page, live: LiveApp, workspace: Workspace, sftp: SftpFolder
+) -> None:
+    open_wizard(page, live, workspace, sftp)
+    next_step(page, "Map properties")
+    page.get_by_label("Type of Age").select_option("integer")
+    next_step(page, "Resolve conflicts")
+    next_step(page, "Schedule import")
+    next_step(page, "Import")
+
+    check = page.get_by_role("button", name="Save and check the file")
+    expect(check).to_have_accessible_description(re.compile("^Save and check the file saves"))
+    check.click()
+
+    expect(page).to_have_url(re.compile(r"/runs/\d+$"))
+    expect(page.get_by_role("heading", level=1)).to_have_text(re.compile(r"\(dry run\)$"))
+    expect(page.locator("#run-live .run-state")).to_contain_text("A dry run: the file can be")
+    expect(page.get_by_role("table", name="The rejected row")).to_contain_text("abc")
+    expect(page.locator("#run-sync-off")).to_contain_text("The sync is off")
+    sync = the_only_sync(live, workspace)
+    assert sync.enabled is False
+    assert sync.schedule == {"type": "once"}
+    assert UserStore(live.engine).list_users(workspace.id, limit=10) == []
+
+    page.get_by_role("button", name="Import now").click()
+    expect(page.get_by_role("heading", level=1)).not_to_have_text(re.compile("dry run"))
+    expect(page.locator("#run-live .run-state")).to_contain_text("Imported, except the rejected")
+    record = open_user(page, "u3")
+    expect(record.get_by_role("row", name=re.compile("^age"))).to_contain_text("7")
+    assert the_only_sync(live, workspace).enabled is False  # on only when turned on
 
 
 @pytest.mark.parametrize(

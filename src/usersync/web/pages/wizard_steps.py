@@ -353,15 +353,20 @@ def create(
     values.update(secret)
     if errors:
         return show(wizard, "review", draft, _retype(form, errors))
+    # "Save and check the file": the new sync stays off, and a dry run checks its file.
+    check_first = not draft.sync_id and form.get("check_first") == "true"
     try:
         if draft.sync_id:
             sync_id = _save(services, ws, connection_id, draft.sync_id, values)
         else:
-            values.update(connection_id=connection_id, enabled=True)
+            values.update(connection_id=connection_id, enabled=not check_first)
             check_sync(services, ws, values)
             sync_id = syncs.create(services.engine, services.box, ws, values).id
     except UsageError as error:
         return show(wizard, "review", draft, _retype(form, {"form": error.message}))
+    if check_first:
+        checking = runqueue.enqueue(services.engine, ws, sync_id, dry_run=True)
+        return RedirectResponse(f"/runs/{checking}", status_code=303)
     if draft.runs_now:
         run_id = runqueue.fire_if_due(services.engine, ws, sync_id)
         if run_id is not None and not draft.sync_id:
