@@ -6,6 +6,7 @@ transactions, what runs next. Safe with any number of workers on one database.
     schedule_due(engine, now)             each due fire time -> one queued run, exactly once
     claim(engine, worker, now, lease)     the oldest runnable queued run -> running, leased
     renew(engine, run_id, worker, ...)    extend the lease, publish progress
+    cancel(engine, ws, run_id)            a queued run -> failed; a running one: its worker stops
     recover(engine, now)                  runs whose lease expired -> failed (+ a retry)
     retry_later(engine, run, not_before)  a new attempt of a failed run
 
@@ -25,7 +26,7 @@ import sqlalchemy as sa
 from sqlalchemy import exc
 
 from usersync.enums import RunStatus, RunTrigger
-from usersync.errors import UsersyncError
+from usersync.errors import Conflict, UsersyncError
 from usersync.schema import fires, runs, syncs, utcnow
 from usersync.store._bind import Bind, insert_ignoring_conflicts, reading, writing
 from usersync.store.runs import Run, RunNotFound, held_by
@@ -245,18 +246,73 @@ class LeaseLost(UsersyncError):
 
 def fence(conn: sa.Connection, *, run_id: int, worker: str, lease: float) -> None:
     """In the apply's transaction, just before it commits: the run must still be `worker`'s,
-    and its lease is extended so that nobody recovers it before its outcome is written."""
-    extended = conn.scalar(  # the UPDATE locks the row on both databases
+    and its lease is extended so that nobody recovers it before its outcome is written. A run
+    someone asked to cancel raises RunCancelled: the import rolls back."""
+    extended = conn.execute(  # the UPDATE locks the row on both databases
         sa.update(runs)
         .where(held_by(run_id, worker))
         .values(lease_expires_at=utcnow() + timedelta(seconds=lease))
-        .returning(runs.c.id)
-    )
+        .returning(runs.c.cancel_requested_at)
+    ).first()
     if extended is None:
         raise LeaseLost(
             f"run {run_id} was taken over by another worker after this one stopped renewing "
             "its lease; this worker's import was rolled back"
         )
+    if extended.cancel_requested_at is not None:
+        raise RunCancelled(run_id)
+
+
+class RunCancelled(UsersyncError):
+    """Someone asked to cancel the run while it ran: its import stops and applies nothing."""
+
+    def __init__(self, run_id: int) -> None:
+        super().__init__(f"cancelled while it ran (run {run_id}): nothing was applied")
+
+
+CANCELLED_BEFORE_START = "cancelled before it started"
+
+
+def cancel(bind: Bind, ws: int, run_id: int, *, now: datetime | None = None) -> Run:
+    """Cancel a workspace's run. A queued run ends failed at once. A running one is marked: its
+    worker stops it at its next heartbeat (a couple of seconds) or, at the latest, just before
+    its import would commit, and records it failed with nothing applied; one that has already
+    committed ends as it would have. Conflict for a run that has ended."""
+    now = now or utcnow()
+    with writing(bind) as conn:
+        ours = sa.and_(runs.c.id == run_id, runs.c.workspace_id == ws)
+        dropped = conn.execute(
+            sa.update(runs)
+            .where(ours, runs.c.status == RunStatus.QUEUED.value)
+            .values(
+                status=RunStatus.FAILED.value,
+                finished_at=now,
+                message=CANCELLED_BEFORE_START,
+                cancel_requested_at=now,
+            )
+        ).rowcount
+        if not dropped:
+            conn.execute(
+                sa.update(runs)
+                .where(
+                    ours,
+                    runs.c.status == RunStatus.RUNNING.value,
+                    runs.c.cancel_requested_at.is_(None),
+                )
+                .values(cancel_requested_at=now)
+            )
+    run = get_run(bind, ws, run_id)  # RunNotFound for another workspace's
+    cancelled = run.status == RunStatus.FAILED and run.cancel_requested_at is not None
+    if run.status != RunStatus.RUNNING and not cancelled:
+        raise Conflict(f"run {run_id} has ended ({run.status}): there is nothing to cancel")
+    return run
+
+
+def cancel_requested(bind: Bind, run_id: int) -> bool:
+    """Whether someone asked to cancel run `run_id`."""
+    with reading(bind) as conn:
+        asked = conn.scalar(sa.select(runs.c.cancel_requested_at).where(runs.c.id == run_id))
+    return asked is not None
 
 
 def owns(bind: Bind, run_id: int, worker: str) -> bool:
@@ -316,11 +372,17 @@ def recover(bind: Bind, *, max_attempts: int, now: datetime | None = None) -> li
                     finished_at=now,
                     message=(
                         f"the worker running it ({run.worker}) stopped answering; nothing "
-                        "was applied" + (", so it runs again" if run.attempt < max_attempts else "")
+                        "was applied"
+                        + (
+                            ", so it runs again"
+                            if run.attempt < max_attempts and run.cancel_requested_at is None
+                            else ""
+                        )
                     ),
                 )
             )
-            if run.sync_id is not None and run.attempt < max_attempts:
+            again = run.attempt < max_attempts and run.cancel_requested_at is None
+            if run.sync_id is not None and again:
                 _retry(conn, run, now=now, not_before=None)
     return list(expired)
 

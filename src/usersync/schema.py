@@ -284,6 +284,8 @@ runs = sa.Table(
     sa.Column("errors_deleted_at", UTCDateTime(), nullable=True),
     # Added by 0006: what became of the call to its sync's webhook ("answered 204"), if any.
     sa.Column("webhook_delivery", sa.Text, nullable=True),
+    # Added by 0007: when someone asked to cancel it (its worker then stops it).
+    sa.Column("cancel_requested_at", UTCDateTime(), nullable=True),
     sa.CheckConstraint(_one_of("status", RUN_STATUSES), name="status"),
     sa.Index(None, "workspace_id", "id"),
     sa.Index(None, "sync_id", "id"),

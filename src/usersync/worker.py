@@ -82,7 +82,8 @@ def worker_name() -> str:
 
 class Heartbeat:
     """Renews the lease of the run in progress and publishes its progress, on a thread of
-    its own, so a long read or a long apply never lets the lease lapse."""
+    its own, so a long read or a long apply never lets the lease lapse; and notices when
+    someone asks to cancel the run, which the import's next progress report then stops."""
 
     def __init__(
         self,
@@ -99,6 +100,7 @@ class Heartbeat:
         self._listener = listener
         self.run_ids = [run_id]  # every run this execution made (file choice "all_new")
         self.progress: Progress | None = None
+        self.cancelled = False  # someone asked to cancel the run in progress
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._beat, name="usersync-heartbeat", daemon=True)
 
@@ -120,8 +122,12 @@ class Heartbeat:
         self._run_id = run_id
         self.run_ids.append(run_id)
         self.progress = None
+        self.cancelled = False
 
     def report(self, progress: Progress) -> None:
+        """The import's progress callback: RunCancelled stops the import (nothing applied)."""
+        if self.cancelled:
+            raise runqueue.RunCancelled(self.run_id)
         self.progress = progress
         if self._listener is not None:
             self._listener(progress)
@@ -129,16 +135,18 @@ class Heartbeat:
     def _beat(self) -> None:
         interval = min(self._options.heartbeat, self._options.lease / 3)
         while not self._stop.wait(interval):
-            progress = self.progress
+            progress, run_id = self.progress, self.run_id
             try:
                 runqueue.renew(
                     self._engine,
-                    self.run_id,
+                    run_id,
                     self._worker,
                     lease=self._options.lease,
                     bytes_read=progress.bytes_read if progress else None,
                     rows_read=progress.rows_read if progress else None,
                 )
+                if runqueue.cancel_requested(self._engine, run_id) and run_id == self.run_id:
+                    self.cancelled = True
             except Exception:  # a busy or unreachable database: the next beat tries again
                 log.warning("could not renew the lease of run %s", self.run_id, exc_info=True)
 
@@ -303,6 +311,8 @@ class Worker:
                 context.beat.run_id = run_id
             if not self._import_one(context, run_id, entry, last.get(entry.path)):
                 break
+            if context.beat.cancelled:
+                break  # the further files wait for the next fire time
 
     def _import_one(
         self, context: _Context, run_id: int, entry: RemoteEntry, last: Run | None

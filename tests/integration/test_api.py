@@ -417,6 +417,24 @@ def test_run_now_queues_a_run_once(api: Api) -> None:
     assert (check["status"], check["trigger"], check["dry_run"]) == ("queued", "manual", True)
 
 
+def test_a_queued_run_is_cancelled_once_and_an_ended_one_answers_409(api: Api) -> None:
+    sync = create_sync(api)
+    run_id = ok(api.post(f"/api/syncs/{sync['id']}/run"), 202)["run_id"]
+
+    cancelled = ok(api.post(f"/api/runs/{run_id}/cancel"), 202)
+    again = ok(api.post(f"/api/runs/{run_id}/cancel"), 202)
+    ended_id = ok(api.post(f"/api/syncs/{sync['id']}/run"), 202)["run_id"]
+    runs.finish_run(api.running.engine, ended_id, status="succeeded")
+    refused = error_of(api.post(f"/api/runs/{ended_id}/cancel"), 409)
+
+    assert (cancelled["id"], cancelled["status"]) == (run_id, "failed")
+    assert cancelled["message"] == "cancelled before it started"
+    assert cancelled["cancel_requested_at"] is not None
+    assert again == cancelled  # asking again changes nothing
+    assert ok(api.get(f"/api/runs/{run_id}"))["status"] == "failed"
+    assert refused["message"] == f"run {ended_id} has ended (succeeded): there is nothing to cancel"
+
+
 def test_deleting_a_sync_drops_its_queued_runs(api: Api) -> None:
     sync = create_sync(api)
     run_id = ok(api.post(f"/api/syncs/{sync['id']}/run"), 202)["run_id"]

@@ -54,6 +54,7 @@ OPERATIONS = [
     ("GET", "/api/runs?sync_id={sync}", None),
     ("GET", "/api/runs/{run}", None),
     ("GET", "/api/runs/{run}/errors.csv", None),
+    ("POST", "/api/runs/{run}/cancel", None),
     ("GET", "/api/users", None),
     ("GET", "/api/users/{user}", None),
     ("DELETE", "/api/users/{user}", None),

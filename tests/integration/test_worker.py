@@ -19,7 +19,9 @@ from tests.hooks import signature, webhook_receiver
 from tests.servers.sshd import SftpFolder
 from tests.syncs import FAST, SyncSetup, csv_bytes, drain, sync_setup
 from usersync import runqueue
+from usersync.errors import Conflict
 from usersync.store import UserStore, connections, syncs
+from usersync.store.runs import RunNotFound
 from usersync.store.syncs import Sync
 
 ALICE = csv_bytes([{"id": "u-1", "email": "alice@example.com"}])
@@ -277,6 +279,43 @@ def test_a_dry_run_checks_the_file_and_applies_moves_and_tells_nothing(
         assert sftp.local("done/userdata_a.csv").exists()
         [(_, body)] = hook.pending()
         assert json.loads(body)["run_id"] == imported.id
+
+
+def test_a_cancelled_run_applies_nothing_and_is_not_tried_again(
+    tmp_path: Path, db_url: str, sftp: SftpFolder
+) -> None:
+    sftp.put("userdata_a.csv", ALICE)
+    with sync_setup(tmp_path, db_url, sftp) as setup:
+        sync = setup.sync(file="userdata_a.csv", enabled=False)
+        worker = setup.worker()
+        queued = runqueue.enqueue(setup.engine, setup.ws, sync.id)
+
+        dropped = runqueue.cancel(setup.engine, setup.ws, queued)
+        assert (dropped.status, dropped.message) == ("failed", "cancelled before it started")
+        assert drain(worker) == 0
+
+        # Asked while it runs: the worker stops it (at its heartbeat, or before it commits).
+        running = runqueue.enqueue(setup.engine, setup.ws, sync.id)
+        claimed = runqueue.claim(setup.engine, worker.name, lease=FAST.lease)
+        assert claimed is not None
+        assert claimed.id == running
+        asked = runqueue.cancel(setup.engine, setup.ws, running)
+        assert asked.status == "running"
+        assert asked.cancel_requested_at is not None
+        worker.execute(claimed)
+        assert drain(worker) == 0  # no retry
+        ended = setup.runs(sync)[-1]
+        assert (ended.id, ended.status) == (running, "failed")
+        assert ended.message == f"cancelled while it ran (run {running}): nothing was applied"
+        assert _users(setup) == []
+
+        done = runqueue.enqueue(setup.engine, setup.ws, sync.id)
+        drain(worker)
+        with pytest.raises(Conflict, match=rf"run {done} has ended \(succeeded\)"):
+            runqueue.cancel(setup.engine, setup.ws, done)
+        with pytest.raises(RunNotFound):
+            runqueue.cancel(setup.engine, setup.ws + 1000, done)
+        assert _users(setup) == ["u-1"]
 
 
 def test_a_failed_move_is_noted_and_the_import_stands(

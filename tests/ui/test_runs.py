@@ -116,6 +116,35 @@ def test_run_now_shows_live_progress_until_the_run_succeeds(
     expect(page.get_by_text(f"{len(GOOD_FILE)} bytes")).to_be_visible()
 
 
+def test_a_queued_run_is_cancelled_from_its_page_and_a_running_one_is_asked_to_stop(
+    page: Page, live: LiveApp, workspace: Workspace, sftp: SftpFolder
+) -> None:
+    sftp.put("userdata_a.csv", GOOD_FILE)
+    sync = a_sync(live, workspace, sftp)
+    busy = hold(live, sync)  # so the run stays queued
+    sign_in(page, workspace.token)
+
+    run_id = run_now(page, sync)
+    expect(status_badge(page)).to_have_text("Queued")
+    page.get_by_role("button", name="Cancel this run").click()
+
+    expect(page).to_have_url(re.compile(rf"/runs/{run_id}$"))
+    expect(status_badge(page)).to_have_text("Failed")
+    expect(page.locator("#run-message")).to_contain_text("cancelled before it started")
+    expect(page.get_by_role("button", name="Cancel this run")).to_have_count(0)
+
+    page.goto(f"/runs/{busy}")  # running: its worker (none here) is asked to stop it
+    page.get_by_role("button", name="Cancel this run").click()
+    expect(page.locator("#run-cancelling")).to_have_text(
+        "Cancelling: the run stops within a few seconds, and applies nothing."
+    )
+    expect(status_badge(page)).to_have_text("Running")
+    release(live, busy)
+    run = runs.get_run(live.engine, run_id)
+    assert run is not None
+    assert (run.status, run.rows_read) == ("failed", 0)
+
+
 def test_rejected_rows_show_their_line_column_value_and_message_and_download_as_csv(
     page: Page, live: LiveApp, workspace: Workspace, sftp: SftpFolder
 ) -> None:

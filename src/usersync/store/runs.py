@@ -62,6 +62,7 @@ class Run:
     file_sha256: str | None = None
     errors_deleted_at: datetime | None = None  # its rejected rows are no longer kept
     webhook_delivery: str | None = None  # what its sync's webhook answered ("answered 204")
+    cancel_requested_at: datetime | None = None  # someone asked to cancel it while it ran
 
     @property
     def progress(self) -> float | None:

@@ -395,6 +395,9 @@ class RunPublic(Output):
         description="What the sync's webhook answered when told of this run (\"answered "
         '204", "could not be reached: ..."); null when no call was made.'
     )
+    cancel_requested_at: Timestamp | None = Field(
+        description="When someone asked to cancel the run (POST /api/runs/{id}/cancel)."
+    )
 
 
 class RunDetail(RunPublic):

@@ -98,6 +98,22 @@ def get_run(run_id: ResourceId, services: ServicesDep, ws: WorkspaceDep) -> RunD
     )
 
 
+@router.post(
+    "/{run_id}/cancel",
+    status_code=202,
+    summary="Cancel a queued or running run",
+    description='A queued run ends failed at once ("cancelled before it started"). A running '
+    "one stops within a few seconds, at the latest just before its import would commit, and "
+    "ends failed with nothing applied; a run that has already committed ends as it would have. "
+    "Neither is tried again. Answers with the run as it is now (`cancel_requested_at` set); "
+    "follow it at /api/runs/{run_id}. 409 for a run that has ended.",
+    response_model=RunPublic,
+    responses=errors(404, 409),
+)
+def cancel_run(run_id: ResourceId, services: ServicesDep, ws: WorkspaceDep) -> RunPublic:
+    return public(runqueue.cancel(services.engine, ws, run_id))
+
+
 @router.get(
     "/{run_id}/errors.csv",
     summary="Download a run's rejected rows as CSV",

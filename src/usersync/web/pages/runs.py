@@ -13,6 +13,7 @@ run with its live progress, its rejected rows and "Run again".
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, tzinfo
 from typing import Annotated, Any, Literal
@@ -339,6 +340,14 @@ def run_again(
             "run `usersync import` again to repeat it"
         )
     return _start(services, session.workspace_id, run.sync_id, run.dry_run)
+
+
+@router.post("/runs/{run_id}/cancel", include_in_schema=False)
+def cancel(run_id: ResourceId, services: ServicesDep, session: FormSessionDep) -> RedirectResponse:
+    """Cancel a queued or running run; one that ended meanwhile is shown as it ended."""
+    with contextlib.suppress(Conflict):
+        runqueue.cancel(services.engine, session.workspace_id, run_id)
+    return RedirectResponse(f"/runs/{run_id}", status_code=303)
 
 
 @router.post("/syncs/{sync_id}/run", include_in_schema=False)
