@@ -11,15 +11,22 @@ from pathlib import Path
 from tests.cli import start_usersync, stop_when, usersync
 from tests.hooks import webhook_receiver
 from tests.servers.sshd import SftpFolder
-from tests.syncs import csv_bytes, sync_setup
+from tests.syncs import SyncSetup, csv_bytes, sync_setup
 from usersync import runqueue
 from usersync.store import UserStore, syncs
+from usersync.store.syncs import Sync
 
 PEOPLE = csv_bytes(
     [{"id": "u-1", "email": "ann@example.com"}, {"id": "u-2", "email": "bob@example.com"}]
 )
 AGES = b"id,age\nu-1,42\nu-2,abc\n"
 AGE_MAPPING = {"user_id": "id", "properties": {"age": "age"}, "types": {"age": "integer"}}
+
+
+def ages_sync(setup: SyncSetup, sftp: SftpFolder) -> Sync:
+    """A sync of a two-row file whose second row has an age that is not a number."""
+    sftp.put("userdata_ages.csv", AGES)
+    return setup.sync(file="userdata_ages.csv", mapping=AGE_MAPPING)
 
 
 def env_of(tmp_path: Path, db_url: str, **more: str) -> dict[str, str]:
@@ -86,13 +93,9 @@ def test_a_sync_runs_now_in_the_command_and_its_webhook_hears_of_it(
 def test_a_run_with_rejected_rows_exits_1_and_a_failed_one_5_naming_why(
     tmp_path: Path, db_url: str, sftp: SftpFolder
 ) -> None:
-    sftp.put("userdata_ages.csv", AGES)
     env = env_of(tmp_path, db_url)
     with sync_setup(tmp_path, db_url, sftp) as setup:
-        ages = setup.sync(
-            file="userdata_ages.csv",
-            mapping=AGE_MAPPING,
-        )
+        ages = ages_sync(setup, sftp)
         gone = setup.sync(file="userdata_gone.csv")
 
         partial = usersync(env, "sync", "run", str(ages.id))
@@ -112,13 +115,9 @@ def test_a_run_with_rejected_rows_exits_1_and_a_failed_one_5_naming_why(
 def test_a_dry_run_reports_what_would_change_and_changes_nothing(
     tmp_path: Path, db_url: str, sftp: SftpFolder
 ) -> None:
-    sftp.put("userdata_ages.csv", AGES)
     env = env_of(tmp_path, db_url)
     with sync_setup(tmp_path, db_url, sftp) as setup:
-        ages = setup.sync(
-            file="userdata_ages.csv",
-            mapping=AGE_MAPPING,
-        )
+        ages = ages_sync(setup, sftp)
 
         checked = usersync(env, "sync", "run", str(ages.id), "--dry-run")
         as_json = usersync(env, "sync", "run", str(ages.id), "--dry-run", "--json")
