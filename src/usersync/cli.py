@@ -22,7 +22,7 @@ from usersync.browse import (
 from usersync.cli_import import db_option, errors, import_, user, users, workspace_option
 from usersync.cli_output import emit_json, handle_errors, located, table
 from usersync.cli_remote import csv_format_options, csv_options, open_remote, remote_options
-from usersync.cli_runs import runs
+from usersync.cli_runs import cancel, runs
 from usersync.cli_schedule import schedule
 from usersync.config import Settings, load_settings
 from usersync.files import explain, format_size
@@ -122,7 +122,7 @@ def preview(rows: int, encoding: str | None, delimiter: str | None, **opts: Any)
         )
 
 
-for command in (import_, user, users, runs, errors, schedule):
+for command in (import_, user, users, runs, cancel, errors, schedule):
     main.add_command(command)
 
 

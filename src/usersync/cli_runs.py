@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import click
 
+from usersync import runqueue
 from usersync.cli_import import db_option, workspace_option
 from usersync.cli_output import emit_json, handle_errors, json_option, table
 from usersync.config import load_settings
@@ -94,3 +95,23 @@ def runs(
             if value
         )
         click.echo(f"more: usersync runs{again} --before {cursor}")
+
+
+@click.command()
+@click.argument("run_id", type=int)
+@db_option
+@workspace_option
+@json_option
+@handle_errors
+def cancel(run_id: int, db_url: str | None, workspace: str, as_json: bool) -> None:
+    """Cancel a queued or running run: a queued one ends at once, a running one is stopped by
+    its worker within a few seconds; either applies nothing and is not tried again. Exits 2
+    for a run that has ended."""
+    with open_database(load_settings(db_url=db_url)) as engine:
+        run = runqueue.cancel(engine, workspace_id(engine, workspace), run_id)
+    if as_json:
+        emit_json(run_document(run))
+    elif run.status == RunStatus.RUNNING:
+        click.echo(f"Run {run.id} is running: its worker stops it within a few seconds.")
+    else:
+        click.echo(f"Run {run.id} {run.status}: {run.message}")

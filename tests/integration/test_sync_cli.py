@@ -13,7 +13,7 @@ from tests.hooks import webhook_receiver
 from tests.servers.sshd import SftpFolder
 from tests.syncs import SyncSetup, csv_bytes, sync_setup
 from usersync import runqueue
-from usersync.store import UserStore, syncs
+from usersync.store import UserStore, runs, syncs
 from usersync.store.syncs import Sync
 
 PEOPLE = csv_bytes(
@@ -135,6 +135,35 @@ def test_a_dry_run_reports_what_would_change_and_changes_nothing(
     assert (run["dry_run"], run["users_created"], run["rows_rejected"]) == (True, 1, 1)
     assert listed.stdout.splitlines()[1].split()[:4] == ["2", "partial", "(dry", "run)"]
     assert "2 partial (dry run)" in syncs_listed.stdout.splitlines()[1]
+
+
+def test_cancel_ends_a_queued_run_asks_a_running_one_to_stop_and_refuses_an_ended_one(
+    tmp_path: Path, db_url: str, sftp: SftpFolder
+) -> None:
+    env = env_of(tmp_path, db_url)
+    with sync_setup(tmp_path, db_url, sftp) as setup:
+        sync = ages_sync(setup, sftp)
+        queued = runqueue.enqueue(setup.engine, setup.ws, sync.id)
+        dropped = usersync(env, "cancel", str(queued))
+        again = usersync(env, "cancel", str(queued), "--json")
+        running = runqueue.enqueue(setup.engine, setup.ws, sync.id)
+        assert runqueue.claim(setup.engine, "elsewhere", lease=60) is not None
+        asked = usersync(env, "cancel", str(running))
+        runs.finish_run(setup.engine, running, status="failed", message="stopped elsewhere")
+        ended = usersync(env, "sync", "run", str(sync.id))
+        refused = usersync(env, "cancel", str(running + 1))
+        unknown = usersync(env, "cancel", "999")
+
+    assert dropped.exit_code == 0, dropped.stderr
+    assert dropped.stdout == f"Run {queued} failed: cancelled before it started\n"
+    assert again.json()["cancel_requested_at"] is not None
+    assert asked.exit_code == 0, asked.stderr
+    assert asked.stdout == f"Run {running} is running: its worker stops it within a few seconds.\n"
+    assert ended.exit_code == 1, ended.stderr
+    assert refused.exit_code == 2
+    assert f"run {running + 1} has ended (partial): there is nothing to cancel" in refused.stderr
+    assert unknown.exit_code == 2
+    assert "there is no run 999" in unknown.stderr
 
 
 def test_a_sync_run_waits_for_the_syncs_run_in_progress_to_end(
