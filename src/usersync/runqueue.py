@@ -74,7 +74,8 @@ def enqueue(
     bind: Bind, ws: int, sync_id: int, *, now: datetime | None = None, dry_run: bool = False
 ) -> int:
     """Queue a run of the sync now ("run now"), whatever its schedule; return the run id.
-    With `dry_run`, the run reads and checks the file, and applies, moves and tells nothing.
+    With `dry_run`, the run reads and checks the file, but applies nothing, leaves the file
+    where it is and calls no webhook.
     One queued "run now" of each kind at a time: asking again while it waits returns it."""
     now = now or utcnow()
     with writing(bind) as conn:
