@@ -24,9 +24,9 @@ from usersync.store.runs import Run
 from usersync.store.syncs import Sync
 from usersync.worker import Worker
 
-# As `usersync import`'s: 1 when rows were rejected, a failure's own code otherwise.
 # Seconds a webhook may take to answer before `sync run` says that it waits for it.
 _QUIET = 1.0
+# As `usersync import`'s: 1 when rows were rejected, a failure's own code otherwise.
 _EXIT = {RunStatus.PARTIAL.value: 1, RunStatus.FAILED.value: UsersyncError.exit_code}
 
 

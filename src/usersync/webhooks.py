@@ -57,9 +57,12 @@ def sign(body: bytes, secret: str) -> str:
     return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
 
 
-def wanted(on: str | None, status: str) -> bool:
-    """Whether a run that ended `status` is reported to a webhook set to `on`."""
-    return on == WebhookOn.ALWAYS or (on == WebhookOn.FAILURE and status == RunStatus.FAILED)
+def wanted(on: str | None, run: Run) -> bool:
+    """Whether `run`, ended, is reported to a webhook set to `on`. A dry run never is: it
+    changed nothing that a receiver would act on."""
+    if run.dry_run:
+        return False
+    return on == WebhookOn.ALWAYS or (on == WebhookOn.FAILURE and run.status == RunStatus.FAILED)
 
 
 @dataclass(frozen=True)

@@ -229,13 +229,11 @@ class Worker:
         finished = runs.get_run(self.engine, run_id)
         if finished is None or finished.sync_id is None or finished.status == "queued":
             return
-        if finished.dry_run:
-            return  # a check of the file: nothing happened that a receiver acts on
         try:
             sync = get_sync(self.engine, finished.workspace_id, finished.sync_id)
         except SyncNotFound:
             return
-        if sync.webhook_url is None or not webhooks.wanted(sync.webhook_on, finished.status):
+        if sync.webhook_url is None or not webhooks.wanted(sync.webhook_on, finished):
             return
         secret = webhook_secret(self.engine, self.box, sync.workspace_id, sync.id)
         delivery = webhooks.send(

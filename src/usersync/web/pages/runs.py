@@ -259,9 +259,9 @@ WEBHOOK_WAIT = timedelta(seconds=60)
 
 def _awaits_webhook(run: Run, sync: SyncSummary | None) -> bool:
     """Whether the run has ended and the answer of its sync's webhook is still to come."""
-    if sync is None or run.dry_run or run.status in ACTIVE or run.finished_at is None:
-        return False  # a dry run calls no webhook
-    hooked = sync.sync.webhook_url is not None and webhooks.wanted(sync.sync.webhook_on, run.status)
+    if sync is None or run.status in ACTIVE or run.finished_at is None:
+        return False
+    hooked = sync.sync.webhook_url is not None and webhooks.wanted(sync.sync.webhook_on, run)
     recent = utcnow() - run.finished_at < WEBHOOK_WAIT
     return hooked and recent and run.webhook_delivery is None
 
