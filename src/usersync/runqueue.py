@@ -5,7 +5,7 @@ transactions, what runs next. Safe with any number of workers on one database.
     fire_if_due(engine, ws, sync_id)      a sync just switched on, due now: its run, now
     schedule_due(engine, now)             each due fire time -> one queued run, exactly once
     claim(engine, worker, now, lease)     the oldest runnable queued run -> running, leased
-    renew(engine, run_id, worker, ...)    extend the lease, publish progress
+    renew(engine, run_id, worker, ...)    extend the lease, publish progress; cancel asked?
     cancel(engine, ws, run_id)            a queued run -> failed; a running one: its worker stops
     recover(engine, now)                  runs whose lease expired -> failed (+ a retry)
     retry_later(engine, run, not_before)  a new attempt of a failed run
@@ -20,7 +20,7 @@ holds (FOR UPDATE SKIP LOCKED); SQLite serializes writers (BEGIN IMMEDIATE).
 from __future__ import annotations
 
 from datetime import datetime, timedelta
-from typing import Any, TypeVar
+from typing import Any, NamedTuple, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy import exc
@@ -309,17 +309,15 @@ def cancel(bind: Bind, ws: int, run_id: int, *, now: datetime | None = None) -> 
     return run
 
 
-def cancel_requested(bind: Bind, run_id: int) -> bool:
-    """Whether someone asked to cancel run `run_id`."""
-    with reading(bind) as conn:
-        asked = conn.scalar(sa.select(runs.c.cancel_requested_at).where(runs.c.id == run_id))
-    return asked is not None
-
-
 def owns(bind: Bind, run_id: int, worker: str) -> bool:
     with reading(bind) as conn:
         found = conn.scalar(sa.select(runs.c.id).where(held_by(run_id, worker)))
     return found is not None
+
+
+class Renewal(NamedTuple):
+    owned: bool  # the run is still this worker's
+    cancelling: bool  # someone asked to cancel it
 
 
 def renew(
@@ -331,9 +329,9 @@ def renew(
     bytes_read: int | None = None,
     rows_read: int | None = None,
     now: datetime | None = None,
-) -> bool:
-    """Extend the run's lease (and publish its progress). False if the run is no longer this
-    worker's: it was recovered as failed meanwhile."""
+) -> Renewal:
+    """Extend the run's lease (and publish its progress), and say whether it is still this
+    worker's (not recovered as failed meanwhile) and whether someone asked to cancel it."""
     now = now or utcnow()
     values: dict[str, object] = {"lease_expires_at": now + timedelta(seconds=lease)}
     if bytes_read is not None:
@@ -341,8 +339,13 @@ def renew(
     if rows_read is not None:
         values["rows_read"] = rows_read
     with writing(bind) as conn:
-        result = conn.execute(sa.update(runs).where(held_by(run_id, worker)).values(**values))
-        return result.rowcount == 1
+        held = conn.execute(
+            sa.update(runs)
+            .where(held_by(run_id, worker))
+            .values(**values)
+            .returning(runs.c.cancel_requested_at)
+        ).first()
+    return Renewal(owned=held is not None, cancelling=held is not None and held[0] is not None)
 
 
 def recover(bind: Bind, *, max_attempts: int, now: datetime | None = None) -> list[int]:

@@ -137,7 +137,7 @@ class Heartbeat:
         while not self._stop.wait(interval):
             progress, run_id = self.progress, self.run_id
             try:
-                runqueue.renew(
+                renewal = runqueue.renew(
                     self._engine,
                     run_id,
                     self._worker,
@@ -145,7 +145,7 @@ class Heartbeat:
                     bytes_read=progress.bytes_read if progress else None,
                     rows_read=progress.rows_read if progress else None,
                 )
-                if runqueue.cancel_requested(self._engine, run_id) and run_id == self.run_id:
+                if renewal.cancelling and run_id == self.run_id:
                     self.cancelled = True
             except Exception:  # a busy or unreachable database: the next beat tries again
                 log.warning("could not renew the lease of run %s", self.run_id, exc_info=True)
