@@ -163,6 +163,14 @@ class Api:
     def delete(self, url: str, **kwargs: Any) -> httpx.Response:
         return self.request("DELETE", url, **kwargs)
 
+    @property
+    def workspace_id(self) -> int:
+        """The id of the workspace the token belongs to."""
+        assert self.token is not None
+        ws = tokens.authenticate(self.running.engine, self.token)
+        assert ws is not None
+        return ws
+
     def as_token(self, token: str | None) -> Api:
         """The same app and recorder, another token."""
         return Api(self.running, token, self.recorder)

@@ -503,6 +503,11 @@ class BackgroundWorker:
     def start(self) -> None:
         self._thread.start()
 
+    @property
+    def alive(self) -> bool:
+        """Whether its thread is working (it stops only when asked, or on a crash)."""
+        return self._thread.is_alive()
+
     def stop(self, timeout: float = 60.0) -> None:
         """Ask the worker to stop and wait for the run in progress (up to `timeout`)."""
         self._stop.set()

@@ -8,7 +8,15 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.apiclient import SECRETS, Recorder, RunningApp, app_on_database, no_secrets_shown
+from tests.apiclient import (
+    SECRETS,
+    Api,
+    Recorder,
+    RunningApp,
+    app_on_database,
+    new_workspace,
+    no_secrets_shown,
+)
 
 
 @pytest.fixture(scope="module", params=["sqlite", "postgresql"])
@@ -32,3 +40,9 @@ def sqlite_app(
 def recorder(caplog: pytest.LogCaptureFixture) -> Iterator[Recorder]:
     with no_secrets_shown(caplog, *SECRETS) as recorder:
         yield recorder
+
+
+@pytest.fixture
+def api(running: RunningApp, recorder: Recorder) -> Api:
+    """A client of `running` with a token of a fresh workspace."""
+    return Api(running, new_workspace(running.engine).token, recorder)

@@ -25,21 +25,9 @@ from tests.apiclient import (
 )
 from usersync.schema import runs as runs_table
 from usersync.schema import utcnow
-from usersync.store import ConflictMode, UserStore, properties, runs, tokens
+from usersync.store import ConflictMode, UserStore, properties, runs
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture
-def api(running: RunningApp, recorder: Recorder) -> Api:
-    return Api(running, new_workspace(running.engine).token, recorder)
-
-
-def workspace_of(api: Api) -> int:
-    assert api.token is not None
-    ws = tokens.authenticate(api.running.engine, api.token)
-    assert ws is not None
-    return ws
 
 
 def create_connection(api: Api, **overrides: Any) -> dict[str, Any]:
@@ -452,7 +440,7 @@ def finished_run(api: Api, sync_id: int | None, errors: list[tuple[int, str, str
     engine = api.running.engine
     run_id = runs.create_run(
         engine,
-        workspace_of(api),
+        api.workspace_id,
         source="sftp://importer@127.0.0.1:9",
         path="/in/x.csv",
         sync_id=sync_id,
@@ -529,9 +517,7 @@ def test_a_run_shows_its_counts_progress_and_first_hundred_errors(api: Api) -> N
 
 def test_a_running_run_shows_how_far_it_got(api: Api) -> None:
     engine = api.running.engine
-    run_id = runs.create_run(
-        engine, workspace_of(api), source="s", path="/in/x.csv", file_size=1000
-    )
+    run_id = runs.create_run(engine, api.workspace_id, source="s", path="/in/x.csv", file_size=1000)
     with engine.begin() as conn:
         conn.execute(
             runs_table.update()
@@ -604,7 +590,7 @@ def test_a_run_whose_rejected_rows_were_let_go_keeps_its_counts_and_its_report_i
 
 def seed_users(api: Api, users: dict[str, str]) -> None:
     UserStore(api.running.engine).apply(
-        workspace_of(api), [list(users.items())], ConflictMode.UPDATE
+        api.workspace_id, [list(users.items())], ConflictMode.UPDATE
     )
 
 
@@ -713,7 +699,7 @@ def test_a_bad_property_is_422(api: Api, body: dict[str, Any], expected: str) ->
 
 
 def test_the_catalog_fills_in_as_imports_add_properties(api: Api) -> None:
-    properties.ensure(api.running.engine, workspace_of(api), {"plan": "string"})
+    properties.ensure(api.running.engine, api.workspace_id, {"plan": "string"})
 
     assert [p["name"] for p in ok(api.get("/api/properties"))["items"]] == ["plan"]
 

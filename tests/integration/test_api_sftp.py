@@ -47,11 +47,6 @@ def recorder(sftp: SftpFolder, caplog: pytest.LogCaptureFixture) -> Iterator[Rec
         yield recorder
 
 
-@pytest.fixture
-def api(running: RunningApp, recorder: Recorder) -> Api:
-    return Api(running, new_workspace(running.engine).token, recorder)
-
-
 def sftp_connection(api: Api, sftp: SftpFolder, **overrides: Any) -> dict[str, Any]:
     body = {
         "name": "test sshd",

@@ -40,11 +40,29 @@ def test_starting_opens_the_database_and_the_worker_and_stopping_ends_them(
     assert not hasattr(app.state, "services")
 
 
+def test_health_is_503_once_the_servers_worker_has_stopped(tmp_path: Path) -> None:
+    app = create_app(api_settings(tmp_path, f"sqlite:///{tmp_path / 'u.db'}"), run_worker=True)
+
+    with TestClient(app) as client:
+        running = client.get("/health")
+        app.state.worker.stop()
+        stopped = client.get("/health")
+
+    assert (running.status_code, running.json()["worker"]) == (200, "running")
+    assert stopped.status_code == 503
+    assert stopped.json() | {"version": "-"} == {
+        "status": "unavailable",
+        "version": "-",
+        "database": "ok",
+        "worker": "stopped",
+    }
+
+
 def test_the_app_can_run_without_its_worker(tmp_path: Path) -> None:
     app = create_app(api_settings(tmp_path, f"sqlite:///{tmp_path / 'u.db'}"), run_worker=False)
 
     with TestClient(app) as client:
-        assert client.get("/health").status_code == 200
+        assert client.get("/health").json()["worker"] == "off"
         assert workers() == []
 
 
@@ -56,12 +74,12 @@ def test_every_operation_has_a_tag_a_summary_and_the_bearer_scheme(tmp_path: Pat
         for path, item in document["paths"].items()
         for method, operation in item.items()
     ]
-    assert len(operations) == 28
+    assert len(operations) == 29
     for path, method, operation in operations:
         assert operation["tags"], (method, path)
         assert operation["summary"], (method, path)
         secured = "security" in operation
-        assert secured == path.startswith("/api/"), (method, path)
+        assert secured == (path != "/health"), (method, path)
     assert document["components"]["securitySchemes"]["token"]["scheme"] == "bearer"
 
 

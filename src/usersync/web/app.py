@@ -15,16 +15,19 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Request, Response
 
-from usersync import __version__
+from usersync import __version__, metrics
 from usersync.config import Settings, load_settings
 from usersync.demo import DemoServer
 from usersync.secretbox import SecretBox
 from usersync.service import open_database
 from usersync.web import errors, pages
 from usersync.web.api import api_router
-from usersync.web.deps import Services
+from usersync.web.auth import WorkspaceDep
+from usersync.web.deps import Services, ServicesDep
+from usersync.web.health import Probe, check_database
+from usersync.web.schemas import Health
 from usersync.worker import BackgroundWorker
 
 _DESCRIPTION = """Keep a User 360 profile store in sync with `userdata_*.csv` files on SFTP.
@@ -41,7 +44,7 @@ _TAGS = [
     {"name": "runs", "description": "Executions of syncs, with progress and rejected rows."},
     {"name": "users", "description": "The User 360 store."},
     {"name": "properties", "description": "The property catalog: names and types."},
-    {"name": "service", "description": "Health."},
+    {"name": "service", "description": "Health and metrics."},
 ]
 
 
@@ -55,7 +58,10 @@ def create_app(settings: Settings | None = None, *, run_worker: bool = True) -> 
         with open_database(settings) as engine:
             box = SecretBox.from_settings(settings)
             app.state.services = Services(settings, engine, box)
-            worker = BackgroundWorker(settings, engine, box) if run_worker else None
+            app.state.probe = probe = Probe(lambda: check_database(engine))
+            app.state.worker = worker = (
+                BackgroundWorker(settings, engine, box) if run_worker else None
+            )
             if worker is not None:
                 worker.start()
             app.state.demo_server = demo_server = DemoServer(settings)
@@ -66,7 +72,8 @@ def create_app(settings: Settings | None = None, *, run_worker: bool = True) -> 
                 if worker is not None:
                     worker.stop()  # its run in progress may be reading from the demo server
                 demo_server.stop()
-                del app.state.services, app.state.demo_server
+                probe.close()
+                del app.state.services, app.state.demo_server, app.state.probe, app.state.worker
 
     app = FastAPI(
         title="usersync",
@@ -79,8 +86,42 @@ def create_app(settings: Settings | None = None, *, run_worker: bool = True) -> 
     app.include_router(api_router())
     pages.install(app)
 
-    @app.get("/health", tags=["service"], summary="Is the server up?")
-    def health() -> dict[str, str]:
-        return {"status": "ok", "version": __version__}
+    @app.get(
+        "/health",
+        tags=["service"],
+        summary="Can the server do its job?",
+        description="200 when the database answers at this version's schema and the "
+        "server's worker runs; 503 saying which is not ok otherwise. Needs no token.",
+        response_model=Health,
+        responses={503: {"model": Health, "description": "The database or the worker is not ok."}},
+    )
+    def health(request: Request, response: Response) -> Health:
+        database = request.app.state.probe()
+        worker: BackgroundWorker | None = request.app.state.worker
+        running = "off" if worker is None else "running" if worker.alive else "stopped"
+        ok = database == "ok" and running != "stopped"
+        if not ok:
+            response.status_code = 503
+        return Health(
+            status="ok" if ok else "unavailable",
+            version=__version__,
+            database=database,
+            worker=running,
+        )
+
+    @app.get(
+        "/metrics",
+        tags=["service"],
+        summary="The workspace's figures for Prometheus",
+        description="Runs by sync and status, rows read, users created and updated, rows "
+        "rejected, runs queued and running, each sync's state, last success and next run, and "
+        "the users in the store, in Prometheus' text format. Scrape it with the token as "
+        "`authorization: {credentials: TOKEN}`.",
+        response_class=Response,
+        responses={200: {"content": {metrics.CONTENT_TYPE: {}}, "description": "The figures."}},
+    )
+    def workspace_metrics(services: ServicesDep, ws: WorkspaceDep) -> Response:
+        text = metrics.render(metrics.collect(services.engine, ws))
+        return Response(text, media_type=metrics.CONTENT_TYPE)
 
     return app

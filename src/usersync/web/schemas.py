@@ -441,3 +441,15 @@ class PropertyPublic(BaseModel):
 class PropertyList(BaseModel):
     items: list[PropertyPublic]
     next: str | None
+
+
+class Health(BaseModel):
+    status: Literal["ok", "unavailable"] = Field(
+        description='"unavailable" (with HTTP 503) when the database or the worker is not "ok".'
+    )
+    version: str
+    database: str = Field(description='"ok", or what is wrong with it in a few words.')
+    worker: str = Field(
+        description='The worker of this server: "running", "stopped", or "off" when it runs '
+        "apart (`usersync worker`)."
+    )
