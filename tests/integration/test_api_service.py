@@ -1,16 +1,28 @@
-"""GET /metrics on SQLite and on the real PostgreSQL server, read back with the Prometheus
-client's own parser of the text format; and GET /health's answers when the database holds
-another schema version."""
+"""The service endpoints on SQLite and on the real PostgreSQL server: GET /metrics, read back
+with the Prometheus client's own parser of the text format, and GET /health while the
+database holds another schema version or refuses connections."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from pathlib import Path
 
+import psycopg
 import pytest
 import sqlalchemy as sa
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.apiclient import Api, Recorder, RunningApp, connection_body, new_workspace, ok, sync_body
+from tests.apiclient import (
+    Api,
+    Recorder,
+    RunningApp,
+    app_on_database,
+    connection_body,
+    new_workspace,
+    ok,
+    sync_body,
+)
+from tests.servers.postgres import PostgresServer
 from usersync.migrations import HEAD
 from usersync.store import ConflictMode, UserStore, runs
 
@@ -174,3 +186,27 @@ def test_health_is_503_while_the_database_holds_another_schema_version(
         f"at schema version 9999_from_the_future, where this usersync needs {HEAD}"
     )
     assert running.client.get("/health").status_code == 200
+
+
+def test_health_is_503_while_postgresql_refuses_connections_and_200_once_it_takes_them(
+    request: pytest.FixtureRequest, postgres: PostgresServer, tmp_path: Path
+) -> None:
+    with app_on_database("postgresql", tmp_path, request) as running:
+        database = running.engine.url.database
+        assert running.client.get("/health").status_code == 200
+        with psycopg.connect(postgres.conninfo("postgres"), autocommit=True) as admin:
+            admin.execute(f'ALTER DATABASE "{database}" ALLOW_CONNECTIONS false')
+            admin.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s",
+                (database,),
+            )
+            try:
+                refused = running.client.get("/health")
+            finally:
+                admin.execute(f'ALTER DATABASE "{database}" ALLOW_CONNECTIONS true')
+        back = running.client.get("/health")
+
+    assert refused.status_code == 503
+    assert refused.json()["database"] == "not answering"
+    assert refused.headers["content-type"] == "application/json"
+    assert back.status_code == 200
