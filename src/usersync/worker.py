@@ -199,7 +199,8 @@ class Worker:
     def tick(self) -> bool:
         """One round: recover lost runs, queue due fire times, claim and execute one run.
         True if it executed one."""
-        runqueue.recover(self.engine, max_attempts=self.options.max_attempts)
+        for run_id in runqueue.recover(self.engine, max_attempts=self.options.max_attempts):
+            self.outbox.post(run_id)  # a dead worker's run: the webhook call falls to this one
         runqueue.schedule_due(self.engine)
         run = runqueue.claim(self.engine, self.name, lease=self.options.lease)
         if run is None:

@@ -279,11 +279,13 @@ def test_a_worker_killed_mid_import_changes_nothing_and_its_run_is_retried(
 ) -> None:
     data = _big_file(KILL_ROWS)
     sftp.put("userdata_big.csv", data)
-    with sync_setup(tmp_path, db_url, sftp) as setup:
+    with webhook_receiver() as hook, sync_setup(tmp_path, db_url, sftp) as setup:
         engine = setup.engine
         _seed_prior_users(setup)
         before = _users_snapshot(engine, setup.ws)
-        sync = setup.sync(file="userdata_big.csv", schedule=ONCE_NOW, mapping=BIG_MAPPING)
+        sync = setup.sync(
+            file="userdata_big.csv", schedule=ONCE_NOW, mapping=BIG_MAPPING, webhook_url=hook.url
+        )
         data_dir = setup.settings.data_dir
         with WorkerProcess.start(
             tmp_path / "doomed", db_url, data_dir, **_worker_settings(lease=3)
@@ -334,6 +336,24 @@ def test_a_worker_killed_mid_import_changes_nothing_and_its_run_is_retried(
         assert u0 is not None
         assert u0.properties == {"email": "user0@example.com", "city": "City number 0"}
         assert [run.status for run in _all_runs(engine, [sync.id])] == ["failed", "succeeded"]
+        # The failure webhook (the default) tells of the dead worker's run, once; the
+        # rescuer made the call before it exited.
+        _headers, body = hook.next_call(timeout=0)
+        assert json.loads(body) | {"started_at": "-", "finished_at": "-"} == {
+            "event": "run.finished",
+            "run_id": first.id,
+            "sync_id": sync.id,
+            "status": "failed",
+            "path": first.path,
+            "started_at": "-",
+            "finished_at": "-",
+            "rows_read": first.rows_read,
+            "users_created": 0,
+            "users_updated": 0,
+            "rows_rejected": 0,
+            "message": first.message,
+        }
+        assert hook.pending() == []
 
 
 TERM_ROWS = 400_000
