@@ -183,6 +183,13 @@ def import_(
             progress=ProgressLine(sys.stderr) if show_progress else None,
         )
     result = outcome.result
+    if outcome.unrecorded is not None:
+        click.secho(
+            f"usersync: run {outcome.run_id} could not be recorded, and shows as running: "
+            f"{outcome.unrecorded}",
+            fg="yellow",
+            err=True,
+        )
     if opts["as_json"]:
         emit_json(_result_document(outcome.run_id, result))
     else:

@@ -120,12 +120,23 @@ def _sqlite_engine(url: URL) -> Engine:
     return engine
 
 
+# libpq settings that a postgresql:// URL may set itself. The TCP ones make a server that
+# vanished (host down, network cut: no answer, no reset) an error within about a minute
+# instead of a wait of hours: keepalive probes while waiting for an answer, and a limit on
+# how long sent data may go unacknowledged.
+_POSTGRES_DEFAULTS: dict[str, Any] = {
+    "connect_timeout": 10,
+    "application_name": "usersync",
+    "keepalives": 1,
+    "keepalives_idle": 30,
+    "keepalives_interval": 10,
+    "keepalives_count": 3,
+    "tcp_user_timeout": 120_000,  # milliseconds
+}
+
+
 def _postgres_engine(url: URL) -> Engine:
-    connect_args: dict[str, Any] = {}
-    if "connect_timeout" not in url.query:
-        connect_args["connect_timeout"] = 10
-    if "application_name" not in url.query:
-        connect_args["application_name"] = "usersync"
+    connect_args = {k: v for k, v in _POSTGRES_DEFAULTS.items() if k not in url.query}
     # pre_ping: a pooled connection that a server restart closed is replaced, not used.
     return sa.create_engine(url, pool_pre_ping=True, connect_args=connect_args)
 

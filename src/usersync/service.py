@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import Engine
+from sqlalchemy import exc as sa_exc
 
 from usersync import db, runqueue
 from usersync.config import Settings
@@ -60,6 +61,7 @@ def workspace_id(engine: Engine, name: str) -> int:
 class ImportOutcome:
     run_id: int
     result: RunResult
+    unrecorded: str | None = None  # why the run's record could not be written, if it could not
 
 
 def resolve_types(
@@ -124,17 +126,20 @@ def import_remote_file(
             finally:
                 source.close()
         result.seconds = time.monotonic() - started  # connecting included
-        record_outcome(
-            engine,
-            run_id,
-            ws,
-            result,
-            rejects,
-            types,
-            dry_run=spec.dry_run,
-            path=spec.path,
-            keep_rejected_runs=settings.keep_rejected_runs,
-        )
+        try:
+            record_outcome(
+                engine,
+                run_id,
+                ws,
+                result,
+                rejects,
+                types,
+                dry_run=spec.dry_run,
+                path=spec.path,
+                keep_rejected_runs=settings.keep_rejected_runs,
+            )
+        except sa_exc.DBAPIError as error:  # the database went away: the outcome still stands
+            return ImportOutcome(run_id, result, db.unavailable(engine, error).message)
     return ImportOutcome(run_id, result)
 
 

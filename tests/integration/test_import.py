@@ -12,8 +12,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from sqlalchemy.engine import make_url
 
 from tests.cli import Result, key_args, start_usersync, stop_when, usersync, wait_for_progress
+from tests.servers.netpath import CuttablePath
 from tests.servers.sshd import SftpFolder, SshServer
 
 pytestmark = pytest.mark.integration
@@ -561,6 +563,46 @@ def test_server_killed_mid_transfer_leaves_the_store_unchanged(
     assert json.loads(out)["status"] == "failed"
     assert "connection was lost" in err or "did not answer" in err
     assert all_users(env) == before
+
+
+# Short enough for a test (the defaults take about a minute): probes after 1 s of silence,
+# 1 s apart, 2 unanswered ones end the connection, as do 2 s without acknowledgement.
+QUICK_DEATH = {
+    "keepalives_idle": "1",
+    "keepalives_interval": "1",
+    "keepalives_count": "2",
+    "tcp_user_timeout": "2000",
+}
+
+
+def test_a_database_server_lost_mid_import_fails_the_run_at_once_and_applies_nothing(
+    pg_url: str, sftp: SftpFolder, tmp_path: Path
+) -> None:
+    url = make_url(pg_url)
+    assert url.port is not None
+    with CuttablePath(url.port) as path:
+        through = url.set(host=path.host, port=path.port, query=QUICK_DEATH)
+        env = {
+            "USERSYNC_DATA_DIR": str(tmp_path / "data"),
+            "USERSYNC_DB": through.render_as_string(hide_password=False),
+        }
+        seed(env, sftp)
+        before = all_users(env)
+        sftp.put("userdata_big.csv", plan_file(rows=600_000, users=600_000))
+        proc = start_import(sftp.url("userdata_big.csv"), sftp, env)
+        wait_for_progress(proc, "rows")  # its changes stream into the database
+        path.cut()  # the database's host is gone: no answer, no reset
+        out, err = proc.communicate(timeout=60)
+        path.mend()
+
+        assert proc.returncode == 5, err
+        assert json.loads(out)["status"] == "failed"
+        assert "the database failed while applying the changes" in err
+        assert "nothing was applied" in err
+        assert "run 2 could not be recorded, and shows as running: cannot use the database" in err
+        assert "Traceback" not in err
+        assert "error ignored" not in err
+        assert all_users(env) == before
 
 
 def plan_file(*, rows: int, users: int) -> bytes:

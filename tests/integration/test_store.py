@@ -429,6 +429,29 @@ def test_postgresql_merges_with_merge_unless_it_cannot_count_the_rows(
     assert (len(merges), len(upserts)) == ((1, 0) if row_counts else (0, 1))
 
 
+def test_postgresql_connections_give_up_on_a_vanished_server_unless_the_url_says_otherwise(
+    pg_url: str,
+) -> None:
+    def settings(url: str) -> dict[str, str]:
+        engine = db.create_engine_for(url)
+        try:
+            with engine.connect() as conn:
+                info = conn.connection.dbapi_connection.info  # type: ignore[union-attr]
+                return {k: v for k, v in info.get_parameters().items() if k.startswith(("k", "t"))}
+        finally:
+            engine.dispose()
+
+    assert settings(pg_url) == {
+        "keepalives": "1",
+        "keepalives_idle": "30",
+        "keepalives_interval": "10",
+        "keepalives_count": "3",
+        "tcp_user_timeout": "120000",
+    }
+    given = settings(pg_url + "?keepalives_idle=5&tcp_user_timeout=0")
+    assert (given["keepalives_idle"], given.get("tcp_user_timeout", "0")) == ("5", "0")
+
+
 def test_a_postgresql_connection_ended_while_staging_is_a_transient_failure(
     pg_url: str,
 ) -> None:
