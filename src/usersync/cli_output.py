@@ -12,6 +12,7 @@ from typing import Any, TypeVar
 
 import click
 
+from usersync.db import CONNECTION_ERRORS, DatabaseLost
 from usersync.errors import HostKeyError, UsersyncError
 from usersync.reports import error_code
 
@@ -109,7 +110,10 @@ def handle_errors(func: F) -> F:
     @functools.wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
-            return func(*args, **kwargs)
+            try:
+                return func(*args, **kwargs)
+            except CONNECTION_ERRORS as lost:
+                raise DatabaseLost(lost) from lost
         except UsersyncError as error:
             if kwargs.get("as_json"):
                 body: dict[str, Any] = {"code": error_code(error), "message": error.message}

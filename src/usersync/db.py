@@ -29,7 +29,7 @@ import sqlalchemy as sa
 from sqlalchemy import event, exc
 from sqlalchemy.engine import URL, Connection, Engine, RootTransaction, make_url
 
-from usersync.errors import UsageError
+from usersync.errors import UsageError, UsersyncError
 from usersync.migrations import HEAD
 
 if TYPE_CHECKING:  # imported when a migration is due: see migrate
@@ -59,6 +59,29 @@ class DatabaseUnavailable(UsageError):
     """The database cannot be reached or opened (server down, wrong host, unwritable file)."""
 
     transient = True
+
+
+class DatabaseLost(UsersyncError):
+    """The database stopped answering while a command used it (its server stopped, the
+    network failed): what the command was doing did not finish."""
+
+    transient = True
+
+    def __init__(self, error: exc.DBAPIError) -> None:
+        super().__init__(
+            f"the database stopped answering ({reason(error)}); check that it is running, "
+            "then try again"
+        )
+
+
+# What the drivers raise when the database cannot be reached or the connection broke.
+CONNECTION_ERRORS = (exc.OperationalError, exc.InterfaceError)
+
+
+def reason(error: exc.DBAPIError) -> str:
+    """The driver's own words for `error`, on one line (they never hold the URL's password)."""
+    text = str(error.orig).strip() if error.orig else str(error)
+    return text.splitlines()[0] if text else type(error).__name__
 
 
 def default_db_url(data_dir: Path) -> str:
@@ -182,12 +205,13 @@ def describe(engine: Engine) -> str:
 
 def unavailable(engine: Engine, error: exc.DBAPIError) -> DatabaseUnavailable:
     """The error to raise when the database cannot be reached or opened."""
-    reason = str(error.orig).strip().splitlines()[0] if error.orig else str(error)
     if engine.dialect.name == "sqlite":
         hint = "Check that its folder exists and is writable, or pass another --db."
     else:
         hint = "Check the URL (--db or USERSYNC_DB) and that the server is running."
-    return DatabaseUnavailable(f"cannot use the database {describe(engine)}: {reason}. {hint}")
+    return DatabaseUnavailable(
+        f"cannot use the database {describe(engine)}: {reason(error)}. {hint}"
+    )
 
 
 def migrate(engine: Engine) -> None:

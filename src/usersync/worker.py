@@ -24,8 +24,9 @@ from datetime import timedelta
 
 import sqlalchemy as sa
 from sqlalchemy import Engine
+from sqlalchemy import exc as sa_exc
 
-from usersync import runqueue, webhooks
+from usersync import db, runqueue, webhooks
 from usersync.browse import list_files
 from usersync.config import Settings
 from usersync.connectivity import open_loaded, source_url
@@ -147,8 +148,10 @@ class Heartbeat:
                 )
                 if renewal.cancelling and run_id == self.run_id:
                     self.cancelled = True
-            except Exception:  # a busy or unreachable database: the next beat tries again
-                log.warning("could not renew the lease of run %s", self.run_id, exc_info=True)
+            except sa_exc.DBAPIError as error:  # a busy or unreachable database: beat again
+                log.warning("could not renew the lease of run %s: %s", run_id, db.reason(error))
+            except Exception:
+                log.exception("could not renew the lease of run %s", run_id)
 
 
 @dataclass
@@ -185,7 +188,10 @@ class Worker:
         while not stop.is_set():
             try:
                 busy = self.tick()
-            except Exception:  # the database went away, ...: log it and carry on
+            except db.CONNECTION_ERRORS as error:
+                log.warning("worker %s: %s", self.name, db.DatabaseLost(error).message)
+                busy = False
+            except Exception:  # log it and carry on
                 log.exception("worker %s: a round failed; trying again", self.name)
                 busy = False
             if not busy:
@@ -217,6 +223,8 @@ class Worker:
                 self._execute(run, beat)
             except UsersyncError as error:
                 self._fail(beat.run_id, run, error)
+            except db.CONNECTION_ERRORS as error:  # recording it may well fail too
+                self._fail(beat.run_id, run, db.DatabaseLost(error))
             except Exception as error:
                 log.exception("run %s failed unexpectedly", beat.run_id)
                 self._fail(beat.run_id, run, UsersyncError(f"internal error: {error}"))

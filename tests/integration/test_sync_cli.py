@@ -8,10 +8,14 @@ import json
 import signal
 from pathlib import Path
 
-from tests.cli import start_usersync, stop_when, usersync
+from sqlalchemy.engine import make_url
+
+from tests.cli import start_usersync, stop_when, usersync, wait_for_progress
 from tests.hooks import webhook_receiver
+from tests.servers.netpath import CuttablePath
 from tests.servers.sshd import SftpFolder
 from tests.syncs import SyncSetup, csv_bytes, sync_setup
+from tests.worker_procs import wait_for
 from usersync import runqueue
 from usersync.store import UserStore, runs, syncs
 from usersync.store.syncs import Sync
@@ -207,6 +211,40 @@ def test_ctrl_c_stops_the_run_which_ends_failed_without_a_retry_or_a_user(
             "failed",
             "stopped (Ctrl-C) before its outcome was recorded",
         )
+        assert UserStore(setup.engine).list_users(setup.ws, limit=1) == []
+
+
+def test_a_database_lost_during_a_sync_run_exits_5_and_a_worker_ends_the_run_later(
+    tmp_path: Path, pg_url: str, sftp: SftpFolder
+) -> None:
+    rows = [{"id": f"u-{n}", "email": f"user{n}@example.com"} for n in range(400_000)]
+    sftp.put("userdata_big.csv", csv_bytes(rows))
+    port = make_url(pg_url).port
+    assert port is not None
+    with sync_setup(tmp_path, pg_url, sftp) as setup, CuttablePath(port) as path:
+        sync = setup.sync(file="userdata_big.csv", enabled=False)
+        env = env_of(tmp_path, path.database_url(pg_url), USERSYNC_WORKER_LEASE="2")
+        proc = start_usersync(env, "sync", "run", str(sync.id), "--progress")
+        wait_for_progress(proc, "rows")
+        path.cut()  # the database's host is gone: no answer, no reset
+        _, stderr = proc.communicate(timeout=60)
+        path.mend()
+
+        assert proc.returncode == 5, stderr
+        assert "usersync: the database stopped answering (" in stderr
+        assert "check that it is running, then try again" in stderr
+        assert "Traceback" not in stderr
+        [lost] = setup.runs(sync)
+        assert lost.status == "running"  # its outcome could not be written: its lease ends
+        recovered = wait_for(
+            "the lost run's lease to end",
+            lambda: runqueue.recover(setup.engine, max_attempts=1) or None,
+            timeout=30,
+        )
+        assert recovered == [lost.id]
+        [ended] = setup.runs(sync)  # failed, and not tried again (max_attempts=1)
+        assert ended.status == "failed"
+        assert "stopped answering; nothing was applied" in (ended.message or "")
         assert UserStore(setup.engine).list_users(setup.ws, limit=1) == []
 
 

@@ -8,7 +8,7 @@ would: packets go unanswered, with no refusal and no reset.
 
 The path crosses a veth pair into a network namespace of its own and back: a relay inside
 the namespace listens on `host`:`port` and forwards over the pair to a relay in this
-process, which forwards to 127.0.0.1:`target_port`. `cut()` takes the pair's link down.
+process, which forwards to 127.0.0.1:`target_port`. `cut()` takes the pair's far end down.
 Run as a script, this module is the namespace's relay: `netpath.py LISTEN_HOST TARGET_HOST
 TARGET_PORT` listens on a free port of LISTEN_HOST and prints "ready PORT".
 """
@@ -25,9 +25,20 @@ import threading
 from pathlib import Path
 from typing import Self
 
+from sqlalchemy.engine import make_url
+
 from tests.servers import LOOPBACK, Server, ServerError, require_root
 
 _PREFIX = "ustest"  # of the namespaces: ustest-PID-N
+# libpq settings short enough for a test (usersync's defaults take about two minutes):
+# probes after 1 s of silence, 1 s apart, 2 unanswered ones end the connection, as do 2 s
+# without acknowledgement.
+GIVE_UP_FAST = {
+    "keepalives_idle": "1",
+    "keepalives_interval": "1",
+    "keepalives_count": "2",
+    "tcp_user_timeout": "2000",
+}
 _counter = 0
 
 
@@ -154,12 +165,20 @@ class CuttablePath(Server):
             raise ServerError(f"the relay in {self.namespace} did not start")
         self.port = int(ready[1])
 
+    def database_url(self, url: str) -> str:
+        """PostgreSQL `url` (of the server on `target_port`) through this path, its libpq
+        settings giving up on a silent server within seconds (GIVE_UP_FAST)."""
+        through = make_url(url).set(host=self.host, port=self.port, query=GIVE_UP_FAST)
+        return through.render_as_string(hide_password=False)
+
     def cut(self) -> None:
-        """From now on, what is sent either way is lost."""
-        _ip("link", "set", self._outer, "down")
+        """From now on, what is sent either way is lost. The namespace's end of the pair goes
+        down: this end keeps its address and route and sends into a link without carrier.
+        (Taking this end down instead would send the packets along the default route.)"""
+        _ip("netns", "exec", self.namespace, "ip", "link", "set", self._inner, "down")
 
     def mend(self) -> None:
-        _ip("link", "set", self._outer, "up")
+        _ip("netns", "exec", self.namespace, "ip", "link", "set", self._inner, "up")
 
     def stop(self) -> None:
         self._stopping.set()
