@@ -184,12 +184,7 @@ def import_(
         )
     result = outcome.result
     if outcome.unrecorded is not None:
-        click.secho(
-            f"usersync: run {outcome.run_id} could not be recorded, and shows as running: "
-            f"{outcome.unrecorded}",
-            fg="yellow",
-            err=True,
-        )
+        click.secho(f"usersync: {outcome.unrecorded}", fg="yellow", err=True)
     if opts["as_json"]:
         emit_json(_result_document(outcome.run_id, result))
     else:

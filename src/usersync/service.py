@@ -4,12 +4,13 @@ records runs and their rejected rows, and keeps the property catalog."""
 from __future__ import annotations
 
 import dataclasses
+import functools
 import shlex
 import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from sqlalchemy import Engine
 from sqlalchemy import exc as sa_exc
@@ -18,9 +19,11 @@ from usersync import db, runqueue
 from usersync.config import Settings
 from usersync.enums import RunStatus
 from usersync.errors import UsageError, UsersyncError
+from usersync.heartbeat import Heartbeat, worker_name
 from usersync.importer import ImportSpec, ProgressCallback, RunResult, run_import
 from usersync.mapping import PropertyType, check_property_name
 from usersync.rejects import RejectLog
+from usersync.schema import utcnow
 from usersync.sources.connect import Credentials, open_source
 from usersync.sources.hostkeys import HostKeyPolicy
 from usersync.sources.urls import RemoteLocation
@@ -61,7 +64,7 @@ def workspace_id(engine: Engine, name: str) -> int:
 class ImportOutcome:
     run_id: int
     result: RunResult
-    unrecorded: str | None = None  # why the run's record could not be written, if it could not
+    unrecorded: str | None = None  # why the run's record is not this outcome, if it is not
 
 
 def resolve_types(
@@ -109,9 +112,20 @@ def import_remote_file(
     ws = workspace_id(engine, workspace)
     types = resolve_types(engine, ws, spec.mapping.properties, spec.mapping.types)
     spec = dataclasses.replace(spec, mapping=dataclasses.replace(spec.mapping, types=types))
+    # The run is held as a worker holds its runs: if this process dies, the run ends failed
+    # once its lease runs out; meanwhile it publishes its progress and can be cancelled.
+    owner, lease = worker_name(), settings.worker_lease
     run_id = runs.create_run(
-        engine, ws, source=location.origin, path=spec.path, dry_run=spec.dry_run
+        engine,
+        ws,
+        source=location.origin,
+        path=spec.path,
+        dry_run=spec.dry_run,
+        worker=owner,
+        lease_expires_at=utcnow() + timedelta(seconds=lease),
     )
+    fence = functools.partial(runqueue.fence, run_id=run_id, worker=owner, lease=lease)
+    spec = dataclasses.replace(spec, before_commit=fence)
     result = RunResult(status=RunStatus.FAILED)
     started = time.monotonic()
     with RejectLog() as rejects:
@@ -120,14 +134,18 @@ def import_remote_file(
         except UsersyncError as error:
             result = RunResult(status=RunStatus.FAILED, error=error)
         else:
+            beat = Heartbeat(
+                engine, owner, run_id, lease=lease, interval=min(2.0, lease / 3), listener=progress
+            )
             try:
-                store = UserStore(engine)
-                result = run_import(source, spec, store, ws, rejects, progress=progress)
+                with beat:
+                    store = UserStore(engine)
+                    result = run_import(source, spec, store, ws, rejects, progress=beat.report)
             finally:
                 source.close()
         result.seconds = time.monotonic() - started  # connecting included
         try:
-            record_outcome(
+            recorded = record_outcome(
                 engine,
                 run_id,
                 ws,
@@ -136,10 +154,16 @@ def import_remote_file(
                 types,
                 dry_run=spec.dry_run,
                 path=spec.path,
+                owner=owner,
                 keep_rejected_runs=settings.keep_rejected_runs,
             )
         except sa_exc.DBAPIError as error:  # the database went away: the outcome still stands
-            return ImportOutcome(run_id, result, db.unavailable(engine, error).message)
+            why = db.unavailable(engine, error).message
+            lost = f"run {run_id} could not be recorded, and shows as running until its lease "
+            return ImportOutcome(run_id, result, f"{lost}runs out: {why}")
+    if not recorded:
+        lapsed = f"run {run_id} was ended as failed by a worker: this process could not renew "
+        return ImportOutcome(run_id, result, lapsed + "its lease in time")
     return ImportOutcome(run_id, result)
 
 

@@ -14,9 +14,7 @@ import dataclasses
 import functools
 import hashlib
 import logging
-import os
 import posixpath
-import socket
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -24,7 +22,6 @@ from datetime import timedelta
 
 import sqlalchemy as sa
 from sqlalchemy import Engine
-from sqlalchemy import exc as sa_exc
 
 from usersync import db, runqueue, webhooks
 from usersync.browse import list_files
@@ -33,6 +30,7 @@ from usersync.connectivity import open_loaded, source_url
 from usersync.enums import AfterImport, FileChoice, RunStatus, RunTrigger
 from usersync.errors import UsersyncError
 from usersync.files import RemoteEntry, require_eligible
+from usersync.heartbeat import Heartbeat, worker_name
 from usersync.importer import ImportSpec, Progress, run_import
 from usersync.mapping import ColumnMapping, EmptyCells, PropertyType
 from usersync.outbox import Outbox
@@ -75,83 +73,6 @@ def options_from(settings: Settings) -> WorkerOptions:
         max_attempts=len(settings.retry_backoff) + 1,
         settle=settings.settle_seconds,
     )
-
-
-def worker_name() -> str:
-    return f"{socket.gethostname()}:{os.getpid()}:{threading.get_ident() % 100000}"
-
-
-class Heartbeat:
-    """Renews the lease of the run in progress and publishes its progress, on a thread of
-    its own, so a long read or a long apply never lets the lease lapse; and notices when
-    someone asks to cancel the run, which the import's next progress report then stops."""
-
-    def __init__(
-        self,
-        engine: Engine,
-        worker: str,
-        options: WorkerOptions,
-        run_id: int,
-        listener: Callable[[Progress], None] | None = None,
-    ):
-        self._engine = engine
-        self._worker = worker
-        self._options = options
-        self._run_id = run_id
-        self._listener = listener
-        self.run_ids = [run_id]  # every run this execution made (file choice "all_new")
-        self.progress: Progress | None = None
-        self.cancelled = False  # someone asked to cancel the run in progress
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._beat, name="usersync-heartbeat", daemon=True)
-
-    def __enter__(self) -> Heartbeat:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join()
-
-    @property
-    def run_id(self) -> int:
-        """The run whose lease is renewed: the one in progress."""
-        return self._run_id
-
-    @run_id.setter
-    def run_id(self, run_id: int) -> None:
-        self._run_id = run_id
-        self.run_ids.append(run_id)
-        self.progress = None
-        self.cancelled = False
-
-    def report(self, progress: Progress) -> None:
-        """The import's progress callback: RunCancelled stops the import (nothing applied)."""
-        if self.cancelled:
-            raise runqueue.RunCancelled(self.run_id)
-        self.progress = progress
-        if self._listener is not None:
-            self._listener(progress)
-
-    def _beat(self) -> None:
-        interval = min(self._options.heartbeat, self._options.lease / 3)
-        while not self._stop.wait(interval):
-            progress, run_id = self.progress, self.run_id
-            try:
-                renewal = runqueue.renew(
-                    self._engine,
-                    run_id,
-                    self._worker,
-                    lease=self._options.lease,
-                    bytes_read=progress.bytes_read if progress else None,
-                    rows_read=progress.rows_read if progress else None,
-                )
-                if renewal.cancelling and run_id == self.run_id:
-                    self.cancelled = True
-            except sa_exc.DBAPIError as error:  # a busy or unreachable database: beat again
-                log.warning("could not renew the lease of run %s: %s", run_id, db.reason(error))
-            except Exception:
-                log.exception("could not renew the lease of run %s", run_id)
 
 
 @dataclass
@@ -218,7 +139,14 @@ class Worker:
         """Execute a claimed run to its end; never raises for what a run may meet. The ids
         of the runs it made: this one, and one per further file for file choice "all_new"."""
         log.info("run %s (sync %s, attempt %s) started", run.id, run.sync_id, run.attempt)
-        with Heartbeat(self.engine, self.name, self.options, run.id, self.progress) as beat:
+        with Heartbeat(
+            self.engine,
+            self.name,
+            run.id,
+            lease=self.options.lease,
+            interval=min(self.options.heartbeat, self.options.lease / 3),
+            listener=self.progress,
+        ) as beat:
             try:
                 self._execute(run, beat)
             except UsersyncError as error:

@@ -17,6 +17,8 @@ from sqlalchemy.engine import make_url
 from tests.cli import Result, key_args, start_usersync, stop_when, usersync, wait_for_progress
 from tests.servers.netpath import CuttablePath
 from tests.servers.sshd import SftpFolder, SshServer
+from tests.worker_procs import wait_for
+from usersync import db, runqueue
 
 pytestmark = pytest.mark.integration
 
@@ -588,7 +590,8 @@ def test_a_database_server_lost_mid_import_fails_the_run_at_once_and_applies_not
         assert json.loads(out)["status"] == "failed"
         assert "the database failed while applying the changes" in err
         assert "nothing was applied" in err
-        assert "run 2 could not be recorded, and shows as running: cannot use the database" in err
+        assert "run 2 could not be recorded, and shows as running until its lease runs out: " in err
+        assert "cannot use the database" in err
         assert "Traceback" not in err
         assert "error ignored" not in err
         assert all_users(env) == before
@@ -616,14 +619,54 @@ def stopped_as_it_applies(sftp: SftpFolder, env: dict[str, str], sig: int) -> tu
     return stop_when(proc, "applying", sig)  # the last batches may still be being staged
 
 
-def test_import_killed_mid_apply_leaves_the_store_unchanged(
+def test_import_killed_mid_apply_leaves_the_store_unchanged_and_its_run_ends_failed(
     sftp: SftpFolder, env: dict[str, str], db_url: str
 ) -> None:
     seed(env, sftp)
     before = all_users(env)
+    env = {**env, "USERSYNC_WORKER_LEASE": "3"}
 
     stopped_as_it_applies(sftp, env, signal.SIGKILL)
 
+    assert all_users(env) == before
+    engine = db.create_engine_for(db_url)
+    try:
+        # Its lease runs out, and whichever worker looks next (here: the test) ends it.
+        recovered = wait_for(
+            "the killed import's lease to run out",
+            lambda: runqueue.recover(engine, max_attempts=3) or None,
+            timeout=30,
+        )
+    finally:
+        engine.dispose()
+    [killed] = usersync(env, "runs", "--json").json()["items"][:1]
+    assert recovered == [killed["id"]]
+    assert killed["status"] == "failed"
+    assert "stopped answering; nothing was applied" in killed["message"]
+
+
+def test_an_import_publishes_its_progress_and_stops_when_its_run_is_cancelled(
+    sftp: SftpFolder, env: dict[str, str], db_url: str
+) -> None:
+    seed(env, sftp)
+    before = all_users(env)
+    env = {**env, "USERSYNC_WORKER_LEASE": "3"}  # a beat a second
+    sftp.put("userdata_big.csv", plan_file(rows=1_500_000, users=1_500_000))
+    proc = start_import(sftp.url("userdata_big.csv"), sftp, env)
+    wait_for_progress(proc, "rows")
+
+    def published() -> dict[str, Any] | None:
+        [newest] = usersync(env, "runs", "--json").json()["items"][:1]
+        return newest if newest["status"] == "running" and newest["rows_read"] > 0 else None
+
+    running = wait_for("the import's progress in its run", published, timeout=30)
+    cancelled = usersync(env, "cancel", str(running["id"]))
+    out, err = proc.communicate(timeout=60)
+
+    assert cancelled.exit_code == 0, cancelled.stderr
+    assert proc.returncode == 5, err
+    assert f"cancelled while it ran (run {running['id']}): nothing was applied" in err
+    assert json.loads(out)["status"] == "failed"
     assert all_users(env) == before
 
 

@@ -6,14 +6,14 @@ from typing import Any, cast
 
 import pytest
 
+from usersync.heartbeat import Heartbeat
 from usersync.importer import Progress
 from usersync.runqueue import RunCancelled
-from usersync.worker import Heartbeat, WorkerOptions
 
 
 def test_a_cancelled_run_stops_at_its_next_progress_report_and_the_next_run_does_not() -> None:
     told: list[Progress] = []
-    beat = Heartbeat(cast(Any, None), "w", WorkerOptions(), 7, told.append)
+    beat = Heartbeat(cast(Any, None), "w", 7, lease=60, interval=2, listener=told.append)
     first = Progress(10, 100, 1, 0, False)
 
     beat.report(first)

@@ -118,8 +118,11 @@ def create_run(
     file_size: int | None = None,
     file_modified: datetime | None = None,
     started_at: datetime | None = None,
+    worker: str | None = None,
+    lease_expires_at: datetime | None = None,
 ) -> int:
-    """Record a new run (default: running, started now); return its id."""
+    """Record a new run (default: running, started now); return its id. A running run held
+    by `worker` until `lease_expires_at` ends failed if that passes unrenewed."""
     with writing(bind) as conn:
         run_id = conn.scalar(
             sa.insert(runs)
@@ -133,6 +136,8 @@ def create_run(
                 dry_run=dry_run,
                 file_size=file_size,
                 file_modified=file_modified,
+                worker=worker,
+                lease_expires_at=lease_expires_at,
             )
             .returning(runs.c.id)
         )
