@@ -375,7 +375,7 @@ def recover(bind: Bind, *, max_attempts: int, now: datetime | None = None) -> li
                     status=RunStatus.FAILED.value,
                     finished_at=now,
                     message=(
-                        f"the worker running it ({run.worker}) stopped answering; nothing "
+                        f"the process running it ({run.worker}) stopped answering; nothing "
                         "was applied"
                         + (
                             ", so it runs again"
