@@ -144,7 +144,7 @@ def _sqlite_engine(url: URL) -> Engine:
 
 
 # libpq settings that a postgresql:// URL may set itself. The TCP ones make a server that
-# vanished (host down, network cut: no answer, no reset) an error within about a minute
+# vanished (host down, network cut: no answer, no reset) an error within about two minutes
 # instead of a wait of hours: keepalive probes while waiting for an answer, and a limit on
 # how long sent data may go unacknowledged.
 _POSTGRES_DEFAULTS: dict[str, Any] = {

@@ -21,7 +21,7 @@ from sqlalchemy import exc as sa_exc
 from usersync import db, runqueue
 from usersync.importer import Progress
 
-log = logging.getLogger("usersync.worker")
+log = logging.getLogger(__name__)
 
 
 def worker_name() -> str:
