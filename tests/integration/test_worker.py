@@ -14,10 +14,14 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
+import sqlalchemy as sa
+from sqlalchemy.engine import make_url
 
 from tests.hooks import signature, webhook_receiver
+from tests.servers.netpath import CuttablePath
 from tests.servers.sshd import SftpFolder
 from tests.syncs import FAST, SyncSetup, csv_bytes, drain, sync_setup
+from tests.worker_procs import wait_for
 from usersync import runqueue
 from usersync.errors import Conflict
 from usersync.store import UserStore, connections, syncs
@@ -53,6 +57,55 @@ def test_a_sync_that_runs_once_now_imports_its_file_once(
         assert user.properties == {"email": "alice@example.com"}
         assert syncs.get(setup.engine, setup.ws, sync.id).next_run_at is None
         assert drain(worker) == 0
+
+
+def answers(setup: SyncSetup) -> bool | None:
+    """Whether the setup's database answers (None: not yet)."""
+    try:
+        with setup.engine.connect() as conn:
+            conn.execute(sa.text("SELECT 1"))
+    except sa.exc.OperationalError:
+        return None
+    return True
+
+
+def test_a_worker_outlives_a_lost_database_and_runs_the_sync_once_it_is_back(
+    tmp_path: Path, pg_url: str, sftp: SftpFolder, caplog: pytest.LogCaptureFixture
+) -> None:
+    sftp.put("userdata_a.csv", ALICE)
+    port = make_url(pg_url).port
+    assert port is not None
+    with CuttablePath(port) as path, sync_setup(tmp_path, path.database_url(pg_url), sftp) as setup:
+        worker = setup.worker()
+        stop = threading.Event()
+        running = threading.Thread(target=worker.run, args=(stop,), daemon=True)
+        running.start()
+        try:
+            path.cut()  # the database's host is gone: no answer, no reset
+            lost = wait_for(
+                "the worker to notice",
+                lambda: (
+                    [r for r in caplog.records if "stopped answering" in r.getMessage()] or None
+                ),
+                timeout=30,
+            )
+            path.mend()
+            wait_for("the database to answer again", lambda: answers(setup), timeout=30)
+            sync = setup.sync(file="userdata_a.csv")  # due at once
+            [run] = wait_for(
+                "the sync's run to end",
+                lambda: [r for r in setup.runs(sync) if r.finished_at is not None] or None,
+                timeout=30,
+            )
+        finally:
+            stop.set()
+            running.join(timeout=30)
+
+        assert lost[0].levelname == "WARNING"
+        assert lost[0].getMessage().startswith(f"worker {worker.name}: the database stopped")
+        assert lost[0].exc_info is None  # one line, no traceback
+        assert running.is_alive() is False
+        assert (run.status, run.users_created) == ("succeeded", 1)
 
 
 def _fire_next(setup: SyncSetup, sync: Sync) -> None:
