@@ -252,9 +252,16 @@ def alembic_config() -> AlembicConfig:
     return config
 
 
+def schema_version(engine: Engine) -> str | None:
+    """The Alembic revision the database is at (None: none recorded). Raises the driver's
+    error when there is no schema yet, or no database."""
+    with engine.connect() as conn:
+        version = conn.scalar(sa.text("SELECT version_num FROM alembic_version"))
+    return None if version is None else str(version)
+
+
 def _is_current(engine: Engine) -> bool:
     try:
-        with engine.connect() as conn:
-            return bool(conn.scalar(sa.text("SELECT version_num FROM alembic_version")) == HEAD)
+        return schema_version(engine) == HEAD
     except exc.DBAPIError:
         return False  # no schema yet, or no database: the migration says which

@@ -3,7 +3,7 @@ of its own, and a request to cancel it noticed. Workers beat for the runs they e
 `usersync import` for its own run, so that a run whose process died ends failed once its
 lease runs out (`runqueue.recover`).
 
-    with Heartbeat(engine, worker_name(), run_id, lease=60, interval=2) as beat:
+    with Heartbeat(engine, worker_name(), run_id, lease=60) as beat:
         run_import(..., progress=beat.report)      # raises RunCancelled once cancelled
 """
 
@@ -23,6 +23,8 @@ from usersync.importer import Progress
 
 log = logging.getLogger(__name__)
 
+BEAT = 2.0  # seconds between beats, at most: progress shows this fresh
+
 
 def worker_name() -> str:
     """This thread's name among the processes that run imports: host, process and thread."""
@@ -41,13 +43,13 @@ class Heartbeat:
         run_id: int,
         *,
         lease: float,
-        interval: float,
+        interval: float = BEAT,
         listener: Callable[[Progress], None] | None = None,
     ):
         self._engine = engine
         self._worker = worker
         self._lease = lease
-        self._interval = interval  # seconds between beats: below a third of the lease
+        self._interval = min(interval, lease / 3)  # three beats a lease: one may fail
         self._run_id = run_id
         self._listener = listener
         self.run_ids = [run_id]  # every run this execution made (file choice "all_new")

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
 
 import sqlalchemy as sa
 
@@ -174,12 +173,12 @@ def _syncs(conn: sa.Connection, ws: int) -> Sequence[Family]:
         info.add(1, sync_id=label, name=name or "")
         enabled.add(1 if on else 0, sync_id=label)
         if on and next_run_at is not None:
-            upcoming.add(_seconds(next_run_at), sync_id=label)
+            upcoming.add(next_run_at.timestamp(), sync_id=label)
         if (ended := succeeded.get(sync_id)) is not None:
-            success.add(_seconds(ended), sync_id=label)
+            success.add(ended.timestamp(), sync_id=label)
         run = newest.get(sync_id)
         if run is not None and run.finished_at is not None:
-            last.add(_seconds(run.finished_at), sync_id=label, status=run.status)
+            last.add(run.finished_at.timestamp(), sync_id=label, status=run.status)
     return info, enabled, upcoming, success, last
 
 
@@ -187,10 +186,6 @@ def _users(conn: sa.Connection, ws: int) -> Family:
     family = Family("usersync_users", "gauge", "Users in the User 360 store.")
     family.add(conn.scalar(sa.select(sa.func.count()).where(users.c.workspace_id == ws)) or 0)
     return family
-
-
-def _seconds(moment: datetime) -> float:
-    return moment.timestamp()
 
 
 def _labels(labels: Labels) -> str:

@@ -368,6 +368,7 @@ def recover(bind: Bind, *, max_attempts: int, now: datetime | None = None) -> li
         for run_id in expired:
             row = conn.execute(sa.select(runs).where(runs.c.id == run_id)).one()
             run = Run(**row._asdict())
+            again = run.attempt < max_attempts and run.cancel_requested_at is None
             conn.execute(
                 sa.update(runs)
                 .where(runs.c.id == run_id)
@@ -376,16 +377,10 @@ def recover(bind: Bind, *, max_attempts: int, now: datetime | None = None) -> li
                     finished_at=now,
                     message=(
                         f"the process running it ({run.worker}) stopped answering; nothing "
-                        "was applied"
-                        + (
-                            ", so it runs again"
-                            if run.attempt < max_attempts and run.cancel_requested_at is None
-                            else ""
-                        )
+                        "was applied" + (", so it runs again" if again else "")
                     ),
                 )
             )
-            again = run.attempt < max_attempts and run.cancel_requested_at is None
             if run.sync_id is not None and again:
                 _retry(conn, run, now=now, not_before=None)
     return list(expired)

@@ -134,9 +134,7 @@ def import_remote_file(
         except UsersyncError as error:
             result = RunResult(status=RunStatus.FAILED, error=error)
         else:
-            beat = Heartbeat(
-                engine, owner, run_id, lease=lease, interval=min(2.0, lease / 3), listener=progress
-            )
+            beat = Heartbeat(engine, owner, run_id, lease=lease, listener=progress)
             try:
                 with beat:
                     store = UserStore(engine)
@@ -159,11 +157,17 @@ def import_remote_file(
             )
         except sa_exc.DBAPIError as error:  # the database went away: the outcome still stands
             why = db.unavailable(engine, error).message
-            lost = f"run {run_id} could not be recorded, and shows as running until its lease "
-            return ImportOutcome(run_id, result, f"{lost}runs out: {why}")
+            unrecorded = (
+                f"run {run_id} could not be recorded, and shows as running until its lease "
+                f"runs out: {why}"
+            )
+            return ImportOutcome(run_id, result, unrecorded)
     if not recorded:
-        lapsed = f"run {run_id} was ended as failed by a worker: this process could not renew "
-        return ImportOutcome(run_id, result, lapsed + "its lease in time")
+        lapsed = (
+            f"run {run_id} was ended as failed by a worker: this process could not renew its "
+            "lease in time"
+        )
+        return ImportOutcome(run_id, result, lapsed)
     return ImportOutcome(run_id, result)
 
 

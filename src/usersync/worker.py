@@ -30,7 +30,7 @@ from usersync.connectivity import open_loaded, source_url
 from usersync.enums import AfterImport, FileChoice, RunStatus, RunTrigger
 from usersync.errors import UsersyncError
 from usersync.files import RemoteEntry, require_eligible
-from usersync.heartbeat import Heartbeat, worker_name
+from usersync.heartbeat import BEAT, Heartbeat, worker_name
 from usersync.importer import ImportSpec, Progress, run_import
 from usersync.mapping import ColumnMapping, EmptyCells, PropertyType
 from usersync.outbox import Outbox
@@ -68,7 +68,7 @@ def options_from(settings: Settings) -> WorkerOptions:
     return WorkerOptions(
         poll=settings.worker_poll,
         lease=settings.worker_lease,
-        heartbeat=min(2.0, settings.worker_lease / 3),
+        heartbeat=BEAT,
         backoff=settings.retry_backoff,
         max_attempts=len(settings.retry_backoff) + 1,
         settle=settings.settle_seconds,
@@ -144,7 +144,7 @@ class Worker:
             self.name,
             run.id,
             lease=self.options.lease,
-            interval=min(self.options.heartbeat, self.options.lease / 3),
+            interval=self.options.heartbeat,
             listener=self.progress,
         ) as beat:
             try:

@@ -14,11 +14,10 @@ from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 
-import sqlalchemy as sa
 from sqlalchemy import exc
 from sqlalchemy.engine import Engine
 
-from usersync.db import describe
+from usersync.db import describe, schema_version
 from usersync.migrations import HEAD
 
 log = logging.getLogger(__name__)
@@ -29,8 +28,7 @@ PROBE_TIMEOUT = 5.0  # seconds a health check waits for the database
 def check_database(engine: Engine) -> str:
     """ "ok", or what is wrong with the database, in words fit for anyone to read."""
     try:
-        with engine.connect() as conn:
-            version = conn.scalar(sa.text("SELECT version_num FROM alembic_version"))
+        version = schema_version(engine)
     except exc.DBAPIError as error:
         log.error("health: the database %s does not answer: %s", describe(engine), error.orig)
         return "not answering"
