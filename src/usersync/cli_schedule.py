@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 
 import click
 
 from usersync.cli_output import emit_json, handle_errors, json_option
 from usersync.errors import UsageError
-from usersync.schedule import parse_schedule, resolve_zone
+from usersync.schedule import parse_schedule, resolve_zone, start_at
 
 
 @click.group()
@@ -33,16 +33,11 @@ def next_times(
     """
     parsed = parse_schedule(spec)
     zone = resolve_zone(zone_name or parsed.timezone)
-    if after is None:
-        start = datetime.now(UTC)
-    else:
-        try:
-            start = datetime.fromisoformat(after)
-        except ValueError:
-            raise UsageError(f"--after {after!r} is not an ISO 8601 date and time") from None
-        if start.tzinfo is None:
-            start = start.replace(tzinfo=zone)
-    times = parsed.next_times(start, count, zone)
+    try:
+        given = None if after is None else datetime.fromisoformat(after)
+    except ValueError:
+        raise UsageError(f"--after {after!r} is not an ISO 8601 date and time") from None
+    times = parsed.next_times(start_at(given, zone), count, zone)
     if as_json:
         emit_json({"description": parsed.describe(), "next": [t.isoformat() for t in times]})
         return

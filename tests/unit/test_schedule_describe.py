@@ -26,6 +26,10 @@ from usersync.schedule import parse_schedule
             "At 18:00, on Monday, Wednesday and Friday",
         ),
         (
+            {"type": "weekly", "days": ["SAT", "MON", "TUE", "SUN", "THU"], "time": "07:00"},
+            "At 07:00, on Thursday and Saturday through Tuesday",
+        ),
+        (
             {"type": "monthly", "day": 31, "time": "01:00"},
             "At 01:00, on day 31 of the month (the last day in shorter months)",
         ),
@@ -70,7 +74,17 @@ def test_cron_in_words_from_cron_descriptor(expression: str, words: str) -> None
         # cron_descriptor refuses L alone in day-of-week; Quartz reads it as Saturday.
         ("0 0 0 ? * L", "At 00:00, on Saturday"),
         # ...reads backwards (wrapping) ranges literally.
-        ("0 0 0 ? * FRI-MON", "At 00:00, on Monday, Friday, Saturday and Sunday"),
+        ("0 0 0 ? * FRI-MON", "At 00:00, on Friday through Monday"),
+        # ...words a step that names one value (a step runs to the field's end) as a repeat.
+        ("0 0 12 ? * 7/2", "At 12:00, on Saturday"),
+        ("0 0 12 1 12/2 ?", "At 12:00, on day 1 of the month, in December"),
+        ("0 0 12 31/2 * ?", "At 12:00, on day 31 of the month"),
+        # ...reads ranges that start where they end literally.
+        ("0 0 12 ? * 3-3", "At 12:00, on Tuesday"),
+        ("0 12 * * 0-7", "At 12:00, every day"),
+        # ...says "or" for Unix cron's two day fields, even when a `*` makes both needed.
+        ("0 12 */10 * 5", "At 12:00, on days 1, 11, 21 and 31 of the month, if also on Friday"),
+        ("0 12 15 * 1-5", "At 12:00, on day 15 of the month, or on Monday through Friday"),
         ("0 0 22-1 * * ?", "At minute 0, hours 0, 1, 22 and 23, every day"),
         (
             "0 0 0 L-2W * ?",
@@ -99,7 +113,7 @@ class _Broken:
         ),
         ("0 0,30 8 1,15 * ?", "At minutes 0 and 30, hour 8, on days 1 and 15 of the month"),
         ("0 0 12 ? * 1#1", "At 12:00, on the first Sunday of the month"),
-        ("0 1 1 * MON", "At 01:00, on day 1 of the month, and on Monday"),
+        ("0 1 1 * MON", "At 01:00, on day 1 of the month, or on Monday"),
         ("0 0 */10 * 1", "At 00:00, on days 1, 11, 21 and 31 of the month, if also on Monday"),
     ],
 )

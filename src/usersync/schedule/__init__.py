@@ -5,13 +5,14 @@
     Schedule.describe()                   "At 01:00, every day"
     Schedule.to_dict()                    the canonical spec
     resolve_zone(name, default)           IANA name -> ZoneInfo, UsageError if unknown
+    start_at(after, zone)                 where a listing starts: now, or a (naive) time
 
 Modules: `base` (the interface and the wall-time walk), `zones` (zones and the DST policy),
 `days` (day rules), `calendar` (once/daily/weekly/monthly), `cronparse` and `cron` (Quartz
 and Unix cron), `describe` (cron in words), `parse` (spec dispatch).
 """
 
-from usersync.schedule.base import MAX_COUNT, MAX_YEAR, MIN_YEAR, Schedule
+from usersync.schedule.base import MAX_COUNT, MAX_YEAR, MIN_YEAR, Schedule, start_at
 from usersync.schedule.calendar import (
     DailySchedule,
     MonthlySchedule,
@@ -36,4 +37,5 @@ __all__ = [
     "WeeklySchedule",
     "parse_schedule",
     "resolve_zone",
+    "start_at",
 ]

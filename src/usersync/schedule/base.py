@@ -80,6 +80,22 @@ class WallPattern:
                                 yield datetime(year, month, day, hour, minute, second)
 
 
+def start_at(after: datetime | None, zone: ZoneInfo) -> datetime:
+    """Where a listing of fire times starts, aware: now, or `after`.
+
+    A naive `after` is a wall time in `zone`, read as the schedules read theirs
+    (`zones.fire_instant`): a time that a spring-forward skips is the jump, a repeated one its
+    first occurrence. UsageError for a time outside the years MIN_YEAR to MAX_YEAR.
+    """
+    if after is None:
+        return datetime.now(UTC)
+    if not MIN_YEAR <= after.year <= MAX_YEAR:
+        raise UsageError(f"after: give a time between the years {MIN_YEAR} and {MAX_YEAR}")
+    if after.tzinfo is None or after.utcoffset() is None:
+        return fire_instant(after.replace(tzinfo=None), zone)[0]
+    return after
+
+
 def check_request(after: datetime, count: int) -> datetime:
     """`after` in UTC, once both arguments are known to be usable."""
     if after.tzinfo is None or after.utcoffset() is None:

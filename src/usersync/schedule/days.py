@@ -154,7 +154,7 @@ class DaysOfWeek:
     def describe(self) -> str:
         if len(self.weekdays) == 7:
             return "every day"
-        return f"on {join_words([WEEKDAY_NAMES[day] for day in self.weekdays])}"
+        return f"on {join_words(_weekday_runs(self.weekdays))}"
 
 
 @dataclass(frozen=True)
@@ -214,7 +214,32 @@ class EitherDay:
         return tuple(sorted({*self.first.days(year, month), *self.second.days(year, month)}))
 
     def describe(self) -> str:
-        return f"{self.first.describe()}, and {self.second.describe()}"
+        return f"{self.first.describe()}, or {self.second.describe()}"
+
+
+def _weekday_runs(weekdays: tuple[int, ...]) -> list[str]:
+    """Names of the days, three or more in a row as one range: "Monday through Friday".
+
+    The week wraps: the walk starts at a day whose day before is not wanted, so Friday to
+    Monday is one range ("Friday through Monday") and not two pieces.
+    """
+    wanted = set(weekdays)
+    start = next(day for day in sorted(wanted) if (day - 1) % 7 not in wanted)
+    runs: list[list[int]] = []
+    for day in ((start + offset) % 7 for offset in range(7)):
+        if day not in wanted:
+            continue
+        if runs and (runs[-1][-1] + 1) % 7 == day:
+            runs[-1].append(day)
+        else:
+            runs.append([day])
+    words: list[str] = []
+    for run in runs:
+        if len(run) >= 3:
+            words.append(f"{WEEKDAY_NAMES[run[0]]} through {WEEKDAY_NAMES[run[-1]]}")
+        else:
+            words.extend(WEEKDAY_NAMES[day] for day in run)
+    return words
 
 
 def _days(count: int) -> str:

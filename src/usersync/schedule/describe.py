@@ -3,9 +3,11 @@
 cron_descriptor numbers days of the week from 0 (Sunday) unless told otherwise, so Quartz
 expressions (1 = Sunday) go in with `day_of_week_start_index_zero=False`, and always with all
 7 fields, because with 6 it guesses whether the last one is a year. It cannot describe some
-valid Quartz forms (`L` alone in day-of-week, `L-nW`) and reads a backwards range such as
-`FRI-MON` as "Friday through Monday" with Monday before Friday in the week; those, and
-anything it raises on, get `describe_pattern` instead.
+valid Quartz forms (`L` alone in day-of-week, `L-nW`), reads a backwards range such as
+`FRI-MON` as "Friday through Monday" with Monday before Friday in the week, words a step that
+names one value (`7/2` in day-of-week) as a repeat, and says "or" for Unix cron's two day
+fields even when a `*` makes both needed; those, and anything it raises on, get
+`describe_pattern` instead.
 """
 
 from __future__ import annotations
@@ -25,8 +27,20 @@ from usersync.schedule.base import (
     WallPattern,
     format_time,
 )
-from usersync.schedule.cronparse import MONTH_NUMBERS, QUARTZ_DAY_NUMBERS, CronSpec
-from usersync.schedule.days import MONTH_NAMES, join_words
+from usersync.schedule.cronparse import (
+    MONTH_NUMBERS,
+    QUARTZ_DAY_NUMBERS,
+    UNIX_DAY_NUMBERS,
+    CronSpec,
+)
+from usersync.schedule.days import (
+    MONTH_NAMES,
+    BothDays,
+    DaysOfMonth,
+    DaysOfWeek,
+    EitherDay,
+    join_words,
+)
 
 # Day-field forms cron_descriptor refuses or words badly: L alone in day-of-week (Saturday),
 # L-nW, and L-1 ("1 days before").
@@ -70,16 +84,45 @@ def _with_cron_descriptor(spec: CronSpec) -> str:
 
 def _needs_own_words(spec: CronSpec) -> bool:
     parts = spec.text.split(" ")
-    if spec.flavor == "unix":
-        return False  # no L, W, # and no backwards ranges in the Unix form
-    if any(_OWN_WORDS_DAYS.fullmatch(part) for part in (parts[3], parts[5])):
+    if isinstance(spec.pattern.days, BothDays | EitherDay):
+        # Unix cron's two restricted day fields: cron_descriptor says "or" whether or not
+        # one of them starts with `*` (which makes both needed).
         return True
-    names = {4: MONTH_NUMBERS, 5: QUARTZ_DAY_NUMBERS}
-    return any(
-        _number(match[1], names.get(index)) > _number(match[2], names.get(index))
-        for index, part in enumerate(parts)
-        for match in _RANGE.finditer(part)
+    if _step_names_one_value(spec, parts):
+        return True
+    quartz = spec.flavor == "quartz"
+    if quartz and any(_OWN_WORDS_DAYS.fullmatch(part) for part in (parts[3], parts[5])):
+        return True
+    names = {4: MONTH_NUMBERS, 5: QUARTZ_DAY_NUMBERS} if quartz else {3: MONTH_NUMBERS}
+    # A backwards (wrapping) range, or one that starts where it ends ("Tuesday through
+    # Tuesday"); Unix day-of-week 0-7 runs from Sunday to Sunday.
+    for index, part in enumerate(parts):
+        for match in _RANGE.finditer(part):
+            if not quartz and index == 4:
+                low, high = (_number(end, UNIX_DAY_NUMBERS) % 7 for end in match.groups())
+            else:
+                low, high = (_number(end, names.get(index)) for end in match.groups())
+            if low >= high:
+                return True
+    return False
+
+
+def _step_names_one_value(spec: CronSpec, parts: list[str]) -> bool:
+    """Whether a stepped field holds one value only: `7/2` in day-of-week is Saturday alone
+    (a step runs to the field's end), which cron_descriptor words as "every 2 weeks"."""
+    pattern = spec.pattern
+    days = pattern.days
+    day_count = (
+        len(days.numbers)
+        if isinstance(days, DaysOfMonth)
+        else len(days.weekdays)
+        if isinstance(days, DaysOfWeek)
+        else None
     )
+    counts = [len(pattern.minutes), len(pattern.hours), day_count, len(pattern.months), day_count]
+    if spec.flavor == "quartz":
+        counts = [len(pattern.seconds), *counts, len(pattern.years)]
+    return any("/" in part and count == 1 for part, count in zip(parts, counts, strict=False))
 
 
 def _number(text: str, names: Mapping[str, int] | None) -> int:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import dataclasses
 import posixpath
 from collections.abc import Mapping
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request, Response
@@ -23,7 +23,7 @@ from usersync.errors import (
 )
 from usersync.mapping import ColumnMapping, MappingError, PropertyType, RowMapper
 from usersync.reader import CsvOptions
-from usersync.schedule import MAX_COUNT, MAX_YEAR, MIN_YEAR, parse_schedule, resolve_zone
+from usersync.schedule import MAX_COUNT, parse_schedule, resolve_zone, start_at
 from usersync.service import resolve_types
 from usersync.store import syncs
 from usersync.store.syncs import Sync
@@ -231,12 +231,7 @@ def schedule_next(
     sync = syncs.get(services.engine, ws, sync_id)
     schedule = parse_schedule(sync.schedule)
     zone = resolve_zone(sync.timezone)
-    start = after or datetime.now(UTC)
-    if start.tzinfo is None:
-        start = start.replace(tzinfo=zone)
-    if not MIN_YEAR <= start.year <= MAX_YEAR:
-        raise UsageError(f"after: give a time between the years {MIN_YEAR} and {MAX_YEAR}")
-    times = schedule.next_times(start, count, zone)
+    times = schedule.next_times(start_at(after, zone), count, zone)
     return ScheduleTimes(
         description=schedule.describe(),
         timezone=zone.key,
