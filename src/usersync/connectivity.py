@@ -20,7 +20,7 @@ from pathlib import Path
 from sqlalchemy import Engine
 
 from usersync.config import Settings
-from usersync.errors import Conflict, HostKeyError, UsersyncError
+from usersync.errors import Conflict, ConnectFailed, ConnectTimeout, HostKeyError, UsersyncError
 from usersync.files import create_file
 from usersync.secretbox import SecretBox
 from usersync.sources.base import Source
@@ -145,6 +145,9 @@ def test_connection(
         source = open_loaded(settings, connection, credentials)
     except HostKeyError as error:
         return TestOutcome(False, error.fingerprint, error.message, False)
+    except (ConnectFailed, ConnectTimeout) as error:
+        # No handshake got as far as a host key: none was offered.
+        return TestOutcome(False, None, error.message, False)
     except UsersyncError as error:
         return TestOutcome(False, pinned, error.message, pinned is not None)
     try:

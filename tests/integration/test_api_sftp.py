@@ -27,6 +27,7 @@ from tests.apiclient import (
     ok,
 )
 from tests.cli import key_args, usersync
+from tests.servers import free_port
 from tests.servers.sshd import SftpFolder
 
 pytestmark = pytest.mark.integration
@@ -191,6 +192,32 @@ def test_a_changed_host_key_is_a_bad_gateway_that_shows_the_offered_key(
     assert outcome["ok"] is False
     assert outcome["confirmed"] is False
     assert outcome["host_key_fingerprint"] in sftp.host_key_fingerprints
+
+
+def test_a_server_named_by_host_name_offers_the_key_openssh_shows(
+    api: Api, sftp: SftpFolder
+) -> None:
+    connection = sftp_connection(api, sftp, host="localhost")
+    url = f"/api/connections/{connection['id']}"
+
+    first = ok(api.post(f"{url}/test"))
+    ok(api.patch(url, json={"host_key_fingerprint": first["host_key_fingerprint"]}))
+    second = ok(api.post(f"{url}/test"))
+
+    assert first["host_key_fingerprint"] == sftp.host_key_fingerprints[0]  # the ed25519 key
+    assert second["ok"] is True, second["message"]
+
+
+def test_a_server_that_is_not_there_offered_no_host_key(api: Api, sftp: SftpFolder) -> None:
+    pinned = sftp.host_key_fingerprints[0]
+    connection = sftp_connection(api, sftp, port=free_port(), host_key_fingerprint=pinned)
+
+    outcome = ok(api.post(f"/api/connections/{connection['id']}/test"))
+
+    assert outcome["ok"] is False
+    assert "refused the connection" in outcome["message"]
+    assert outcome["host_key_fingerprint"] is None
+    assert outcome["confirmed"] is False
 
 
 def test_a_wrong_password_fails_the_test_without_showing_it(api: Api, sftp: SftpFolder) -> None:

@@ -312,6 +312,55 @@ def test_pinned_fingerprint_is_trusted(sftp: SftpFolder, env: dict[str, str]) ->
     assert result.exit_code == 0, result.stderr
 
 
+def test_the_offered_key_is_the_one_openssh_would_show_and_every_key_can_be_pinned(
+    sftp: SftpFolder, env: dict[str, str]
+) -> None:
+    ed25519, rsa = sftp.host_key_fingerprints  # the test server has one key of each
+    key = ["--key", str(sftp.client_key_path)]
+
+    refused = usersync(env, "folders", sftp.url(), *key, "--json")
+    by_ed25519 = usersync(env, "folders", sftp.url(), *key, "--fingerprint", ed25519)
+    by_rsa = usersync(env, "folders", sftp.url(), *key, "--fingerprint", rsa)
+
+    assert refused.json()["error"]["fingerprint"] == ed25519
+    assert by_ed25519.exit_code == 0, by_ed25519.stderr
+    assert by_rsa.exit_code == 0, by_rsa.stderr
+
+
+@pytest.mark.parametrize("kind", ["ssh-ed25519", "ssh-rsa"])
+def test_a_known_hosts_file_with_one_of_the_servers_keys_is_enough(
+    sftp: SftpFolder, env: dict[str, str], tmp_path: Path, kind: str
+) -> None:
+    lines = sftp.known_hosts_path.read_text().splitlines()
+    only = tmp_path / "known_hosts"
+    only.write_text("".join(f"{line}\n" for line in lines if line.split()[1] == kind))
+
+    result = usersync(
+        env, "folders", sftp.url(), "--key", str(sftp.client_key_path), "--known-hosts", str(only)
+    )
+
+    assert only.read_text().count("\n") == 1
+    assert result.exit_code == 0, result.stderr
+
+
+def test_a_host_given_by_name_is_checked_like_an_address(
+    sftp: SftpFolder, env: dict[str, str]
+) -> None:
+    by_name = sftp.url().replace("@127.0.0.1:", "@localhost:")
+    key = ["--key", str(sftp.client_key_path)]
+
+    refused = usersync(env, "folders", by_name, *key, "--json")
+    first = usersync(env, "folders", by_name, *key, "--accept-new-host-key")
+    again = usersync(env, "files", by_name, *key, "--json")
+
+    assert refused.exit_code == 3, refused.stderr
+    assert f"the host key of [localhost]:{sftp.port} is not known" in refused.stderr
+    assert first.exit_code == 0, first.stderr
+    remembered = Path(env["USERSYNC_DATA_DIR"]) / "known_hosts"
+    assert remembered.read_text().startswith(f"[localhost]:{sftp.port} ")
+    assert again.exit_code == 0, again.stderr
+
+
 def test_wrong_pinned_fingerprint_is_refused(sftp: SftpFolder, env: dict[str, str]) -> None:
     wrong = "SHA256:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"
     result = usersync(

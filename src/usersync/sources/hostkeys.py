@@ -4,6 +4,7 @@ use that the user asked to trust. The decision is made here; sftp.py only asks."
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -11,6 +12,18 @@ from typing import Any
 import asyncssh
 
 from usersync.errors import HostKeyError, HostKeyMismatch, UnknownHostKey
+
+# Host key algorithms by key type, in OpenSSH's order of preference: a server offers the key
+# that `ssh` shows and that its administrator's `ssh-keygen -lf` names, the ed25519 one where
+# it has one (asyncssh alone asks for RSA first). RSA's signature forms go together.
+KEY_TYPES: tuple[tuple[str, ...], ...] = (
+    ("ssh-ed25519",),
+    ("ecdsa-sha2-nistp256",),
+    ("ecdsa-sha2-nistp384",),
+    ("ecdsa-sha2-nistp521",),
+    ("rsa-sha2-512", "rsa-sha2-256", "ssh-rsa"),
+)
+HOST_KEY_ALGS = tuple(alg for algs in KEY_TYPES for alg in algs)
 
 
 @dataclass(frozen=True)
@@ -52,21 +65,44 @@ class HostKeyCheck:
     known: asyncssh.SSHKnownHosts = field(init=False)
     host_is_known: bool = field(init=False)
     offered: str | None = None
+    offered_type: str | None = None  # the offered key's algorithm, e.g. "ssh-ed25519"
     accepted_new_key: Any = None
 
     def __post_init__(self) -> None:
         text = "".join(_read_text(path) for path in self.policy.known_hosts)
         self.known = asyncssh.import_known_hosts(text)
         trusted, ca_keys, *_ = asyncssh.match_known_hosts(
-            self.known, self.host, self.host, None if self.port == 22 else self.port
+            # addr "": asyncssh reads the host as an address itself when it is one.
+            self.known,
+            self.host,
+            "",
+            None if self.port == 22 else self.port,
         )
         self.host_is_known = bool(trusted or ca_keys)
 
+    def algorithms(self) -> Sequence[str]:
+        """The host key algorithms to ask for: those of the host's trusted keys when
+        known_hosts knows it (asyncssh picks them when given none, but not for "default"),
+        else OpenSSH's order."""
+        return () if self.host_is_known else HOST_KEY_ALGS
+
+    def other_key_types(self) -> list[tuple[str, ...]]:
+        """The key types a pinned fingerprint may still name once the key the server offered
+        did not match: a server has several keys, and the pin may be any one of them."""
+        if self.policy.fingerprint is None or self.offered_type is None:
+            return []
+        return [algs for algs in KEY_TYPES if self.offered_type not in algs]
+
+    def pinned(self, key: Any) -> bool:
+        pin = self.policy.fingerprint
+        return pin is not None and normalize_fingerprint(pin) == key.get_fingerprint("sha256")
+
     def validate(self, key: Any) -> bool:
         self.offered = str(key.get_fingerprint("sha256"))
-        pinned = self.policy.fingerprint
-        if pinned is not None and normalize_fingerprint(pinned) == self.offered:
+        self.offered_type = key.algorithm.decode("ascii")
+        if self.pinned(key):
             return True
+        pinned = self.policy.fingerprint
         if self.policy.accept_new and not self.host_is_known and pinned is None:
             self.accepted_new_key = key
             return True

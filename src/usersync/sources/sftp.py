@@ -11,7 +11,7 @@ import contextlib
 import posixpath
 import socket
 import stat as stat_mod
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -251,6 +251,27 @@ CIPHERS = (
 )
 
 
+async def _offering_the_pinned_key(
+    target: SftpTarget, check: HostKeyCheck, timeouts: Timeouts
+) -> tuple[str, ...] | None:
+    """The host key algorithms with which the server offers the pinned key, if it has it
+    under another key type than the one it offered (each tried with a handshake of its own,
+    no login), else None."""
+    for algs in check.other_key_types():
+        try:
+            key = await asyncio.wait_for(
+                asyncssh.get_server_host_key(
+                    target.host, target.port, server_host_key_algs=algs, config=[]
+                ),
+                timeouts.connect,
+            )
+        except (TimeoutError, asyncssh.Error, OSError):
+            continue  # no key of that type (no common algorithm), or the server went away
+        if key is not None and check.pinned(key):
+            return algs
+    return None
+
+
 async def _open(
     target: SftpTarget, auth: SftpAuth, policy: HostKeyPolicy, timeouts: Timeouts
 ) -> tuple[asyncssh.SSHClientConnection, asyncssh.SFTPClient, str]:
@@ -273,10 +294,25 @@ async def _open(
         raise AuthenticationFailed(
             f"no credentials for {target.username}@{where}: give --password-env VAR or --key PATH"
         )
-    try:
+
+    async def connect(host_key_algs: Sequence[str]) -> asyncssh.SSHClientConnection:
         conn, _ = await asyncssh.create_connection(
-            lambda: _Client(check), target.host, target.port, **options
+            lambda: _Client(check),
+            target.host,
+            target.port,
+            server_host_key_algs=host_key_algs,
+            **options,
         )
+        return conn
+
+    try:
+        try:
+            conn = await connect(check.algorithms())
+        except asyncssh.HostKeyNotVerifiable:
+            algs = await _offering_the_pinned_key(target, check, timeouts)
+            if algs is None:
+                raise
+            conn = await connect(algs)
     except asyncssh.HostKeyNotVerifiable as exc:
         raise check.refusal() from exc
     except SASLPrepError as exc:  # before any byte is sent
