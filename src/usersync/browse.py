@@ -47,7 +47,12 @@ def open_eligible(
     entry = source.stat(path)
     require_eligible(entry, max_size)
     return SizeLimitedReader(
-        source.open(path), path=path, max_size=max_size, expected_size=entry.size, digest=digest
+        source.open(path),
+        path=path,
+        max_size=max_size,
+        expected_size=entry.size,
+        expected_modified=entry.modified,
+        digest=digest,
     )
 
 

@@ -146,6 +146,7 @@ class SizeLimitedReader(ChunkReader):
         path: str,
         max_size: int = MAX_FILE_SIZE,
         expected_size: int | None = None,
+        expected_modified: datetime | None = None,
         digest: bool = False,
     ) -> None:
         super().__init__()
@@ -153,6 +154,7 @@ class SizeLimitedReader(ChunkReader):
         self._path = path
         self._max_size = max_size
         self.expected_size = expected_size  # the size the listing gave, when known
+        self.expected_modified = expected_modified  # and the modification time
         self.bytes_read = 0
         self._digest = hashlib.sha256() if digest else None
 

@@ -45,14 +45,24 @@ class FileChanged(UsersyncError):
     transient = True
 
 
-def _check_unchanged(source: Source, path: str, expected: int | None, read: int) -> None:
-    """A file rewritten while it was read would import a mix of two versions: refuse it."""
-    now = source.stat(path).size
-    if expected is not None and (read != expected or now != expected):
+def _check_unchanged(source: Source, path: str, raw: SizeLimitedReader) -> None:
+    """A file rewritten while it was read would import a mix of two versions: refuse it.
+    Its size and its modification time must be what they were when the run started."""
+    expected, read = raw.expected_size, raw.bytes_read
+    now = source.stat(path)
+    if expected is not None and (read != expected or now.size != expected):
         raise FileChanged(
             f"{path} changed while it was read (it had {expected:,} bytes when the run "
-            f"started, {read:,} were read, it now has {now:,}); nothing was imported. Run "
-            "the import again once the file is complete."
+            f"started, {read:,} were read, it now has {now.size:,}); nothing was imported. "
+            "Run the import again once the file is complete."
+        )
+    before = raw.expected_modified
+    if before is not None and now.modified is not None and now.modified != before:
+        raise FileChanged(
+            f"{path} changed while it was read (the run started with the version modified "
+            f"at {before:%Y-%m-%d %H:%M:%S}, and it was modified again at "
+            f"{now.modified:%Y-%m-%d %H:%M:%S}); nothing was imported. Run the import again "
+            "once the file is complete."
         )
 
 
@@ -220,9 +230,7 @@ class _Pipeline:
 
     def finish(self) -> None:
         """The whole file is read: check it did not change meanwhile."""
-        _check_unchanged(
-            self._source, self._spec.path, self._raw.expected_size, self._raw.bytes_read
-        )
+        _check_unchanged(self._source, self._spec.path, self._raw)
         self.report(force=True)
 
     def exact(self, stream: BinaryIO) -> Iterator[list[MappedRow]]:

@@ -8,8 +8,10 @@ import io
 import json
 import secrets
 import signal
+from collections.abc import Callable
+from contextlib import closing
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO, cast
 
 import pytest
 from sqlalchemy.engine import make_url
@@ -19,6 +21,17 @@ from tests.servers.netpath import CuttablePath
 from tests.servers.sshd import SftpFolder, SshServer
 from tests.worker_procs import wait_for
 from usersync import db, runqueue
+from usersync.config import load_settings
+from usersync.enums import RunStatus
+from usersync.importer import ImportSpec
+from usersync.importer import run_import as run_import_in_process
+from usersync.mapping import ColumnMapping
+from usersync.rejects import RejectLog
+from usersync.sources.base import Source
+from usersync.sources.connect import Credentials, open_source
+from usersync.sources.hostkeys import HostKeyPolicy
+from usersync.sources.urls import parse_remote_url
+from usersync.store import UserStore, workspaces
 
 pytestmark = pytest.mark.integration
 
@@ -702,3 +715,54 @@ def test_the_default_database_is_created_in_a_new_data_folder(
     assert result.exit_code == 0, result.stderr
     assert (tmp_path / "new" / "data" / "usersync.db").is_file()
     assert usersync(env, "user", "u1", "--json").json()["properties"] == {"name": "Ann"}
+
+
+class _RewrittenOnceOpened:
+    """A real source whose file is rewritten, at the same size, as soon as it is opened."""
+
+    def __init__(self, source: Source, rewrite: Callable[[], object]) -> None:
+        self._source = source
+        self._rewrite = rewrite
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._source, name)
+
+    def open(self, path: str) -> BinaryIO:
+        stream = self._source.open(path)
+        self._rewrite()
+        return stream
+
+
+def test_a_file_rewritten_at_the_same_size_while_it_is_read_applies_nothing(
+    sftp: SftpFolder, db_url: str, tmp_path: Path
+) -> None:
+    name = "userdata_rewritten.csv"
+    sftp.put(name, b"userId,name\nu1,Ann\n", mtime=1_700_000_000)
+    location = parse_remote_url(sftp.url(name))
+    engine = db.create_engine_for(db_url)
+    db.migrate(engine)
+    policy = HostKeyPolicy(known_hosts=(sftp.known_hosts_path,))
+    credentials = Credentials(key_path=str(sftp.client_key_path))
+    settings = load_settings({"USERSYNC_DATA_DIR": str(tmp_path / "data")})
+    try:
+        real = open_source(location, credentials, policy, settings)
+        rewritten = _RewrittenOnceOpened(
+            real, lambda: sftp.put(name, b"userId,name\nu1,Bob\n", mtime=1_700_000_100)
+        )
+        with closing(real), RejectLog() as rejects:
+            result = run_import_in_process(
+                cast(Source, rewritten),
+                ImportSpec(path=location.path, mapping=ColumnMapping("userId", {"name": "name"})),
+                UserStore(engine),
+                workspaces.get_or_create(engine, "default"),
+                rejects,
+            )
+        stored = UserStore(engine).list_users(workspaces.get_or_create(engine, "default"))
+    finally:
+        engine.dispose()
+
+    assert result.status is RunStatus.FAILED
+    assert result.error is not None
+    assert "changed while it was read" in result.error.message
+    assert "modified again at 2023-11-14 22:15:00" in result.error.message
+    assert stored == []
