@@ -227,13 +227,19 @@ def migrate(engine: Engine) -> None:
 
     config = alembic_config()
     try:
-        with engine.connect() as conn, write_transaction(conn):
+        with (
+            engine.connect() as conn,
+            _foreign_keys_off_on_sqlite(conn),
+            write_transaction(conn),
+        ):
             if conn.dialect.name == "postgresql":
                 conn.execute(
                     sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": _MIGRATION_LOCK}
                 )
             config.attributes["connection"] = conn
             command.upgrade(config, "head")
+            if conn.dialect.name == "sqlite":
+                _check_foreign_keys(conn)
     except (exc.OperationalError, exc.InterfaceError) as error:
         raise unavailable(engine, error) from error
     except CommandError as error:
@@ -241,6 +247,32 @@ def migrate(engine: Engine) -> None:
             f"cannot migrate the database {describe(engine)}: {error}. Was it last used by "
             "a newer version of usersync?"
         ) from error
+
+
+@contextmanager
+def _foreign_keys_off_on_sqlite(conn: Connection) -> Iterator[None]:
+    """SQLite's procedure for schema changes: a migration that rebuilds a table (copy, drop,
+    rename) must not let the old table's drop delete the rows that refer to it (ON DELETE
+    CASCADE). The pragma is a no-op inside a transaction, so it is set before BEGIN."""
+    if conn.dialect.name != "sqlite":
+        yield
+        return
+    driver = conn.connection.dbapi_connection
+    assert driver is not None
+    driver.execute("PRAGMA foreign_keys = OFF")
+    try:
+        yield
+    finally:
+        driver.execute("PRAGMA foreign_keys = ON")
+
+
+def _check_foreign_keys(conn: Connection) -> None:
+    broken = conn.exec_driver_sql("PRAGMA foreign_key_check").first()
+    if broken is not None:
+        raise UsageError(
+            f"cannot migrate the database {describe(conn.engine)}: the migration left a row "
+            f"of {broken[0]} referring to a missing row of {broken[2]}; nothing was changed"
+        )
 
 
 def alembic_config() -> AlembicConfig:

@@ -127,6 +127,7 @@ workspaces = sa.Table(
     sa.Column("name", sa.String(200), nullable=False, unique=True),
     sa.Column("created_at", UTCDateTime(), nullable=False, default=utcnow),
     sa.Column("timezone", sa.String(64), nullable=True),  # schedules' default zone (else UTC)
+    sqlite_autoincrement=True,  # no id is handed out twice (migration 0008)
 )
 
 tokens = sa.Table(
@@ -145,6 +146,7 @@ tokens = sa.Table(
     sa.Column("created_at", UTCDateTime(), nullable=False, default=utcnow),
     sa.Column("last_used_at", UTCDateTime(), nullable=True),
     sa.Column("revoked_at", UTCDateTime(), nullable=True),
+    sqlite_autoincrement=True,  # no id is handed out twice (migration 0008)
 )
 
 connections = sa.Table(
@@ -169,6 +171,7 @@ connections = sa.Table(
     sa.Column("updated_at", UTCDateTime(), nullable=False, default=utcnow),
     sa.CheckConstraint(_one_of("kind", CONNECTION_KINDS), name="kind"),
     sa.UniqueConstraint("workspace_id", "name"),
+    sqlite_autoincrement=True,  # no id is handed out twice (migration 0008)
 )
 
 syncs = sa.Table(
@@ -208,6 +211,7 @@ syncs = sa.Table(
     sa.CheckConstraint(_one_of("after_import", AFTER_IMPORT), name="after_import"),
     sa.Index(None, "workspace_id", "id"),
     sa.Index(None, "enabled", "next_run_at"),
+    sqlite_autoincrement=True,  # no id is handed out twice (migration 0008)
 )
 
 fires = sa.Table(
@@ -298,6 +302,7 @@ runs = sa.Table(
         sqlite_where=sa.text("status = 'running' AND sync_id IS NOT NULL"),
         postgresql_where=sa.text("status = 'running' AND sync_id IS NOT NULL"),
     ),
+    sqlite_autoincrement=True,  # no id is handed out twice (migration 0008)
 )
 
 run_errors = sa.Table(

@@ -624,7 +624,7 @@ def test_migrations_run_twice_and_reach_the_head(engine: Engine) -> None:
     db.migrate(engine)
     with engine.connect() as conn:
         assert conn.execute(sa.text("SELECT version_num FROM alembic_version")).all() == [
-            ("0007_cancel_requested",)
+            ("0008_ids_never_reused",)
         ]
     tables = set(sa.inspect(engine).get_table_names())
     assert {"workspaces", "properties", "users", "runs", "run_errors", "syncs", "fires"} <= tables

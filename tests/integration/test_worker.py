@@ -150,6 +150,26 @@ def test_a_scheduled_run_skips_an_unchanged_file_and_run_now_imports_it(
         assert UserStore(setup.engine).get_user(setup.ws, "u-2") is not None
 
 
+def test_a_new_sync_never_takes_a_deleted_syncs_id_or_its_runs(
+    tmp_path: Path, db_url: str, sftp: SftpFolder
+) -> None:
+    sftp.put("userdata_a.csv", ALICE, mtime=1_700_000_000)
+    with sync_setup(tmp_path, db_url, sftp) as setup:
+        old = setup.sync(file="userdata_a.csv", schedule={"type": "daily", "time": "01:00"})
+        worker = setup.worker()
+        _fire_next(setup, old)
+        assert drain(worker) == 1
+        syncs.delete(setup.engine, setup.ws, old.id)
+
+        new = setup.sync(file="userdata_a.csv", schedule={"type": "daily", "time": "01:00"})
+        _fire_next(setup, new)
+        drain(worker)
+
+        assert new.id != old.id
+        # The same file, unchanged: still the new sync's first import, not a skip.
+        assert [(run.trigger, run.status) for run in setup.runs(new)] == [("schedule", "succeeded")]
+
+
 @pytest.mark.parametrize("import_unchanged", [True])
 def test_a_sync_may_import_an_unchanged_file_every_time(
     tmp_path: Path, db_url: str, sftp: SftpFolder, import_unchanged: bool

@@ -16,11 +16,15 @@ import pytest
 import sqlalchemy as sa
 from alembic import command
 from alembic.script import ScriptDirectory
+from cryptography.fernet import Fernet
 
-from usersync import db
+from usersync import db, schema
 from usersync.errors import UsageError
 from usersync.migrations import HEAD
 from usersync.schema import UTCDateTime, from_micros, to_micros
+from usersync.secretbox import SecretBox
+from usersync.store import connections, runs, syncs, tokens, workspaces
+from usersync.store.connections import NewConnection
 
 
 @pytest.mark.parametrize(
@@ -215,3 +219,61 @@ def test_a_current_database_is_opened_without_loading_alembic(tmp_path: Path) ->
 
     assert alembic_modules() != "[]"  # a new file: Alembic creates the schema
     assert alembic_modules() == "[]"  # then a query tells that it is current
+
+
+def _counts(engine: sa.Engine) -> dict[str, int]:
+    with engine.connect() as conn:
+        return {
+            table.name: conn.scalar(sa.select(sa.func.count()).select_from(table)) or 0
+            for table in schema.metadata.sorted_tables
+        }
+
+
+def test_the_rebuild_that_stops_id_reuse_keeps_every_row_and_every_reference(
+    sqlite_engine: sa.Engine,
+) -> None:
+    config = db.alembic_config()
+    with sqlite_engine.begin() as conn:
+        config.attributes["connection"] = conn
+        command.upgrade(config, "0007_cancel_requested")
+    box = SecretBox([Fernet(Fernet.generate_key())])
+    ws = workspaces.get_or_create(sqlite_engine, "default")
+    tokens.create_token(sqlite_engine, ws, name="ci")
+    connection = connections.create(
+        sqlite_engine,
+        box,
+        ws,
+        NewConnection(name="files", host="127.0.0.1", port=22, username="u", password="p"),
+    )
+    values = {
+        "connection_id": connection.id,
+        "folder": "/in",
+        "file": "userdata_a.csv",
+        "mapping": {"user_id": "id", "properties": {}},
+        "schedule": {"type": "daily", "time": "01:00"},
+        "enabled": True,
+    }
+    sync = syncs.create(sqlite_engine, box, ws, values)
+    run_id = runs.create_run(sqlite_engine, ws, source="sftp://u@h", path="/in/a", sync_id=sync.id)
+    with sqlite_engine.begin() as conn:
+        conn.execute(sa.insert(schema.run_errors).values(run_id=run_id, seq=1, message="bad"))
+        conn.execute(
+            sa.insert(schema.fires).values(sync_id=sync.id, scheduled_for=datetime.now(UTC))
+        )
+    before = _counts(sqlite_engine)
+
+    db.migrate(sqlite_engine)
+    syncs.delete(sqlite_engine, ws, sync.id)
+    again = syncs.create(sqlite_engine, box, ws, values)
+    with sqlite_engine.connect() as conn:
+        foreign_keys = conn.exec_driver_sql("PRAGMA foreign_keys").scalar()
+    after = _counts(sqlite_engine)
+    sqlite_engine.dispose()
+
+    rebuilt_and_referring = ("workspaces", "tokens", "connections", "syncs", "runs", "fires")
+    assert all(before[name] == 1 for name in (*rebuilt_and_referring, "run_errors"))
+    # The deleted sync's fire went with it (and the new sync took its place in `syncs`);
+    # its run and the run's errors stay.
+    assert {**after, "fires": after["fires"] + 1} == before
+    assert again.id == sync.id + 1
+    assert foreign_keys == 1
