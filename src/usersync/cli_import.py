@@ -8,7 +8,15 @@ from typing import Any, NoReturn, TextIO
 import click
 from sqlalchemy import Engine
 
-from usersync.cli_output import emit_json, handle_errors, iso, json_option, located, table
+from usersync.cli_output import (
+    emit_json,
+    handle_errors,
+    iso,
+    json_option,
+    located,
+    stop_on_sigterm,
+    table,
+)
 from usersync.cli_remote import connect_args, csv_format_options, csv_options, remote_options
 from usersync.config import load_settings
 from usersync.enums import RunStatus
@@ -155,6 +163,7 @@ def import_(
     **opts: Any,
 ) -> None:
     """Import the file at URL into the User 360 store."""
+    stop_on_sigterm()
     settings = load_settings(db_url=db_url)
     location, credentials, host_keys = connect_args(settings, opts)
     spec = ImportSpec(

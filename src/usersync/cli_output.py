@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import json
 import shutil
+import signal
 import sys
 from collections.abc import Callable, Sequence
 from datetime import datetime
@@ -104,6 +105,20 @@ def _cut(text: str, width: int) -> str:
     return text if len(text) <= width else text[: width - 1] + "…"
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised as Ctrl-C's KeyboardInterrupt is (see `stop_on_sigterm`)."""
+
+
+def stop_on_sigterm() -> None:
+    """Make SIGTERM stop a command as Ctrl-C does, through the same cleanup (a run recorded
+    as interrupted, a transaction rolled back) instead of ending the process where it is."""
+
+    def terminate(signum: int, frame: object) -> None:
+        raise Terminated()
+
+    signal.signal(signal.SIGTERM, terminate)
+
+
 def handle_errors(func: F) -> F:
     """Turn usersync's errors into a message on stderr and the contract's exit code."""
 
@@ -122,6 +137,9 @@ def handle_errors(func: F) -> F:
                 emit_json({"error": body})
             click.secho(f"usersync: {error.message}", fg="red", err=True)
             sys.exit(error.exit_code)
+        except Terminated:
+            click.echo("usersync: stopped (SIGTERM)", err=True)
+            sys.exit(128 + signal.SIGTERM)
         except KeyboardInterrupt:
             click.echo("usersync: interrupted", err=True)
             sys.exit(130)

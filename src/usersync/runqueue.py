@@ -272,13 +272,15 @@ class RunCancelled(UsersyncError):
 
 
 CANCELLED_BEFORE_START = "cancelled before it started"
+CANCELLED_GONE = "cancelled after the process running it had stopped answering; nothing was applied"
 
 
 def cancel(bind: Bind, ws: int, run_id: int, *, now: datetime | None = None) -> Run:
     """Cancel a workspace's run. A queued run ends failed at once. A running one is marked: its
     worker stops it at its next heartbeat (a couple of seconds) or, at the latest, just before
     its import would commit, and records it failed with nothing applied; one that has already
-    committed ends as it would have. Conflict for a run that has ended."""
+    committed ends as it would have. A running one whose lease has run out (its process is
+    gone) ends failed at once. Conflict for a run that has ended."""
     now = now or utcnow()
     with writing(bind) as conn:
         ours = sa.and_(runs.c.id == run_id, runs.c.workspace_id == ws)
@@ -301,6 +303,15 @@ def cancel(bind: Bind, ws: int, run_id: int, *, now: datetime | None = None) -> 
                     runs.c.cancel_requested_at.is_(None),
                 )
                 .values(cancel_requested_at=now)
+            )
+            # Its process is gone (the lease ran out unrenewed): end it now, rather than when
+            # a worker next looks, as there may be none (a killed `usersync import`).
+            conn.execute(
+                sa.update(runs)
+                .where(
+                    ours, runs.c.status == RunStatus.RUNNING.value, runs.c.lease_expires_at < now
+                )
+                .values(status=RunStatus.FAILED.value, finished_at=now, message=CANCELLED_GONE)
             )
     run = get_run(bind, ws, run_id)  # RunNotFound for another workspace's
     cancelled = run.status == RunStatus.FAILED and run.cancel_requested_at is not None

@@ -3,6 +3,7 @@ records runs and their rejected rows, and keeps the property catalog."""
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import functools
 import shlex
@@ -139,6 +140,9 @@ def import_remote_file(
                 with beat:
                     store = UserStore(engine)
                     result = run_import(source, spec, store, ws, rejects, progress=beat.report)
+            except KeyboardInterrupt:  # Ctrl-C, or SIGTERM (see cli_output.handle_errors)
+                _record_interrupted(engine, run_id, owner)
+                raise
             finally:
                 source.close()
         result.seconds = time.monotonic() - started  # connecting included
@@ -169,6 +173,19 @@ def import_remote_file(
         )
         return ImportOutcome(run_id, result, lapsed)
     return ImportOutcome(run_id, result)
+
+
+def _record_interrupted(engine: Engine, run_id: int, owner: str) -> None:
+    """End the run of an import stopped by the user: its transaction was not committed."""
+    # Without the database the run ends failed once its lease runs out, as for a kill.
+    with contextlib.suppress(sa_exc.DBAPIError):
+        runs.finish_run(
+            engine,
+            run_id,
+            status=RunStatus.FAILED.value,
+            message="interrupted (Ctrl-C or SIGTERM) while it ran; nothing was applied",
+            owner=owner,
+        )
 
 
 def record_outcome(

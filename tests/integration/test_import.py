@@ -683,17 +683,52 @@ def test_an_import_publishes_its_progress_and_stops_when_its_run_is_cancelled(
     assert all_users(env) == before
 
 
-def test_ctrl_c_as_the_import_applies_exits_130_and_leaves_the_store_unchanged(
-    sftp: SftpFolder, env: dict[str, str], db_url: str
+@pytest.mark.parametrize(
+    ("sig", "code", "said"),
+    [(signal.SIGINT, 130, "usersync: interrupted"), (signal.SIGTERM, 143, "stopped (SIGTERM)")],
+)
+def test_ctrl_c_or_sigterm_as_the_import_applies_leaves_the_store_unchanged_and_ends_the_run(
+    sftp: SftpFolder, env: dict[str, str], sig: int, code: int, said: str
 ) -> None:
     seed(env, sftp)
     before = all_users(env)
 
-    returncode, stderr = stopped_as_it_applies(sftp, env, signal.SIGINT)
+    returncode, stderr = stopped_as_it_applies(sftp, env, sig)
 
-    assert returncode == 130, stderr  # not a crash of a thread still writing
-    assert "usersync: interrupted" in stderr
+    assert returncode == code, stderr  # not a crash of a thread still writing
+    assert said in stderr
     assert all_users(env) == before
+    [stopped] = usersync(env, "runs", "--json").json()["items"][:1]
+    assert stopped["status"] == "failed"  # not "running" until a worker comes by
+    assert stopped["message"] == (
+        "interrupted (Ctrl-C or SIGTERM) while it ran; nothing was applied"
+    )
+
+
+def test_cancelling_the_run_of_a_killed_import_ends_it_at_once(
+    sftp: SftpFolder, env: dict[str, str]
+) -> None:
+    env = {**env, "USERSYNC_WORKER_LEASE": "3"}
+    stopped_as_it_applies(sftp, env, signal.SIGKILL)
+    [killed] = usersync(env, "runs", "--json").json()["items"][:1]
+    assert killed["status"] == "running"
+
+    early = usersync(env, "cancel", str(killed["id"]), "--json")  # its lease still runs
+    ended = wait_for(
+        "the killed import's lease to run out",
+        lambda: (
+            (usersync(env, "cancel", str(killed["id"]), "--json").json()["status"] == "failed")
+            or None
+        ),
+        timeout=30,
+    )
+
+    assert early.json()["status"] == "running"
+    assert ended
+    [run] = usersync(env, "runs", "--json").json()["items"][:1]
+    assert run["message"] == (
+        "cancelled after the process running it had stopped answering; nothing was applied"
+    )
 
 
 def test_the_default_database_is_created_in_a_new_data_folder(

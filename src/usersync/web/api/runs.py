@@ -105,8 +105,10 @@ def get_run(run_id: ResourceId, services: ServicesDep, ws: WorkspaceDep) -> RunD
     description='A queued run ends failed at once ("cancelled before it started"). A running '
     "one stops within a few seconds, at the latest just before its import would commit, and "
     "ends failed with nothing applied; a run that has already committed ends as it would have. "
-    "Neither is tried again. Answers with the run as it is now (`cancel_requested_at` set); "
-    "follow it at /api/runs/{run_id}. 409 for a run that has ended.",
+    "Neither is tried again. A running one whose process stopped answering (its lease ran "
+    "out) ends failed at once. Answers with the run as it is now (`cancel_requested_at` set); "
+    "follow it at /api/runs/{run_id}. Cancelling a cancelled run again answers the same; 409 "
+    "for a run that ended otherwise.",
     response_model=RunPublic,
     responses=errors(404, 409),
 )
