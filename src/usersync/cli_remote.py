@@ -29,7 +29,7 @@ from usersync.errors import UsageError
 from usersync.reader import DELIMITER_NAMES, CsvOptions, named_delimiter
 from usersync.sources.base import Source
 from usersync.sources.connect import Credentials, open_source
-from usersync.sources.hostkeys import HostKeyPolicy
+from usersync.sources.hostkeys import HostKeyPolicy, check_fingerprint
 from usersync.sources.urls import RemoteLocation, S3Endpoint, TlsTrust, parse_remote_url
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -151,7 +151,7 @@ def _host_key_policy(settings: Settings, opts: dict[str, Any]) -> HostKeyPolicy:
         files = (settings.known_hosts_path, Path("~/.ssh/known_hosts").expanduser())
     return HostKeyPolicy(
         known_hosts=files,
-        fingerprint=opts["fingerprint"],
+        fingerprint=check_fingerprint(opts["fingerprint"]) if opts["fingerprint"] else None,
         accept_new=opts["accept_new_host_key"],
         remember_in=files[0],
     )

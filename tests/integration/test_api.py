@@ -47,6 +47,8 @@ def create_sync(api: Api, **overrides: Any) -> dict[str, Any]:
 
 # --- connections --------------------------------------------------------------------------
 
+PIN = "SHA256:" + "b" * 43  # a fingerprint of the right form
+
 
 def test_create_connection_answers_201_with_the_connection_and_whether_secrets_are_set(
     api: Api,
@@ -90,12 +92,14 @@ def test_patch_confirms_the_host_key_and_moving_the_connection_forgets_it(api: A
     connection = create_connection(api)
     url = f"/api/connections/{connection['id']}"
 
-    confirmed = ok(api.patch(url, json={"host_key_fingerprint": "SHA256:abcDEF123+/xyz="}))
+    confirmed = ok(
+        api.patch(url, json={"host_key_fingerprint": "SHA256:abcDEF123+/xyz" + "0" * 29 + "="})
+    )
     renamed = ok(api.patch(url, json={"name": "renamed"}))
     moved = ok(api.patch(url, json={"port": 2222}))
 
-    assert confirmed["host_key_fingerprint"] == "SHA256:abcDEF123+/xyz"
-    assert renamed["host_key_fingerprint"] == "SHA256:abcDEF123+/xyz"
+    assert confirmed["host_key_fingerprint"] == "SHA256:abcDEF123+/xyz" + "0" * 29
+    assert renamed["host_key_fingerprint"] == "SHA256:abcDEF123+/xyz" + "0" * 29
     assert renamed["name"] == "renamed"
     assert moved["port"] == 2222
     assert moved["host_key_fingerprint"] is None
@@ -138,6 +142,43 @@ def test_connection_names_are_unique_in_a_workspace(api: Api) -> None:
     assert "already a connection named 'same'" in error["message"]
 
 
+@pytest.mark.parametrize(
+    ("body", "expected"),
+    [
+        ({"kind": "ftp"}, "private_key: ftp connections log in with a password"),
+        (
+            {
+                "kind": "s3",
+                "private_key": None,
+                "key_passphrase": None,
+                "host_key_fingerprint": PIN,
+            },
+            "host_key_fingerprint: s3 connections have no SSH host key",
+        ),
+        ({"host_key_fingerprint": "notafingerprint"}, "is not a SHA256 host key fingerprint"),
+    ],
+)
+def test_what_only_an_sftp_connection_has_is_refused_on_other_kinds(
+    api: Api, body: dict[str, Any], expected: str
+) -> None:
+    error = error_of(api.post("/api/connections", json=connection_body(**body)), 422)
+
+    assert expected in error["message"]
+
+
+def test_changing_the_kind_is_checked_like_a_new_connection(api: Api) -> None:
+    sftp = create_connection(api, host_key_fingerprint=PIN)
+    url = f"/api/connections/{sftp['id']}"
+
+    refused = error_of(api.patch(url, json={"kind": "ftp"}), 422)
+    ftp = ok(api.patch(url, json={"kind": "ftp", "private_key": None, "key_passphrase": None}))
+
+    assert "private_key: ftp connections log in with a password" in refused["message"]
+    assert ftp["kind"] == "ftp"
+    assert ftp["host_key_fingerprint"] is None  # another kind of server: no SSH host key
+    assert ftp["has_password"] is True
+
+
 def test_deleting_a_connection_that_a_sync_uses_is_refused(api: Api) -> None:
     sync = create_sync(api)
     url = f"/api/connections/{sync['connection_id']}"
@@ -176,7 +217,7 @@ def test_a_connection_test_that_cannot_connect_says_why(api: Api) -> None:
 
 def test_browsing_a_confirmed_connection_whose_server_is_down_is_a_bad_gateway(api: Api) -> None:
     connection = create_connection(
-        api, host_key_fingerprint="SHA256:abc", private_key=None, key_passphrase=None
+        api, host_key_fingerprint="SHA256:" + "a" * 43, private_key=None, key_passphrase=None
     )
 
     error = error_of(api.get(f"/api/connections/{connection['id']}/folders"), 502)
@@ -279,6 +320,11 @@ def test_a_bad_schedule_is_422_with_the_parsers_message(
         ({"max_rejected": -1}, "max_rejected"),
         ({"unknown": 1}, "unknown"),
         ({"mapping": ["userId"]}, "mapping"),
+        # No text holds a NUL character: PostgreSQL cannot store one, and no file has one.
+        ({"encoding": "utf\u00008"}, "encoding"),
+        ({"delimiter": "\u0000"}, "delimiter"),
+        ({"mapping": {"user_id": "id\u0000", "properties": {}}}, "mapping.user_id"),
+        ({"mapping": {"user_id": "id", "properties": {"a\u0000": "a"}}}, "mapping.properties"),
     ],
 )
 def test_a_body_of_the_wrong_shape_is_422_naming_the_field(
@@ -291,6 +337,30 @@ def test_a_body_of_the_wrong_shape_is_422_naming_the_field(
     assert error["code"] == "invalid_request"
     assert error["message"].startswith(f"{field}:")
     assert [f["field"] for f in error["fields"]] == [field]
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "field"),
+    [
+        ("/api/connections", {"host": "files\u0000.example.com"}, "host"),
+        ("/api/connections", {"username": "\u0000"}, "username"),
+        ("/api/connections", {"password": "pa\u0000ss"}, "password"),
+    ],
+)
+def test_a_nul_character_anywhere_in_a_connection_is_422(
+    api: Api, path: str, body: dict[str, Any], field: str
+) -> None:
+    error = error_of(api.post(path, json={**connection_body(), **body}), 422)
+
+    assert [f["field"] for f in error["fields"]] == [field]
+    assert "NUL" in error["message"]
+
+
+@pytest.mark.parametrize("after", ["a\u0000b", "x" * 1001])
+def test_a_users_cursor_with_a_nul_or_over_1000_characters_is_422(api: Api, after: str) -> None:
+    error = error_of(api.get("/api/users", params={"after": after}), 422)
+
+    assert error["message"].startswith("after:")
 
 
 @pytest.mark.parametrize(

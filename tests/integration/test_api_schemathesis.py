@@ -65,7 +65,7 @@ def target(
         connection = ok(
             api.post(
                 "/api/connections",
-                json=connection_body(port=closed_port, host_key_fingerprint="SHA256:abc"),
+                json=connection_body(port=closed_port, host_key_fingerprint="SHA256:" + "a" * 43),
             ),
             201,
         )

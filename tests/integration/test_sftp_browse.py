@@ -370,6 +370,16 @@ def test_wrong_pinned_fingerprint_is_refused(sftp: SftpFolder, env: dict[str, st
     assert "does not match the pinned fingerprint" in result.stderr
 
 
+def test_a_fingerprint_of_the_wrong_form_is_a_usage_error(
+    sftp: SftpFolder, env: dict[str, str]
+) -> None:
+    result = usersync(
+        env, "folders", sftp.url(), "--key", str(sftp.client_key_path), "--fingerprint", "abc"
+    )
+    assert result.exit_code == 2
+    assert "'abc' is not a SHA256 host key fingerprint" in result.stderr
+
+
 def test_accept_new_host_key_remembers_it(sftp: SftpFolder, env: dict[str, str]) -> None:
     key = ["--key", str(sftp.client_key_path)]
     first = usersync(env, "folders", sftp.url(), *key, "--accept-new-host-key")

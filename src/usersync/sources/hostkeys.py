@@ -4,6 +4,7 @@ use that the user asked to trust. The decision is made here; sftp.py only asks."
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -11,7 +12,7 @@ from typing import Any
 
 import asyncssh
 
-from usersync.errors import HostKeyError, HostKeyMismatch, UnknownHostKey
+from usersync.errors import HostKeyError, HostKeyMismatch, UnknownHostKey, UsageError
 
 # Host key algorithms by key type, in OpenSSH's order of preference: a server offers the key
 # that `ssh` shows and that its administrator's `ssh-keygen -lf` names, the ed25519 one where
@@ -52,6 +53,20 @@ def normalize_fingerprint(value: str) -> str:
     if value.upper().startswith("SHA256:"):
         value = value[len("SHA256:") :]
     return "SHA256:" + value.rstrip("=")
+
+
+_SHA256_FINGERPRINT = re.compile(r"SHA256:[A-Za-z0-9+/]{43}")
+
+
+def check_fingerprint(value: str, what: str = "--fingerprint") -> str:
+    """A fingerprint someone typed, normalized; UsageError if it cannot be one."""
+    normalized = normalize_fingerprint(value)
+    if not _SHA256_FINGERPRINT.fullmatch(normalized):
+        raise UsageError(
+            f"{what}: {value.strip()[:80]!r} is not a SHA256 host key fingerprint; give it as "
+            "ssh-keygen -lf prints it, e.g. SHA256:Jx0lV2bYbQ8f... (43 characters after SHA256:)"
+        )
+    return normalized
 
 
 @dataclass

@@ -25,7 +25,7 @@ from usersync.errors import Conflict, NotFound, UsageError
 from usersync.schema import connections, syncs, utcnow
 from usersync.secretbox import SecretBox
 from usersync.sources.connect import Credentials
-from usersync.sources.hostkeys import normalize_fingerprint
+from usersync.sources.hostkeys import check_fingerprint
 from usersync.sources.urls import DEFAULT_PORTS
 from usersync.store._bind import Bind, reading, writing
 
@@ -114,8 +114,24 @@ def _check(values: Mapping[str, Any]) -> dict[str, Any]:
             raise UsageError(f"{name} must not be empty")
     fingerprint = checked.get("host_key_fingerprint")
     if fingerprint:
-        checked["host_key_fingerprint"] = normalize_fingerprint(fingerprint)
+        checked["host_key_fingerprint"] = check_fingerprint(fingerprint, "host_key_fingerprint")
     return checked
+
+
+def _check_kind(kind: str, fingerprint: str | None, secrets: Mapping[str, str | None]) -> None:
+    """What only an SFTP connection has: a private key, a host key."""
+    if not (secrets.get("password") or secrets.get("private_key")):
+        raise UsageError("give a password or a private key to log in with")
+    if kind == ConnectionKind.SFTP.value:
+        return
+    secret = "secret access key" if kind == ConnectionKind.S3.value else "password"
+    if secrets.get("private_key"):
+        raise UsageError(
+            f"private_key: {kind} connections log in with a {secret}, not a private key "
+            "(remove the key: private_key null)"
+        )
+    if fingerprint:
+        raise UsageError(f"host_key_fingerprint: {kind} connections have no SSH host key")
 
 
 def _options(kind: str, options: Any) -> dict[str, Any] | None:
@@ -188,8 +204,11 @@ def create(bind: Bind, box: SecretBox, ws: int, new: NewConnection) -> Connectio
     given["port"] = new.port or DEFAULT_PORTS.get(new.kind, 22)
     values = _check(given)
     values["options"] = _options(new.kind, new.options)
-    if not (new.password or new.private_key):
-        raise UsageError("give a password or a private key to log in with")
+    _check_kind(
+        new.kind,
+        values.get("host_key_fingerprint"),
+        {name: getattr(new, name) for name in SECRET_FIELDS},
+    )
     now = utcnow()
     with writing(bind) as conn:
         _unique_name(conn, ws, new.name)
@@ -250,15 +269,15 @@ def update(
         kind = plain.get("kind", row.kind)
         if "options" in plain or "kind" in plain:
             plain["options"] = _options(kind, plain.get("options", row.options))
-        moved = any(k in plain and plain[k] != getattr(row, k) for k in ("host", "port"))
+        moved = any(k in plain and plain[k] != getattr(row, k) for k in ("host", "port", "kind"))
         if moved and "host_key_fingerprint" not in plain:
             plain["host_key_fingerprint"] = None
         values: dict[str, Any] = {**plain, "updated_at": utcnow()}
+        secrets: dict[str, str | None] = dict(box.open(row.secrets)) if row.secrets else {}
+        secrets.update({k: changes[k] for k in SECRET_FIELDS if k in changes})
+        fingerprint = plain.get("host_key_fingerprint", row.host_key_fingerprint)
+        _check_kind(kind, fingerprint, secrets)
         if any(name in changes for name in SECRET_FIELDS):
-            secrets: dict[str, str | None] = dict(box.open(row.secrets)) if row.secrets else {}
-            secrets.update({k: changes[k] for k in SECRET_FIELDS if k in changes})
-            if not (secrets.get("password") or secrets.get("private_key")):
-                raise UsageError("a connection needs a password or a private key to log in")
             values["secrets"] = _seal(box, secrets)
         conn.execute(sa.update(connections).where(connections.c.id == connection_id), values)
         return get(conn, box, ws, connection_id)

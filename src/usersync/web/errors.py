@@ -132,14 +132,21 @@ def validation_fields(errors: Sequence[Any]) -> list[dict[str, str]]:
             reason = (error.get("ctx") or {}).get("error", "")
             fields.append({"field": "body", "in": "body", "message": f"not valid JSON ({reason})"})
             continue
+        message = str(error.get("msg", "is not valid"))
+        if (error.get("ctx") or {}).get("pattern") in _NO_NUL_PATTERNS:
+            message = "must not contain a NUL character (\\u0000)"
         fields.append(
             {
                 "field": _field(loc) or "body",
                 "in": str(loc[0]) if loc else "body",
-                "message": str(error.get("msg", "is not valid")),
+                "message": message,
             }
         )
     return fields
+
+
+# The patterns that keep NUL characters out of text (schemas.Text, the query parameters).
+_NO_NUL_PATTERNS = (r"^[^\x00]*$", r"^/[^\x00]*$")
 
 
 def _usersync_error(request: Request, error: Exception) -> JSONResponse:

@@ -20,6 +20,7 @@ from pydantic import (
     PlainSerializer,
     SecretStr,
     StringConstraints,
+    field_validator,
 )
 
 from usersync.enums import AfterImport, ConnectionKind, FileChoice, PropertyType
@@ -68,6 +69,27 @@ def optional(**constraints: Any) -> Any:
 
 class Input(BaseModel):
     model_config = ConfigDict(extra="forbid")
+
+    @field_validator("*", mode="after")
+    @classmethod
+    def _no_nul(cls, value: Any) -> Any:
+        """No field holds a NUL character, at any depth (a mapping's names too): PostgreSQL
+        text cannot store one, and no file name, encoding or column has one."""
+        if _has_nul(value):
+            raise ValueError("must not contain a NUL character (\\u0000)")
+        return value
+
+
+def _has_nul(value: Any) -> bool:
+    if isinstance(value, SecretStr):
+        value = value.get_secret_value()
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any(_has_nul(key) or _has_nul(item) for key, item in value.items())
+    if isinstance(value, list | tuple):
+        return any(_has_nul(item) for item in value)
+    return False
 
 
 class Output(BaseModel):

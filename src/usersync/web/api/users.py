@@ -15,7 +15,7 @@ from usersync.web.schemas import UserList, UserPublic
 
 router = APIRouter(prefix="/users", tags=["users"])
 
-UserIdText = Annotated[str, Query(max_length=1000, pattern=r"^[^\x00]*$")]
+OptionalUserId = Annotated[str | None, Query(max_length=1000, pattern=r"^[^\x00]*$")]
 UserIdPath = Annotated[str, Path(max_length=1000, pattern=r"^[^\x00]*$")]
 SearchText = Annotated[
     str | None,
@@ -53,7 +53,7 @@ def list_users(
     services: ServicesDep,
     ws: WorkspaceDep,
     limit: Limit = DEFAULT_LIMIT,
-    after: Annotated[str | None, UserIdText] = None,
+    after: OptionalUserId = None,
     search: SearchText = None,
 ) -> UserList:
     shown, cursor = users_page(services.engine, ws, limit=limit, after=after, search=search)

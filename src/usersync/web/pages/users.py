@@ -12,7 +12,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse
 
 from usersync.store import UserRecord, UserStore, properties
 from usersync.web.api._common import Limit
-from usersync.web.api.users import SearchText, UserIdPath, UserIdText, users_page
+from usersync.web.api.users import OptionalUserId, SearchText, UserIdPath, users_page
 from usersync.web.deps import ServicesDep
 from usersync.web.pages.render import render
 from usersync.web.pages.session import FormSessionDep, SessionDep
@@ -90,10 +90,10 @@ def users(
     services: ServicesDep,
     session: SessionDep,
     q: SearchText = None,
-    after: Annotated[str | None, UserIdText] = None,
+    after: OptionalUserId = None,
     limit: Limit = PAGE_SIZE,
-    id: Annotated[str | None, UserIdText] = None,
-    deleted: Annotated[str | None, UserIdText] = None,
+    id: OptionalUserId = None,
+    deleted: OptionalUserId = None,
 ) -> HTMLResponse:
     """The users in userId order, a page at a time, optionally those whose userId holds `q`;
     with `id`, that user's record (see user_url)."""
