@@ -371,6 +371,13 @@ def test_a_users_cursor_with_a_nul_or_over_1000_characters_is_422(api: Api, afte
         ({"file": None}, "file: name the file"),
         ({"connection_id": 2_000_000_000}, "connection_id: there is no connection"),
         ({"timezone": "Mars/Olympus"}, "Mars/Olympus"),
+        (
+            {
+                "schedule": {"type": "daily", "time": "01:00", "timezone": "Europe/Berlin"},
+                "timezone": "Asia/Tokyo",
+            },
+            "timezone: the sync says Asia/Tokyo and its schedule says Europe/Berlin",
+        ),
         ({"encoding": "klingon"}, "unknown encoding"),
         ({"webhook_secret": "s3cret"}, "webhook_secret: the secret signs a webhook's calls"),
         ({"mapping": {"user_id": "id", "properties": {"bad name": "x"}}}, "bad name"),

@@ -195,6 +195,13 @@ def validate(values: Mapping[str, Any], workspace_zone: str | None = None) -> di
             f"max_rejected: {out['max_rejected']!r} is not a number of rows (0 or more)"
         )
     schedule = parse_schedule(out["schedule"])
+    if out["timezone"] and schedule.timezone:
+        given, own = resolve_zone(out["timezone"]).key, resolve_zone(schedule.timezone).key
+        if given != own:
+            raise UsageError(
+                f"timezone: the sync says {given} and its schedule says {own}; give the time "
+                "zone in one of them, or the same in both"
+            )
     zone = out["timezone"] or schedule.timezone or workspace_zone or "UTC"
     out["timezone"] = resolve_zone(zone).key
     out["schedule"] = schedule.to_dict()
