@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Installs the web UI's third-party assets (htmx, Pico CSS) from the npm registry, exactly
+# Installs the web UI's third-party assets (htmx, Pico CSS, Swagger UI) from the npm registry, exactly
 # as pinned in package-lock.json (`npm ci` checks each package against its sha512 integrity
 # hash there), and copies the files the pages load into src/usersync/web/static/vendor/.
 # That folder is not committed: this script makes it. Safe to run again.
@@ -27,3 +27,8 @@ cp node_modules/htmx.org/dist/htmx.min.js "$vendor/htmx.min.js"
 cp node_modules/htmx.org/LICENSE "$vendor/htmx.LICENSE"
 cp node_modules/@picocss/pico/css/pico.min.css "$vendor/pico.min.css"
 cp node_modules/@picocss/pico/LICENSE.md "$vendor/pico.LICENSE.md"
+# Swagger UI for /docs, served from here so that the REST API's page works offline.
+mkdir -p "$vendor/swagger-ui"
+cp node_modules/swagger-ui-dist/swagger-ui-bundle.js node_modules/swagger-ui-dist/swagger-ui.css \
+  node_modules/swagger-ui-dist/favicon-32x32.png node_modules/swagger-ui-dist/LICENSE \
+  "$vendor/swagger-ui/"

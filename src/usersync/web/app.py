@@ -16,6 +16,8 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Request, Response
+from fastapi.openapi.docs import get_swagger_ui_html
+from fastapi.responses import HTMLResponse
 
 from usersync import __version__, metrics
 from usersync.config import Settings, load_settings
@@ -24,6 +26,7 @@ from usersync.secretbox import SecretBox
 from usersync.service import open_database
 from usersync.web import errors, pages
 from usersync.web.api import api_router
+from usersync.web.api._common import errors as error_responses
 from usersync.web.auth import WorkspaceDep
 from usersync.web.deps import Services, ServicesDep
 from usersync.web.health import Probe, check_database
@@ -81,10 +84,22 @@ def create_app(settings: Settings | None = None, *, run_worker: bool = True) -> 
         description=_DESCRIPTION,
         openapi_tags=_TAGS,
         lifespan=lifespan,
+        docs_url=None,  # served below, with Swagger UI's files from here instead of a CDN
+        redoc_url=None,
     )
     errors.install(app)
     app.include_router(api_router())
     pages.install(app)
+
+    @app.get("/docs", include_in_schema=False)
+    def docs() -> HTMLResponse:
+        return get_swagger_ui_html(
+            openapi_url="/openapi.json",
+            title="usersync REST API",
+            swagger_js_url="/static/vendor/swagger-ui/swagger-ui-bundle.js",
+            swagger_css_url="/static/vendor/swagger-ui/swagger-ui.css",
+            swagger_favicon_url="/static/vendor/swagger-ui/favicon-32x32.png",
+        )
 
     @app.get(
         "/health",
@@ -118,7 +133,10 @@ def create_app(settings: Settings | None = None, *, run_worker: bool = True) -> 
         "the users in the store, in Prometheus' text format. Scrape it with the token as "
         "`authorization: {credentials: TOKEN}`.",
         response_class=Response,
-        responses={200: {"content": {metrics.CONTENT_TYPE: {}}, "description": "The figures."}},
+        responses={
+            200: {"content": {metrics.CONTENT_TYPE: {}}, "description": "The figures."},
+            401: error_responses()[401],
+        },
     )
     def workspace_metrics(services: ServicesDep, ws: WorkspaceDep) -> Response:
         text = metrics.render(metrics.collect(services.engine, ws))
