@@ -57,7 +57,8 @@ def new_session_value(token: str) -> str:
     return f"{secrets.token_urlsafe(16)}.{token}"
 
 
-def _secure(request: Request) -> bool:
+def secure(request: Request) -> bool:
+    """Whether cookies must be Secure: the page came over https."""
     return request.url.scheme == "https"
 
 
@@ -67,14 +68,14 @@ def set_session_cookie(request: Request, response: Response, value: str) -> None
         value,
         httponly=True,
         samesite="strict",
-        secure=_secure(request),
+        secure=secure(request),
         path="/",
     )
 
 
 def clear_session_cookie(request: Request, response: Response) -> None:
     response.delete_cookie(
-        SESSION_COOKIE, httponly=True, samesite="strict", secure=_secure(request), path="/"
+        SESSION_COOKIE, httponly=True, samesite="strict", secure=secure(request), path="/"
     )
 
 
@@ -90,7 +91,7 @@ def set_signin_cookie(request: Request, response: Response, nonce: str) -> None:
         max_age=SIGNIN_MAX_AGE,
         httponly=True,
         samesite="strict",
-        secure=_secure(request),
+        secure=secure(request),
         path="/signin",
     )
 

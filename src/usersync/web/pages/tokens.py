@@ -1,12 +1,14 @@
 """API tokens: the workspace's tokens, a new one (shown once, never again), revoking one.
 
-    GET  /tokens               the tokens, oldest first
-    POST /tokens               a new token: the answer shows it once
+    GET  /tokens               the tokens, oldest first (and a new one, once)
+    POST /tokens               a new token, then back to GET /tokens, which shows it once
     POST /tokens/{id}/revoke   revoke it; revoking the session's own signs the browser out
 
 A token signs in to the web UI and authenticates the REST API (`Authorization: Bearer`).
 Only its hash is stored (store.tokens), so the page that creates one is the only one that
-ever shows it.
+ever shows it: the POST hands the new token to the GET that follows it in a cookie that
+lives a minute and that GET deletes, so that reloading the page creates no second token
+and shows the first no more.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from usersync.web.pages.session import (
     Session,
     SessionDep,
     clear_session_cookie,
+    secure,
 )
 
 router = APIRouter()
@@ -37,9 +40,33 @@ class TokenNotFound(NotFound):
     pass
 
 
+NEW_TOKEN_COOKIE = "usersync_new_token"
+
+
 @router.get("/tokens", response_class=HTMLResponse, include_in_schema=False)
 def tokens_page(request: Request, services: ServicesDep, session: SessionDep) -> HTMLResponse:
-    return _page(request, services, session)
+    new = _new_token(request, services, session)
+    response = _page(request, services, session, new=new)
+    if NEW_TOKEN_COOKIE in request.cookies:
+        response.delete_cookie(
+            NEW_TOKEN_COOKIE,
+            path="/tokens",
+            httponly=True,
+            samesite="strict",
+            secure=secure(request),
+        )
+    return response
+
+
+def _new_token(request: Request, services: Services, session: Session) -> NewToken | None:
+    """The token that the POST just made, if it is one of this workspace's."""
+    token_id, _, token = request.cookies.get(NEW_TOKEN_COOKIE, "").partition(".")
+    if not token_id.isdigit():
+        return None
+    mine = tokens.list_tokens(services.engine, session.workspace_id)
+    if any(t.id == int(token_id) and token.startswith(t.prefix) for t in mine):
+        return NewToken(id=int(token_id), token=token)
+    return None
 
 
 def _page(
@@ -64,19 +91,29 @@ def _page(
     )
 
 
-@router.post("/tokens", response_class=HTMLResponse, include_in_schema=False)
+@router.post("/tokens", include_in_schema=False)
 def create(
     request: Request,
     services: ServicesDep,
     session: FormSessionDep,
     name: Annotated[str, Form(max_length=1000)] = "",
-) -> HTMLResponse:
-    """A new token of the workspace, shown on this answer only."""
+) -> Response:
+    """A new token of the workspace, shown once by the page this redirects to."""
     try:
         new = tokens.create_token(services.engine, session.workspace_id, name=name.strip() or None)
     except UsageError as error:
         return _page(request, services, session, error=error.message, name=name)
-    return _page(request, services, session, new=new)
+    response = RedirectResponse("/tokens", status_code=303)
+    response.set_cookie(
+        NEW_TOKEN_COOKIE,
+        f"{new.id}.{new.token}",
+        max_age=60,
+        path="/tokens",
+        httponly=True,
+        samesite="strict",
+        secure=secure(request),
+    )
+    return response
 
 
 @router.post("/tokens/{token_id}/revoke", include_in_schema=False)
