@@ -81,6 +81,25 @@ def test_connect_form_errors_show_next_to_their_fields_and_keep_what_was_typed(
     expect(page.get_by_label("Host")).not_to_have_attribute("aria-invalid", "true")
 
 
+def test_a_name_too_long_is_an_error_next_to_it_and_the_form_is_kept(
+    page: Page, workspace: Workspace
+) -> None:
+    sign_in(page, workspace.token)
+    page.get_by_role("button", name="Connect SFTP").click()
+    name = page.get_by_label("Connection name")
+    expect(name).to_have_attribute("maxlength", "200")
+    name.evaluate("field => field.removeAttribute('maxlength')")  # as an old browser would
+    name.fill("n" * 201)
+    page.get_by_label("Host").fill("files.example.com")
+
+    page.get_by_role("button", name="Test connection").click()
+
+    expect(name).to_have_accessible_description(
+        "At most 200 characters; this has 201."
+    )
+    expect(page.get_by_label("Host")).to_have_value("files.example.com")
+
+
 def test_connect_sftp_confirm_the_host_key_and_sync_on_asks_first(
     page: Page, workspace: Workspace, sftp: SftpFolder
 ) -> None:

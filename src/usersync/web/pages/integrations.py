@@ -174,19 +174,19 @@ class ConnectForm:
 
 async def _connect_form(
     kind: Annotated[str, Form(max_length=10)] = "sftp",
-    name: Annotated[str, Form(max_length=200)] = "",
-    host: Annotated[str, Form(max_length=255)] = "",
+    name: Annotated[str, Form(max_length=1000)] = "",
+    host: Annotated[str, Form(max_length=1000)] = "",
     port: Annotated[str, Form(max_length=10)] = "",
-    username: Annotated[str, Form(max_length=200)] = "",
+    username: Annotated[str, Form(max_length=1000)] = "",
     auth: Annotated[str, Form(max_length=10)] = "password",
     password: Annotated[str, Form(max_length=4096)] = "",
     private_key: Annotated[UploadFile | None, File()] = None,
     key_passphrase: Annotated[str, Form(max_length=4096)] = "",
-    bucket: Annotated[str, Form(max_length=255)] = "",
-    access_key_id: Annotated[str, Form(max_length=200)] = "",
+    bucket: Annotated[str, Form(max_length=1000)] = "",
+    access_key_id: Annotated[str, Form(max_length=1000)] = "",
     secret_access_key: Annotated[str, Form(max_length=4096)] = "",
-    endpoint_url: Annotated[str, Form(max_length=2000)] = "",
-    region: Annotated[str, Form(max_length=64)] = "",
+    endpoint_url: Annotated[str, Form(max_length=4000)] = "",
+    region: Annotated[str, Form(max_length=1000)] = "",
     ca_certificate: Annotated[UploadFile | None, File()] = None,
 ) -> ConnectForm:
     """The form's fields (a dependency of the routes that take it). An s3 bucket has fields
@@ -230,6 +230,9 @@ async def _read_ca(upload: UploadFile | None) -> tuple[str | None, str | None]:
 ConnectFormDep = Annotated[ConnectForm, Depends(_connect_form)]
 
 
+# The longest value each field takes (the form's inputs say so too, with maxlength).
+FIELD_LIMITS = {"name": 200, "host": 255, "username": 200, "endpoint_url": 2000, "region": 64}
+
 # The s3 form's own names for the fields a connection keeps as host, username and password.
 S3_FIELDS = {"host": "bucket", "username": "access_key_id", "password": "secret_access_key"}
 
@@ -254,6 +257,9 @@ def _form_errors(form: ConnectForm, stored: Connection | None = None) -> dict[st
         errors["username"] = (
             "Enter the access key ID." if s3 else "Enter the user name to log in with."
         )
+    for field, limit in FIELD_LIMITS.items():
+        if len(values[field]) > limit and field not in errors:
+            errors[field] = f"At most {limit} characters; this has {len(values[field])}."
     endpoint = values["endpoint_url"]
     if s3 and endpoint and not endpoint.startswith(("http://", "https://")):
         errors["endpoint_url"] = "Give an http:// or https:// URL, or leave it empty for AWS."
@@ -291,8 +297,8 @@ def _secrets(form: ConnectForm) -> dict[str, str | None]:
 def _default_name(form: ConnectForm) -> str:
     values = form.values
     if form.kind == ConnectionKind.S3:
-        return f"s3://{values['host']}"
-    return f"{values['username']}@{values['host']}"
+        return f"s3://{values['host']}"[: FIELD_LIMITS["name"]]
+    return f"{values['username']}@{values['host']}"[: FIELD_LIMITS["name"]]
 
 
 @router.post("", response_class=HTMLResponse, include_in_schema=False)
