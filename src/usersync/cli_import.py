@@ -91,10 +91,11 @@ class ProgressLine:
         self._stream.flush()
 
 
-def _result_document(run_id: int, result: RunResult) -> dict[str, Any]:
+def _result_document(run_id: int, result: RunResult, dry_run: bool) -> dict[str, Any]:
     doc: dict[str, Any] = {
         "run_id": run_id,
         "status": result.status.value,
+        "dry_run": dry_run,
         "rows_read": result.rows_read,
         "users_created": result.users_created,
         "users_updated": result.users_updated,
@@ -195,7 +196,7 @@ def import_(
     if outcome.unrecorded is not None:
         click.secho(f"usersync: {outcome.unrecorded}", fg="yellow", err=True)
     if opts["as_json"]:
-        emit_json(_result_document(outcome.run_id, result))
+        emit_json(_result_document(outcome.run_id, result, dry_run))
     else:
         _print_summary(outcome.run_id, result, dry_run)
     if result.error is not None:
@@ -251,7 +252,7 @@ def user(user_id: str, delete: bool, db_url: str | None, workspace: str, as_json
             return
         record = get_user(engine, workspace, user_id)
     if record is None:
-        _no_user(user_id, workspace)
+        _no_user(user_id, workspace, as_json)
     if as_json:
         emit_json(_user_document(record))
         return
@@ -265,15 +266,18 @@ def _delete_user(engine: Engine, workspace: str, user_id: str, as_json: bool) ->
     try:
         delete_user(engine, workspace, user_id)
     except UserNotFound:
-        _no_user(user_id, workspace)
+        _no_user(user_id, workspace, as_json)
     if as_json:
         emit_json({"deleted": user_id})
     else:
         click.echo(f"Deleted user {user_id!r}: an import of a file that has it makes it anew.")
 
 
-def _no_user(user_id: str, workspace: str) -> NoReturn:
-    click.secho(f"usersync: no user {user_id!r} in workspace {workspace!r}", fg="red", err=True)
+def _no_user(user_id: str, workspace: str, as_json: bool) -> NoReturn:
+    message = f"no user {user_id!r} in workspace {workspace!r}"
+    if as_json:
+        emit_json({"error": {"code": "user_not_found", "message": message}})
+    click.secho(f"usersync: {message}", fg="red", err=True)
     sys.exit(1)
 
 

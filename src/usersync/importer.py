@@ -164,15 +164,18 @@ def _run(
             result.users_updated = counts.updated
             result.sha256 = raw.sha256
 
-        with Spool(raw, directory=spec.spool_dir) as spool:
-            columns = CsvReader(spool.replay(), spec.csv, name=spec.path).columns
-            try:
-                apply(run.fast(spool.replay(), columns))
-            except NeedsExactReader:
-                # Nothing was applied (the store rolled back): read the local copy exactly.
-                run.restart()
-                with spool.finish() as local:
-                    apply(run.exact(local))
+        try:
+            with Spool(raw, directory=spec.spool_dir) as spool:
+                columns = CsvReader(spool.replay(), spec.csv, name=spec.path).columns
+                try:
+                    apply(run.fast(spool.replay(), columns))
+                except NeedsExactReader:
+                    # Nothing was applied (the store rolled back): read the local copy exactly.
+                    run.restart()
+                    with spool.finish() as local:
+                        apply(run.exact(local))
+        finally:
+            result.bytes_read = raw.bytes_read  # a failed run too says how far it read
 
 
 class _Pipeline:

@@ -55,7 +55,8 @@ MAX_USER_ID_LENGTH = 512
 
 def _number(text: str) -> str:
     value = float(text)  # accepts "1e3" and "-2.5", refuses "1,5"
-    if not math.isfinite(value) or "_" in text:
+    # Python also reads other scripts' digits ("١٢٣" as 123): a file's numbers are ASCII.
+    if not math.isfinite(value) or "_" in text or not text.isascii():
         raise ValueError("not a finite number")
     if value.is_integer() and abs(value) < 2**53:
         return str(int(value))
@@ -67,7 +68,7 @@ def _integer(text: str) -> str:
         value = int(text)
     except ValueError:
         value = int(float(text)) if text.rstrip("0").endswith(".") else _not_whole(text)
-    if "_" in text:
+    if "_" in text or not text.isascii():
         _not_whole(text)
     return str(value)
 

@@ -404,6 +404,7 @@ def test_dry_run_reports_without_writing(sftp: SftpFolder, env: dict[str, str]) 
     )
     assert result.exit_code == 0, result.stderr
     assert (result.json()["users_created"], result.json()["users_updated"]) == (1, 1)
+    assert result.json()["dry_run"] is True
     assert user(env, "u1") == {"name": "Ann", "email": "ann@old.example", "plan": "gold"}
     assert user(env, "u9") is None
 
@@ -531,6 +532,9 @@ def test_user_that_does_not_exist(env: dict[str, str]) -> None:
     result = usersync(env, "user", "nobody", "--json")
     assert result.exit_code == 1
     assert "no user 'nobody'" in result.stderr
+    assert result.json() == {
+        "error": {"code": "user_not_found", "message": "no user 'nobody' in workspace 'default'"}
+    }
 
 
 def test_a_user_is_deleted_from_the_command_line_once(
@@ -800,4 +804,5 @@ def test_a_file_rewritten_at_the_same_size_while_it_is_read_applies_nothing(
     assert result.error is not None
     assert "changed while it was read" in result.error.message
     assert "modified again at 2023-11-14 22:15:00" in result.error.message
+    assert result.bytes_read == len(b"userId,name\nu1,Bob\n")  # a failed run says it too
     assert stored == []

@@ -380,6 +380,23 @@ def test_a_fingerprint_of_the_wrong_form_is_a_usage_error(
     assert "'abc' is not a SHA256 host key fingerprint" in result.stderr
 
 
+def test_a_known_hosts_file_that_is_not_there_is_a_usage_error(
+    sftp: SftpFolder, env: dict[str, str], tmp_path: Path
+) -> None:
+    missing = tmp_path / "no_such_known_hosts"
+    key = ["--key", str(sftp.client_key_path)]
+
+    refused = usersync(env, "folders", sftp.url(), *key, "--known-hosts", str(missing))
+    made = usersync(
+        env, "folders", sftp.url(), *key, "--known-hosts", str(missing), "--accept-new-host-key"
+    )
+
+    assert refused.exit_code == 2
+    assert f"--known-hosts {missing}: there is no such file" in refused.stderr
+    assert made.exit_code == 0, made.stderr
+    assert missing.read_text().startswith(f"[127.0.0.1]:{sftp.port} ssh-ed25519 ")
+
+
 def test_accept_new_host_key_remembers_it(sftp: SftpFolder, env: dict[str, str]) -> None:
     key = ["--key", str(sftp.client_key_path)]
     first = usersync(env, "folders", sftp.url(), *key, "--accept-new-host-key")

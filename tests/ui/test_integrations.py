@@ -94,9 +94,7 @@ def test_a_name_too_long_is_an_error_next_to_it_and_the_form_is_kept(
 
     page.get_by_role("button", name="Test connection").click()
 
-    expect(name).to_have_accessible_description(
-        "At most 200 characters; this has 201."
-    )
+    expect(name).to_have_accessible_description("At most 200 characters; this has 201.")
     expect(page.get_by_label("Host")).to_have_value("files.example.com")
 
 

@@ -106,6 +106,8 @@ def test_strings_are_kept_as_they_are() -> None:
         (2, "forty", "age"),
         (3, "1,5", "score"),
         (3, "nan", "score"),
+        (2, "\u0664\u0662", "age"),  # Arabic-Indic digits: Python's int() would take them
+        (3, "\u0661.\u0665", "score"),
         (4, "maybe", "vip"),
         (5, "2026-02-30", "born"),
         (6, "yesterday", "seen"),
