@@ -417,3 +417,26 @@ def test_a_sync_turns_off_and_on_and_is_deleted_from_its_history(
     assert kept is not None
     assert kept.status == "succeeded"
     expect(page.get_by_role("table", name="Runs, newest first")).to_contain_text("userdata_a.csv")
+
+
+def test_a_long_sync_name_wraps_in_the_breadcrumb_and_the_short_crumbs_stay_whole(
+    page: Page, live: LiveApp, workspace: Workspace, sftp: SftpFolder
+) -> None:
+    sftp.put("userdata_a.csv", b"id,email\nu1,a@example.com\n")
+    name = "Nightly import of the customer records of every region " * 3
+    sync = a_sync(live, workspace, sftp, name=name.strip())
+    sign_in(page, workspace.token)
+    page.set_viewport_size({"width": 768, "height": 1000})
+    run_id = run_now(page, sync)
+
+    crumbs = page.get_by_role("navigation", name="breadcrumb")
+    runs_link = crumbs.get_by_role("link", name="Runs", exact=True)
+    this_run = crumbs.get_by_text(f"Run {run_id}", exact=True)
+
+    for crumb in (runs_link, this_run):
+        box = crumb.bounding_box()
+        assert box is not None
+        # On one line: squeezed beside the long name, "Runs" stood a letter or two a line
+        # (30 px wide, 126 px high).
+        assert box["width"] > 50, box
+        assert box["height"] < 70, box

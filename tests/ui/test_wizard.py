@@ -312,6 +312,27 @@ def test_a_bad_cron_expression_is_explained_inline_and_keeps_the_wizard_on_its_s
     expect(field).to_have_accessible_description(re.compile("120"))
     expect(field).to_have_value("0 0/120 * * * ?")
     expect(page.get_by_role("radio", name="Custom")).to_be_checked()
+    # Said once, beside the field; the next runs' place says only why it is empty.
+    expect(page.locator("#when")).to_have_text(
+        "The next runs show once the schedule above is complete."
+    )
+
+
+def test_a_weekly_schedule_without_days_yet_asks_for_them_without_an_error(
+    page: Page, live: LiveApp, workspace: Workspace, sftp: SftpFolder
+) -> None:
+    open_wizard(page, live, workspace, sftp)
+    next_step(page, "Map properties")
+    next_step(page, "Resolve conflicts")
+    next_step(page, "Schedule import")
+    page.get_by_role("radio", name="Repeat").check()
+    page.get_by_role("radio", name="Weekly").check()
+
+    asked = page.locator("#when-problem")
+    expect(asked).to_have_text("Choose at least one day.")
+    expect(asked).to_have_class("when-hint")
+    page.get_by_role("checkbox", name="Tuesday").check()
+    expect(page.locator("#schedule-description")).to_contain_text("Tuesday")
 
 
 def test_mapping_errors_show_next_to_their_fields_and_keep_what_was_typed(

@@ -217,7 +217,13 @@ def _when(wizard: Wizard, draft: Draft) -> dict[str, Any]:
     """The schedule in words and its next fire times, or what is wrong with it."""
     errors = checks.check_schedule(draft, datetime.now(UTC), wizard.default_zone())
     if errors:
-        return {"when_problem": next(iter(errors.values())), "description": None, "times": []}
+        return {
+            "when_problem": next(iter(errors.values())),
+            # Weekly with no day yet: a choice still to make, not a mistake to show in red.
+            "when_incomplete": set(errors) <= {"days"},
+            "description": None,
+            "times": [],
+        }
     zone = wizard.zone(draft)
     description, times = _times(draft, zone)
     return {"when_problem": None, "description": description, "times": times, "zone": zone.key}
