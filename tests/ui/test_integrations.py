@@ -103,7 +103,7 @@ def test_connect_sftp_confirm_the_host_key_and_sync_on_asks_first(
 ) -> None:
     sign_in(page, workspace.token)
     fill_sftp_form(page, sftp, "Acme exports")
-    page.get_by_label("Password", exact=True).fill(sftp.password)
+    page.get_by_label(re.compile("^Password")).fill(sftp.password)
 
     page.get_by_role("button", name="Test connection").click()
     expect(page.locator("#fingerprint")).to_have_text(fingerprints(sftp))
@@ -152,7 +152,7 @@ def test_the_source_step_expands_folders_fetches_files_and_previews_one(
     sftp.put("exports/UserData_b.csv", b"userId\n")
     sign_in(page, workspace.token)
     fill_sftp_form(page, sftp, "Browse")
-    page.get_by_label("Password", exact=True).fill(sftp.password)
+    page.get_by_label(re.compile("^Password")).fill(sftp.password)
     page.get_by_role("button", name="Test connection").click()
     page.get_by_role("button", name="Confirm and connect").click()
     page.get_by_role("switch", name="Sync on").click()
@@ -195,6 +195,26 @@ def test_editing_a_connection_keeps_its_password_and_a_new_port_asks_for_the_key
     expect(page.get_by_role("heading", level=1)).to_have_text("Test connection")
     moved = connections.get(live.engine, live.services.box, workspace.id, connection.id)
     assert (moved.port, moved.host_key_fingerprint) == (1, None)
+
+
+def test_a_new_password_is_tested_when_saved_and_a_refused_login_offers_the_edit_page(
+    page: Page, live: LiveApp, workspace: Workspace, sftp: SftpFolder
+) -> None:
+    confirmed_connection(live, workspace, sftp, "Files")
+
+    open_edit(page, workspace.token, "Files")
+    page.get_by_label(re.compile("^Password")).fill("not the password")
+    page.get_by_role("button", name="Save").click()
+
+    expect(page.get_by_role("heading", level=1)).to_have_text("Test connection")
+    expect(page.get_by_role("alert")).to_contain_text("refused the login")
+    page.get_by_role("button", name="Edit the connection").click()
+    page.get_by_label(re.compile("^Password")).fill(sftp.password)
+    page.get_by_role("button", name="Save").click()
+    expect(page.get_by_role("status")).to_contain_text("Connected to")
+    page.get_by_role("button", name="Back to integrations").click()
+    page.get_by_role("link", name="Test Files").click()  # a confirmed one can be tested too
+    expect(page.get_by_role("status")).to_contain_text("Connected to")
 
 
 def test_deleting_a_connection_deletes_its_syncs(

@@ -380,7 +380,8 @@ def save(
     form: ConnectFormDep,
     forget_ca: Annotated[bool, Form()] = False,
 ) -> Response:
-    """Save the changes; a new host or port is tested again (its host key confirmed anew)."""
+    """Save the changes; a new host or port is tested again (its host key confirmed anew), and
+    so is a new user name, password or key."""
     ws = session.workspace_id
     stored = connections.get(services.engine, services.box, ws, connection_id)
     if form.kind != stored.kind:  # a connection keeps its kind
@@ -405,7 +406,9 @@ def save(
         return _connect_page(request, session, values, {"name": error.message}, 409, editing=stored)
     except UsageError as error:
         return _connect_page(request, session, values, {"form": error.message}, 422, editing=stored)
-    if host_key_pending(saved):
+    login_changed = bool(_secrets(form)) or values["username"] != stored.username
+    if host_key_pending(saved) or login_changed:
+        # A new server is tested to confirm its key; a new login, to see that it works.
         return RedirectResponse(f"/integrations/{connection_id}/verify", status_code=303)
     return RedirectResponse(f"/integrations?saved={connection_id}", status_code=303)
 
