@@ -54,6 +54,12 @@ HASH_CHUNK = 1024 * 1024
 WEBHOOK_GRACE = 60.0
 
 
+# A file last modified longer ago than this is not being written: the growing-file guard
+# takes no second look. A minute, so that a server's clock a little behind ours cannot make a
+# file written right now look quiet.
+QUIET_FOR = timedelta(seconds=60)
+
+
 @dataclass(frozen=True)
 class WorkerOptions:
     poll: float = 1.0  # seconds between looks at the queue when idle
@@ -306,6 +312,8 @@ class Worker:
     def _still_growing(self, source: Source, entry: RemoteEntry) -> bool:
         if self.options.settle <= 0:
             return False
+        if entry.modified is not None and utcnow() - entry.modified > QUIET_FOR:
+            return False  # untouched for a while (by both clocks): nobody is writing it now
         threading.Event().wait(self.options.settle)
         again = source.stat(entry.path)
         return (again.size, again.modified) != (entry.size, entry.modified)

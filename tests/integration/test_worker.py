@@ -235,6 +235,24 @@ def test_all_new_imports_each_new_file_once_oldest_first(
         assert _users(setup) == ["u-1", "u-2", "u-3", "u-4"]
 
 
+def test_a_file_modified_long_ago_is_read_without_the_growing_file_guards_wait(
+    tmp_path: Path, db_url: str, sftp: SftpFolder
+) -> None:
+    sftp.put("userdata_a.csv", csv_bytes([{"id": "u-1", "email": "e"}]), mtime=1_700_000_000)
+    with sync_setup(tmp_path, db_url, sftp) as setup:
+        sync = setup.sync(file="userdata_a.csv", enabled=False)
+        worker = setup.worker(dataclasses.replace(FAST, settle=600.0))
+        runqueue.enqueue(setup.engine, setup.ws, sync.id)
+
+        draining = threading.Thread(target=drain, args=(worker,), daemon=True)
+        draining.start()
+        draining.join(timeout=60)  # the guard's second look would take 600 s
+
+        assert not draining.is_alive(), "the worker waited for the file to stop changing"
+        [done] = setup.runs(sync)
+        assert done.status == "succeeded"
+
+
 def test_a_file_still_being_written_is_read_once_it_stops_changing(
     tmp_path: Path, db_url: str, sftp: SftpFolder
 ) -> None:
@@ -253,7 +271,8 @@ def test_a_file_still_being_written_is_read_once_it_stops_changing(
                 count += 1
                 with local.open("a") as file:
                     file.write(f"w-{count},e\n")
-                os.utime(local, (1_700_000_000 + count, 1_700_000_000 + count))
+                now = time.time()  # a writer's file is modified now: the guard looks twice
+                os.utime(local, (now, now))
                 writing.wait(0.02)
             writer_done.set()
 
