@@ -46,6 +46,14 @@ def open_wizard(
     expect(page.get_by_role("radio", name=re.compile("^userdata_people.csv"))).to_be_checked()
 
 
+def open_schedule_step(page: Page, live: LiveApp, workspace: Workspace, sftp: SftpFolder) -> None:
+    """`open_wizard`, then on to the schedule step with every other step's defaults."""
+    open_wizard(page, live, workspace, sftp)
+    next_step(page, "Map properties")
+    next_step(page, "Resolve conflicts")
+    next_step(page, "Schedule import")
+
+
 def next_step(page: Page, title: str) -> None:
     page.get_by_role("button", name=re.compile("^Next")).click()
     expect(page.get_by_role("heading", name=title, level=1)).to_be_visible()
@@ -268,10 +276,7 @@ def test_each_schedule_kind_is_described_with_its_next_runs_and_saved(
     description: str,
     stored: dict[str, Any],
 ) -> None:
-    open_wizard(page, live, workspace, sftp)
-    next_step(page, "Map properties")
-    next_step(page, "Resolve conflicts")
-    next_step(page, "Schedule import")
+    open_schedule_step(page, live, workspace, sftp)
     page.get_by_label("Time zone").fill("Europe/Berlin")
 
     choose(page)
@@ -297,10 +302,7 @@ def test_each_schedule_kind_is_described_with_its_next_runs_and_saved(
 def test_a_bad_cron_expression_is_explained_inline_and_keeps_the_wizard_on_its_step(
     page: Page, live: LiveApp, workspace: Workspace, sftp: SftpFolder
 ) -> None:
-    open_wizard(page, live, workspace, sftp)
-    next_step(page, "Map properties")
-    next_step(page, "Resolve conflicts")
-    next_step(page, "Schedule import")
+    open_schedule_step(page, live, workspace, sftp)
     page.get_by_role("radio", name="Custom").check()
     page.get_by_label("Cron expression").fill("0 0/120 * * * ?")
 
@@ -321,10 +323,7 @@ def test_a_bad_cron_expression_is_explained_inline_and_keeps_the_wizard_on_its_s
 def test_a_weekly_schedule_without_days_yet_asks_for_them_without_an_error(
     page: Page, live: LiveApp, workspace: Workspace, sftp: SftpFolder
 ) -> None:
-    open_wizard(page, live, workspace, sftp)
-    next_step(page, "Map properties")
-    next_step(page, "Resolve conflicts")
-    next_step(page, "Schedule import")
+    open_schedule_step(page, live, workspace, sftp)
     page.get_by_role("radio", name="Repeat").check()
     page.get_by_role("radio", name="Weekly").check()
 

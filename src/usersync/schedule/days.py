@@ -8,6 +8,7 @@ numbering of the text they were parsed from.
 from __future__ import annotations
 
 import calendar
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -154,7 +155,8 @@ class DaysOfWeek:
     def describe(self) -> str:
         if len(self.weekdays) == 7:
             return "every day"
-        return f"on {join_words(_weekday_runs(self.weekdays))}"
+        names = ranged_words(list(self.weekdays), WEEKDAY_NAMES.__getitem__, " through ", 7)
+        return f"on {join_words(names)}"
 
 
 @dataclass(frozen=True)
@@ -217,28 +219,30 @@ class EitherDay:
         return f"{self.first.describe()}, or {self.second.describe()}"
 
 
-def _weekday_runs(weekdays: tuple[int, ...]) -> list[str]:
-    """Names of the days, three or more in a row as one range: "Monday through Friday".
-
-    The week wraps: the walk starts at a day whose day before is not wanted, so Friday to
-    Monday is one range ("Friday through Monday") and not two pieces.
-    """
-    wanted = set(weekdays)
-    start = next(day for day in sorted(wanted) if (day - 1) % 7 not in wanted)
+def ranged_words(
+    values: list[int], name: Callable[[int], str], through: str, cycle: int = 0
+) -> list[str]:
+    """The values' names, three or more in a row as one range: "Monday through Friday",
+    "0-5". With `cycle` (7 for weekdays) the values wrap: the walk starts at one whose
+    predecessor is not among them, so Friday to Monday is one range, not two pieces."""
+    if cycle:
+        wanted = set(values)
+        starts = (value for value in sorted(wanted) if (value - 1) % cycle not in wanted)
+        start = next(starts, min(wanted, default=0))  # every value: no run begins, none ends
+        values = sorted(wanted, key=lambda value: (value - start) % cycle)
     runs: list[list[int]] = []
-    for day in ((start + offset) % 7 for offset in range(7)):
-        if day not in wanted:
-            continue
-        if runs and (runs[-1][-1] + 1) % 7 == day:
-            runs[-1].append(day)
+    for value in values:
+        after = runs[-1][-1] + 1 if runs else None
+        if after is not None and (after % cycle if cycle else after) == value:
+            runs[-1].append(value)
         else:
-            runs.append([day])
+            runs.append([value])
     words: list[str] = []
     for run in runs:
         if len(run) >= 3:
-            words.append(f"{WEEKDAY_NAMES[run[0]]} through {WEEKDAY_NAMES[run[-1]]}")
+            words.append(f"{name(run[0])}{through}{name(run[-1])}")
         else:
-            words.extend(WEEKDAY_NAMES[day] for day in run)
+            words.extend(name(value) for value in run)
     return words
 
 

@@ -40,6 +40,7 @@ from usersync.schedule.days import (
     DaysOfWeek,
     EitherDay,
     join_words,
+    ranged_words,
 )
 
 # Day-field forms cron_descriptor refuses or words badly: L alone in day-of-week (Saturday),
@@ -158,16 +159,4 @@ def _unit(values: tuple[int, ...], every: tuple[int, ...], name: str) -> str:
 
 def _ranges(values: tuple[int, ...]) -> str:
     """ "0-5, 10 and 20": runs of three or more consecutive values shown as ranges."""
-    runs: list[list[int]] = []
-    for value in values:
-        if runs and runs[-1][-1] == value - 1:
-            runs[-1].append(value)
-        else:
-            runs.append([value])
-    words: list[str] = []
-    for run in runs:
-        if len(run) >= 3:
-            words.append(f"{run[0]}-{run[-1]}")
-        else:
-            words.extend(str(value) for value in run)
-    return join_words(words)
+    return join_words(ranged_words(list(values), str, "-"))
