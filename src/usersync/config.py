@@ -59,6 +59,12 @@ class Settings:
         return self.db_url or f"sqlite:///{self.data_dir / 'usersync.db'}"
 
 
+def make_private_dir(path: Path) -> None:
+    """Create `path` (and its parents) if missing; a new data folder is for its owner only
+    (0700): the user store, the secret key and known_hosts live there."""
+    path.mkdir(mode=0o700, parents=True, exist_ok=True)
+
+
 def _parse(
     env: Mapping[str, str], name: str, convert: Callable[[str], T], default: T, what: str
 ) -> T:

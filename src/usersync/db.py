@@ -29,6 +29,7 @@ import sqlalchemy as sa
 from sqlalchemy import event, exc
 from sqlalchemy.engine import URL, Connection, Engine, RootTransaction, make_url
 
+from usersync.config import make_private_dir
 from usersync.errors import UsageError, UsersyncError
 from usersync.migrations import HEAD
 
@@ -86,7 +87,7 @@ def reason(error: exc.DBAPIError) -> str:
 
 def default_db_url(data_dir: Path) -> str:
     """The SQLite database in `data_dir` (created if missing)."""
-    data_dir.mkdir(parents=True, exist_ok=True)
+    make_private_dir(data_dir)
     return f"sqlite:///{(data_dir / DB_FILE_NAME).absolute()}"
 
 

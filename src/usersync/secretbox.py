@@ -19,7 +19,7 @@ from pathlib import Path
 
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 
-from usersync.config import Settings
+from usersync.config import Settings, make_private_dir
 from usersync.errors import UsageError
 
 
@@ -32,7 +32,7 @@ def _read_or_create_key(path: Path) -> str:
         return path.read_text(encoding="ascii").strip()
     except FileNotFoundError:
         pass
-    path.parent.mkdir(parents=True, exist_ok=True)
+    make_private_dir(path.parent)
     key = Fernet.generate_key()
     try:  # O_EXCL: two processes starting together end up with the same key
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)

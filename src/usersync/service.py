@@ -17,7 +17,7 @@ from sqlalchemy import Engine
 from sqlalchemy import exc as sa_exc
 
 from usersync import db, runqueue
-from usersync.config import Settings
+from usersync.config import Settings, make_private_dir
 from usersync.enums import RunStatus
 from usersync.errors import UsageError, UsersyncError
 from usersync.heartbeat import Heartbeat, worker_name
@@ -37,7 +37,7 @@ DEFAULT_WORKSPACE = "default"
 def open_database(settings: Settings) -> Iterator[Engine]:
     """The migrated database that settings name; disposed of on exit."""
     if settings.db_url is None:  # the embedded default lives in the data folder: make it
-        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        make_private_dir(settings.data_dir)
     engine = db.create_engine_for(settings.database_url)
     try:
         db.migrate(engine)

@@ -753,6 +753,8 @@ def test_the_default_database_is_created_in_a_new_data_folder(
     )
     assert result.exit_code == 0, result.stderr
     assert (tmp_path / "new" / "data" / "usersync.db").is_file()
+    # The store, the secret key and known_hosts live there: its owner's only.
+    assert oct((tmp_path / "new" / "data").stat().st_mode & 0o777) == "0o700"
     assert usersync(env, "user", "u1", "--json").json()["properties"] == {"name": "Ann"}
 
 
