@@ -52,7 +52,8 @@ def test_a_token_made_in_the_ui_is_shown_once_works_and_is_revoked(
     made = listed.get_by_role("row", name=re.compile(re.escape(token[:8])))
     expect(made.get_by_role("cell").nth(0)).to_have_text("nightly export")
     expect(made.get_by_role("cell").nth(2)).to_have_text(re.compile(r"^\d{4}-\d\d-\d\d "))
-    made.get_by_role("button", name="Revoke").click()
+    made.get_by_text("Revoke…").click()  # a second click, to be sure
+    made.get_by_role("button", name=re.compile("^Revoke .* now$")).click()
     expect(made.get_by_role("cell").nth(3)).to_have_text(re.compile("^Revoked "))
     assert api_status(live, token) == 401
     assert api_status(live, workspace.token) == 200
@@ -68,8 +69,12 @@ def test_a_token_made_in_the_ui_is_shown_once_works_and_is_revoked(
 
     own = listed.get_by_role("row", name=re.compile("this session"))
     expect(own).to_contain_text("Revoking it signs you out.")
-    own.get_by_role("button", name="Revoke").click()
+    own.get_by_text("Revoke…").click()
+    own.get_by_role("button", name=re.compile("^Revoke .* now$")).click()
     expect(page.get_by_label("Workspace token")).to_be_visible()
+    expect(page.get_by_role("status")).to_have_text(
+        "You revoked the token this browser signed in with."
+    )
     assert api_status(live, workspace.token) == 401
     page.goto("/tokens")
     expect(page).to_have_url(re.compile(r"/signin\?next=%2Ftokens$"))

@@ -28,7 +28,11 @@ _TOKEN_HELP = "usersync token create --workspace NAME"
 
 
 def _signin_page(
-    request: Request, next_url: str, status: int = 200, error: str | None = None
+    request: Request,
+    next_url: str,
+    status: int = 200,
+    error: str | None = None,
+    notice: str | None = None,
 ) -> HTMLResponse:
     nonce = signin_nonce(request)
     response = render(
@@ -38,6 +42,7 @@ def _signin_page(
         next_url=next_url,
         nonce=nonce,
         error=error,
+        notice=notice,
         token_help=_TOKEN_HELP,
     )
     set_signin_cookie(request, response, nonce)
@@ -54,10 +59,12 @@ def signin_form(
     request: Request,
     session: OptionalSessionDep,
     next_url: Annotated[str | None, Query(alias="next", max_length=2000)] = None,
+    revoked: bool = False,
 ) -> Response:
     if session is not None:
         return RedirectResponse(safe_next(next_url), status_code=303)
-    return _signin_page(request, safe_next(next_url))
+    notice = "You revoked the token this browser signed in with." if revoked else None
+    return _signin_page(request, safe_next(next_url), notice=notice)
 
 
 @router.post("/signin", response_class=HTMLResponse, include_in_schema=False)

@@ -126,6 +126,6 @@ def revoke(
         raise TokenNotFound(f"there is no token {token_id}")
     if token_id != session.token_id:
         return RedirectResponse("/tokens", status_code=303)
-    response = RedirectResponse("/signin", status_code=303)
+    response = RedirectResponse("/signin?revoked=1", status_code=303)
     clear_session_cookie(request, response)
     return response
