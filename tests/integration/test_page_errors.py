@@ -43,6 +43,19 @@ def test_an_unknown_address_is_a_not_found_page(browser: TestClient) -> None:
     assert "<h1>Not found</h1>" in text
 
 
+def test_an_error_page_keeps_the_navigation_and_leads_back_to_its_section(
+    browser: TestClient,
+) -> None:
+    missing_user = is_page(browser.get("/users/nobody"), 404)
+    missing_run = is_page(browser.get("/runs/999999"), 404)
+
+    for text in (missing_user, missing_run):
+        assert '<nav aria-label="Main">' in text
+        assert ">Sign out<" in text  # the signed-in user's navigation
+    assert '<a href="/users">Back to users</a>' in missing_user
+    assert '<a href="/runs">Back to runs</a>' in missing_run
+
+
 def test_the_api_keeps_answering_json(browser: TestClient) -> None:
     response = browser.get("/api/no/such/thing")
     assert response.status_code == 404

@@ -24,10 +24,11 @@ from starlette.exceptions import HTTPException
 
 from usersync.errors import UsersyncError
 from usersync.reports import error_code
+from usersync.web.deps import services
 from usersync.web.errors import status_for, validation_fields
 from usersync.web.pages import integrations, runs, signin, tokens, users, wizard, wizard_steps
 from usersync.web.pages.render import STATIC, render
-from usersync.web.pages.session import CsrfRejected, SignInRequired, signin_url
+from usersync.web.pages.session import CsrfRejected, SignInRequired, optional_session, signin_url
 
 Handler = Callable[[Request, Exception], Response | Awaitable[Response]]
 
@@ -48,13 +49,46 @@ def _sign_in_required(request: Request, error: Exception) -> Response:
 
 
 def _csrf_rejected(request: Request, error: Exception) -> HTMLResponse:
+    return _error_page(
+        request,
+        403,
+        "This form has expired",
+        "The page was open too long, or you signed in again elsewhere. "
+        "Go back, reload the page and try again.",
+    )
+
+
+# Where an error page sends you back to, by the first part of its address.
+_BACK = {
+    "runs": ("/runs", "Back to runs"),
+    "syncs": ("/runs", "Back to runs"),
+    "users": ("/users", "Back to users"),
+    "tokens": ("/tokens", "Back to API tokens"),
+}
+_BACK_DEFAULT = ("/integrations", "Back to integrations")
+
+
+def _error_page(
+    request: Request, status: int, title: str, message: str, code: str | None = None
+) -> HTMLResponse:
+    """An error as a page with the site's navigation, for a signed-in user too."""
+    session = None
+    if status < 500:  # a server error may be the database itself: no more queries then
+        try:
+            session = optional_session(request, services(request))
+        except Exception:  # the error page shows, whatever else is broken
+            session = None
+    back_url, back_label = _BACK.get(request.url.path.strip("/").split("/")[0], _BACK_DEFAULT)
     return render(
         request,
         "error.html",
-        403,
-        title="This form has expired",
-        message="The page was open too long, or you signed in again elsewhere. "
-        "Go back, reload the page and try again.",
+        status,
+        title=title,
+        message=message,
+        code=code,
+        session=session,
+        back_url=back_url,
+        back_label=back_label,
     )
 
 
@@ -91,7 +125,7 @@ def _as_page(json_handler: Handler, describe: Describe) -> Handler:
         if not _is_page(request):
             return json_handler(request, error)
         status, title, message, code = describe(request, error)
-        return render(request, "error.html", status, title=title, message=message, code=code)
+        return _error_page(request, status, title, message, code)
 
     return handle
 
