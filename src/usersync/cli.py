@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import errno
 import gc
 import logging
+import os
+import shlex
+import socket
 from typing import Any
 
 import click
@@ -21,11 +25,12 @@ from usersync.browse import (
     preview_file,
 )
 from usersync.cli_import import db_option, errors, import_, user, users, workspace_option
-from usersync.cli_output import emit_json, handle_errors, located, table
+from usersync.cli_output import command_name, emit_json, handle_errors, located, table
 from usersync.cli_remote import csv_format_options, csv_options, open_remote, remote_options
 from usersync.cli_runs import cancel, runs
 from usersync.cli_schedule import schedule
 from usersync.config import Settings, load_settings
+from usersync.errors import UsageError
 from usersync.files import explain, format_size
 from usersync.secretbox import SecretBox
 from usersync.service import DEFAULT_WORKSPACE, open_database, workspace_id
@@ -139,12 +144,29 @@ def serve(host: str, port: int, db_url: str | None) -> None:
     from usersync.web.app import create_app
 
     settings = load_settings(db_url=db_url)
+    _check_free(host, port)
     with open_database(settings) as engine:  # a clear error now rather than at startup
         lines = startup_lines(settings, engine, f"http://{host}:{port}/")
     app = create_app(settings)
     for line in lines:
         click.echo(line)
     uvicorn.run(app, host=host, port=port, log_level="info")
+
+
+def _check_free(host: str, port: int) -> None:
+    """A clear error, before anything starts, when the address cannot be listened on."""
+    try:
+        with socket.create_server((host, port)):
+            pass
+    except OSError as error:
+        why = os.strerror(error.errno) if error.errno else str(error)
+        advice = (
+            "another server, maybe a usersync serve (make run) already running, uses it. Stop "
+            "it, or give another --port."
+            if error.errno == errno.EADDRINUSE
+            else "check --host and --port."
+        )
+        raise UsageError(f"cannot listen on {host}:{port} ({why}): {advice}") from None
 
 
 def startup_lines(settings: Settings, engine: Engine, url: str) -> list[str]:
@@ -160,9 +182,10 @@ def startup_lines(settings: Settings, engine: Engine, url: str) -> list[str]:
         lines.append(f"sign in with this token (shown once, keep it): {first.token}")
     else:
         lines.append(
-            f"sign in with a token from: usersync token create --workspace {DEFAULT_WORKSPACE}"
+            f"sign in with a token from: {command_name()} token create "
+            f"--workspace {DEFAULT_WORKSPACE}"
         )
-    note = demo.startup_note(settings, engine)
+    note = demo.startup_note(settings, engine, command_name())
     return lines if note is None else [*lines, note]
 
 
@@ -194,9 +217,15 @@ def demo_command(workspace: str, db_url: str | None) -> None:
         "starts it within seconds."
     )
     click.echo(
-        f"Open http://127.0.0.1:8000/, Integrations → {demo.CONNECTION_NAME} → Sync on, "
-        "and import userdata_customers.csv (type age as integer, signup_date as date, "
-        "newsletter as boolean: userdata_with_errors.csv then shows rejected rows)."
+        f"Open http://127.0.0.1:8000/, Integrations → {demo.CONNECTION_NAME} → Sync on, and "
+        "import userdata_customers.csv; or userdata_with_errors.csv, with age typed as "
+        "integer, signup_date as date and newsletter as boolean, to see rejected rows."
+    )
+    click.echo(
+        "From the command line: SFTP_PASSWORD=$(cat "
+        f"{shlex.quote(str(demo.password_path(settings)))}) {command_name()} files "
+        f"sftp://{connection.username}@{connection.host}:{connection.port}/ "
+        f"--password-env SFTP_PASSWORD --fingerprint {connection.host_key_fingerprint}"
     )
 
 
@@ -228,4 +257,6 @@ def run() -> None:
     # psycopg warns "error ignored terminating COPY" after a lost connection that usersync
     # reports itself, with what it means for the run.
     logging.getLogger("psycopg").setLevel(logging.ERROR)
+    # Alembic tells of each plugin and migration at INFO: noise before a worker's own lines.
+    logging.getLogger("alembic").setLevel(logging.WARNING)
     main()

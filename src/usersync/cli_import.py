@@ -9,6 +9,7 @@ import click
 from sqlalchemy import Engine
 
 from usersync.cli_output import (
+    cell,
     emit_json,
     handle_errors,
     iso,
@@ -256,9 +257,8 @@ def user(user_id: str, delete: bool, db_url: str | None, workspace: str, as_json
     if as_json:
         emit_json(_user_document(record))
         return
-    click.echo(
-        f"{record.user_id}  (created {iso(record.created_at)}, updated {iso(record.updated_at)})"
-    )
+    created, updated = cell(record.created_at), cell(record.updated_at)
+    click.echo(f"{record.user_id}  (created {created}, updated {updated})")
     table(["PROPERTY", "VALUE"], sorted(record.properties.items()), empty="  no properties")
 
 

@@ -9,6 +9,7 @@ import signal
 import sys
 from collections.abc import Callable, Sequence
 from datetime import datetime
+from pathlib import Path
 from typing import Any, TypeVar
 
 import click
@@ -56,7 +57,7 @@ def table(
         if empty:
             click.echo(empty)
         return
-    cells = [[_cell(v, max_width) for v in row] for row in rows]
+    cells = [[cell(v, max_width) for v in row] for row in rows]
     styled = sys.stdout.isatty()
     terminal = shutil.get_terminal_size().columns if styled else None
     for text, heading in layout(headers, cells, terminal):
@@ -90,11 +91,13 @@ def layout(
     return records
 
 
-def _cell(value: object, max_width: int | None) -> str:
+def cell(value: object, max_width: int | None = None) -> str:
     if value is None:
         return ""
     if isinstance(value, datetime):
         return value.strftime("%Y-%m-%d %H:%M:%S %Z").strip()
+    if isinstance(value, bool):  # as in the JSON and the web UI, not Python's True
+        return "true" if value else "false"
     text = str(value)
     text = text.replace("\r\n", "⏎").replace("\n", "⏎").replace("\r", "⏎")
     return text if max_width is None else _cut(text, max_width)
@@ -117,6 +120,14 @@ def stop_on_sigterm() -> None:
         raise Terminated()
 
     signal.signal(signal.SIGTERM, terminate)
+
+
+def command_name() -> str:
+    """How to run usersync from the shell that started it, for the hints it prints:
+    `usersync` when it is on PATH, else the path it was started by (`.venv/bin/usersync`)."""
+    if shutil.which("usersync") is None and Path(sys.argv[0]).name == "usersync":
+        return sys.argv[0]
+    return "usersync"
 
 
 def handle_errors(func: F) -> F:

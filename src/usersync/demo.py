@@ -162,6 +162,11 @@ class DemoSetup:
         return f"DemoSetup(folder={str(self.folder)!r}, fingerprint={self.fingerprint!r})"
 
 
+def password_path(settings: Settings) -> Path:
+    """The file that holds the demo user's password."""
+    return _paths(settings)[2]
+
+
 def _paths(settings: Settings) -> tuple[Path, Path, Path]:
     """The sample folder, the host key and the password file."""
     root = settings.demo_dir
@@ -249,8 +254,9 @@ def has_connections(engine: Engine, workspace: str = DEFAULT_WORKSPACE) -> bool:
         return conn.scalar(query) is not None
 
 
-def startup_note(settings: Settings, engine: Engine) -> str | None:
-    """What `usersync serve` says about the demo when it starts, if anything."""
+def startup_note(settings: Settings, engine: Engine, command: str = "usersync") -> str | None:
+    """What `usersync serve` says about the demo when it starts, if anything (`command`: how
+    to run usersync from the user's shell)."""
     if load(settings) is not None:
         return (
             f"demo SFTP server: sftp://{USERNAME}@{HOST}:{settings.demo_port}/ "
@@ -258,7 +264,8 @@ def startup_note(settings: Settings, engine: Engine) -> str | None:
         )
     if not has_connections(engine):
         return (
-            "Try it with sample files: run `usersync demo` (or `make demo`), then reload the page."
+            f"Try it with sample files: run `{command} demo` (or `make demo`), then "
+            "reload the page."
         )
     return None
 

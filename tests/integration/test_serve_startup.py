@@ -4,8 +4,10 @@ the very first start, a token of the default workspace, shown once."""
 from __future__ import annotations
 
 import re
+import socket
 from pathlib import Path
 
+from tests.cli import usersync
 from tests.syncs import settings_for
 from usersync import db
 from usersync.cli import startup_lines
@@ -55,3 +57,15 @@ def test_a_workspace_that_had_a_token_gets_no_new_one(tmp_path: Path, db_url: st
         assert len(tokens.list_tokens(engine, ws)) == 1
     finally:
         engine.dispose()
+
+
+def test_serve_on_an_address_in_use_says_so_before_starting(tmp_path: Path) -> None:
+    with socket.create_server(("127.0.0.1", 0)) as taken:
+        port = taken.getsockname()[1]
+        result = usersync(
+            {"USERSYNC_DATA_DIR": str(tmp_path / "data")}, "serve", "--port", str(port)
+        )
+
+    assert result.exit_code == 2
+    assert f"cannot listen on 127.0.0.1:{port} (Address already in use)" in result.stderr
+    assert "listening on" not in result.stdout

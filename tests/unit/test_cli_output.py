@@ -3,7 +3,9 @@ too narrow for them."""
 
 from __future__ import annotations
 
-from usersync.cli_output import layout
+from datetime import UTC, datetime
+
+from usersync.cli_output import cell, layout
 
 HEADERS = ["LINE", "userId", "email"]
 CELLS = [["2", "u1", "ann@example.com"], ["3", "u2", "bob@example.com"]]
@@ -53,3 +55,14 @@ def test_an_empty_cell_leaves_its_name_alone() -> None:
 def test_two_columns_stay_a_table_however_narrow() -> None:
     lines = [t for t, _ in layout(["PROPERTY", "VALUE"], [["notes", "y" * 50]], 20)]
     assert lines == ["PROPERTY  VALUE", "notes     " + "y" * 50]
+
+
+def test_cells_show_values_as_the_json_and_the_web_ui_do() -> None:
+    moment = datetime(2026, 11, 27, 10, 49, 12, 975931, tzinfo=UTC)
+    assert [cell(True), cell(False), cell(None), cell(42), cell(moment)] == [
+        "true",
+        "false",
+        "",
+        "42",
+        "2026-11-27 10:49:12 UTC",
+    ]
