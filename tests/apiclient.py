@@ -13,6 +13,7 @@ the secret-leak check scans everything the API answered during the test.
 from __future__ import annotations
 
 import logging
+import time
 import uuid
 import warnings
 from collections.abc import Iterator
@@ -246,3 +247,20 @@ def sync_body(connection_id: int, **overrides: Any) -> dict[str, Any]:
     }
     body.update(overrides)
     return body
+
+
+FINISHED = ("succeeded", "partial", "failed", "skipped")
+
+
+def wait_for_run(api: Api, run_id: int, timeout: float = 60.0) -> dict[str, Any]:
+    """The run once it has ended, as the API shows it (polled; bounded by `timeout`)."""
+    deadline = time.monotonic() + timeout
+    seen: list[str] = []
+    while True:
+        run: dict[str, Any] = ok(api.get(f"/api/runs/{run_id}"))
+        if not seen or seen[-1] != run["status"]:
+            seen.append(run["status"])
+        if run["status"] in FINISHED:
+            return run
+        assert time.monotonic() < deadline, f"run {run_id} still {run['status']}: {seen}"
+        time.sleep(0.1)

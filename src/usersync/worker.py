@@ -18,7 +18,7 @@ import posixpath
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import sqlalchemy as sa
 from sqlalchemy import Engine
@@ -58,6 +58,7 @@ WEBHOOK_GRACE = 60.0
 # takes no second look. A minute, so that a server's clock a little behind ours cannot make a
 # file written right now look quiet.
 QUIET_FOR = timedelta(seconds=60)
+_UNKNOWN_TIME = datetime.min.replace(tzinfo=UTC)  # a file whose time no one knows: oldest
 
 
 @dataclass(frozen=True)
@@ -227,7 +228,12 @@ class Worker:
     def _import_chosen(self, context: _Context) -> None:
         sync = context.sync
         listing = list_files(context.source, sync.folder, self.settings.max_file_size)
-        candidates = sorted(listing.files, key=lambda f: (f.modified or utcnow(), f.name))
+        # Some FTP servers' listings give no time for some files: ask for each one's (a file
+        # without a time would be taken for the newest, and never for one seen before).
+        files = [
+            f if f.modified is not None else context.source.stat(f.path) for f in listing.files
+        ]
+        candidates = sorted(files, key=lambda f: (f.modified or _UNKNOWN_TIME, f.name))
         if sync.file_choice == FileChoice.NEWEST:
             candidates = candidates[-1:]
         last = _last_successes(self.engine, sync.id, [f.path for f in candidates])
@@ -316,6 +322,8 @@ class Worker:
             return False  # untouched for a while (by both clocks): nobody is writing it now
         threading.Event().wait(self.options.settle)
         again = source.stat(entry.path)
+        if entry.modified is None:  # no time to compare: the size says it
+            return again.size != entry.size
         return (again.size, again.modified) != (entry.size, entry.modified)
 
     def _import_and_record(self, context: _Context, run_id: int, entry: RemoteEntry) -> None:

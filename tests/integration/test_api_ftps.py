@@ -5,6 +5,7 @@ tested and browsed; a `ca_pem` that is no certificate is refused, naming the opt
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -13,9 +14,11 @@ from tests.apiclient import (
     Api,
     Recorder,
     RunningApp,
+    app_on_database,
     error_of,
     new_workspace,
     ok,
+    wait_for_run,
 )
 from tests.servers.ftpd import FtpFolder, VsftpdServer
 
@@ -78,3 +81,48 @@ def test_a_ca_pem_that_is_no_certificate_is_refused(
     sftp = {**ftps_body(vsftpd, ca_pem=vsftpd.ca_file.read_text()), "kind": "sftp"}
     error = error_of(api.post("/api/connections", json=sftp), 422)
     assert "sftp connections have no option 'ca_pem'" in error["message"]
+
+
+def test_the_newest_file_is_found_when_the_listing_gives_some_files_no_time(
+    vsftpd: VsftpdServer,
+    folder: FtpFolder,
+    monkeypatch: pytest.MonkeyPatch,
+    request: pytest.FixtureRequest,
+    tmp_path: Path,
+) -> None:
+    # vsftpd lists no exact times: usersync asks for them, up to a bound per listing (here 1,
+    # so b and c come without one). Before, such a file was taken for the newest.
+    monkeypatch.setattr("usersync.sources.ftp.MTIME_LOOKUPS_MAX", 1)
+    folder.put("userdata_a.csv", b"userId\nfrom-a\n", mtime=1_735_689_600)  # 2025-01-01
+    folder.put("userdata_b.csv", b"userId\nfrom-b\n", mtime=1_780_272_000)  # 2026-06-01
+    folder.put("userdata_c.csv", b"userId\nfrom-c\n", mtime=1_735_689_600)
+    with app_on_database("sqlite", tmp_path / "app", request, run_worker=True) as working:
+        run, users = _run_newest(working, vsftpd, folder)
+
+    assert (run["status"], run["path"]) == ("succeeded", folder.path("userdata_b.csv")), run
+    assert users == ["from-b"]
+
+
+def _run_newest(
+    working: RunningApp, vsftpd: VsftpdServer, folder: FtpFolder
+) -> tuple[dict[str, Any], list[str]]:
+    api = Api(working, new_workspace(working.engine).token, Recorder())
+    body = ftps_body(vsftpd, ca_pem=vsftpd.ca_file.read_text())
+    connection = ok(api.post("/api/connections", json=body), 201)
+    sync = ok(
+        api.post(
+            "/api/syncs",
+            json={
+                "connection_id": connection["id"],
+                "folder": folder.path(),
+                "file_choice": "newest",
+                "mapping": {"user_id": "userId", "properties": {}},
+                "enabled": False,
+            },
+        ),
+        201,
+    )
+
+    started = ok(api.post(f"/api/syncs/{sync['id']}/run"), 202)
+    run = wait_for_run(api, started["run_id"])
+    return run, [u["user_id"] for u in ok(api.get("/api/users"))["items"]]

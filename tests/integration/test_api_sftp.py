@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import csv
 import io
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -25,14 +24,13 @@ from tests.apiclient import (
     new_workspace,
     no_secrets_shown,
     ok,
+    wait_for_run,
 )
 from tests.cli import key_args, usersync
 from tests.servers import free_port
 from tests.servers.sshd import SftpFolder
 
 pytestmark = pytest.mark.integration
-
-FINISHED = ("succeeded", "partial", "failed", "skipped")
 
 
 @pytest.fixture(scope="module")
@@ -177,6 +175,25 @@ def test_browsing_what_is_not_there_or_not_importable(
     assert error["code"] == code
 
 
+def test_paths_are_normalized_as_the_command_line_does_and_must_be_absolute(
+    api: Api, sftp: SftpFolder
+) -> None:
+    sftp.put("sub/userdata_a.csv", b"userId\nu1\n")
+    connection = confirmed_connection(api, sftp)
+    url = f"/api/connections/{connection['id']}"
+
+    untidy = ok(api.get(f"{url}/files", params={"path": sftp.path("sub") + "//./x/../"}))
+    preview = ok(api.get(f"{url}/preview", params={"path": sftp.path("sub//userdata_a.csv")}))
+    relative = error_of(api.get(f"{url}/files", params={"path": "in"}), 422)
+
+    assert untidy["path"] == sftp.path("sub")
+    assert [f["path"] for f in untidy["files"]] == [sftp.path("sub/userdata_a.csv")]
+    assert preview["path"] == sftp.path("sub/userdata_a.csv")
+    assert relative["message"] == (
+        "path: give an absolute path, starting with / (and without NUL characters)"
+    )
+
+
 def test_a_changed_host_key_is_a_bad_gateway_that_shows_the_offered_key(
     api: Api, sftp: SftpFolder
 ) -> None:
@@ -295,18 +312,6 @@ def working(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[RunningA
     """An app of the test's own whose worker executes the runs."""
     with app_on_database(request.param, tmp_path / "app", request, run_worker=True) as app:
         yield app
-
-
-def wait_for_run(api: Api, run_id: int, timeout: float = 60.0) -> dict[str, Any]:
-    deadline = time.monotonic() + timeout
-    seen = []
-    while True:
-        run: dict[str, Any] = ok(api.get(f"/api/runs/{run_id}"))
-        seen.append(run["status"])
-        if run["status"] in FINISHED:
-            return run
-        assert time.monotonic() < deadline, f"run {run_id} still {run['status']}: {seen}"
-        time.sleep(0.1)
 
 
 def test_the_wizard_end_to_end_from_connection_to_user(

@@ -29,6 +29,7 @@ from usersync.reader import CsvOptions, named_delimiter
 from usersync.schedule import OnceSchedule, parse_schedule, resolve_zone
 from usersync.schema import connections, fires, runs, syncs, utcnow, workspaces
 from usersync.secretbox import SecretBox
+from usersync.sources.urls import normalize_path
 from usersync.store._bind import Bind, reading, writing
 from usersync.store.model import ConflictMode
 
@@ -112,7 +113,7 @@ def _one_of(field: str, value: object, choices: type[Any]) -> str:
 def _folder(field: str, value: object) -> str:
     if not isinstance(value, str) or not value.startswith("/"):
         raise UsageError(f"{field}: give an absolute folder path such as '/in', not {value!r}")
-    return posixpath.normpath(value).replace("//", "/")
+    return normalize_path(value)
 
 
 def _file_name(value: object) -> str:

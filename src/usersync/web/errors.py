@@ -133,8 +133,11 @@ def validation_fields(errors: Sequence[Any]) -> list[dict[str, str]]:
             fields.append({"field": "body", "in": "body", "message": f"not valid JSON ({reason})"})
             continue
         message = str(error.get("msg", "is not valid"))
-        if (error.get("ctx") or {}).get("pattern") in _NO_NUL_PATTERNS:
+        pattern = (error.get("ctx") or {}).get("pattern")
+        if pattern == _NO_NUL:
             message = "must not contain a NUL character (\\u0000)"
+        elif pattern == _ABSOLUTE_PATH:
+            message = "give an absolute path, starting with / (and without NUL characters)"
         fields.append(
             {
                 "field": _field(loc) or "body",
@@ -145,8 +148,10 @@ def validation_fields(errors: Sequence[Any]) -> list[dict[str, str]]:
     return fields
 
 
-# The patterns that keep NUL characters out of text (schemas.Text, the query parameters).
-_NO_NUL_PATTERNS = (r"^[^\x00]*$", r"^/[^\x00]*$")
+# The patterns of text without NUL characters (schemas.Text, the query parameters) and of
+# an absolute path (api._common.RemotePath), whose mismatches are put in words.
+_NO_NUL = r"^[^\x00]*$"
+_ABSOLUTE_PATH = r"^/[^\x00]*$"
 
 
 def _usersync_error(request: Request, error: Exception) -> JSONResponse:

@@ -6,11 +6,14 @@ from collections.abc import Callable, Sequence
 from typing import Annotated, Any, TypeVar
 
 from fastapi import Path, Query
+from pydantic import AfterValidator
 
+from usersync.sources.urls import normalize_path
 from usersync.web.schemas import MAX_ID, ErrorResponse
 
 T = TypeVar("T")
 
+ABSOLUTE_PATH = r"^/[^\x00]*$"  # the errors module words a mismatch ("start with /")
 DEFAULT_LIMIT = 100
 MAX_LIMIT = 500
 
@@ -38,10 +41,11 @@ Limit = Annotated[int, Query(ge=1, le=MAX_LIMIT, description="Items per page.")]
 RemotePath = Annotated[
     str,
     Query(
-        pattern=r"^/[^\x00]*$",
+        pattern=ABSOLUTE_PATH,
         max_length=4096,
-        description="An absolute path on the server.",
+        description="An absolute path on the server (`/in//` and `/in/./x/..` are `/in`).",
     ),
+    AfterValidator(normalize_path),
 ]
 
 
