@@ -49,9 +49,13 @@ class Receiver:
 
 
 @contextmanager
-def webhook_receiver(*statuses: int, held: threading.Event | None = None) -> Iterator[Receiver]:
+def webhook_receiver(
+    *statuses: int, held: threading.Event | None = None, drip: float | None = None
+) -> Iterator[Receiver]:
     """A receiver answering its calls with `statuses` in turn, the last one from then on
-    (204 when none are given); with `held`, only once that event is set (a slow receiver)."""
+    (204 when none are given); with `held`, only once that event is set (a slow receiver);
+    with `drip`, its headers a byte every `drip` seconds, for up to 10 s (a receiver that
+    never stops answering)."""
     calls: queue.Queue[Call] = queue.Queue()
     answers = list(statuses or (204,))
 
@@ -62,9 +66,24 @@ def webhook_receiver(*statuses: int, held: threading.Event | None = None) -> Ite
             if held is not None:
                 held.wait(60)
             status = answers.pop(0) if len(answers) > 1 else answers[0]
+            if drip is not None:
+                self._drip(status, drip)
+                return
             self.send_response(status)
             self.send_header("Content-Length", "0")
             self.end_headers()
+
+        def _drip(self, status: int, pause: float) -> None:
+            self.wfile.write(f"HTTP/1.1 {status} OK\r\n".encode())
+            stop = threading.Event()
+            for _ in range(int(10 / pause)):
+                try:
+                    self.wfile.write(b"X-Slow: 1\r\n")
+                    self.wfile.flush()
+                except OSError:
+                    return  # the caller gave up
+                stop.wait(pause)
+            self.wfile.write(b"Content-Length: 0\r\n\r\n")
 
         def log_message(self, *args: object) -> None:
             pass

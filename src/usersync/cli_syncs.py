@@ -133,9 +133,16 @@ def run(
 
 
 def _run_to_its_end(engine: Engine, runner: Worker, run_id: int) -> list[Run]:
-    """Execute queued run `run_id` here, once its sync has no other run going; or, if another
-    worker starts it first, wait for that worker to end it. The runs it made, ended."""
-    told = False
+    """Execute queued run `run_id` here, once its sync has no other run going and its file has
+    stopped changing; or, if another worker starts it first, wait for that worker to end it.
+    The runs it made, ended."""
+    told: set[str] = set()
+
+    def tell(line: str) -> None:
+        if line not in told:
+            click.echo(line, err=True)
+            told.add(line)
+
     while True:
         claimed = runqueue.claim(engine, runner.name, lease=runner.options.lease, only=run_id)
         if claimed is not None:
@@ -148,15 +155,22 @@ def _run_to_its_end(engine: Engine, runner: Worker, run_id: int) -> list[Run]:
                 _stopped(engine, runner, claimed)
                 raise
             found = [runs.get_run(engine, made_id) for made_id in made]
-            return [r for r in found if r is not None]
+            ended = [r for r in found if r is not None and r.status != RunStatus.QUEUED]
+            if ended:
+                return ended
         current = runs.get_run(engine, run_id)
-        if current is None or current.status not in (RunStatus.QUEUED, RunStatus.RUNNING):
-            return [current] if current is not None else []
-        if not told:
-            click.echo(_waiting_for(engine, current), err=True)
-            told = True
+        if current is None:
+            raise UsersyncError(
+                f"run {run_id} is gone: its sync was deleted before it ran; nothing was imported"
+            )
+        if current.status not in (RunStatus.QUEUED, RunStatus.RUNNING):
+            return [current]
+        if current.status == RunStatus.QUEUED and current.message:
+            tell(f"run {run_id} waits: {current.message}")  # e.g. its file is still written
+        else:
+            tell(_waiting_for(engine, current))
         # A worker that died holding the sync's run lets it go when its lease ends.
-        runqueue.recover(engine, max_attempts=runner.options.max_attempts)
+        runner.recover()
         time.sleep(runner.options.poll)
 
 

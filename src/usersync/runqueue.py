@@ -428,11 +428,24 @@ def retry_later(bind: Bind, run: Run, *, not_before: datetime) -> int | None:
 
 def requeue(bind: Bind, run_id: int, worker: str, *, not_before: datetime, message: str) -> None:
     """Give a claimed run back to the queue, to start again no sooner than `not_before`
-    (e.g. its file is still being written)."""
+    (e.g. its file is still being written); one that someone asked to cancel ends instead."""
+    held = sa.and_(runs.c.id == run_id, runs.c.worker == worker)
     with writing(bind) as conn:
         conn.execute(
             sa.update(runs)
-            .where(runs.c.id == run_id, runs.c.worker == worker)
+            .where(held, runs.c.cancel_requested_at.is_not(None))
+            .values(
+                status=RunStatus.FAILED.value,
+                finished_at=utcnow(),
+                message=(
+                    f"cancelled while it waited for its file to stop changing (run {run_id}): "
+                    "nothing was applied"
+                ),
+            )
+        )
+        conn.execute(
+            sa.update(runs)
+            .where(held, runs.c.cancel_requested_at.is_(None))
             .values(
                 status=RunStatus.QUEUED.value,
                 worker=None,

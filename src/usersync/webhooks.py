@@ -15,6 +15,7 @@ import hashlib
 import hmac
 import json
 import logging
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -111,6 +112,23 @@ def deliver(
     if secret:
         headers[SIGNATURE_HEADER] = sign(body, secret)
     request = urllib.request.Request(url, data=body, headers=headers, method="POST")
+    # `timeout` bounds each read; a receiver that answers a byte at a time would hold the call
+    # (and every call after it) for ever: the whole answer gets twice that, on a thread of its
+    # own that is left behind to end with its socket.
+    done: list[Delivery] = []
+    call = threading.Thread(
+        target=lambda: done.append(_post(request, timeout)), name="webhook-call", daemon=True
+    )
+    call.start()
+    call.join(2 * timeout)
+    if not done:
+        return Delivery(
+            False, f"could not be reached: no whole answer within {2 * timeout:g} s", retryable=True
+        )
+    return done[0]
+
+
+def _post(request: urllib.request.Request, timeout: float) -> Delivery:
     try:
         with urllib.request.urlopen(request, timeout=timeout) as response:
             status: int = response.status

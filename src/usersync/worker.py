@@ -28,7 +28,7 @@ from usersync.browse import list_files
 from usersync.config import Settings
 from usersync.connectivity import open_loaded, source_url
 from usersync.enums import AfterImport, FileChoice, RunStatus, RunTrigger
-from usersync.errors import UsersyncError
+from usersync.errors import RemotePathNotFound, UsersyncError
 from usersync.files import RemoteEntry, require_eligible
 from usersync.heartbeat import BEAT, Heartbeat, worker_name
 from usersync.importer import ImportSpec, Progress, run_import
@@ -130,11 +130,16 @@ class Worker:
             )
         log.info("worker %s stopped", self.name)
 
+    def recover(self) -> None:
+        """End the runs of workers that stopped answering; their webhook calls fall to this
+        one."""
+        for run_id in runqueue.recover(self.engine, max_attempts=self.options.max_attempts):
+            self.outbox.post(run_id)
+
     def tick(self) -> bool:
         """One round: recover lost runs, queue due fire times, claim and execute one run.
         True if it executed one."""
-        for run_id in runqueue.recover(self.engine, max_attempts=self.options.max_attempts):
-            self.outbox.post(run_id)  # a dead worker's run: the webhook call falls to this one
+        self.recover()
         runqueue.schedule_due(self.engine)
         run = runqueue.claim(self.engine, self.name, lease=self.options.lease)
         if run is None:
@@ -389,6 +394,18 @@ class Worker:
                 context.source.remove(entry.path)
                 return "deleted from the server"
         except UsersyncError as error:
+            moving = sync.after_import == AfterImport.MOVE
+            if (
+                moving
+                and isinstance(error, RemotePathNotFound)
+                and _exists(context.source, entry.path)
+            ):
+                # The server named no path: the file is there, so the folder to move it to is not.
+                return (
+                    f"imported, but the file could not be moved: there is no folder "
+                    f"{sync.move_to} on the server; create it, or change where the sync moves "
+                    "its files"
+                )
             return f"imported, but the file could not be {sync.after_import}d: {error.message}"
         return None
 
@@ -466,3 +483,11 @@ class BackgroundWorker:
         self._stop.set()
         if self._thread.is_alive():
             self._thread.join(timeout)
+
+
+def _exists(source: Source, path: str) -> bool:
+    try:
+        source.stat(path)
+    except UsersyncError:
+        return False
+    return True

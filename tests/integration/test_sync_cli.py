@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import signal
+import threading
 from pathlib import Path
 
 from sqlalchemy.engine import make_url
@@ -191,6 +192,38 @@ def test_a_sync_run_waits_for_the_syncs_run_in_progress_to_end(
         assert ran.stdout.startswith(f"Run {held + 1} succeeded: 2 rows read, 2 created")
         statuses = {r.id: r.status for r in setup.runs(sync)}
         assert (statuses[held], statuses[held + 1]) == ("failed", "succeeded")
+
+
+def test_a_sync_run_waits_for_a_file_still_being_written_then_imports_it(
+    tmp_path: Path, db_url: str, sftp: SftpFolder
+) -> None:
+    local = sftp.put("userdata_people.csv", PEOPLE)
+    env = env_of(tmp_path, db_url, USERSYNC_SETTLE_SECONDS="0.3")
+    with sync_setup(tmp_path, db_url, sftp) as setup:
+        sync = setup.sync(file="userdata_people.csv", enabled=False)
+        complete = threading.Event()
+
+        def write() -> None:  # rows keep coming until the command says it waits for them
+            n = 0
+            while not complete.wait(0.05):
+                n += 1
+                with local.open("a") as file:
+                    file.write(f"u-late-{n},late{n}@example.com\n")
+
+        thread = threading.Thread(target=write)
+        thread.start()
+        try:
+            proc = start_usersync(env, "sync", "run", str(sync.id), "--json")
+            wait_for_progress(proc, "is still being written")
+        finally:
+            complete.set()
+            thread.join()
+        out, err = proc.communicate(timeout=120)
+
+        assert proc.returncode == 0, err
+        [run] = json.loads(out)["items"]
+        assert run["status"] == "succeeded"  # not left queued with the command done
+        assert run["users_created"] >= 3  # the rows written while it waited too
 
 
 def test_ctrl_c_stops_the_run_which_ends_failed_without_a_retry_or_a_user(

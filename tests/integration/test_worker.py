@@ -24,7 +24,7 @@ from tests.syncs import FAST, SyncSetup, csv_bytes, drain, sync_setup
 from tests.worker_procs import wait_for
 from usersync import runqueue
 from usersync.errors import Conflict
-from usersync.store import UserStore, connections, syncs
+from usersync.store import UserStore, connections, runs, syncs
 from usersync.store.runs import RunNotFound
 from usersync.store.syncs import Sync
 
@@ -318,6 +318,26 @@ def test_after_import_the_file_is_moved_or_deleted(
         assert _users(setup) == ["u-1"]
 
 
+def test_a_move_to_a_folder_that_is_not_there_says_so_and_the_import_stands(
+    tmp_path: Path, db_url: str, sftp: SftpFolder
+) -> None:
+    sftp.mkdir("in", writable=True)
+    sftp.put("in/userdata_a.csv", ALICE, writable=True)
+    with sync_setup(tmp_path, db_url, sftp) as setup:
+        sync = setup.sync(folder="in", file="userdata_a.csv", after_import="move", move_to="gone")
+        drain(setup.worker())
+        [run] = setup.runs(sync)
+
+        assert run.status == "succeeded"
+        assert run.message == (
+            f"imported, but the file could not be moved: there is no folder "
+            f"{sftp.path('gone')} on the server; create it, or change where the sync moves "
+            "its files"
+        )
+        assert sftp.local("in/userdata_a.csv").read_bytes() == ALICE
+        assert _users(setup) == ["u-1"]
+
+
 def test_a_dry_run_checks_the_file_and_applies_moves_and_tells_nothing(
     tmp_path: Path, db_url: str, sftp: SftpFolder
 ) -> None:
@@ -474,6 +494,59 @@ def test_disabling_a_sync_drops_its_waiting_runs_and_enabling_schedules_it(
         assert dropped.status == "skipped"
         assert dropped.message == "the sync was switched off before this run started"
         assert drain(setup.worker()) == 0
+
+
+def test_a_run_cancelled_while_its_file_is_still_written_ends_instead_of_waiting(
+    tmp_path: Path, db_url: str, sftp: SftpFolder
+) -> None:
+    local = sftp.put("userdata_a.csv", ALICE)
+    with sync_setup(tmp_path, db_url, sftp) as setup:
+        sync = setup.sync(file="userdata_a.csv", enabled=False)
+        worker = setup.worker(dataclasses.replace(FAST, settle=0.5))
+        run_id = runqueue.enqueue(setup.engine, setup.ws, sync.id)
+        writing = threading.Event()
+
+        def write_and_cancel() -> None:  # the file keeps changing; the run is cancelled
+            cancelled = False
+            while not writing.is_set():
+                with local.open("a") as file:
+                    file.write("u-more,e\n")
+                going = runs.get_run(setup.engine, run_id)
+                if not cancelled and going is not None and going.status == "running":
+                    runqueue.cancel(setup.engine, setup.ws, run_id)
+                    cancelled = True
+                writing.wait(0.02)
+
+        thread = threading.Thread(target=write_and_cancel)
+        thread.start()
+        try:
+            worker.tick()
+        finally:
+            writing.set()
+            thread.join()
+        drain(worker)
+
+        [run] = setup.runs(sync)
+        assert run.status == "failed"
+        assert run.message == (
+            f"cancelled while it waited for its file to stop changing (run {run_id}): "
+            "nothing was applied"
+        )
+
+
+def test_changing_a_sync_that_is_off_keeps_its_run_now(
+    tmp_path: Path, db_url: str, sftp: SftpFolder
+) -> None:
+    sftp.put("userdata_a.csv", ALICE)
+    with sync_setup(tmp_path, db_url, sftp) as setup:
+        sync = setup.sync(file="userdata_a.csv", enabled=False)
+        runqueue.enqueue(setup.engine, setup.ws, sync.id)
+
+        syncs.update(setup.engine, setup.box, setup.ws, sync.id, {"name": "renamed"})
+
+        assert drain(setup.worker()) == 1
+        [run] = setup.runs(sync)
+        assert run.status == "succeeded"
 
 
 def test_webhooks_report_runs_signed_and_a_dead_one_fails_nothing(

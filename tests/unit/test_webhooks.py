@@ -64,3 +64,13 @@ def test_a_failing_call_is_tried_again_while_the_failure_may_pass(closed_port: i
     assert (refused.ok, refused.detail, len(not_again)) == (False, "answered 404", 1)
     assert (given_up.ok, given_up.detail) == (False, "answered 500 (attempt 2)")
     assert unreachable.detail.endswith("(attempt 2)")
+
+
+def test_a_receiver_that_never_finishes_answering_is_given_up_on() -> None:
+    # A byte every 0.1 s: each read is quick, so only a bound on the whole answer ends it.
+    with webhook_receiver(drip=0.1) as hook:
+        result = webhooks.deliver(hook.url, None, {"event": "run.finished"}, timeout=0.5)
+
+    assert result.ok is False
+    assert result.retryable is True
+    assert result.detail == "could not be reached: no whole answer within 1 s"

@@ -360,7 +360,7 @@ def update(bind: Bind, box: SecretBox, ws: int, sync_id: int, changes: Mapping[s
                 else None
             )
         conn.execute(sa.update(syncs).where(syncs.c.id == sync_id).values(updated_at=now, **row))
-        if not checked["enabled"]:
+        if current.enabled and not checked["enabled"]:  # switched off, not only changed
             _drop_queued(conn, sync_id)
         return _load(conn, ws, sync_id)
 
