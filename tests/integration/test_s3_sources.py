@@ -19,6 +19,7 @@ from tests.browse_cases import (
     drain,
 )
 from tests.cli import usersync
+from tests.servers.blackhole import BlackholeServer
 from tests.servers.s3 import MotoS3Server, S3Bucket
 from tests.syncs import settings_for
 from usersync import db
@@ -244,6 +245,35 @@ def test_unreachable_endpoint_is_a_clear_error(
     assert result.exit_code == 3
     assert f"cannot reach {endpoint}" in result.stderr
     assert result.json()["error"]["code"] == "connect_failed"
+
+
+def test_a_silent_endpoint_is_given_up_on_after_two_attempts(
+    blackhole: BlackholeServer, s3_bucket: S3Bucket, env: dict[str, str]
+) -> None:
+    endpoint = f"http://127.0.0.1:{blackhole.port}"
+    args = [a if a != s3_bucket.endpoint_url else endpoint for a in auth(s3_bucket)]
+    quick = {**env, "USERSYNC_IO_TIMEOUT": "1"}
+
+    result = usersync(quick, "files", s3_bucket.url(), *args)
+
+    assert result.exit_code == 3
+    assert "did not answer within 1 s while listing the bucket (2 attempts)" in result.stderr
+    assert blackhole.accepted == 2  # each attempt on a connection of its own, no more
+
+
+def test_a_ca_file_that_is_not_there_or_no_certificate_is_a_usage_error(
+    s3_bucket: S3Bucket, env: dict[str, str], tmp_path: Path
+) -> None:
+    not_pem = tmp_path / "not.pem"
+    not_pem.write_text("hello")
+
+    missing = usersync(env, "files", s3_bucket.url(), *auth(s3_bucket), "--ca-file", "/nope.pem")
+    wrong = usersync(env, "files", s3_bucket.url(), *auth(s3_bucket), "--ca-file", str(not_pem))
+
+    assert missing.exit_code == 2
+    assert "--ca-file /nope.pem: no such file" in missing.stderr
+    assert wrong.exit_code == 2
+    assert f"--ca-file {not_pem} is not a PEM file of CA certificates" in wrong.stderr
 
 
 def test_an_https_endpoint_is_checked_against_the_ca_file(env: dict[str, str]) -> None:

@@ -40,6 +40,7 @@ from usersync.errors import (
 )
 from usersync.files import EXTENSION, EntryKind, RemoteEntry
 from usersync.sources.base import ClosesOnExit, Timeouts
+from usersync.sources.tls import tls_context
 from usersync.sources.urls import TlsTrust
 from usersync.streams import ChunkReader
 
@@ -70,24 +71,6 @@ class FtpTarget:
     def address(self) -> str:
         host = f"[{self.host}]" if ":" in self.host else self.host
         return host if self.port == 21 else f"{host}:{self.port}"
-
-
-def tls_context(trust: TlsTrust) -> ssl.SSLContext:
-    """A client TLS context that checks certificates (system authorities, or `ca_file`'s),
-    or checks nothing when `trust.verify` is False."""
-    if not trust.verify:
-        context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-        context.check_hostname = False
-        context.verify_mode = ssl.CERT_NONE
-        return context
-    try:
-        return ssl.create_default_context(cafile=trust.ca_file)
-    except FileNotFoundError:
-        raise UsageError(f"--ca-file {trust.ca_file}: no such file") from None
-    except (ssl.SSLError, OSError) as exc:
-        raise UsageError(
-            f"--ca-file {trust.ca_file} is not a PEM file of CA certificates ({exc})"
-        ) from None
 
 
 def untrusted_certificate(address: str, exc: ssl.SSLCertVerificationError) -> SourceError:

@@ -8,7 +8,8 @@ a small ranged GET (a preview needs no more), and streams the rest with one more
 the object's ETag, so an object replaced in the middle of a read is noticed, never mixed.
 
 Every botocore error is translated here into `usersync.errors`; every request is bounded by
-the connect and I/O timeouts (botocore retries throttling and dropped connections a few times).
+the connect and I/O timeouts, and tried at most twice (botocore retries throttling, dropped
+connections and timeouts once).
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ from usersync.errors import (
 )
 from usersync.files import EntryKind, RemoteEntry
 from usersync.sources.base import ClosesOnExit, Timeouts
+from usersync.sources.tls import tls_context
 from usersync.sources.urls import S3Endpoint, TlsTrust
 from usersync.streams import ChunkReader
 
@@ -60,6 +62,9 @@ class ObjectChanged(UsersyncError):
     """The object was replaced while it was read (its ETag changed): nothing of it is used."""
 
     transient = True
+
+
+ATTEMPTS = 2  # of each request, the first included (botocore's standard retries)
 
 
 @dataclass(frozen=True, repr=False)
@@ -132,7 +137,9 @@ class S3Source(ClosesOnExit):
         config = botocore.config.Config(
             connect_timeout=timeouts.connect,
             read_timeout=timeouts.io,
-            retries={"mode": "standard", "max_attempts": 3},
+            # Two attempts in all: a dropped connection or a throttled request gets a second
+            # chance, and a silent service costs twice the timeout, as the errors say.
+            retries={"mode": "standard", "total_max_attempts": ATTEMPTS},
             s3={"addressing_style": "path" if endpoint.path_style else "auto"},
             signature_version="s3v4",
             # Checksums on every request are newer than many S3-compatible services.
@@ -141,6 +148,7 @@ class S3Source(ClosesOnExit):
         )
         verify: bool | str | None = None  # botocore's default: the system's authorities
         if trust.ca_file is not None:
+            tls_context(trust)  # a missing or unreadable file is a usage error, as for FTPS
             verify = trust.ca_file
         elif not trust.verify:
             verify = False
@@ -191,13 +199,13 @@ class S3Source(ClosesOnExit):
         except botocore.exceptions.ConnectTimeoutError as exc:
             raise ConnectTimeout(
                 f"{self.service} did not accept a connection within "
-                f"{self._timeouts.connect:g} s; check --endpoint-url and the "
-                "network"
+                f"{self._timeouts.connect:g} s ({ATTEMPTS} attempts); check --endpoint-url and "
+                "the network"
             ) from exc
         except (botocore.exceptions.ReadTimeoutError, TimeoutError) as exc:
             raise RemoteTimeout(
                 f"{self._where(path)}: {self.service} did not answer within "
-                f"{self._timeouts.io:g} s while {what}; it may be "
+                f"{self._timeouts.io:g} s while {what} ({ATTEMPTS} attempts); it may be "
                 "overloaded or the network down. Try again later."
             ) from exc
         except botocore.exceptions.SSLError as exc:
