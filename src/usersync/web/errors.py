@@ -133,6 +133,8 @@ def validation_fields(errors: Sequence[Any]) -> list[dict[str, str]]:
             fields.append({"field": "body", "in": "body", "message": f"not valid JSON ({reason})"})
             continue
         message = str(error.get("msg", "is not valid"))
+        if error.get("type") == "value_error":  # our validators' words, without "Value error, "
+            message = str((error.get("ctx") or {}).get("error", message))
         pattern = (error.get("ctx") or {}).get("pattern")
         if pattern == _NO_NUL:
             message = "must not contain a NUL character (\\u0000)"

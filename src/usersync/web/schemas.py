@@ -44,13 +44,20 @@ Port = Annotated[int, Field(ge=1, le=65535)]
 Timestamp = Annotated[datetime, PlainSerializer(lambda value: value.isoformat(), return_type=str)]
 
 
+# Longer than any password or private key (an RSA key of 16,384 bits is about 12 KB): each
+# is decrypted whenever its connection is read, so a secret of megabytes would slow them all.
+MAX_SECRET = 64 * 1024
+
+
 def _text(value: object) -> object:
-    """A secret is text that can be sent to a server (no lone surrogates)."""
+    """A secret is text that can be sent to a server (no lone surrogates), of a sane size."""
     if isinstance(value, str):
         try:
             value.encode("utf-8")
         except UnicodeEncodeError:
             raise ValueError("must be valid Unicode text") from None
+        if len(value) > MAX_SECRET:
+            raise ValueError(f"at most {MAX_SECRET:,} characters; this has {len(value):,}")
     return value
 
 
