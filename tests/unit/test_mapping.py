@@ -158,9 +158,10 @@ def test_a_header_read_as_one_column_names_the_delimiter_it_seems_to_use(delimit
     header = delimiter.join(["id", "email", "name"])
     with pytest.raises(MappingError) as raised:
         RowMapper(ColumnMapping("id", {"email": "email"}), [header])
+    flag = "tab" if delimiter == "\t" else repr(delimiter)
     assert str(raised.value).endswith(
         f"The header reads as one column: the file seems separated by {delimiter!r}; "
-        "name that delimiter."
+        f"name that delimiter (--delimiter {flag}, or the sync's delimiter)."
     )
 
 
