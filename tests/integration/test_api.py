@@ -296,6 +296,9 @@ def test_sync_settings_round_trip_and_the_webhook_secret_stays_hidden(api: Api) 
         ({"type": "daily", "time": "25:00"}, "time"),
         ({"type": "hourly"}, "is not a schedule type"),
         ("not a cron", "cron"),
+        # A sync switched on must fire again: the wizard refuses a time that has passed too.
+        ({"type": "once", "at": "2020-01-01T09:00"}, "has no fire time after now"),
+        ({"type": "cron", "expression": "0 0 0 1 1 ? 2020"}, "has no fire time after now"),
     ],
 )
 def test_a_bad_schedule_is_422_with_the_parsers_message(
@@ -303,9 +306,8 @@ def test_a_bad_schedule_is_422_with_the_parsers_message(
 ) -> None:
     connection = create_connection(api)
 
-    error = error_of(
-        api.post("/api/syncs", json=sync_body(connection["id"], schedule=schedule)), 422
-    )
+    body = sync_body(connection["id"], schedule=schedule, enabled=True)
+    error = error_of(api.post("/api/syncs", json=body), 422)
 
     assert expected in error["message"]
 

@@ -232,6 +232,15 @@ def validate(values: Mapping[str, Any], workspace_zone: str | None = None) -> di
     return out
 
 
+def _check_fires(next_run: datetime | None, schedule: Mapping[str, Any]) -> None:
+    """An enabled sync's new schedule must fire at least once more."""
+    if next_run is None:
+        raise UsageError(
+            f"schedule: {parse_schedule(dict(schedule)).describe()} has no fire time after now "
+            '(a date that has passed, say): give a later one, or {"type": "once"} to run now'
+        )
+
+
 def first_fire(schedule: Mapping[str, Any], timezone: str, after: datetime) -> datetime | None:
     """The first fire time after `after` (for "once now": `after` itself), in UTC."""
     times = parse_schedule(dict(schedule)).next_times(after, 1, resolve_zone(timezone))
@@ -295,6 +304,8 @@ def create(bind: Bind, box: SecretBox, ws: int, values: Mapping[str, Any]) -> Sy
             if checked["enabled"]
             else None
         )
+        if checked["enabled"]:
+            _check_fires(row["next_run_at"], checked["schedule"])
         sync_id = conn.scalar(
             sa.insert(syncs)
             .values(workspace_id=ws, created_at=now, updated_at=now, **row)
@@ -359,6 +370,8 @@ def update(bind: Bind, box: SecretBox, ws: int, sync_id: int, changes: Mapping[s
                 if checked["enabled"]
                 else None
             )
+            if checked["enabled"] and ("schedule" in changes or "timezone" in changes):
+                _check_fires(row["next_run_at"], checked["schedule"])
         conn.execute(sa.update(syncs).where(syncs.c.id == sync_id).values(updated_at=now, **row))
         if current.enabled and not checked["enabled"]:  # switched off, not only changed
             _drop_queued(conn, sync_id)
