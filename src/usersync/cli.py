@@ -32,6 +32,7 @@ from usersync.cli_schedule import schedule
 from usersync.config import Settings, load_settings
 from usersync.errors import UsageError
 from usersync.files import explain, format_size
+from usersync.reader import delimiter_flag
 from usersync.secretbox import SecretBox
 from usersync.service import DEFAULT_WORKSPACE, open_database, workspace_id
 from usersync.store import tokens, workspaces
@@ -120,9 +121,9 @@ def preview(rows: int, encoding: str | None, delimiter: str | None, **opts: Any)
     for error in result.errors:
         click.secho(f"{located(error.line, error.column)}: {error.message}", fg="yellow", err=True)
     if (other := result.other_delimiter) is not None:
-        flag = "tab" if other == "\t" else repr(other)
         click.secho(
-            f"The rows look separated by {DELIMITER_WORDS[other]}s: pass --delimiter {flag}",
+            f"The rows look separated by {DELIMITER_WORDS[other]}s: pass --delimiter "
+            f"{delimiter_flag(other)}",
             fg="yellow",
             err=True,
         )

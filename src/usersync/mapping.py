@@ -18,7 +18,7 @@ from zoneinfo import ZoneInfo
 
 from usersync.enums import PropertyType
 from usersync.errors import UsageError, UsersyncError
-from usersync.reader import Row, RowError, sniff_delimiter
+from usersync.reader import Row, RowError, delimiter_flag, sniff_delimiter
 
 __all__ = ["ColumnMapping", "EmptyCells", "MappedRow", "MappingError", "PropertyType", "RowMapper"]
 
@@ -184,10 +184,10 @@ def _missing_columns(missing: Sequence[str], columns: Sequence[str]) -> str:
     hint = f" (names are case-sensitive: {', '.join(close)}?)" if close else ""
     fix = "Fix the mapping or the file."
     if len(columns) == 1 and (delimiter := sniff_delimiter(columns[0].encode())) is not None:
-        flag = "tab" if delimiter == "\t" else repr(delimiter)
         fix = (
             f"The header reads as one column: the file seems separated by {delimiter!r}; "
-            f"name that delimiter (--delimiter {flag}, or the sync's delimiter)."
+            f"name that delimiter (--delimiter {delimiter_flag(delimiter)}, or the sync's "
+            "delimiter)."
         )
     return (
         f"the file has no column {', '.join(map(repr, missing))}{hint}; its columns are: "

@@ -107,6 +107,12 @@ def delimiter_name(delimiter: str) -> str:
     return "tab" if delimiter == DELIMITER_NAMES["tab"] else delimiter
 
 
+def delimiter_flag(delimiter: str) -> str:
+    """`delimiter` as `--delimiter` takes it on a command line: tab, or the character quoted."""
+    name = delimiter_name(delimiter)
+    return name if name == "tab" else repr(name)
+
+
 @dataclass(frozen=True)
 class CsvOptions:
     encoding: str | None = None  # None: UTF-8 with or without BOM, or UTF-16 by its BOM
