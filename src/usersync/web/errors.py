@@ -56,6 +56,7 @@ from usersync.secretbox import SecretKeyError
 from usersync.store.model import StoreError
 from usersync.store.properties import PropertyTypeConflict
 from usersync.store.workspaces import WorkspaceExists
+from usersync.web.schemas import ABSOLUTE_PATH, NO_NUL
 
 log = logging.getLogger(__name__)
 
@@ -136,9 +137,9 @@ def validation_fields(errors: Sequence[Any]) -> list[dict[str, str]]:
         if error.get("type") == "value_error":  # our validators' words, without "Value error, "
             message = str((error.get("ctx") or {}).get("error", message))
         pattern = (error.get("ctx") or {}).get("pattern")
-        if pattern == _NO_NUL:
+        if pattern == NO_NUL:
             message = "must not contain a NUL character (\\u0000)"
-        elif pattern == _ABSOLUTE_PATH:
+        elif pattern == ABSOLUTE_PATH:
             message = "give an absolute path, starting with / (and without NUL characters)"
         fields.append(
             {
@@ -148,12 +149,6 @@ def validation_fields(errors: Sequence[Any]) -> list[dict[str, str]]:
             }
         )
     return fields
-
-
-# The patterns of text without NUL characters (schemas.Text, the query parameters) and of
-# an absolute path (api._common.RemotePath), whose mismatches are put in words.
-_NO_NUL = r"^[^\x00]*$"
-_ABSOLUTE_PATH = r"^/[^\x00]*$"
 
 
 def _usersync_error(request: Request, error: Exception) -> JSONResponse:

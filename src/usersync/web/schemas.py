@@ -32,12 +32,14 @@ from usersync.store.model import ConflictMode
 MAX_ID = 2**31 - 1  # ids are 32-bit integers in the database
 MAX_COUNT = 2**63 - 1
 
-# Text that a database column holds: PostgreSQL text cannot hold NUL characters.
-_NO_NUL = r"^[^\x00]*$"
+# Text that a database column holds: PostgreSQL text cannot hold NUL characters. The errors
+# module puts a mismatch of these patterns in words.
+NO_NUL = r"^[^\x00]*$"
+ABSOLUTE_PATH = r"^/[^\x00]*$"  # a path on a server, as the API takes it
 MAX_TEXT = 4096  # characters of a text field (a folder, a URL...) the API takes
-Text = Annotated[str, StringConstraints(pattern=_NO_NUL, max_length=MAX_TEXT)]
-Name = Annotated[str, StringConstraints(pattern=_NO_NUL, min_length=1, max_length=200)]
-Host = Annotated[str, StringConstraints(pattern=_NO_NUL, min_length=1, max_length=255)]
+Text = Annotated[str, StringConstraints(pattern=NO_NUL, max_length=MAX_TEXT)]
+Name = Annotated[str, StringConstraints(pattern=NO_NUL, min_length=1, max_length=200)]
+Host = Annotated[str, StringConstraints(pattern=NO_NUL, min_length=1, max_length=255)]
 Fingerprint = Annotated[str, StringConstraints(pattern=r"^[^\x00\s]+$", max_length=200)]
 Id = Annotated[int, Field(ge=1, le=MAX_ID)]
 Port = Annotated[int, Field(ge=1, le=65535)]

@@ -9,11 +9,10 @@ from fastapi import Path, Query
 from pydantic import AfterValidator
 
 from usersync.sources.urls import normalize_path
-from usersync.web.schemas import MAX_ID, ErrorResponse
+from usersync.web.schemas import ABSOLUTE_PATH, MAX_ID, ErrorResponse
 
 T = TypeVar("T")
 
-ABSOLUTE_PATH = r"^/[^\x00]*$"  # the errors module words a mismatch ("start with /")
 DEFAULT_LIMIT = 100
 MAX_LIMIT = 500
 

@@ -32,6 +32,7 @@ from usersync.web.auth import WorkspaceDep
 from usersync.web.deps import ServicesDep
 from usersync.web.schemas import (
     MAX_ID,
+    NO_NUL,
     ConnectionCreate,
     ConnectionList,
     ConnectionPublic,
@@ -187,7 +188,7 @@ def preview(
     ws: WorkspaceDep,
     path: RemotePath,
     rows: Annotated[int, Query(ge=1, le=1000)] = PREVIEW_ROWS,
-    encoding: Annotated[str | None, Query(max_length=64, pattern=r"^[^\x00]*$")] = None,
+    encoding: Annotated[str | None, Query(max_length=64, pattern=NO_NUL)] = None,
     delimiter: Annotated[
         Literal[",", ";", "|", "tab"] | None, Query(description="Default ,.")
     ] = None,

@@ -11,7 +11,7 @@ from usersync.store.properties import Property
 from usersync.web.api._common import DEFAULT_LIMIT, Limit, errors, page
 from usersync.web.auth import WorkspaceDep
 from usersync.web.deps import ServicesDep
-from usersync.web.schemas import PropertyCreate, PropertyList, PropertyPublic
+from usersync.web.schemas import NO_NUL, PropertyCreate, PropertyList, PropertyPublic
 
 router = APIRouter(prefix="/properties", tags=["properties"])
 
@@ -33,7 +33,7 @@ def list_properties(
     ws: WorkspaceDep,
     limit: Limit = DEFAULT_LIMIT,
     after: Annotated[
-        str | None, Query(max_length=200, pattern=r"^[^\x00]*$", description="The previous `next`.")
+        str | None, Query(max_length=200, pattern=NO_NUL, description="The previous `next`.")
     ] = None,
 ) -> PropertyList:
     found = properties.list_all(services.engine, ws, after=after, limit=limit + 1)

@@ -11,15 +11,15 @@ from usersync.store import UserRecord, UserStore
 from usersync.web.api._common import DEFAULT_LIMIT, Limit, errors, page
 from usersync.web.auth import WorkspaceDep
 from usersync.web.deps import ServicesDep
-from usersync.web.schemas import UserList, UserPublic
+from usersync.web.schemas import NO_NUL, UserList, UserPublic
 
 router = APIRouter(prefix="/users", tags=["users"])
 
-OptionalUserId = Annotated[str | None, Query(max_length=1000, pattern=r"^[^\x00]*$")]
-UserIdPath = Annotated[str, Path(max_length=1000, pattern=r"^[^\x00]*$")]
+OptionalUserId = Annotated[str | None, Query(max_length=1000, pattern=NO_NUL)]
+UserIdPath = Annotated[str, Path(max_length=1000, pattern=NO_NUL)]
 SearchText = Annotated[
     str | None,
-    Query(max_length=200, pattern=r"^[^\x00]*$", description="userIds that contain this."),
+    Query(max_length=200, pattern=NO_NUL, description="userIds that contain this."),
 ]
 
 
