@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sys
-from typing import Any, NoReturn, TextIO
+from typing import Any, TextIO
 
 import click
 from sqlalchemy import Engine
@@ -21,7 +21,7 @@ from usersync.cli_output import (
 from usersync.cli_remote import connect_args, csv_format_options, csv_options, remote_options
 from usersync.config import load_settings
 from usersync.enums import RunStatus
-from usersync.errors import UsageError
+from usersync.errors import NotFound, UsageError
 from usersync.files import format_size
 from usersync.importer import ImportSpec, Progress, RunResult
 from usersync.mapping import ColumnMapping, EmptyCells, PropertyType
@@ -36,7 +36,7 @@ from usersync.service import (
     open_database,
 )
 from usersync.store import ConflictMode, UserRecord, runs
-from usersync.store.users import UserNotFound
+from usersync.store import users as user_store
 
 db_option = click.option("--db", "db_url", help="Database URL (default: USERSYNC_DB, else SQLite).")
 workspace_option = click.option(
@@ -253,7 +253,7 @@ def user(user_id: str, delete: bool, db_url: str | None, workspace: str, as_json
             return
         record = get_user(engine, workspace, user_id)
     if record is None:
-        _no_user(user_id, workspace, as_json)
+        raise UserNotFound(user_id, workspace)
     if as_json:
         emit_json(_user_document(record))
         return
@@ -265,20 +265,22 @@ def user(user_id: str, delete: bool, db_url: str | None, workspace: str, as_json
 def _delete_user(engine: Engine, workspace: str, user_id: str, as_json: bool) -> None:
     try:
         delete_user(engine, workspace, user_id)
-    except UserNotFound:
-        _no_user(user_id, workspace, as_json)
+    except user_store.UserNotFound:
+        raise UserNotFound(user_id, workspace) from None
     if as_json:
         emit_json({"deleted": user_id})
     else:
         click.echo(f"Deleted user {user_id!r}: an import of a file that has it makes it anew.")
 
 
-def _no_user(user_id: str, workspace: str, as_json: bool) -> NoReturn:
-    message = f"no user {user_id!r} in workspace {workspace!r}"
-    if as_json:
-        emit_json({"error": {"code": "user_not_found", "message": message}})
-    click.secho(f"usersync: {message}", fg="red", err=True)
-    sys.exit(1)
+class UserNotFound(NotFound):
+    """`usersync user` of a userId the workspace lacks: exit 1, as the contract has it (and
+    `handle_errors` says it, as JSON too with --json: code "user_not_found")."""
+
+    exit_code = 1
+
+    def __init__(self, user_id: str, workspace: str) -> None:
+        super().__init__(f"no user {user_id!r} in workspace {workspace!r}")
 
 
 @click.command()
