@@ -387,25 +387,11 @@ class Worker:
         try:
             if sync.after_import == AfterImport.MOVE:
                 assert sync.move_to is not None
-                target = posixpath.join(sync.move_to, entry.name)
-                context.source.rename(entry.path, target)
-                return f"moved to {target}"
+                return _move(context.source, entry, sync.move_to)
             if sync.after_import == AfterImport.DELETE:
                 context.source.remove(entry.path)
                 return "deleted from the server"
         except UsersyncError as error:
-            moving = sync.after_import == AfterImport.MOVE
-            if (
-                moving
-                and isinstance(error, RemotePathNotFound)
-                and _exists(context.source, entry.path)
-            ):
-                # The server named no path: the file is there, so the folder to move it to is not.
-                return (
-                    f"imported, but the file could not be moved: there is no folder "
-                    f"{sync.move_to} on the server; create it, or change where the sync moves "
-                    "its files"
-                )
             return f"imported, but the file could not be {sync.after_import}d: {error.message}"
         return None
 
@@ -483,6 +469,22 @@ class BackgroundWorker:
         self._stop.set()
         if self._thread.is_alive():
             self._thread.join(timeout)
+
+
+def _move(source: Source, entry: RemoteEntry, folder: str) -> str:
+    """Move the imported file into `folder`; what to note on the run."""
+    target = posixpath.join(folder, entry.name)
+    try:
+        source.rename(entry.path, target)
+    except RemotePathNotFound:
+        if not _exists(source, entry.path):
+            raise
+        # The server named no path: the file is there, so the folder to move it to is not.
+        raise RemotePathNotFound(
+            f"there is no folder {folder} on the server; create it, or change where the sync "
+            "moves its files"
+        ) from None
+    return f"moved to {target}"
 
 
 def _exists(source: Source, path: str) -> bool:
