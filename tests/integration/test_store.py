@@ -307,6 +307,24 @@ def test_replace_mode_keeps_the_last_of_duplicates(store: UserStore, ws: int) ->
     assert props_of(store, ws, "new") == {"z": 2}
 
 
+def test_batches_of_any_size_apply_every_change_once_in_order(store: UserStore, ws: int) -> None:
+    # SQLite stages many changes per statement: sizes around its chunks, none lost or reordered.
+    sizes = [1, 255, 256, 257, 511, 769]
+    batches, n = [], 0
+    for size in sizes:
+        batches.append(
+            [change(f"u{(n + k) % 97}", last=n + k, **{f"b{n + k}": 1}) for k in range(size)]
+        )
+        n += size
+    counts = store.apply(ws, batches, UPDATE)
+    assert counts == ApplyCounts(created=97, updated=0)
+    users = all_users(store, ws)
+    assert len(users) == 97
+    for user in range(97):
+        given = range(user, n, 97)
+        assert users[f"u{user}"] == {"last": given[-1], **{f"b{k}": 1 for k in given}}
+
+
 def test_duplicates_in_a_first_import_into_an_empty_workspace(store: UserStore, ws: int) -> None:
     counts = apply(store, ws, UPDATE, change("a", x=1), change("b", x=1), change("a", y=2))
     assert counts == ApplyCounts(created=2, updated=0)
