@@ -206,6 +206,8 @@ def test_untrusted_certificate_is_refused_with_a_clear_error(
     assert result.exit_code == 3
     assert f"the TLS certificate of 127.0.0.1:{ftp_folder.port} is not trusted" in result.stderr
     assert "--ca-file" in result.stderr
+    # the same message reaches runs and connection tests in the web UI and REST API
+    assert "Certificate authority file in the web UI, or its ca_pem option" in result.stderr
     assert result.json()["error"]["code"] == "untrusted_certificate"
 
 

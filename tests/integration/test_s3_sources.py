@@ -284,6 +284,8 @@ def test_an_https_endpoint_is_checked_against_the_ca_file(env: dict[str, str]) -
         untrusted = usersync(env, "files", bucket.url(), *auth(bucket), "--json")
         assert untrusted.exit_code == 3
         assert f"the TLS certificate of {bucket.endpoint_url} is not trusted" in untrusted.stderr
+        assert "--ca-file PATH on the command line" in untrusted.stderr
+        assert "its ca_pem option in the REST API" in untrusted.stderr
         assert untrusted.json()["error"]["code"] == "untrusted_certificate"
 
         trusted = usersync(

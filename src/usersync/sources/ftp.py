@@ -40,7 +40,7 @@ from usersync.errors import (
 )
 from usersync.files import EXTENSION, EntryKind, RemoteEntry
 from usersync.sources.base import ClosesOnExit, Timeouts
-from usersync.sources.tls import tls_context
+from usersync.sources.tls import TRUST_YOUR_CA, tls_context
 from usersync.sources.urls import TlsTrust
 from usersync.streams import ChunkReader
 
@@ -76,11 +76,10 @@ class FtpTarget:
 def untrusted_certificate(address: str, exc: ssl.SSLCertVerificationError) -> SourceError:
     reason = exc.verify_message or exc.reason or str(exc)
     return UntrustedCertificate(
-        f"the TLS certificate of {address} is not trusted ({reason}). If the server's "
-        "certificate comes from your own certificate authority, pass that authority's "
-        "certificate with --ca-file PATH. --insecure-skip-verify turns the check off "
-        "(the connection is then still encrypted, but anyone on the network path could pose "
-        "as the server and read the password)."
+        f"the TLS certificate of {address} is not trusted ({reason}). {TRUST_YOUR_CA} "
+        "--insecure-skip-verify (verify_tls false in the REST API) turns the check off: the "
+        "connection is then still encrypted, but anyone on the network path could pose as "
+        "the server and read the password."
     )
 
 

@@ -41,7 +41,7 @@ from usersync.errors import (
 )
 from usersync.files import EntryKind, RemoteEntry
 from usersync.sources.base import ClosesOnExit, Timeouts
-from usersync.sources.tls import tls_context
+from usersync.sources.tls import TRUST_YOUR_CA, tls_context
 from usersync.sources.urls import S3Endpoint, TlsTrust
 from usersync.streams import ChunkReader
 
@@ -213,8 +213,7 @@ class S3Source(ClosesOnExit):
                 why = re.search(r"certificate verify failed: ([^(]+)", str(exc))
                 raise UntrustedCertificate(
                     f"the TLS certificate of {self.service} is not trusted "
-                    f"({why.group(1).strip() if why else exc}). If it comes from your own "
-                    "certificate authority, pass that authority's certificate with --ca-file PATH."
+                    f"({why.group(1).strip() if why else exc}). {TRUST_YOUR_CA}"
                 ) from exc
             raise SourceError(f"TLS failed with {self.service}: {exc}") from exc
         except (

@@ -8,6 +8,14 @@ import ssl
 from usersync.errors import UsageError
 from usersync.sources.urls import TlsTrust
 
+# What to do about a certificate that fails the check, said on every surface that meets it:
+# the CLI, and a sync's runs and connection tests in the web UI and REST API.
+TRUST_YOUR_CA = (
+    "If it comes from your own certificate authority, give that authority's certificate: "
+    "--ca-file PATH on the command line, the connection's Certificate authority file in the "
+    "web UI, or its ca_pem option in the REST API."
+)
+
 
 def tls_context(trust: TlsTrust) -> ssl.SSLContext:
     """A client TLS context that checks certificates (system authorities, or `ca_file`'s),
