@@ -1,8 +1,8 @@
 """Bulk apply on SQLite: stage the changes in a TEMP table, then merge them in key order.
 
-1. Staging: `executemany` into `temp.usersync_staging` in a transaction of the temp schema
-   only, so other writers are not locked out while the file streams in (it may take minutes),
-   on a thread of its own, while the next batch is read and converted.
+1. Staging: multi-row INSERTs (`_insert`) into `temp.usersync_staging` in a transaction of
+   the temp schema only, so other writers are not locked out while the file streams in (it
+   may take minutes), on a thread of its own, while the next batch is read and converted.
 2. Merge, in one BEGIN IMMEDIATE transaction: a single `INSERT ... SELECT ... ORDER BY
    user_id, seq ... ON CONFLICT DO UPDATE`. Key order turns 1.65 M random B-tree inserts into
    near-appends (measured: 3.7 s instead of 20 s when the table outgrows the page cache).
