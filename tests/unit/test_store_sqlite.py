@@ -24,6 +24,7 @@ from usersync.migrations import HEAD
 from usersync.schema import UTCDateTime, from_micros, to_micros
 from usersync.secretbox import SecretBox
 from usersync.store import connections, runs, syncs, tokens, workspaces
+from usersync.store._sqlite_insert import _rows_per_statement, insert_rows
 from usersync.store.connections import NewConnection
 
 
@@ -277,3 +278,25 @@ def test_the_rebuild_that_stops_id_reuse_keeps_every_row_and_every_reference(
     assert {**after, "fires": after["fires"] + 1} == before
     assert again.id == sync.id + 1
     assert foreign_keys == 1
+
+
+@pytest.mark.parametrize("width", [1, 2, 6])
+def test_insert_rows_writes_every_row_once_in_order(width: int) -> None:
+    # Row counts around the statements' sizes (256 rows of 2 values, 128 of 6) and their halves.
+    con = sqlite3.connect(":memory:")
+    columns = ", ".join(f"c{i}" for i in range(width))
+    con.execute(f"CREATE TABLE t (seq INTEGER PRIMARY KEY, {columns})")
+    cursor = con.cursor()
+    expected: list[tuple[object, ...]] = []
+    for count in (0, 1, 2, 3, 127, 128, 129, 255, 256, 257, 511, 700):
+        rows = [(len(expected) + k, *(f"v{k}" for _ in range(width - 1))) for k in range(count)]
+        insert_rows(cursor, f"INSERT INTO t ({columns})", width, rows)
+        expected += rows
+    assert con.execute(f"SELECT {columns} FROM t ORDER BY seq").fetchall() == expected
+
+
+def test_insert_rows_stays_within_the_oldest_sqlite_parameter_limit() -> None:
+    for width in (1, 2, 6, 12, 999):
+        size = _rows_per_statement(width)
+        assert size * width <= 999
+        assert size & (size - 1) == 0  # a power of two: a batch's rest goes by halves

@@ -1,6 +1,6 @@
 """Bulk apply on SQLite: stage the changes in a TEMP table, then merge them in key order.
 
-1. Staging: multi-row INSERTs (`_insert`) into `temp.usersync_staging` in a transaction of
+1. Staging: multi-row INSERTs (`insert_rows`) into `temp.usersync_staging` in a transaction of
    the temp schema only, so other writers are not locked out while the file streams in (it
    may take minutes), on a thread of its own, while the next batch is read and converted.
 2. Merge, in one BEGIN IMMEDIATE transaction: a single `INSERT ... SELECT ... ORDER BY
@@ -20,8 +20,6 @@ them from the users this apply created.
 
 from __future__ import annotations
 
-import functools
-import itertools
 import queue
 import sqlite3
 import threading
@@ -33,11 +31,13 @@ from sqlalchemy.engine import Connection, Engine
 
 from usersync.db import write_transaction
 from usersync.schema import to_micros, utcnow
+from usersync.store._sqlite_insert import insert_rows
 from usersync.store._staging import Staged, has_nulls
 from usersync.store.model import ApplyCounts, BeforeCommit, Change, ConflictMode
 
 STAGING = "usersync_staging"
 _TOUCHED = "usersync_touched"
+_STAGE = f"INSERT INTO temp.{STAGING} (user_id, properties)"
 
 
 class _Tally:
@@ -146,38 +146,14 @@ class _Writer:
         try:
             while (batch := self._queue.get()) is not None:
                 if self._failure is None and not self._abandoned:
-                    _insert(cursor, batch)
+                    # A change is a (user_id, properties_json) tuple: bound as it is.
+                    insert_rows(cursor, _STAGE, 2, batch)
         except BaseException as error:  # raised again on the reading side
             self._failure = error
             while self._queue.get() is not None:  # let the reading side finish putting
                 pass
         finally:
             cursor.close()
-
-
-# Changes per INSERT statement: its largest size, halved down to one for a batch's rest.
-_ROWS_PER_INSERT = 256  # 512 parameters: within the oldest SQLite limit, 999
-_flat = itertools.chain.from_iterable
-
-
-@functools.cache
-def _insert_sql(rows: int) -> str:
-    values = ",".join(["(?,?)"] * rows)
-    return f"INSERT INTO temp.{STAGING} (user_id, properties) VALUES {values}"
-
-
-def _insert(cursor: sqlite3.Cursor, batch: Sequence[Change]) -> None:
-    """Many changes per statement, not one (`executemany`): the sqlite3 module lets go of the
-    GIL around every statement, and each time it must win it back from the threads that read
-    and convert the file. Per change that wait cost 5 s of a 2.1 M-row import (6.6 s of
-    staging instead of 1.7 s); per 256 changes it is gone. A change is a
-    (user_id, properties_json) tuple: bound as it is."""
-    start, size = 0, _ROWS_PER_INSERT
-    while start < len(batch):
-        while start + size > len(batch):
-            size //= 2
-        cursor.execute(_insert_sql(size), tuple(_flat(batch[start : start + size])))
-        start += size
 
 
 def _merge_sql(mode: ConflictMode, nulls: bool) -> str:
