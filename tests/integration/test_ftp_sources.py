@@ -321,6 +321,20 @@ def test_server_killed_mid_read_gives_a_clear_error(base_env: dict[str, str]) ->
                 drain(stream)
 
 
+def test_a_server_that_refuses_passive_mode_is_said_to(base_env: dict[str, str]) -> None:
+    # vsftpd answers a disabled PASV with "550 Permission denied.": not the file's permissions
+    server = VsftpdServer()
+    server.passive = False
+    with server:
+        folder = server.folder("/in")
+        folder.put("userdata_a.csv", b"userId\n1\n")
+        result = usersync(base_env, "files", folder.url(), *auth(folder), "--json")
+    assert result.exit_code == 3, result.stderr
+    assert "the server refused passive mode while listing" in result.stderr
+    assert "(vsftpd: pasv_enable=YES)" in result.stderr
+    assert "permission denied" not in result.stderr
+
+
 # --- vsftpd only: links, pipes, permissions, TLS session reuse --------------------------------
 
 

@@ -191,6 +191,7 @@ class VsftpdServer(FtpServer):
 
     name = "vsftpd"
     dir_prefix = "vsftpd-"
+    passive = True  # False: a server that refuses PASV and EPSV
 
     def _prepare(self) -> None:
         if not os.access(VSFTPD, os.X_OK):
@@ -227,7 +228,7 @@ class VsftpdServer(FtpServer):
             "seccomp_sandbox": "NO",
             "isolate": "NO",
             "isolate_network": "NO",
-            "pasv_enable": "YES",
+            "pasv_enable": "YES" if self.passive else "NO",
             "port_enable": "NO",
             "connect_from_port_20": "NO",
             "ssl_enable": "NO",

@@ -83,7 +83,22 @@ def untrusted_certificate(address: str, exc: ssl.SSLCertVerificationError) -> So
     )
 
 
-class _SessionReusingFTP(ftplib.FTP_TLS):
+class _PassiveRefused(ftplib.error_perm):
+    """The server said no to passive mode (PASV or EPSV), the only mode usersync uses."""
+
+
+class _PassiveFTP(ftplib.FTP):
+    """ftplib.FTP whose refused PASV/EPSV is told apart from other refusals: vsftpd with
+    `pasv_enable=NO` answers "550 Permission denied.", which read as a file's permissions."""
+
+    def makepasv(self) -> tuple[str, int]:
+        try:
+            return super().makepasv()
+        except ftplib.error_perm as exc:
+            raise _PassiveRefused(*exc.args) from exc
+
+
+class _SessionReusingFTP(_PassiveFTP, ftplib.FTP_TLS):
     """FTP_TLS whose data connections resume the control connection's TLS session.
 
     Servers that require it (vsftpd's default `require_ssl_reuse=YES`, FileZilla Server) use
@@ -166,7 +181,7 @@ class FtpSource(ClosesOnExit):
                 "the TLS certificate of %s is not checked (insecure-skip-verify)", target.address
             )
         ftp: ftplib.FTP = (
-            _SessionReusingFTP(context=tls_context(self._trust)) if target.tls else ftplib.FTP()
+            _SessionReusingFTP(context=tls_context(self._trust)) if target.tls else _PassiveFTP()
         )
         try:
             self._greet(ftp)
@@ -281,6 +296,12 @@ class FtpSource(ClosesOnExit):
             raise RemoteTimeout(
                 f"{self._where(path)}: the server did not answer within {self._timeouts.io:g} s "
                 f"while {what}; it may be overloaded or the network down. Try again later."
+            ) from exc
+        except _PassiveRefused as exc:  # permanent: a setting of the server
+            raise SourceError(
+                f"{self._where(path)}: the server refused passive mode while {what} ({exc}); "
+                "usersync opens every data connection in passive mode: ask the server's "
+                "administrator to allow it (vsftpd: pasv_enable=YES)"
             ) from exc
         except ftplib.error_perm as exc:
             raise self._refusal(exc, path, what) from exc
