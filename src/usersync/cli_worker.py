@@ -12,7 +12,7 @@ import click
 
 from usersync import db
 from usersync.cli_import import db_option
-from usersync.cli_output import handle_errors
+from usersync.cli_output import handle_errors, stop_on_sigterm
 from usersync.config import load_settings
 from usersync.secretbox import SecretBox
 from usersync.service import open_database
@@ -38,7 +38,9 @@ def worker(db_url: str | None) -> None:
             err=True,
         )
         stop.set()
-        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        # Again: stop where it is, through the same cleanup as Ctrl-C (the run is recorded
+        # as failed, and tried again later; its transaction is rolled back).
+        stop_on_sigterm()
         signal.signal(signal.SIGINT, signal.default_int_handler)
 
     signal.signal(signal.SIGTERM, finish)

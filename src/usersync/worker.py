@@ -10,6 +10,7 @@ worker` runs one alone (scale-out on PostgreSQL: start as many as you like).
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import functools
 import hashlib
@@ -61,6 +62,16 @@ QUIET_FOR = timedelta(seconds=60)
 _UNKNOWN_TIME = datetime.min.replace(tzinfo=UTC)  # a file whose time no one knows: oldest
 
 
+class _Stopped(UsersyncError):
+    transient = True  # tried again, as the run of a worker that died would be
+
+
+_STOPPED = (
+    "the worker was stopped at once (a second SIGTERM or Ctrl-C) while the run was in "
+    "progress; nothing was applied"
+)
+
+
 @dataclass(frozen=True)
 class WorkerOptions:
     poll: float = 1.0  # seconds between looks at the queue when idle
@@ -108,6 +119,7 @@ class Worker:
         self.name = name or worker_name()
         self.progress = progress  # told of each run's progress, besides the database
         self.outbox = Outbox(self._notify)  # ended runs' webhook calls, made on its thread
+        self._going: tuple[Run, Heartbeat] | None = None  # the run `execute` is at
 
     def run(self, stop: threading.Event) -> None:
         """Work until `stop` is set. The run in progress when it is set finishes first, and
@@ -116,6 +128,9 @@ class Worker:
         while not stop.is_set():
             try:
                 busy = self.tick()
+            except KeyboardInterrupt:  # stop at once (`usersync worker`: a second signal)
+                self._give_up_going()
+                raise
             except db.CONNECTION_ERRORS as error:
                 log.warning("worker %s: %s", self.name, db.DatabaseLost(error).message)
                 busy = False
@@ -159,6 +174,7 @@ class Worker:
             interval=self.options.heartbeat,
             listener=self.progress,
         ) as beat:
+            self._going = (run, beat)
             try:
                 self._execute(run, beat)
             except UsersyncError as error:
@@ -168,9 +184,20 @@ class Worker:
             except Exception as error:
                 log.exception("run %s failed unexpectedly", beat.run_id)
                 self._fail(beat.run_id, run, UsersyncError(f"internal error: {error}"))
+            self._going = None  # not on an interrupt: `run` gives the run up
         for run_id in beat.run_ids:
             self.outbox.post(run_id)
         return beat.run_ids
+
+    def _give_up_going(self) -> None:
+        """The worker stops in the middle of a run: the run ends failed now (its transaction
+        was rolled back) and is tried again later, instead of showing as running until its
+        lease runs out. Without the database, that is what happens."""
+        if self._going is None:
+            return
+        run, beat = self._going
+        with contextlib.suppress(*db.CONNECTION_ERRORS):
+            self._fail(beat.run_id, run, _Stopped(_STOPPED))
 
     def _notify(self, run_id: int) -> None:
         """The sync's webhook, if it has one and wants this run's outcome (on the outbox's

@@ -397,6 +397,41 @@ def test_sigterm_lets_the_current_run_and_its_webhook_call_finish_before_the_wor
         assert json.loads(body)["run_id"] == run.id
 
 
+def test_a_second_sigterm_stops_the_run_at_once_and_queues_its_retry(
+    tmp_path: Path, db_url: str, sftp: SftpFolder
+) -> None:
+    sftp.put("userdata_big.csv", _big_file(TERM_ROWS))
+    with sync_setup(tmp_path, db_url, sftp) as setup:
+        engine = setup.engine
+        sync = setup.sync(file="userdata_big.csv", schedule=ONCE_NOW, mapping=BIG_MAPPING)
+        # A lease far longer than the test: the run must not wait for it to run out.
+        with WorkerProcess.start(
+            tmp_path / "worker", db_url, setup.settings.data_dir, **_worker_settings(lease=600)
+        ) as worker:
+            worker.wait_ready()
+            wait_for(
+                "the run to be running",
+                lambda: _running(engine, sync.id),
+                timeout=30,
+                interval=0.02,
+                alive=worker.check_alive,
+            )
+            worker.process.send_signal(signal.SIGTERM)
+            answered = lambda: "send it again" in worker.log()  # noqa: E731
+            wait_for("the first signal's answer", answered, timeout=10)
+            worker.process.send_signal(signal.SIGTERM)
+            assert worker.wait() == 143, worker.log()
+            assert "usersync: stopped (SIGTERM)" in worker.log()
+        stopped, retry = _all_runs(engine, [sync.id])
+        assert (stopped.status, stopped.message) == (
+            "failed",
+            "the worker was stopped at once (a second SIGTERM or Ctrl-C) while the run was in "
+            "progress; nothing was applied",
+        ), _describe(stopped)
+        assert (retry.status, retry.attempt) == ("queued", 2), _describe(retry)
+        assert _user_count(engine, setup.ws) == 0
+
+
 def _finished(engine: Engine, sync_id: int, count: int) -> list[Run] | None:
     found = _all_runs(engine, [sync_id])
     if len(found) == count and all(run.finished_at is not None for run in found):
