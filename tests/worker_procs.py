@@ -126,6 +126,14 @@ class WorkerProcess:
         self.process.send_signal(signal.SIGTERM)
         return self.wait(timeout)
 
+    def stop_at_once(self, timeout: float = EXIT_TIMEOUT) -> int:
+        """SIGTERM, and SIGTERM again once the worker said it finishes its run first (the
+        second stops it where it is); the exit code."""
+        self.process.send_signal(signal.SIGTERM)
+        wait_for("the worker to answer SIGTERM", lambda: "send it again" in self.log(), timeout=10)
+        self.process.send_signal(signal.SIGTERM)
+        return self.wait(timeout)
+
     def kill(self) -> int:
         """SIGKILL: the process dies at once, in the middle of whatever it does."""
         self.process.kill()

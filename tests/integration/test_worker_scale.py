@@ -9,7 +9,8 @@ import json
 import signal
 import time
 from collections import defaultdict
-from contextlib import ExitStack
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
 from datetime import datetime, timedelta
 from itertools import pairwise
 from pathlib import Path
@@ -359,6 +360,25 @@ def test_a_worker_killed_mid_import_changes_nothing_and_its_run_is_retried(
 TERM_ROWS = 400_000
 
 
+@contextmanager
+def _running_worker(
+    tmp_path: Path, db_url: str, setup: SyncSetup, sync_id: int, *, lease: float
+) -> Iterator[WorkerProcess]:
+    """A worker process, once it is running the sync's run."""
+    with WorkerProcess.start(
+        tmp_path / "worker", db_url, setup.settings.data_dir, **_worker_settings(lease=lease)
+    ) as worker:
+        worker.wait_ready()
+        wait_for(
+            "the run to be running",
+            lambda: _running(setup.engine, sync_id),
+            timeout=30,
+            interval=0.02,
+            alive=worker.check_alive,
+        )
+        yield worker
+
+
 def test_sigterm_lets_the_current_run_and_its_webhook_call_finish_before_the_worker_exits(
     tmp_path: Path, db_url: str, sftp: SftpFolder
 ) -> None:
@@ -372,17 +392,7 @@ def test_sigterm_lets_the_current_run_and_its_webhook_call_finish_before_the_wor
             webhook_url=hook.url,
             webhook_on="always",
         )
-        with WorkerProcess.start(
-            tmp_path / "worker", db_url, setup.settings.data_dir, **_worker_settings(lease=3)
-        ) as worker:
-            worker.wait_ready()
-            wait_for(
-                "the run to be running",
-                lambda: _running(engine, sync.id),
-                timeout=30,
-                interval=0.02,
-                alive=worker.check_alive,
-            )
+        with _running_worker(tmp_path, db_url, setup, sync.id, lease=3) as worker:
             signalled_at = utcnow()
             assert worker.terminate() == 0, worker.log()
             assert "SIGTERM: finishing the current run and its webhook call" in worker.log()
@@ -405,22 +415,8 @@ def test_a_second_sigterm_stops_the_run_at_once_and_queues_its_retry(
         engine = setup.engine
         sync = setup.sync(file="userdata_big.csv", schedule=ONCE_NOW, mapping=BIG_MAPPING)
         # A lease far longer than the test: the run must not wait for it to run out.
-        with WorkerProcess.start(
-            tmp_path / "worker", db_url, setup.settings.data_dir, **_worker_settings(lease=600)
-        ) as worker:
-            worker.wait_ready()
-            wait_for(
-                "the run to be running",
-                lambda: _running(engine, sync.id),
-                timeout=30,
-                interval=0.02,
-                alive=worker.check_alive,
-            )
-            worker.process.send_signal(signal.SIGTERM)
-            answered = lambda: "send it again" in worker.log()  # noqa: E731
-            wait_for("the first signal's answer", answered, timeout=10)
-            worker.process.send_signal(signal.SIGTERM)
-            assert worker.wait() == 143, worker.log()
+        with _running_worker(tmp_path, db_url, setup, sync.id, lease=600) as worker:
+            assert worker.stop_at_once() == 143, worker.log()
             assert "usersync: stopped (SIGTERM)" in worker.log()
         stopped, retry = _all_runs(engine, [sync.id])
         assert (stopped.status, stopped.message) == (
