@@ -4,7 +4,11 @@ S3 in server mode, started by the test setup on loopback, with request signature
 from __future__ import annotations
 
 import dataclasses
+import functools
+import http.server
+import threading
 from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -245,6 +249,40 @@ def test_unreachable_endpoint_is_a_clear_error(
     assert result.exit_code == 3
     assert f"cannot reach {endpoint}" in result.stderr
     assert result.json()["error"]["code"] == "connect_failed"
+
+
+class _QuietFiles(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+
+@contextmanager
+def plain_web_server(folder: Path) -> Iterator[str]:
+    """A web server that is not S3: an empty folder served by http.server (404 to all)."""
+    handler = functools.partial(_QuietFiles, directory=str(folder))
+    with http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler) as server:
+        thread = threading.Thread(target=server.serve_forever, daemon=True)
+        thread.start()
+        try:
+            yield f"http://127.0.0.1:{server.server_address[1]}"
+        finally:
+            server.shutdown()
+            thread.join()
+
+
+def test_an_endpoint_that_is_not_s3_is_said_not_to_be(
+    tmp_path: Path, s3_bucket: S3Bucket, env: dict[str, str]
+) -> None:
+    (tmp_path / "site").mkdir()
+    with plain_web_server(tmp_path / "site") as endpoint:
+        args = [a if a != s3_bucket.endpoint_url else endpoint for a in auth(s3_bucket)]
+        result = usersync(env, "files", s3_bucket.url(), *args, "--json")
+    assert result.exit_code == 3, result.stderr
+    assert (
+        f"{endpoint} answered HTTP 404 (Not Found) while listing the bucket, without an S3 "
+        "error: it does not seem to be an S3-compatible service" in result.stderr
+    )
+    assert "does not exist" not in result.stderr
 
 
 def test_a_silent_endpoint_is_given_up_on_after_two_attempts(

@@ -244,6 +244,14 @@ class S3Source(ClosesOnExit):
         code = str(error.get("Code", ""))
         message = str(error.get("Message", "")) or code
         status = int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0))
+        if code.isdigit() and 400 <= status < 500 and not exc.operation_name.startswith("Head"):
+            # An S3 service says what went wrong in its answer (only HEAD answers are empty):
+            # a bare status comes from some other web server.
+            return SourceError(
+                f"{self.service} answered HTTP {status} ({message}) while {what}, without an "
+                "S3 error: it does not seem to be an S3-compatible service. Check its address "
+                "(--endpoint-url, or the connection's endpoint_url)."
+            )
         if code == "NoSuchBucket":
             return RemotePathNotFound(
                 f"bucket {self.bucket!r} does not exist at {self.service}: check the bucket "
