@@ -2,12 +2,16 @@
 from a real local sshd into SQLite and PostgreSQL, as a user would run it.
 
     .venv/bin/python bench/import_bench.py [--mb 200] [--no-postgres | --no-sqlite] [--also-mb 400]
-                                           [--repeat 3]
+                                           [--repeat 3] [--baseline GIT_REF]
 
 As root (it starts its own sshd and PostgreSQL on loopback). Prints, per case: wall seconds,
 MB/s, rows/s and the importing process's peak RSS. With `--repeat N` each back end's cases run
 N times, each time into a new store, and a last table gives each case's median time and its
 highest peak RSS: one run's time can be off by a quarter on a shared machine.
+
+With `--baseline REF` (a commit, branch or tag), each attempt runs the cases with the code of
+REF and then with this tree's, taking turns, so that both meet the same hour of a machine
+whose speed drifts; the medians are given for each.
 """
 
 from __future__ import annotations
@@ -109,7 +113,7 @@ def run_import(url: str, server: SshServer, env: dict[str, str], *extra: str) ->
 def report(label: str, size: int, measure: Measure) -> None:
     rows = int(str(measure.result["rows_read"]))
     print(
-        f"{label:<50} {measure.seconds:6.1f} s  {size / 1e6 / measure.seconds:6.1f} MB/s  "
+        f"{label:<60} {measure.seconds:6.1f} s  {size / 1e6 / measure.seconds:6.1f} MB/s  "
         f"{rows / measure.seconds:9,.0f} rows/s  peak RSS {measure.peak_rss_mb:5.0f} MB  "
         f"created {measure.result['users_created']:,} updated {measure.result['users_updated']:,}"
     )
@@ -120,34 +124,53 @@ CASES = (("into an empty store", FIRST_FILE), ("update, half the users present",
 Store = Callable[[int], AbstractContextManager[str]]  # a new store's URL, for the n-th attempt
 
 
+Version = tuple[str, dict[str, str]]  # a label (" [REF]", or "" alone) and its environment
+
+
 def run_cases(
     name: str,
     store: Store,
     server: SshServer,
-    env: dict[str, str],
+    versions: list[Version],
     sizes: dict[str, int],
     repeat: int,
 ) -> dict[str, list[Measure]]:
-    """Both cases into a new store of back end `name`, `repeat` times; the measures by case."""
-    measures: dict[str, list[Measure]] = {case: [] for case, _ in CASES}
+    """Both cases into a new store of back end `name`, `repeat` times, with each version in
+    turn; the measures by label (name, version and case)."""
+    measures: dict[str, list[Measure]] = {}
     for attempt in range(1, repeat + 1):
-        with store(attempt) as url:
-            env["USERSYNC_DB"] = url
-            for case, path in CASES:
-                measure = run_import(server.url(path), server, env)
-                measures[case].append(measure)
-                suffix = f" ({attempt}/{repeat})" if repeat > 1 else ""
-                report(f"{name}: {case}{suffix}", sizes[path], measure)
+        for number, (version, env) in enumerate(versions):
+            with store(attempt * len(versions) + number) as url:
+                env["USERSYNC_DB"] = url
+                for case, path in CASES:
+                    measure = run_import(server.url(path), server, env)
+                    label = f"{name}{version}: {case}"
+                    measures.setdefault(label, []).append(measure)
+                    suffix = f" ({attempt}/{repeat})" if repeat > 1 else ""
+                    report(label + suffix, sizes[path], measure)
     return measures
 
 
-def report_medians(name: str, sizes: dict[str, int], by_case: dict[str, list[Measure]]) -> None:
-    for case, path in CASES:
-        runs = by_case[case]
+def report_medians(sizes: dict[str, int], by_label: dict[str, list[Measure]]) -> None:
+    for label, runs in by_label.items():
+        path = next(path for case, path in CASES if label.endswith(case))
         median = statistics.median(m.seconds for m in runs)
         typical = min(runs, key=lambda m: abs(m.seconds - median))
         peak = max(m.peak_rss_mb for m in runs)
-        report(f"{name}: {case}", sizes[path], Measure(median, peak, typical.result))
+        report(label, sizes[path], Measure(median, peak, typical.result))
+
+
+def baseline_env(ref: str, work: Path, env: dict[str, str]) -> dict[str, str]:
+    """The environment that runs `usersync` with the code of git `ref` (its `src` folder,
+    first on PYTHONPATH, before this tree's editable install)."""
+    root = Path(__file__).resolve().parents[1]
+    folder = work / "baseline"
+    folder.mkdir()
+    archive = subprocess.run(
+        ["git", "-C", str(root), "archive", ref, "src"], check=True, capture_output=True
+    ).stdout
+    subprocess.run(["tar", "-x", "-C", str(folder)], input=archive, check=True)
+    return {**env, "PYTHONPATH": str(folder / "src")}
 
 
 def main() -> None:
@@ -157,6 +180,7 @@ def main() -> None:
     parser.add_argument("--no-postgres", action="store_true")
     parser.add_argument("--no-sqlite", action="store_true")
     parser.add_argument("--repeat", type=int, default=1, help="runs of each case (median)")
+    parser.add_argument("--baseline", metavar="GIT_REF", help="also measure REF's code, in turns")
     parser.add_argument("--generate", nargs=4, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.generate:
@@ -175,6 +199,10 @@ def main() -> None:
         sizes = {path: server.local_path(path).stat().st_size for path in (FIRST_FILE, SECOND_FILE)}
         print(f"files: {sizes[FIRST_FILE]:,} and {sizes[SECOND_FILE]:,} bytes")
         env = {**os.environ, "USERSYNC_DATA_DIR": str(work), "USERSYNC_MAX_FILE_SIZE": str(10**10)}
+        versions: list[Version] = [("", env)]
+        if args.baseline:
+            base = baseline_env(args.baseline, work, env)
+            versions = [(f" [{args.baseline}]", base), (" [this tree]", env)]
         postgres = None if args.no_postgres else PostgresServer().start()
 
         @contextmanager
@@ -197,13 +225,13 @@ def main() -> None:
             stores.append(("PostgreSQL", postgres_store))
         try:
             results = [
-                (name, run_cases(name, store, server, env, sizes, args.repeat))
+                run_cases(name, store, server, versions, sizes, args.repeat)
                 for name, store in stores
             ]
             if args.repeat > 1:
                 print(f"median of {args.repeat} runs (peak RSS: the highest):")
-                for name, by_case in results:
-                    report_medians(name, sizes, by_case)
+                for by_label in results:
+                    report_medians(sizes, by_label)
             if args.also_mb:
                 big = server.local_path("/bench/userdata_big.csv")
                 generate_apart(big, args.also_mb * 1_000_000, seed=3)
