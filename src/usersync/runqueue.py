@@ -429,7 +429,7 @@ def retry_later(bind: Bind, run: Run, *, not_before: datetime) -> int | None:
 def requeue(bind: Bind, run_id: int, worker: str, *, not_before: datetime, message: str) -> None:
     """Give a claimed run back to the queue, to start again no sooner than `not_before`
     (e.g. its file is still being written); one that someone asked to cancel ends instead."""
-    held = sa.and_(runs.c.id == run_id, runs.c.worker == worker)
+    held = held_by(run_id, worker)
     with writing(bind) as conn:
         conn.execute(
             sa.update(runs)

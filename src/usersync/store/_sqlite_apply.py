@@ -24,14 +24,13 @@ import queue
 import sqlite3
 import threading
 from collections.abc import Iterable, Sequence
-from typing import cast
 
 from sqlalchemy import text
 from sqlalchemy.engine import Connection, Engine
 
 from usersync.db import write_transaction
 from usersync.schema import to_micros, utcnow
-from usersync.store._sqlite_insert import insert_rows
+from usersync.store._sqlite_insert import driver, insert_rows
 from usersync.store._staging import Staged, has_nulls
 from usersync.store.model import ApplyCounts, BeforeCommit, Change, ConflictMode
 
@@ -52,10 +51,6 @@ class _Tally:
         if stored_updated_at != new_updated_at:
             self.first_touches += 1
         return new_updated_at
-
-
-def _driver(conn: Connection) -> sqlite3.Connection:
-    return cast(sqlite3.Connection, conn.connection.dbapi_connection)
 
 
 def apply(
@@ -84,7 +79,7 @@ def _stage(conn: Connection, batches: Iterable[Sequence[Change]]) -> Staged:
             f"CREATE TEMP TABLE {STAGING} "
             "(seq INTEGER PRIMARY KEY, user_id TEXT NOT NULL, properties TEXT NOT NULL)"
         )
-        with _Writer(_driver(conn)) as writer:
+        with _Writer(driver(conn)) as writer:
             for batch in batches:
                 writer.put(batch)
                 rows += len(batch)
@@ -190,7 +185,7 @@ def _merge(
     before_commit: BeforeCommit | None = None,
 ) -> ApplyCounts:
     tally = _Tally()
-    _driver(conn).create_function(_TOUCHED, 2, tally.touched)
+    driver(conn).create_function(_TOUCHED, 2, tally.touched)
     with write_transaction(conn) as transaction:
         # Taken once the write lock is held: later than the time of any earlier apply, so a
         # stored updated_at equal to it can only come from this apply (see _Tally).

@@ -14,11 +14,19 @@ import functools
 import itertools
 import sqlite3
 from collections.abc import Sequence
+from typing import cast
+
+from sqlalchemy.engine import Connection
 
 # SQLite's limit on a statement's parameters before 3.32 (newer versions allow 32766).
 _MOST_PARAMETERS = 999
 _MOST_ROWS = 256  # more measured no faster
 _flat = itertools.chain.from_iterable
+
+
+def driver(conn: Connection) -> sqlite3.Connection:
+    """The sqlite3 connection under a SQLAlchemy one: the bulk writes go straight to it."""
+    return cast(sqlite3.Connection, conn.connection.dbapi_connection)
 
 
 def insert_rows(

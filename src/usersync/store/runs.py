@@ -12,7 +12,7 @@ Statuses are the strings of usersync.schema.RUN_STATUSES (a StrEnum member will 
 
 from __future__ import annotations
 
-import sqlite3
+import contextlib
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
@@ -24,7 +24,7 @@ import sqlalchemy as sa
 from usersync.errors import Gone, NotFound, UsageError
 from usersync.schema import RUN_STATUSES, run_errors, runs, utcnow
 from usersync.store._bind import Bind, reading, writing
-from usersync.store._sqlite_insert import insert_rows
+from usersync.store._sqlite_insert import driver, insert_rows
 
 if TYPE_CHECKING:  # loaded by the engine for PostgreSQL; SQLite users never need it
     import psycopg
@@ -251,15 +251,11 @@ def _insert_errors(conn: sa.Connection, rows: Iterator[tuple[object, ...]]) -> i
     """SQLite: ERROR_BATCH rows at a time, many to a statement (1 M rows in 1.35 s)."""
     into = f"INSERT INTO run_errors ({_ERROR_COLUMNS})"
     width = 2 + len(RunError._fields)
-    driver = cast(sqlite3.Connection, conn.connection.dbapi_connection)
-    cursor = driver.cursor()
     added = 0
-    try:
+    with contextlib.closing(driver(conn).cursor()) as cursor:
         while batch := list(islice(rows, ERROR_BATCH)):
             insert_rows(cursor, into, width, batch)
             added += len(batch)
-    finally:
-        cursor.close()
     return added
 
 
