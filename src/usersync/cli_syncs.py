@@ -151,8 +151,8 @@ def _run_to_its_end(engine: Engine, runner: Worker, run_id: int) -> list[Run]:
                 if not runner.outbox.wait(_QUIET):
                     click.echo("Waiting for the sync's webhook to answer...", err=True)
                     runner.outbox.wait()
-            except KeyboardInterrupt:
-                _stopped(engine, runner, claimed)
+            except KeyboardInterrupt:  # the run ends failed, without a retry
+                runner.give_up(UsersyncError("stopped (Ctrl-C) before its outcome was recorded"))
                 raise
             found = [runs.get_run(engine, made_id) for made_id in made]
             ended = [r for r in found if r is not None and r.status != RunStatus.QUEUED]
@@ -172,21 +172,6 @@ def _run_to_its_end(engine: Engine, runner: Worker, run_id: int) -> list[Run]:
         # A worker that died holding the sync's run lets it go when its lease ends.
         runner.recover()
         time.sleep(runner.options.poll)
-
-
-def _stopped(engine: Engine, runner: Worker, claimed: Run) -> None:
-    """Ctrl-C: the sync's run going in this process ends failed, without a retry (an import
-    stopped before its commit rolls back; one stopped after it, while its file was moved or
-    its outcome written, stands)."""
-    for going in _running(engine, claimed):
-        if going.worker == runner.name:
-            runs.finish_run(
-                engine,
-                going.id,
-                status=RunStatus.FAILED.value,
-                message="stopped (Ctrl-C) before its outcome was recorded",
-                owner=runner.name,
-            )
 
 
 def _waiting_for(engine: Engine, queued: Run) -> str:

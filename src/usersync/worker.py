@@ -129,7 +129,7 @@ class Worker:
             try:
                 busy = self.tick()
             except KeyboardInterrupt:  # stop at once (`usersync worker`: a second signal)
-                self._give_up_going()
+                self.give_up(_Stopped(_STOPPED))
                 raise
             except db.CONNECTION_ERRORS as error:
                 log.warning("worker %s: %s", self.name, db.DatabaseLost(error).message)
@@ -184,20 +184,30 @@ class Worker:
             except Exception as error:
                 log.exception("run %s failed unexpectedly", beat.run_id)
                 self._fail(beat.run_id, run, UsersyncError(f"internal error: {error}"))
-            self._going = None  # not on an interrupt: `run` gives the run up
+            self._going = None  # not on an interrupt: see give_up
         for run_id in beat.run_ids:
             self.outbox.post(run_id)
         return beat.run_ids
 
-    def _give_up_going(self) -> None:
-        """The worker stops in the middle of a run: the run ends failed now (its transaction
-        was rolled back) and is tried again later, instead of showing as running until its
-        lease runs out. Without the database, that is what happens."""
+    def give_up(self, error: UsersyncError) -> None:
+        """`execute` was interrupted (Ctrl-C, SIGTERM): the run it was at ends failed now
+        with `error` (its transaction was rolled back; a transient error queues a retry),
+        instead of showing as running until its lease runs out. Without the database, that
+        is what happens."""
         if self._going is None:
             return
         run, beat = self._going
+        self._going = None
         with contextlib.suppress(*db.CONNECTION_ERRORS):
-            self._fail(beat.run_id, run, _Stopped(_STOPPED))
+            ended = runs.finish_run(
+                self.engine,
+                beat.run_id,
+                status=RunStatus.FAILED.value,
+                message=error.message,
+                owner=self.name,
+            )
+            if ended:  # not if its outcome was recorded already: it stands
+                self._retry_if_transient(run, error)
 
     def _notify(self, run_id: int) -> None:
         """The sync's webhook, if it has one and wants this run's outcome (on the outbox's
