@@ -129,14 +129,15 @@ def validation_fields(errors: Sequence[Any]) -> list[dict[str, str]]:
     fields = []
     for error in errors:
         loc = tuple(error.get("loc", ()))
+        ctx = error.get("ctx") or {}
         if error.get("type") == "json_invalid":
-            reason = (error.get("ctx") or {}).get("error", "")
+            reason = ctx.get("error", "")
             fields.append({"field": "body", "in": "body", "message": f"not valid JSON ({reason})"})
             continue
         message = str(error.get("msg", "is not valid"))
         if error.get("type") == "value_error":  # our validators' words, without "Value error, "
-            message = str((error.get("ctx") or {}).get("error", message))
-        pattern = (error.get("ctx") or {}).get("pattern")
+            message = str(ctx.get("error", message))
+        pattern = ctx.get("pattern")
         if pattern == NO_NUL:
             message = "must not contain a NUL character (\\u0000)"
         elif pattern == ABSOLUTE_PATH:
