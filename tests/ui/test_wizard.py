@@ -711,3 +711,57 @@ def test_a_sync_of_the_folders_newest_file_made_without_one_asks_for_a_sample_to
     after = the_only_sync(live, workspace)
     assert (after.file_choice, after.file) == ("newest", "userdata_people.csv")
     assert after.mapping["properties"] == {"email": "Email"}
+
+
+def test_the_browsers_back_and_forward_move_between_steps_without_resending_a_form(
+    page: Page, live: LiveApp, workspace: Workspace, sftp: SftpFolder
+) -> None:
+    open_wizard(page, live, workspace, sftp)
+    next_step(page, "Map properties")
+    page.get_by_label("Property for Email").fill("2fast")
+    page.get_by_role("button", name=re.compile("^Next")).click()
+    expect(page.get_by_label("Property for Email")).to_have_accessible_description(
+        re.compile("'2fast' is not a valid property name")
+    )
+    page.reload()  # the step with its errors, shown again: no form is sent again
+    expect(page.get_by_label("Property for Email")).to_have_value("2fast")
+    page.get_by_label("Property for Email").fill("work_email")
+    next_step(page, "Resolve conflicts")
+    page.get_by_role("radio", name="Retain imported user data").check()
+    next_step(page, "Schedule import")
+
+    page.go_back()
+    expect(page.get_by_role("heading", name="Resolve conflicts", level=1)).to_be_visible()
+    page.go_back()
+    expect(page.get_by_role("heading", name="Map properties", level=1)).to_be_visible()
+    page.go_forward()
+    expect(page.get_by_role("heading", name="Resolve conflicts", level=1)).to_be_visible()
+    page.get_by_role("radio", name="Retain imported user data").check()
+    next_step(page, "Schedule import")
+    next_step(page, "Import")
+    expect(page.get_by_role("main")).to_contain_text("work_email")
+    page.reload()
+    expect(page.get_by_role("heading", name="Import", level=1)).to_be_visible()
+    page.get_by_role("button", name="Import", exact=True).click()
+    expect(page).to_have_url(re.compile(r"/runs/\d+$"))  # the one-time run, started now
+    sync = the_only_sync(live, workspace)
+    assert sync.conflict == "replace"
+    assert sync.mapping["properties"]["work_email"] == "Email"
+
+
+def test_a_wizard_step_that_is_no_longer_kept_starts_the_wizard_again_saying_why(
+    page: Page, live: LiveApp, workspace: Workspace, sftp: SftpFolder
+) -> None:
+    open_wizard(page, live, workspace, sftp)
+    next_step(page, "Map properties")
+    kept = page.url
+    assert re.search(r"/sync/new\?step=[\w-]+$", kept)
+
+    page.goto(re.sub(r"step=[\w-]+$", "step=unknown", kept))
+    expect(page.get_by_role("heading", name="Configure source", level=1)).to_be_visible()
+    expect(page.get_by_role("alert")).to_contain_text("That step of the wizard is no longer kept")
+    other = confirmed_connection(live, workspace, sftp, "Other")  # kept for Acme, not Other
+    page.goto(re.sub(r"/integrations/\d+/", f"/integrations/{other.id}/", kept))
+    expect(page.get_by_role("alert")).to_contain_text("That step of the wizard is no longer kept")
+    page.goto(kept)
+    expect(page.get_by_role("heading", name="Map properties", level=1)).to_be_visible()

@@ -4,8 +4,8 @@ as the REST API. `install(app)` mounts them, their static files and their error 
     /signin, /signout                              signing in with a workspace token
     /integrations, /integrations/new, .../verify   connections, "Connect SFTP", host keys
     /integrations/{id}/sync/new                    the sync wizard: Configure source, then
-                                                   (POST) Map properties, Resolve conflicts,
-                                                   Schedule import, Import
+                                                   Map properties, Resolve conflicts,
+                                                   Schedule import, Import (?step=...)
     /runs, /runs/{id}                              runs (one sync's: ?sync=), a run's progress
     /users, /users/{userId}                        User 360
 
@@ -29,6 +29,7 @@ from usersync.web.errors import status_for, validation_fields
 from usersync.web.pages import integrations, runs, signin, tokens, users, wizard, wizard_steps
 from usersync.web.pages.render import STATIC, render
 from usersync.web.pages.session import CsrfRejected, SignInRequired, optional_session, signin_url
+from usersync.web.pages.wizard_shelf import WizardShelf
 
 Handler = Callable[[Request, Exception], Response | Awaitable[Response]]
 
@@ -133,6 +134,7 @@ def _as_page(json_handler: Handler, describe: Describe) -> Handler:
 def install(app: FastAPI) -> None:
     """Mount the pages and their static files (call after `errors.install(app)`)."""
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
+    app.state.wizard_shelf = WizardShelf()
     for module in (signin, integrations, wizard, wizard_steps, runs, users, tokens):
         app.include_router(module.router)
     app.include_router(wizard_steps.edit_router)

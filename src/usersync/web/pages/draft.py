@@ -1,5 +1,6 @@
 """The sync wizard's draft: every choice made so far, carried from step to step in one hidden
-form field (JSON), so that going back and forth loses nothing and the server keeps no state.
+form field (JSON), so that going back and forth loses nothing (the server keeps a copy of
+each step shown only for the browser's history: `wizard_shelf`).
 A draft is the user's own input: it is checked step by step, and again in full when the sync
 is created.
 

@@ -1,6 +1,7 @@
-"""The sync wizard, after "Sync on": step 1, Configure source. A folder tree whose "+" loads
-subfolders lazily (htmx swaps in a fragment), "Fetch files" for the eligible files of the
-chosen folder (with how many were hidden, and why), and "Preview file"."""
+"""The sync wizard, after "Sync on": step 1, Configure source (`wizard_steps` routes to it).
+A folder tree whose "+" loads subfolders lazily (htmx swaps in a fragment), "Fetch files" for
+the eligible files of the chosen folder (with how many were hidden, and why), and "Preview
+file"."""
 
 from __future__ import annotations
 
@@ -34,13 +35,6 @@ router = APIRouter(prefix="/integrations/{connection_id}/sync")
 def node_id(path: str) -> str:
     """An HTML id for a folder of the tree (paths may hold any character)."""
     return "f-" + hashlib.sha256(path.encode("utf-8")).hexdigest()[:16]
-
-
-@router.get("/new", response_class=HTMLResponse, include_in_schema=False)
-def source_step(
-    request: Request, connection_id: ResourceId, services: ServicesDep, session: SessionDep
-) -> HTMLResponse:
-    return source_page(request, services, session, connection_id, Draft(), {})
 
 
 def source_page(

@@ -1,9 +1,14 @@
-"""The sync wizard's steps after the source: Map properties, Resolve conflicts, Schedule
-import and Import. Every step's form posts to one address with the draft so far, the step it
-showed and where to go ("next", "back" or a step's name); a step is checked before the
-wizard moves on, and shown again with its errors next to their fields when it is not right.
+"""The sync wizard's steps: Configure source (its folder tree and files: `wizard`), Map
+properties, Resolve conflicts, Schedule import and Import. Every step's form posts to one
+address with the draft so far, the step it showed and where to go ("next", "back" or a step's
+name); a step is checked before the wizard moves on, and shown again with its errors next to
+their fields when it is not right. The step to show is kept (`wizard_shelf`) and the POST
+redirects to it, so that the browser's Back, Forward and Reload never send a form again.
 
-    POST /integrations/{id}/sync/new            a step's form: the next (or another) step
+    GET  /integrations/{id}/sync/new            Configure source, for a new sync
+    GET  /integrations/{id}/sync/new?step=T     the step kept as T
+    POST /integrations/{id}/sync/new            a step's form: redirects to the next (or
+                                                another) step, or to it again with its errors
     POST /integrations/{id}/sync/new/convert    the mapping's conversion preview (htmx)
     POST /integrations/{id}/sync/new/when       the schedule's description, next fire times
     POST /integrations/{id}/sync/new/webhook-test   a test call to the webhook (htmx)
@@ -20,7 +25,7 @@ from datetime import UTC, datetime
 from typing import Annotated, Any
 from zoneinfo import ZoneInfo
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from starlette.datastructures import FormData
 
@@ -39,6 +44,7 @@ from usersync.web.pages.draft import STEPS, WEEKDAYS, Draft, Step, not_editable
 from usersync.web.pages.render import render
 from usersync.web.pages.session import FormSessionDep, Session, SessionDep
 from usersync.web.pages.wizard import source_page
+from usersync.web.pages.wizard_shelf import WizardShelf, wizard_shelf
 from usersync.web.schemas import MAX_TEXT
 
 router = APIRouter(prefix="/integrations/{connection_id}/sync/new")
@@ -59,6 +65,15 @@ class Wizard:
     @property
     def ws(self) -> int:
         return self.session.workspace_id
+
+    def go_to(
+        self, shelf: WizardShelf, step: Step, draft: Draft, errors: checks.Errors
+    ) -> Response:
+        """Redirect to `step` of `draft`, with `errors` next to their fields (kept on `shelf`)."""
+        token = shelf.keep((self.ws, self.connection_id), step, draft, errors)
+        return RedirectResponse(
+            f"/integrations/{self.connection_id}/sync/new?step={token}", status_code=303
+        )
 
     def default_zone(self) -> str:
         [workspace] = workspaces.list_all(self.services.engine, workspace_id=self.ws)
@@ -95,6 +110,11 @@ async def _form(request: Request) -> FormData:
 # The routes are plain functions, run on worker threads: they reach the database and the
 # file server, which must not hold up the server's event loop.
 FormDep = Annotated[FormData, Depends(_form)]
+ShelfDep = Annotated[WizardShelf, Depends(wizard_shelf)]
+GONE = (
+    "That step of the wizard is no longer kept (usersync was restarted since, or many other "
+    "steps were shown): choose the folder and the file again."
+)
 
 
 def _posted(
@@ -237,26 +257,46 @@ def _review_context(wizard: Wizard, draft: Draft) -> dict[str, Any]:
     return {"mapped": mapped, "catalog": catalog, "stored": stored, **_when(wizard, draft)}
 
 
+@router.get("", response_class=HTMLResponse, include_in_schema=False)
+def kept_step(
+    request: Request,
+    connection_id: ResourceId,
+    services: ServicesDep,
+    session: SessionDep,
+    shelf: ShelfDep,
+    step: Annotated[str | None, Query(max_length=64)] = None,
+) -> Response:
+    """The step kept as `step` (see `Wizard.go_to`); without one, Configure source."""
+    wizard = Wizard(request, services, session, connection_id)
+    if step is None:
+        return show(wizard, "source", Draft(), {})
+    kept = shelf.take(step, (wizard.ws, connection_id))
+    if kept is None:
+        return show(wizard, "source", Draft(), {"form": GONE})
+    return show(wizard, kept.step, kept.draft, kept.errors)
+
+
 @router.post("", include_in_schema=False)
 def step(
     request: Request,
     connection_id: ResourceId,
     services: ServicesDep,
     session: FormSessionDep,
+    shelf: ShelfDep,
     form: FormDep,
 ) -> Response:
     current = _step_named(form.get("step")) or "source"
     wizard, draft = _posted(request, services, session, connection_id, form, current)
     go = form.get("go", "next")
     if go == "back":
-        return show(wizard, _neighbour(current, -1), draft, {})
+        return wizard.go_to(shelf, _neighbour(current, -1), draft, {})
     earlier = _step_named(go)
     if earlier is not None and STEPS.index(earlier) <= STEPS.index(current):
-        return show(wizard, earlier, draft, {})  # "Change": back to an earlier step
+        return wizard.go_to(shelf, earlier, draft, {})  # "Change": back to an earlier step
     draft, errors = _check(wizard, current, draft)
     if errors:
-        return show(wizard, current, draft, errors)
-    return show(wizard, _neighbour(current, 1), draft, {})
+        return wizard.go_to(shelf, current, draft, errors)
+    return wizard.go_to(shelf, _neighbour(current, 1), draft, {})
 
 
 @router.post("/convert", response_class=HTMLResponse, include_in_schema=False)
@@ -336,6 +376,7 @@ def create(
     connection_id: ResourceId,
     services: ServicesDep,
     session: FormSessionDep,
+    shelf: ShelfDep,
     form: FormDep,
 ) -> Response:
     wizard, draft = _posted(request, services, session, connection_id, form, "review")
@@ -358,7 +399,7 @@ def create(
     errors = checks.check_options(draft) | errors
     values.update(secret)
     if errors:
-        return show(wizard, "review", draft, _retype(form, errors))
+        return wizard.go_to(shelf, "review", draft, _retype(form, errors))
     # "Save and check the file": the new sync stays off, and a dry run checks its file.
     check_first = not draft.sync_id and form.get("check_first") == "true"
     try:
@@ -369,7 +410,7 @@ def create(
             check_sync(services, ws, values)
             sync_id = syncs.create(services.engine, services.box, ws, values).id
     except UsageError as error:
-        return show(wizard, "review", draft, _retype(form, {"form": error.message}))
+        return wizard.go_to(shelf, "review", draft, _retype(form, {"form": error.message}))
     if check_first:
         checking = runqueue.enqueue(services.engine, ws, sync_id, dry_run=True)
         return RedirectResponse(f"/runs/{checking}", status_code=303)
