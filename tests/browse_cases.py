@@ -3,6 +3,7 @@ to list and preview, and what `usersync files` and `usersync preview` must say o
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -43,6 +44,39 @@ def put_mixed_files(folder: ServedFolder[Any]) -> None:
     folder.put("notes.txt", b"hello")
     folder.mkdir("userdata_dir.csv")
     folder.mkdir("archive")
+
+
+# A file and a folder whose names are Latin-1, not UTF-8, beside ones whose names are.
+NOT_UTF8_NAMES = (b"userdata_m\xfcnchen.csv", b"\xe9t\xe9")
+NOT_UTF8_FILE_SHOWN = "userdata_m\ufffdnchen.csv"
+
+
+def put_names_not_utf8(folder: ServedFolder[Any]) -> None:
+    """`userdata_ok.csv` and a folder `ok`, and a file and a folder named as NOT_UTF8_NAMES."""
+    folder.put("userdata_ok.csv", b"userId\n1\n")
+    folder.mkdir("ok")
+    file_name, folder_name = (os.fsencode(folder.local()) + b"/" + name for name in NOT_UTF8_NAMES)
+    with open(file_name, "wb") as file:
+        file.write(b"userId\n2\n")
+    os.mkdir(folder_name)
+
+
+def check_names_not_utf8(
+    folder: ServedFolder[Any], files: dict[str, Any], folders: dict[str, Any]
+) -> None:
+    """What `files --json` and `folders --json` say of `put_names_not_utf8`'s folder: the
+    file not named in UTF-8 hidden for it (its name shown with U+FFFD), the folder left out,
+    and the others as usual."""
+    assert [f["name"] for f in files["files"]] == ["userdata_ok.csv"]
+    assert files["hidden"] == [
+        {
+            "name": NOT_UTF8_FILE_SHOWN,
+            "path": folder.path(NOT_UTF8_FILE_SHOWN),
+            "size": 9,
+            "reason": "name_not_utf8",
+        }
+    ]
+    assert folders["folders"] == [{"name": "ok", "path": folder.path("ok")}]
 
 
 def cli_env(tmp_path: Path, **extra: str) -> dict[str, str]:

@@ -31,7 +31,11 @@ class FolderListing:
 
 def list_folders(source: Source, path: str) -> FolderListing:
     entries = source.list_dir(path)
-    folders = sorted((e for e in entries if e.kind is EntryKind.DIRECTORY), key=lambda e: e.name)
+    # A folder whose name is not UTF-8 cannot be opened by its name: it is left out.
+    folders = sorted(
+        (e for e in entries if e.kind is EntryKind.DIRECTORY and e.name_is_utf8),
+        key=lambda e: e.name,
+    )
     return FolderListing(path=path, folders=folders)
 
 

@@ -7,7 +7,7 @@ import hashlib
 import os
 import tempfile
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
 from typing import BinaryIO
@@ -31,6 +31,7 @@ class HiddenReason(enum.StrEnum):
     BAD_PREFIX = "bad_prefix"
     TOO_LARGE = "too_large"
     NOT_A_REGULAR_FILE = "not_a_regular_file"
+    NAME_NOT_UTF8 = "name_not_utf8"
 
 
 _EXPLANATIONS = {
@@ -38,6 +39,10 @@ _EXPLANATIONS = {
     HiddenReason.BAD_PREFIX: f"the file name must begin with {PREFIX!r} (case-sensitive)",
     HiddenReason.TOO_LARGE: "the file is larger than the size limit",
     HiddenReason.NOT_A_REGULAR_FILE: "it is not a regular file",
+    HiddenReason.NAME_NOT_UTF8: (
+        "its name is not valid UTF-8 (\ufffd marks the bytes that are not), and usersync "
+        "reads files by their UTF-8 names: rename it (convmv renames files to UTF-8)"
+    ),
 }
 
 
@@ -50,6 +55,22 @@ class RemoteEntry:
     kind: EntryKind
     size: int | None = None
     modified: datetime | None = None  # aware, UTC
+    name_is_utf8: bool = True  # else the name and path show \ufffd for the bytes that are not
+
+
+def utf8_named(entry: RemoteEntry) -> RemoteEntry:
+    """`entry` as a source listed it, its name decoded from UTF-8 with "surrogateescape": as it
+    is when the name is UTF-8, else with \ufffd in its name and path and `name_is_utf8` False.
+    A name that is not UTF-8 cannot be shown, stored or sent back to the server as text."""
+    try:
+        entry.path.encode("utf-8")
+    except UnicodeEncodeError:
+        return replace(entry, name=_shown(entry.name), path=_shown(entry.path), name_is_utf8=False)
+    return entry
+
+
+def _shown(text: str) -> str:
+    return text.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
 
 
 @dataclass(frozen=True)
@@ -73,6 +94,8 @@ def explain(reason: HiddenReason, max_size: int = MAX_FILE_SIZE) -> str:
 
 def hidden_reason(entry: RemoteEntry, max_size: int = MAX_FILE_SIZE) -> HiddenReason | None:
     """Why `entry` is not an importable file, or None when it is one."""
+    if not entry.name_is_utf8:
+        return HiddenReason.NAME_NOT_UTF8
     if entry.kind is not EntryKind.FILE:
         return HiddenReason.NOT_A_REGULAR_FILE
     if not entry.name.lower().endswith(EXTENSION):

@@ -18,8 +18,10 @@ from tests.browse_cases import (
     PREVIEW_COLUMNS,
     PREVIEW_CSV,
     PREVIEW_ROWS,
+    check_names_not_utf8,
     drain,
     put_mixed_files,
+    put_names_not_utf8,
 )
 from tests.cli import key_args, usersync, usersync_in_terminal
 from tests.servers.blackhole import BlackholeServer
@@ -113,6 +115,22 @@ def test_files_lists_eligible_files_and_hidden_ones_with_their_reason(
         "size": 2001,
         "reason": "too_large",
     }
+
+
+def test_a_name_that_is_not_utf8_is_hidden_saying_so_and_the_rest_of_its_folder_lists(
+    sftp: SftpFolder, env: dict[str, str]
+) -> None:
+    put_names_not_utf8(sftp)
+
+    files = usersync(env, "files", sftp.url(), *key_args(sftp), "--json")
+    folders = usersync(env, "folders", sftp.url(), *key_args(sftp), "--json")
+    table = usersync(env, "files", sftp.url(), *key_args(sftp))
+
+    assert (files.exit_code, folders.exit_code, table.exit_code) == (0, 0, 0), files.stderr
+    check_names_not_utf8(sftp, files.json(), folders.json())
+    assert "its name is not valid UTF-8" in table.stdout
+    preview = usersync(env, "preview", sftp.url("userdata_ok.csv"), *key_args(sftp), "--json")
+    assert preview.json()["rows"] == [["1"]]
 
 
 def test_files_table_explains_hidden_files(sftp: SftpFolder, env: dict[str, str]) -> None:

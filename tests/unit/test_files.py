@@ -14,6 +14,7 @@ from usersync.files import (
     format_size,
     hidden_reason,
     require_eligible,
+    utf8_named,
 )
 
 
@@ -100,3 +101,21 @@ def test_format_size() -> None:
     assert format_size(512) == "512 B"
     assert format_size(MAX_FILE_SIZE) == "200 MB"
     assert format_size(1536) == "1.5 KB"
+
+
+def test_a_name_that_is_not_utf8_is_shown_with_replacement_characters_and_hidden_for_it() -> None:
+    listed = file(b"userdata_m\xfcnchen.csv".decode("utf-8", "surrogateescape"))
+
+    entry = utf8_named(listed)
+
+    assert (entry.name, entry.path) == (
+        "userdata_m\ufffdnchen.csv",
+        "/in/userdata_m\ufffdnchen.csv",
+    )
+    assert not entry.name_is_utf8
+    assert hidden_reason(entry) is HiddenReason.NAME_NOT_UTF8
+    with pytest.raises(NotEligible, match="its name is not valid UTF-8"):
+        require_eligible(entry)
+    named = file("userdata_münchen.csv")
+    assert utf8_named(named) is named  # a UTF-8 name, non-ASCII or not, stays as it is
+    assert hidden_reason(named) is None

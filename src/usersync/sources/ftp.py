@@ -38,7 +38,7 @@ from usersync.errors import (
     UsageError,
     UsersyncError,
 )
-from usersync.files import EXTENSION, EntryKind, RemoteEntry
+from usersync.files import EXTENSION, EntryKind, RemoteEntry, utf8_named
 from usersync.sources.base import ClosesOnExit, Timeouts
 from usersync.sources.tls import TRUST_YOUR_CA, tls_context
 from usersync.sources.urls import TlsTrust
@@ -354,11 +354,13 @@ class FtpSource(ClosesOnExit):
         self._enter_folder(path)
         entries = []
         lookups = 0
-        for entry, is_link in self._list_here(path):
-            if is_link:
+        for listed, is_link in self._list_here(path):
+            entry = utf8_named(listed)  # one that is not cannot be asked about: hidden
+            if entry.name_is_utf8 and is_link:
                 entry = self._follow(entry)
             elif (
-                not self._mlsd
+                entry.name_is_utf8
+                and not self._mlsd
                 and entry.kind is EntryKind.FILE
                 and entry.name.lower().endswith(EXTENSION)
                 and lookups < MTIME_LOOKUPS_MAX
@@ -638,10 +640,8 @@ def _check_path(path: str) -> None:
 
 
 def _decode(line: bytes) -> str:
-    try:
-        return line.decode("utf-8")
-    except UnicodeDecodeError:
-        return line.decode("utf-8", errors="replace")
+    # Bytes that are not UTF-8 stay recognizable (files.utf8_named shows them as such).
+    return line.decode("utf-8", errors="surrogateescape")
 
 
 def _features(ftp: ftplib.FTP) -> frozenset[str]:

@@ -31,7 +31,7 @@ from usersync.errors import (
     SourceError,
     UsersyncError,
 )
-from usersync.files import EntryKind, RemoteEntry
+from usersync.files import EntryKind, RemoteEntry, utf8_named
 from usersync.sources.aio import LoopThread, PrefetchingReader
 from usersync.sources.base import ClosesOnExit
 from usersync.sources.base import Timeouts as Timeouts  # where it was first defined
@@ -172,7 +172,7 @@ class SftpSource(ClosesOnExit):
             attrs: asyncssh.SFTPAttrs | None = name.attrs
             if attrs is not None and stat_mod.S_ISLNK(attrs.permissions or 0):
                 attrs = await self._follow(child)
-            entries.append(_entry(filename, child, attrs))
+            entries.append(utf8_named(_entry(filename, child, attrs)))
         return entries
 
     async def _follow(self, path: str) -> asyncssh.SFTPAttrs | None:
@@ -344,7 +344,10 @@ async def _open(
         key = conn.get_server_host_key()
         fingerprint = str(key.get_fingerprint("sha256")) if key is not None else ""
         check.remember()
-        sftp = await asyncio.wait_for(conn.start_sftp_client(), timeouts.io)
+        # A name that is not UTF-8 is listed (files.utf8_named) rather than failing the folder.
+        sftp = await asyncio.wait_for(
+            conn.start_sftp_client(path_errors="surrogateescape"), timeouts.io
+        )
     except UsersyncError:
         conn.close()
         raise

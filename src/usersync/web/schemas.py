@@ -242,7 +242,9 @@ class HiddenFile(BaseModel):
     name: str
     path: str
     size: int | None
-    reason: str = Field(description="not_csv, bad_prefix, too_large or not_a_regular_file.")
+    reason: str = Field(
+        description="not_csv, bad_prefix, too_large, not_a_regular_file or name_not_utf8."
+    )
 
 
 class FileListing(BaseModel):
