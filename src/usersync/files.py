@@ -62,11 +62,18 @@ def utf8_named(entry: RemoteEntry) -> RemoteEntry:
     """`entry` as a source listed it, its name decoded from UTF-8 with "surrogateescape": as it
     is when the name is UTF-8, else with \ufffd in its name and path and `name_is_utf8` False.
     A name that is not UTF-8 cannot be shown, stored or sent back to the server as text."""
+    if is_utf8(entry.path):
+        return entry
+    return replace(entry, name=_shown(entry.name), path=_shown(entry.path), name_is_utf8=False)
+
+
+def is_utf8(name: str) -> bool:
+    """Whether `name`, decoded with "surrogateescape", was UTF-8."""
     try:
-        entry.path.encode("utf-8")
+        name.encode("utf-8")
     except UnicodeEncodeError:
-        return replace(entry, name=_shown(entry.name), path=_shown(entry.path), name_is_utf8=False)
-    return entry
+        return False
+    return True
 
 
 def _shown(text: str) -> str:

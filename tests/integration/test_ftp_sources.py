@@ -340,6 +340,15 @@ def test_a_server_that_refuses_passive_mode_is_said_to(base_env: dict[str, str])
 # --- vsftpd only: links, pipes, permissions, TLS session reuse --------------------------------
 
 
+def test_the_start_folder_is_the_folder_of_the_login_even_after_moving_elsewhere(
+    ftp_folder: FtpFolder, env: dict[str, str]
+) -> None:
+    ftp_folder.mkdir("sub")
+    with open_ftp(ftp_folder, env) as source:
+        source.list_dir(ftp_folder.path("sub"))  # the session is in that folder now
+        assert source.start_folder() == "/"  # both test servers chroot the account
+
+
 def test_vsftpd_hides_a_name_that_is_not_utf8_saying_so_and_lists_the_rest_of_its_folder(
     vsftpd_folder: FtpFolder, base_env: dict[str, str]
 ) -> None:

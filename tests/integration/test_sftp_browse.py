@@ -8,6 +8,7 @@ import os
 import signal
 import subprocess
 import sys
+from contextlib import closing
 from pathlib import Path
 from typing import BinaryIO
 
@@ -496,6 +497,24 @@ def open_big_file(server: SshServer, env: dict[str, str]) -> tuple[Source, Binar
     stream = source.open(location.path)
     assert stream.read(1000)
     return source, stream
+
+
+def open_on(server: SshServer, env: dict[str, str]) -> Source:
+    return open_source(
+        parse_remote_url(server.url("/")),
+        Credentials(key_path=str(server.client_key_path)),
+        HostKeyPolicy(known_hosts=(server.known_hosts_path,)),
+        load_settings(env),
+    )
+
+
+def test_the_start_folder_is_where_the_servers_sessions_start(
+    sftp: SftpFolder, env: dict[str, str]
+) -> None:
+    with closing(open_on(sftp.server, env)) as chrooted:
+        assert chrooted.start_folder() == "/"
+    with SshServer(start_folder="/home/alice") as server, closing(open_on(server, env)) as source:
+        assert source.start_folder() == "/home/alice"
 
 
 def test_server_killed_mid_read_gives_a_clear_error(

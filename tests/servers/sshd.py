@@ -209,7 +209,8 @@ register_stale_cleaner(
 
 
 class SshServer(FileServer):
-    """A real sshd (SFTP only, chrooted) on 127.0.0.1 and a free port. Root only.
+    """A real sshd (SFTP only, chrooted) on 127.0.0.1 and a free port. Root only. Sessions
+    start in `/`, or in `start_folder` (as a non-chrooted account starts in its home).
 
     Attributes after `start()`: `host`, `port`, `username`, `password`, `root` (the local
     folder the client sees as `/`), `client_key_path` (ed25519), `client_key_rsa_path`,
@@ -232,9 +233,12 @@ class SshServer(FileServer):
     log_name = "sshd.log"
     cwd = "/"
 
-    def __init__(self, *, start_timeout: float = START_TIMEOUT) -> None:
+    def __init__(
+        self, *, start_timeout: float = START_TIMEOUT, start_folder: str | None = None
+    ) -> None:
         super().__init__(start_timeout=start_timeout)
         self._host_public_keys: list[str] = []
+        self._start_folder = start_folder  # where sessions start (made): sftp-server -d
 
     @property
     def scheme(self) -> str:
@@ -269,6 +273,8 @@ class SshServer(FileServer):
         os.chmod(self.authorized_keys_path, 0o644)
         self._make_root()
         self.mkdir("/upload", writable=True)
+        if self._start_folder is not None:
+            self.mkdir(self._start_folder)
 
     def _config_text(self, port: int) -> str:
         assert self._dir is not None
@@ -303,7 +309,8 @@ class SshServer(FileServer):
             "PermitUserEnvironment no",
             "Subsystem sftp internal-sftp",
             f"ChrootDirectory {self.root}",
-            "ForceCommand internal-sftp",
+            "ForceCommand internal-sftp"
+            + ("" if self._start_folder is None else f" -d {self._start_folder}"),
         ]
         if openssh_version() >= (9, 8):
             # Newer sshd penalise a source address after failed logins: tests fail logins

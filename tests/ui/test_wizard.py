@@ -15,7 +15,7 @@ from playwright.sync_api import Locator, Page, expect
 
 from tests.apiclient import Workspace
 from tests.hooks import signature, webhook_receiver
-from tests.servers.sshd import SftpFolder
+from tests.servers.sshd import SftpFolder, SshServer
 from tests.ui.conftest import LiveApp
 from tests.ui.steps import confirmed_connection, sign_in
 from usersync.store import UserStore, properties, syncs
@@ -765,3 +765,21 @@ def test_a_wizard_step_that_is_no_longer_kept_starts_the_wizard_again_saying_why
     expect(page.get_by_role("alert")).to_contain_text("That step of the wizard is no longer kept")
     page.goto(kept)
     expect(page.get_by_role("heading", name="Map properties", level=1)).to_be_visible()
+
+
+def test_a_new_sync_starts_in_the_accounts_home_folder(
+    page: Page, live: LiveApp, workspace: Workspace
+) -> None:
+    with SshServer(start_folder="/home/alice") as server:
+        home = server.folder("/home/alice")
+        home.put("userdata_people.csv", PEOPLE)
+        connection = confirmed_connection(live, workspace, home, "Alice's server")
+        sign_in(page, workspace.token)
+        page.goto(f"/integrations/{connection.id}/sync/new")
+
+        expect(page.get_by_role("radio", name="/home/alice (your home folder)")).to_be_checked()
+        page.get_by_role("button", name="Fetch files").click()
+        expect(page.get_by_role("radio", name=re.compile("^userdata_people.csv"))).to_be_checked()
+        next_step(page, "Map properties")
+        from_map_to_import(page)
+        expect(page.get_by_role("main")).to_contain_text("/home/alice/userdata_people.csv")

@@ -3,10 +3,11 @@ and what every store's implementation shares (its timeouts, `with` closing it)."
 
 from __future__ import annotations
 
+import posixpath
 from dataclasses import dataclass
 from typing import BinaryIO, Protocol, Self
 
-from usersync.files import RemoteEntry
+from usersync.files import RemoteEntry, is_utf8
 
 
 @dataclass(frozen=True)
@@ -30,6 +31,11 @@ class Source(Protocol):
         """The entry at `path`, following links."""
         ...
 
+    def start_folder(self) -> str:
+        """The folder a session starts in (the account's home folder, as file clients open
+        it), or "/" when the server has none, or cannot say."""
+        ...
+
     def open(self, path: str) -> BinaryIO:
         """A readable binary stream of the file at `path`; the caller closes it."""
         ...
@@ -45,6 +51,14 @@ class Source(Protocol):
     def close(self) -> None:
         """Disconnect. Safe to call more than once."""
         ...
+
+
+def start_folder_of(path: str | None) -> str:
+    """The start folder a server gave as `path`, normalized; "/" unless it is an absolute path
+    in UTF-8 (what a server may give otherwise cannot be browsed)."""
+    if not path or not path.startswith("/") or not is_utf8(path):
+        return "/"
+    return "/" + posixpath.normpath(path).lstrip("/")
 
 
 class ClosesOnExit:

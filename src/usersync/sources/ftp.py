@@ -39,7 +39,7 @@ from usersync.errors import (
     UsersyncError,
 )
 from usersync.files import EXTENSION, EntryKind, RemoteEntry, utf8_named
-from usersync.sources.base import ClosesOnExit, Timeouts
+from usersync.sources.base import ClosesOnExit, Timeouts, start_folder_of
 from usersync.sources.tls import TRUST_YOUR_CA, tls_context
 from usersync.sources.urls import TlsTrust
 from usersync.streams import ChunkReader
@@ -145,6 +145,7 @@ class FtpSource(ClosesOnExit):
         self._features: frozenset[str] = frozenset()
         self._mlsd = False
         self._transfer: _Download | None = None
+        self._start_folder: str | None = None  # as the first login found it
 
     @classmethod
     def connect(
@@ -191,6 +192,8 @@ class FtpSource(ClosesOnExit):
             if "UTF8" in self._features:
                 with contextlib.suppress(ftplib.Error):
                     ftp.sendcmd("OPTS UTF8 ON")  # some servers send UTF-8 names only then
+            if self._start_folder is None:  # before any CWD: the account's home folder
+                self._start_folder = _working_folder(ftp)
         except BaseException:
             ftp.close()
             raise
@@ -371,6 +374,9 @@ class FtpSource(ClosesOnExit):
                     entry = dataclasses.replace(entry, modified=modified)
             entries.append(entry)
         return entries
+
+    def start_folder(self) -> str:
+        return self._start_folder or "/"
 
     def stat(self, path: str) -> RemoteEntry:
         _check_path(path)
@@ -642,6 +648,14 @@ def _check_path(path: str) -> None:
 def _decode(line: bytes) -> str:
     # Bytes that are not UTF-8 stay recognizable (files.utf8_named shows them as such).
     return line.decode("utf-8", errors="surrogateescape")
+
+
+def _working_folder(ftp: ftplib.FTP) -> str:
+    """PWD's folder, "/" if the server cannot say (or says it in another encoding)."""
+    try:
+        return start_folder_of(ftp.pwd())
+    except (ftplib.Error, UnicodeError):
+        return "/"
 
 
 def _features(ftp: ftplib.FTP) -> frozenset[str]:

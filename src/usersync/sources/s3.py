@@ -339,6 +339,9 @@ class S3Source(ClosesOnExit):
             )
         return entries
 
+    def start_folder(self) -> str:
+        return "/"  # a bucket has no home folder: its top level
+
     def stat(self, path: str) -> RemoteEntry:
         name = posixpath.basename(path.rstrip("/")) or "/"
         if not _key(path):

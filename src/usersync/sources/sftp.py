@@ -33,7 +33,7 @@ from usersync.errors import (
 )
 from usersync.files import EntryKind, RemoteEntry, utf8_named
 from usersync.sources.aio import LoopThread, PrefetchingReader
-from usersync.sources.base import ClosesOnExit
+from usersync.sources.base import ClosesOnExit, start_folder_of
 from usersync.sources.base import Timeouts as Timeouts  # where it was first defined
 from usersync.sources.hostkeys import HostKeyCheck, HostKeyPolicy, host_entry_name
 
@@ -180,6 +180,13 @@ class SftpSource(ClosesOnExit):
             return await self._call(self._sftp.stat(path), path, "following a link")
         except (RemotePathNotFound, RemotePermissionDenied):
             return None  # a broken link: listed as "not a regular file"
+
+    def start_folder(self) -> str:
+        try:
+            home = self._loop.run(self._call(self._sftp.realpath("."), ".", "finding its home"))
+        except UsersyncError:
+            return "/"
+        return start_folder_of(home)
 
     def stat(self, path: str) -> RemoteEntry:
         attrs = self._loop.run(self._call(self._sftp.stat(path), path, "reading its size"))

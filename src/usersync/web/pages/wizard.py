@@ -50,11 +50,15 @@ def source_page(
     problem = None
     folders = []
     listing = None
+    home = ""
     try:
         with services.connect(session.workspace_id, connection_id) as source:
             folders = list_folders(source, "/").folders
             if draft.folder.startswith("/"):
                 listing = list_files(source, draft.folder, services.settings.max_file_size)
+            else:  # a new sync: its folder is first the account's home, as file clients open
+                home = source.start_folder()
+                draft = draft.model_copy(update={"folder": home})
     except UsersyncError as failed:
         problem = failed.message
     return render(
@@ -67,6 +71,7 @@ def source_page(
         error=problem,
         node_id=node_id,
         draft=draft,
+        home=home,
         errors=errors,
         listing=listing,
         reasons=_reasons(listing, services.settings.max_file_size) if listing else [],
