@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import csv
 import io
+import json
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -46,15 +48,18 @@ def recorder(sftp: SftpFolder, caplog: pytest.LogCaptureFixture) -> Iterator[Rec
         yield recorder
 
 
-def sftp_connection(api: Api, sftp: SftpFolder, **overrides: Any) -> dict[str, Any]:
-    body = {
+def sftp_body(sftp: SftpFolder) -> dict[str, Any]:
+    return {
         "name": "test sshd",
         "host": sftp.host,
         "port": sftp.port,
         "username": sftp.username,
         "password": sftp.password,
-        **overrides,
     }
+
+
+def sftp_connection(api: Api, sftp: SftpFolder, **overrides: Any) -> dict[str, Any]:
+    body = {**sftp_body(sftp), **overrides}
     created: dict[str, Any] = ok(api.post("/api/connections", json=body), 201)
     return created
 
@@ -263,6 +268,49 @@ def test_a_stored_encrypted_private_key_logs_in(api: Api, sftp: SftpFolder) -> N
     assert connection["has_private_key"] is True
     assert connection["has_password"] is False
     assert outcome["ok"] is True, outcome["message"]
+
+
+def test_a_key_pair_usersync_makes_logs_in_once_its_public_key_is_authorized(
+    api: Api, sftp: SftpFolder
+) -> None:
+    connection = confirmed_connection(api, sftp, password=None, generate_key=True)
+    url = f"/api/connections/{connection['id']}"
+    public_key = connection["public_key"]
+
+    assert connection["has_private_key"] is True
+    assert re.fullmatch(r"ssh-ed25519 [A-Za-z0-9+/]+=* usersync test sshd", public_key)
+    assert "PRIVATE" not in json.dumps(connection)
+    assert ok(api.post(f"{url}/test"))["ok"] is False  # not authorized yet
+    with sftp.server.authorizing(public_key):
+        outcome = ok(api.post(f"{url}/test"))
+        assert outcome["ok"] is True, outcome["message"]
+    assert ok(api.get(url))["public_key"] == public_key
+
+    renewed = ok(api.patch(url, json={"generate_key": True}))
+    assert renewed["public_key"] != public_key
+    assert renewed["public_key"].endswith(" usersync test sshd")
+    both = {**sftp_body(sftp), "private_key": "x", "generate_key": True}
+    refused = api.post("/api/connections", json=both)
+    assert error_of(refused, 422)["message"] == "give either private_key or generate_key, not both"
+
+
+def test_a_password_connection_has_no_public_key_and_a_stored_key_shows_its_own(
+    api: Api, sftp: SftpFolder
+) -> None:
+    with_password = sftp_connection(api, sftp)
+    key = Path(sftp.client_key_encrypted_path).read_text()
+    with_key = sftp_connection(
+        api,
+        sftp,
+        name="with a key",
+        password=None,
+        private_key=key,
+        key_passphrase=sftp.client_key_passphrase,
+    )
+
+    assert with_password["public_key"] is None
+    [line] = Path(f"{sftp.client_key_encrypted_path}.pub").read_text().splitlines()
+    assert with_key["public_key"].split()[:2] == line.split()[:2]
 
 
 def test_a_mapping_is_checked_against_the_files_header_when_it_can_be_read(

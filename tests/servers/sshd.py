@@ -23,6 +23,8 @@ import re
 import shutil
 import subprocess
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from tests.servers import (
@@ -359,6 +361,18 @@ class SshServer(FileServer):
     @property
     def authorized_keys_path(self) -> Path:
         return self._need_dir() / "authorized_keys"
+
+    @contextmanager
+    def authorizing(self, public_key: str) -> Iterator[None]:
+        """Within the block the server also lets in the key of `public_key` (an OpenSSH
+        public key line), as an administrator adding it to authorized_keys would."""
+        path = self.authorized_keys_path
+        before = path.read_text()
+        path.write_text(before + public_key.strip() + "\n")
+        try:
+            yield
+        finally:
+            path.write_text(before)
 
     @property
     def known_hosts_path(self) -> Path:

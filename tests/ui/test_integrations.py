@@ -143,6 +143,31 @@ def test_a_private_key_file_logs_in_once_the_host_key_is_confirmed(
     expect(page.get_by_role("status")).to_contain_text("Connected to With a key")
 
 
+def test_a_key_pair_usersync_makes_shows_its_public_key_until_the_server_lets_it_in(
+    page: Page, workspace: Workspace, sftp: SftpFolder
+) -> None:
+    sign_in(page, workspace.token)
+    fill_sftp_form(page, sftp, "Made key")
+    page.get_by_role("radio", name="a key pair usersync makes").check()
+    expect(page.get_by_text("When you save, usersync makes an ed25519 key pair")).to_be_visible()
+    expect(page.get_by_label("Private key file")).to_be_hidden()
+    expect(page.get_by_label(re.compile("^Password"))).to_be_hidden()
+
+    page.get_by_role("button", name="Test connection").click()
+    public_key = page.locator("#public-key")
+    expect(public_key).to_have_text(re.compile(r"^ssh-ed25519 \S+ usersync Made key$"))
+    page.get_by_role("button", name="Confirm and connect").click()
+    expect(page.get_by_role("alert")).to_contain_text("refused the login")
+    line = public_key.inner_text()
+
+    with sftp.server.authorizing(line):
+        page.get_by_role("button", name="Test again").click()
+        expect(page.get_by_role("status")).to_contain_text("Connected to sftp://")
+    expect(public_key).to_be_hidden()  # it is in, as the server says
+    page.goto(page.url.replace("/verify", "/edit"))
+    expect(page.locator("#public-key")).to_have_text(line)
+
+
 def test_the_source_step_expands_folders_fetches_files_and_previews_one(
     page: Page, workspace: Workspace, sftp: SftpFolder
 ) -> None:

@@ -24,6 +24,7 @@ from usersync.enums import ConnectionKind
 from usersync.errors import Conflict, NotFound, UsageError
 from usersync.schema import connections, syncs, utcnow
 from usersync.secretbox import SecretBox
+from usersync.sources.clientkeys import public_key_of
 from usersync.sources.connect import Credentials
 from usersync.sources.hostkeys import check_fingerprint
 from usersync.sources.urls import DEFAULT_PORTS
@@ -80,6 +81,8 @@ class Connection:
     has_private_key: bool
     created_at: datetime
     updated_at: datetime
+    # The OpenSSH public key of its private key (for the server's authorized_keys), if any.
+    public_key: str | None = None
 
 
 @dataclass(frozen=True, repr=False)
@@ -162,6 +165,9 @@ def _connection(row: sa.Row[Any], box: SecretBox) -> Connection:
 def _unsealed(row: sa.Row[Any], box: SecretBox) -> tuple[Connection, Credentials]:
     """The row as a Connection (which secrets are set) and its Credentials: one decryption."""
     secrets = box.open(row.secrets) if row.secrets else {}
+    public_key = secrets.get("public_key")
+    if public_key is None and secrets.get("private_key") and not secrets.get("key_passphrase"):
+        public_key = public_key_of(secrets["private_key"], None)  # sealed before it was kept
     credentials = Credentials(
         password=secrets.get("password"),
         private_key=secrets.get("private_key"),
@@ -181,11 +187,18 @@ def _unsealed(row: sa.Row[Any], box: SecretBox) -> tuple[Connection, Credentials
         has_private_key=bool(credentials.private_key),
         created_at=row.created_at,
         updated_at=row.updated_at,
+        public_key=public_key,
     ), credentials
 
 
 def _seal(box: SecretBox, secrets: Mapping[str, str | None]) -> str | None:
-    kept = {name: value for name, value in secrets.items() if value}
+    """The secrets, encrypted, with the public key of the private key (read once, here: an
+    encrypted key takes its passphrase's key derivation, up to a second)."""
+    kept = {name: value for name in SECRET_FIELDS if (value := secrets.get(name))}
+    if "private_key" in kept:
+        public_key = public_key_of(kept["private_key"], kept.get("key_passphrase"))
+        if public_key is not None:
+            kept["public_key"] = public_key
     return box.seal(kept) if kept else None
 
 

@@ -171,6 +171,12 @@ class ConnectionCreate(Input):
     password: Secret | None = None
     private_key: Secret | None = Field(default=None, description="OpenSSH or PEM private key.")
     key_passphrase: Secret | None = None
+    generate_key: bool = Field(
+        default=False,
+        description="sftp: usersync makes an ed25519 key pair to log in with, instead of a "
+        "private_key; give the answer's public_key to the server's administrator, for the "
+        "account's ~/.ssh/authorized_keys.",
+    )
     options: ConnectionOptions | None = None
     host_key_fingerprint: Fingerprint | None = Field(
         default=None,
@@ -188,6 +194,10 @@ class ConnectionUpdate(Input):
     password: Secret | None = optional(description='null or "" removes it.')
     private_key: Secret | None = optional(description='null or "" removes it.')
     key_passphrase: Secret | None = optional(description='null or "" removes it.')
+    generate_key: bool = optional(
+        description="true: a new ed25519 key pair that usersync makes replaces the private key "
+        "(its public_key is in the answer)."
+    )
     options: ConnectionOptions | None = optional()
     host_key_fingerprint: Fingerprint | None = optional(
         description="Confirms the server's host key (as the test showed it); null forgets it."
@@ -205,6 +215,10 @@ class ConnectionPublic(Output):
     options: dict[str, Any]
     has_password: bool
     has_private_key: bool
+    public_key: str | None = Field(
+        description="sftp: the OpenSSH public key of the private key, for the account's "
+        "~/.ssh/authorized_keys on the server (not a secret); null without a key."
+    )
     created_at: Timestamp
     updated_at: Timestamp
 

@@ -3,7 +3,7 @@ key, and browsing (folders, files, preview) once that key is confirmed."""
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query, Request, Response
 
@@ -17,7 +17,9 @@ from usersync.browse import (
     preview_file,
 )
 from usersync.connectivity import test_connection
+from usersync.errors import UsageError
 from usersync.reader import CsvOptions, named_delimiter
+from usersync.sources.clientkeys import make_private_key
 from usersync.store import connections
 from usersync.store.connections import NewConnection
 from usersync.web.api._common import (
@@ -79,11 +81,20 @@ def create_connection(
     services: ServicesDep,
     ws: WorkspaceDep,
 ) -> ConnectionPublic:
-    created = connections.create(
-        services.engine, services.box, ws, NewConnection(**reveal(body, exclude_unset=False))
-    )
+    values = with_made_key(reveal(body, exclude_unset=False), body.name)
+    created = connections.create(services.engine, services.box, ws, NewConnection(**values))
     response.headers["Location"] = str(request.url_for("get_connection", connection_id=created.id))
     return ConnectionPublic.model_validate(created)
+
+
+def with_made_key(values: dict[str, Any], name: str) -> dict[str, Any]:
+    """`values` without `generate_key`, and when it is true, with a private key that usersync
+    makes (see usersync.sources.clientkeys) for the connection `name`."""
+    if not values.pop("generate_key", False):
+        return values
+    if values.get("private_key"):
+        raise UsageError("give either private_key or generate_key, not both")
+    return {**values, "private_key": make_private_key(f"usersync {name}"), "key_passphrase": None}
 
 
 @router.get(
@@ -111,6 +122,10 @@ def update_connection(
     connection_id: ResourceId, body: ConnectionUpdate, services: ServicesDep, ws: WorkspaceDep
 ) -> ConnectionPublic:
     changes = reveal(body, exclude_unset=True)
+    if changes.get("generate_key"):
+        name = connections.get(services.engine, services.box, ws, connection_id).name
+        changes = with_made_key(changes, changes.get("name") or name)
+    changes.pop("generate_key", None)
     updated = connections.update(services.engine, services.box, ws, connection_id, changes)
     return ConnectionPublic.model_validate(updated)
 

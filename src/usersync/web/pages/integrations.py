@@ -14,6 +14,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from usersync.connectivity import TestOutcome, host_key_pending, location_of, test_connection
 from usersync.enums import ConnectionKind
 from usersync.errors import Conflict, UsageError
+from usersync.sources.clientkeys import make_private_key
 from usersync.sources.urls import DEFAULT_PORTS
 from usersync.store import connections, runs, syncs
 from usersync.store._bind import writing
@@ -139,6 +140,8 @@ async def _read_key(upload: UploadFile | None) -> tuple[str | None, str | None]:
 
 
 KINDS = tuple(kind.value for kind in ConnectionKind)
+# How an SFTP connection logs in: a password, a private key given, or a key pair usersync makes.
+AUTHS = ("password", "key", "generate")
 TLS_KINDS = frozenset({ConnectionKind.FTPS.value, ConnectionKind.S3.value})
 
 
@@ -202,7 +205,7 @@ async def _connect_form(
         "host": host.strip(),
         "port": "" if s3 else port.strip(),
         "username": username.strip(),
-        "auth": auth if kind == ConnectionKind.SFTP and auth in ("password", "key") else "password",
+        "auth": auth if kind == ConnectionKind.SFTP and auth in AUTHS else "password",
         "endpoint_url": endpoint_url.strip(),
         "region": region.strip(),
         "bucket": bucket.strip(),
@@ -281,8 +284,12 @@ def _form_errors(form: ConnectForm, stored: Connection | None = None) -> dict[st
     return errors
 
 
-def _secrets(form: ConnectForm) -> dict[str, str | None]:
-    """The secrets the form gives (none given: the stored ones stay)."""
+def _secrets(form: ConnectForm, name: str) -> dict[str, str | None]:
+    """The secrets the form gives (none given: the stored ones stay); a key pair made for the
+    connection `name`, if the form asks for one."""
+    if form.values["auth"] == "generate":
+        made = make_private_key(f"usersync {name}")
+        return {"private_key": made, "key_passphrase": None, "password": None}
     if form.values["auth"] == "password":
         return {"password": form.password, "private_key": None} if form.password else {}
     if form.key_text is None:
@@ -313,9 +320,10 @@ def connect(
     errors = _form_errors(form)
     if errors:
         return _connect_page(request, session, values, errors, 422)
-    secrets = _secrets(form)
+    name = values["name"] or _default_name(form)
+    secrets = _secrets(form, name)
     new = NewConnection(
-        name=values["name"] or _default_name(form),
+        name=name,
         kind=form.kind,
         host=values["host"],
         port=form.port(),
@@ -390,12 +398,14 @@ def save(
     errors = _form_errors(form, stored)
     if errors:
         return _connect_page(request, session, values, errors, 422, editing=stored)
+    name = values["name"] or _default_name(form)
+    secrets = _secrets(form, name)
     changes: dict[str, object] = {
-        "name": values["name"] or _default_name(form),
+        "name": name,
         "host": values["host"],
         "port": form.port() or DEFAULT_PORTS.get(stored.kind, stored.port),
         "username": values["username"],
-        **_secrets(form),
+        **secrets,
     }
     options = _edited_options(stored, form, forget_ca)
     if options is not None:
@@ -406,7 +416,7 @@ def save(
         return _connect_page(request, session, values, {"name": error.message}, 409, editing=stored)
     except UsageError as error:
         return _connect_page(request, session, values, {"form": error.message}, 422, editing=stored)
-    login_changed = bool(_secrets(form)) or values["username"] != stored.username
+    login_changed = bool(secrets) or values["username"] != stored.username
     if host_key_pending(saved) or login_changed:
         # A new server is tested to confirm its key; a new login, to see that it works.
         return RedirectResponse(f"/integrations/{connection_id}/verify", status_code=303)

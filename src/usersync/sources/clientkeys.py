@@ -1,0 +1,29 @@
+"""SSH key pairs for logging in to SFTP servers: the ones usersync makes, so that nobody has
+to handle a private key (the server's administrator adds the public key to the account's
+`~/.ssh/authorized_keys`), and the public half of any stored private key, to show.
+
+    private_key = make_private_key("usersync acme-exports")   # OpenSSH text, unencrypted
+    public_key_of(private_key, passphrase=None)              # "ssh-ed25519 AAAA... usersync ..."
+"""
+
+from __future__ import annotations
+
+import asyncssh
+
+KEY_TYPE = "ssh-ed25519"  # short, fast, and accepted by every OpenSSH since 6.5 (2014)
+
+
+def make_private_key(comment: str) -> str:
+    """A new ed25519 private key in OpenSSH format, not encrypted (it is stored encrypted)."""
+    key = asyncssh.generate_private_key(KEY_TYPE, comment=comment)
+    return bytes(key.export_private_key("openssh")).decode("ascii")
+
+
+def public_key_of(private_key: str, passphrase: str | None) -> str | None:
+    """The OpenSSH public key line of `private_key`, or None if it cannot be read (the
+    connection test says why when it logs in)."""
+    try:
+        key = asyncssh.import_private_key(private_key, passphrase)
+    except (asyncssh.KeyImportError, asyncssh.KeyEncryptionError, ValueError):
+        return None
+    return bytes(key.export_public_key("openssh")).decode("ascii").strip()
