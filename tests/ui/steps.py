@@ -71,3 +71,12 @@ def confirmed_connection(
         created.id,
         {"host_key_fingerprint": offered.host_key_fingerprint},
     )
+
+
+def copied(page: Page, button: str, live: LiveApp) -> str:
+    """What the button `button` puts on the clipboard (which the page may then read)."""
+    page.context.grant_permissions(["clipboard-read", "clipboard-write"], origin=live.url)
+    page.get_by_role("button", name=button).click()
+    expect(page.get_by_role("button", name="Copied")).to_be_visible()
+    text: str = page.evaluate("navigator.clipboard.readText()")
+    return text

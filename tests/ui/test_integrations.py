@@ -18,6 +18,7 @@ from tests.servers.sshd import SftpFolder
 from tests.ui.conftest import LiveApp
 from tests.ui.steps import (
     confirmed_connection,
+    copied,
     fill_sftp_form,
     fingerprints,
     open_edit,
@@ -144,7 +145,7 @@ def test_a_private_key_file_logs_in_once_the_host_key_is_confirmed(
 
 
 def test_a_key_pair_usersync_makes_shows_its_public_key_until_the_server_lets_it_in(
-    page: Page, workspace: Workspace, sftp: SftpFolder
+    page: Page, live: LiveApp, workspace: Workspace, sftp: SftpFolder
 ) -> None:
     sign_in(page, workspace.token)
     fill_sftp_form(page, sftp, "Made key")
@@ -159,6 +160,7 @@ def test_a_key_pair_usersync_makes_shows_its_public_key_until_the_server_lets_it
     page.get_by_role("button", name="Confirm and connect").click()
     expect(page.get_by_role("alert")).to_contain_text("refused the login")
     line = public_key.inner_text()
+    assert copied(page, "Copy the public key", live) == line
 
     with sftp.server.authorizing(line):
         page.get_by_role("button", name="Test again").click()

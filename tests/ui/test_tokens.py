@@ -11,7 +11,7 @@ from playwright.sync_api import Page, expect
 
 from tests.apiclient import Workspace, new_workspace
 from tests.ui.conftest import LiveApp
-from tests.ui.steps import sign_in
+from tests.ui.steps import copied, sign_in
 from usersync.store import tokens
 
 pytestmark = pytest.mark.integration
@@ -43,6 +43,7 @@ def test_a_token_made_in_the_ui_is_shown_once_works_and_is_revoked(
     token = page.locator("#new-token").inner_text()
     assert token.startswith("ust_")
     expect(page.get_by_text("Copy it now: it is not shown again.")).to_be_visible()
+    assert copied(page, "Copy the token", live) == token
     assert api_status(live, token) == 200
 
     page.reload()  # makes no second token, and shows this one no more

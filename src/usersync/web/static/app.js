@@ -76,3 +76,24 @@ document.addEventListener("change", (event) => {
     for (const field of row.querySelectorAll("input, select")) field.disabled = holdsId;
   }
 });
+
+// "Copy" buttons (data-copy: the id of the element whose text they copy). Where the browser
+// keeps the clipboard from the page (an http:// address other than localhost), the text is
+// selected instead, for Ctrl+C.
+document.addEventListener("click", async (event) => {
+  const button = event.target.closest("[data-copy]");
+  if (!button) return;
+  const source = document.getElementById(button.dataset.copy);
+  const label = button.dataset.label || button.textContent;
+  button.dataset.label = label;
+  try {
+    await navigator.clipboard.writeText(source.textContent.trim());
+    button.textContent = "Copied";
+  } catch {
+    window.getSelection().selectAllChildren(source);
+    button.textContent = "Selected: press Ctrl+C";
+  }
+  setTimeout(() => {
+    button.textContent = label;
+  }, 3000);
+});
