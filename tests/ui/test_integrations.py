@@ -240,7 +240,9 @@ def test_a_new_password_is_tested_when_saved_and_a_refused_login_offers_the_edit
     page.get_by_role("button", name="Save").click()
     expect(page.get_by_role("status")).to_contain_text("Connected to")
     page.get_by_role("button", name="Back to integrations").click()
-    page.get_by_role("link", name="Test Files").click()  # a confirmed one can be tested too
+    page.get_by_role(
+        "link", name="Test connection to Files"
+    ).click()  # a confirmed one can be tested too
     expect(page.get_by_role("status")).to_contain_text("Connected to")
 
 
