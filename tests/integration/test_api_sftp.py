@@ -292,6 +292,9 @@ def test_a_key_pair_usersync_makes_logs_in_once_its_public_key_is_authorized(
     both = {**sftp_body(sftp), "private_key": "x", "generate_key": True}
     refused = api.post("/api/connections", json=both)
     assert error_of(refused, 422)["message"] == "give either private_key or generate_key, not both"
+    ftp = {**sftp_body(sftp), "kind": "ftp", "generate_key": True}
+    message = error_of(api.post("/api/connections", json=ftp), 422)["message"]
+    assert message == "generate_key: ftp connections log in with a password, not a key"
 
 
 def test_a_password_connection_has_no_public_key_and_a_stored_key_shows_its_own(

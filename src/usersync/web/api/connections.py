@@ -17,6 +17,7 @@ from usersync.browse import (
     preview_file,
 )
 from usersync.connectivity import test_connection
+from usersync.enums import ConnectionKind
 from usersync.errors import UsageError
 from usersync.reader import CsvOptions, named_delimiter
 from usersync.sources.clientkeys import make_private_key
@@ -81,17 +82,19 @@ def create_connection(
     services: ServicesDep,
     ws: WorkspaceDep,
 ) -> ConnectionPublic:
-    values = with_made_key(reveal(body, exclude_unset=False), body.name)
+    values = with_made_key(reveal(body, exclude_unset=False), body.name, body.kind)
     created = connections.create(services.engine, services.box, ws, NewConnection(**values))
     response.headers["Location"] = str(request.url_for("get_connection", connection_id=created.id))
     return ConnectionPublic.model_validate(created)
 
 
-def with_made_key(values: dict[str, Any], name: str) -> dict[str, Any]:
+def with_made_key(values: dict[str, Any], name: str, kind: str) -> dict[str, Any]:
     """`values` without `generate_key`, and when it is true, with a private key that usersync
-    makes (see usersync.sources.clientkeys) for the connection `name`."""
+    makes (see usersync.sources.clientkeys) for the connection `name` of `kind`."""
     if not values.pop("generate_key", False):
         return values
+    if kind != ConnectionKind.SFTP:
+        raise UsageError(f"generate_key: {kind} connections log in with a password, not a key")
     if values.get("private_key"):
         raise UsageError("give either private_key or generate_key, not both")
     return {**values, "private_key": make_private_key(f"usersync {name}"), "key_passphrase": None}
@@ -123,8 +126,9 @@ def update_connection(
 ) -> ConnectionPublic:
     changes = reveal(body, exclude_unset=True)
     if changes.get("generate_key"):
-        name = connections.get(services.engine, services.box, ws, connection_id).name
-        changes = with_made_key(changes, changes.get("name") or name)
+        stored = connections.get(services.engine, services.box, ws, connection_id)
+        name, kind = changes.get("name") or stored.name, changes.get("kind") or stored.kind
+        changes = with_made_key(changes, name, kind)
     changes.pop("generate_key", None)
     updated = connections.update(services.engine, services.box, ws, connection_id, changes)
     return ConnectionPublic.model_validate(updated)
