@@ -13,7 +13,7 @@ from typing import Any
 import click
 from sqlalchemy import Engine
 
-from usersync import __version__, db, demo
+from usersync import __version__, db, demo, logs
 from usersync.browse import (
     DELIMITER_WORDS,
     PREVIEW_ROWS,
@@ -151,7 +151,9 @@ def serve(host: str, port: int, db_url: str | None) -> None:
     app = create_app(settings)
     for line in lines:
         click.echo(line)
-    uvicorn.run(app, host=host, port=port, log_level="info")
+    # The app's own lines (its worker's runs) as well as uvicorn's, in one format.
+    logs.configure(settings.log_format)
+    uvicorn.run(app, host=host, port=port, log_level="info", log_config=None)
 
 
 def _check_free(host: str, port: int) -> None:

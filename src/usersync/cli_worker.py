@@ -10,13 +10,15 @@ from types import FrameType
 
 import click
 
-from usersync import db
+from usersync import db, logs
 from usersync.cli_import import db_option
 from usersync.cli_output import handle_errors, stop_on_sigterm
 from usersync.config import load_settings
 from usersync.secretbox import SecretBox
 from usersync.service import open_database
 from usersync.worker import Worker
+
+log = logging.getLogger(__name__)
 
 
 @click.command()
@@ -25,17 +27,15 @@ from usersync.worker import Worker
 def worker(db_url: str | None) -> None:
     """Run due syncs and queued runs until stopped (SIGTERM or Ctrl-C lets the current run
     finish first; a second one stops at once, and the run is rolled back)."""
-    logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
     settings = load_settings(db_url=db_url)
+    logs.configure(settings.log_format)
     stop = threading.Event()
 
     def finish(signum: int, _frame: FrameType | None) -> None:
-        click.echo(
-            f"{signal.Signals(signum).name}: finishing the current run and its webhook call, "
-            "then stopping (send it again to stop at once)",
-            err=True,
+        log.info(
+            "%s: finishing the current run and its webhook call, then stopping (send it "
+            "again to stop at once)",
+            signal.Signals(signum).name,
         )
         stop.set()
         # Again: stop where it is, through the same cleanup as Ctrl-C (the run is recorded
@@ -48,5 +48,5 @@ def worker(db_url: str | None) -> None:
     with open_database(settings) as engine:
         box = SecretBox.from_settings(settings)
         runner = Worker(settings, engine, box)
-        click.echo(f"usersync worker {runner.name}: data in {db.describe(engine)}", err=True)
+        log.info("usersync worker %s: data in %s", runner.name, db.describe(engine))
         runner.run(stop)

@@ -13,6 +13,7 @@ import platformdirs
 
 from usersync.errors import UsageError
 from usersync.files import MAX_FILE_SIZE
+from usersync.logs import LOG_FORMATS
 
 T = TypeVar("T")
 
@@ -38,6 +39,7 @@ class Settings:
     # USERSYNC_KEEP_REJECTED_RUNS: of how many of a sync's newest runs that rejected rows
     # those rows are kept ("all": every run's).
     keep_rejected_runs: int | None = KEEP_REJECTED_RUNS
+    log_format: str = "text"  # USERSYNC_LOG_FORMAT: how serve and worker log (text or json)
 
     @property
     def secret_key_path(self) -> Path:
@@ -116,7 +118,14 @@ def load_settings(env: Mapping[str, str] | None = None, *, db_url: str | None = 
         keep_rejected_runs=_parse(
             env, "USERSYNC_KEEP_REJECTED_RUNS", _count_or_all, keep, 'a number of runs, or "all"'
         ),
+        log_format=_parse(env, "USERSYNC_LOG_FORMAT", _log_format, "text", '"text" or "json"'),
     )
+
+
+def _log_format(text: str) -> str:
+    if text.strip().lower() not in LOG_FORMATS:
+        raise ValueError(text)
+    return text.strip().lower()
 
 
 def _count_or_all(text: str) -> int | None:

@@ -428,6 +428,38 @@ def test_a_second_sigterm_stops_the_run_at_once_and_queues_its_retry(
         assert _user_count(engine, setup.ws) == 0
 
 
+def test_with_json_logs_every_line_the_worker_writes_is_a_json_object(
+    tmp_path: Path, db_url: str, sftp: SftpFolder
+) -> None:
+    sftp.put("userdata_small.csv", _big_file(3))
+    with sync_setup(tmp_path, db_url, sftp) as setup:
+        sync = setup.sync(file="userdata_small.csv", schedule=ONCE_NOW, mapping=BIG_MAPPING)
+        settings = {**_worker_settings(lease=60), "USERSYNC_LOG_FORMAT": "json"}
+        with WorkerProcess.start(
+            tmp_path / "worker", db_url, setup.settings.data_dir, **settings
+        ) as worker:
+            name = worker.wait_ready()
+            [run] = wait_for(
+                "the run",
+                lambda: _finished(setup.engine, sync.id, 1),
+                timeout=60,
+                alive=worker.check_alive,
+            )
+            assert worker.terminate() == 0, worker.log()
+        entries = [json.loads(line) for line in worker.log().splitlines()]
+        assert {tuple(sorted(entry)) for entry in entries} == {
+            ("level", "logger", "message", "time")
+        }
+        messages = [entry["message"] for entry in entries]
+        assert messages[0].startswith(f"usersync worker {name}: data in ")
+        assert f"run {run.id} (sync {sync.id}, attempt 1) started" in messages
+        assert f"run {run.id} succeeded: 3 rows" in messages
+        assert any(m.startswith("SIGTERM: finishing the current run") for m in messages)
+        assert all(
+            datetime.fromisoformat(entry["time"]).utcoffset() == timedelta(0) for entry in entries
+        )
+
+
 def _finished(engine: Engine, sync_id: int, count: int) -> list[Run] | None:
     found = _all_runs(engine, [sync_id])
     if len(found) == count and all(run.finished_at is not None for run in found):

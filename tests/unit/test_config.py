@@ -36,6 +36,11 @@ def test_reads_overrides() -> None:
     assert load_settings({"USERSYNC_WEBHOOK_RETRY": "None"}).webhook_retry == ()
 
 
+def test_the_log_format_is_text_unless_json_is_asked_for() -> None:
+    assert load_settings({}).log_format == "text"
+    assert load_settings({"USERSYNC_LOG_FORMAT": " JSON "}).log_format == "json"
+
+
 @pytest.mark.parametrize(
     ("name", "value"),
     [
@@ -45,6 +50,7 @@ def test_reads_overrides() -> None:
         ("USERSYNC_KEEP_REJECTED_RUNS", "0"),
         ("USERSYNC_KEEP_REJECTED_RUNS", "some"),
         ("USERSYNC_WEBHOOK_RETRY", "2,-1"),
+        ("USERSYNC_LOG_FORMAT", "xml"),
     ],
 )
 def test_bad_values_fail_loudly_naming_the_variable(name: str, value: str) -> None:
