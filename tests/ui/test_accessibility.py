@@ -65,9 +65,10 @@ def test_every_kind_of_page_passes_axe(
         re.compile("Enter the password")
     )
     found += violations(page, "Connect SFTP, with errors")
-    page.get_by_label(re.compile("^Password")).fill(sftp.password)
+    page.get_by_role("radio", name="a key pair usersync makes").check()
     page.get_by_role("button", name="Test connection").click()
     expect(page.get_by_role("button", name="Confirm and connect")).to_be_visible()
-    found += violations(page, "Test connection, its host key to confirm")
+    expect(page.get_by_role("button", name="Copy the public key")).to_be_visible()
+    found += violations(page, "Test connection, its host key to confirm and its public key")
 
     assert found == []
