@@ -20,7 +20,14 @@ from pathlib import Path
 from sqlalchemy import Engine
 
 from usersync.config import Settings
-from usersync.errors import Conflict, ConnectFailed, ConnectTimeout, HostKeyError, UsersyncError
+from usersync.errors import (
+    AuthenticationFailed,
+    Conflict,
+    ConnectFailed,
+    ConnectTimeout,
+    HostKeyError,
+    UsersyncError,
+)
 from usersync.files import create_file
 from usersync.secretbox import SecretBox
 from usersync.sources.base import Source
@@ -148,6 +155,14 @@ def test_connection(
     except (ConnectFailed, ConnectTimeout) as error:
         # No handshake got as far as a host key: none was offered.
         return TestOutcome(False, None, error.message, False)
+    except AuthenticationFailed as error:
+        message = error.message
+        if connection.public_key:  # the usual reason: the key is not authorized yet
+            message += (
+                f". The server lets the key in once the connection's public key (public_key) "
+                f"is in ~/.ssh/authorized_keys of {connection.username!r} on the server"
+            )
+        return TestOutcome(False, pinned, message, pinned is not None)
     except UsersyncError as error:
         return TestOutcome(False, pinned, error.message, pinned is not None)
     try:

@@ -280,7 +280,12 @@ def test_a_key_pair_usersync_makes_logs_in_once_its_public_key_is_authorized(
     assert connection["has_private_key"] is True
     assert re.fullmatch(r"ssh-ed25519 [A-Za-z0-9+/]+=* usersync test sshd", public_key)
     assert "PRIVATE" not in json.dumps(connection)
-    assert ok(api.post(f"{url}/test"))["ok"] is False  # not authorized yet
+    refused = ok(api.post(f"{url}/test"))  # not authorized yet
+    assert refused["ok"] is False
+    assert refused["message"].endswith(
+        ". The server lets the key in once the connection's public key (public_key) is in "
+        f"~/.ssh/authorized_keys of {sftp.username!r} on the server"
+    )
     with sftp.server.authorizing(public_key):
         outcome = ok(api.post(f"{url}/test"))
         assert outcome["ok"] is True, outcome["message"]
