@@ -32,7 +32,7 @@ from usersync.enums import AfterImport, FileChoice, RunStatus, RunTrigger
 from usersync.errors import RemotePathNotFound, UsersyncError
 from usersync.files import RemoteEntry, require_eligible
 from usersync.heartbeat import BEAT, Heartbeat, worker_name
-from usersync.importer import ImportSpec, Progress, run_import
+from usersync.importer import ImportSpec, Progress, RunResult, run_import
 from usersync.mapping import ColumnMapping, EmptyCells, PropertyType
 from usersync.outbox import Outbox
 from usersync.reader import CsvOptions
@@ -70,6 +70,11 @@ _STOPPED = (
     "the worker was stopped at once (a second SIGTERM or Ctrl-C) while the run was in "
     "progress; nothing was applied"
 )
+_STOPPED_AFTER_APPLYING = (
+    "the worker was stopped at once (a second SIGTERM or Ctrl-C) after the file was applied, "
+    "while the run was being recorded: its counts stand, but its rejected rows and what "
+    "happens to the file after an import (move, delete) may be missing"
+)
 
 
 @dataclass(frozen=True)
@@ -101,6 +106,17 @@ class _Context:
     beat: Heartbeat
 
 
+@dataclass(frozen=True)
+class _Applied:
+    """A run whose file the store applied: what recording its outcome takes."""
+
+    run_id: int
+    workspace_id: int
+    result: RunResult
+    types: dict[str, PropertyType]
+    entry: RemoteEntry
+
+
 class Worker:
     def __init__(
         self,
@@ -120,6 +136,8 @@ class Worker:
         self.progress = progress  # told of each run's progress, besides the database
         self.outbox = Outbox(self._notify)  # ended runs' webhook calls, made on its thread
         self._going: tuple[Run, Heartbeat] | None = None  # the run `execute` is at
+        # A run whose file the store has applied, until its outcome is recorded.
+        self._applied: _Applied | None = None
 
     def run(self, stop: threading.Event) -> None:
         """Work until `stop` is set. The run in progress when it is set finishes first, and
@@ -197,7 +215,10 @@ class Worker:
         if self._going is None:
             return
         run, beat = self._going
-        self._going = None
+        applied, self._going, self._applied = self._applied, None, None
+        if applied is not None and applied.run_id == beat.run_id:
+            self._record_applied(applied)
+            return
         with contextlib.suppress(*db.CONNECTION_ERRORS):
             ended = runs.finish_run(
                 self.engine,
@@ -208,6 +229,24 @@ class Worker:
             )
             if ended:  # not if its outcome was recorded already: it stands
                 self._retry_if_transient(run, error)
+
+    def _record_applied(self, applied: _Applied) -> None:
+        """Record a run stopped after the store applied its file, but before its outcome was
+        recorded: as applied (it is not tried again), saying what may be missing."""
+        with RejectLog() as none_kept, contextlib.suppress(*db.CONNECTION_ERRORS):
+            record_outcome(
+                self.engine,
+                applied.run_id,
+                applied.workspace_id,
+                applied.result,
+                none_kept,
+                applied.types,
+                dry_run=False,
+                note=_STOPPED_AFTER_APPLYING,
+                path=applied.entry.path,
+                file_modified=applied.entry.modified,
+                owner=self.name,
+            )
 
     def _notify(self, run_id: int) -> None:
         """The sync's webhook, if it has one and wants this run's outcome (on the outbox's
@@ -395,6 +434,8 @@ class Worker:
                 context.source, spec, store, ws, rejects, progress=context.beat.report
             )
             applied = result.status in (RunStatus.SUCCEEDED, RunStatus.PARTIAL)
+            if applied and not spec.dry_run:  # committed: an interrupt now must not undo that
+                self._applied = _Applied(run_id, ws, result, types, entry)
             note = self._after_import(context, entry) if applied and not spec.dry_run else None
             recorded = record_outcome(
                 self.engine,
@@ -410,6 +451,7 @@ class Worker:
                 owner=self.name,
                 keep_rejected_runs=self.settings.keep_rejected_runs,
             )
+            self._applied = None
         if not recorded:
             log.warning("run %s was taken over by another worker; its outcome is dropped", run_id)
             return

@@ -11,6 +11,7 @@ import threading
 import time
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -22,7 +23,8 @@ from tests.servers.netpath import CuttablePath
 from tests.servers.sshd import SftpFolder
 from tests.syncs import FAST, SyncSetup, csv_bytes, drain, sync_setup
 from tests.worker_procs import wait_for
-from usersync import runqueue
+from usersync import runqueue, service
+from usersync import worker as worker_module
 from usersync.errors import Conflict
 from usersync.store import UserStore, connections, runs, syncs
 from usersync.store.runs import RunNotFound
@@ -606,3 +608,38 @@ def test_a_slow_webhook_does_not_hold_up_the_next_run(
         # A loaded machine may let the first attempt time out before the answer: then the
         # second one is answered at once.
         assert (setup.runs(hooked)[0].webhook_delivery or "").startswith("answered 204")
+
+
+def test_a_worker_stopped_at_once_after_the_file_was_applied_records_it_as_applied(
+    tmp_path: Path, db_url: str, sftp: SftpFolder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    rows = [{"id": "u-1", "age": "42"}, {"id": "u-2", "age": "abc"}]  # the 2nd: rejected
+    sftp.put("userdata_a.csv", csv_bytes(rows, columns=("id", "age")))
+    with sync_setup(tmp_path, db_url, sftp) as setup:
+        mapping = {"user_id": "id", "properties": {"age": "age"}, "types": {"age": "integer"}}
+        sync = setup.sync(file="userdata_a.csv", mapping=mapping)
+        worker = setup.worker()
+
+        record = service.record_outcome  # what the worker calls
+        calls = []
+
+        def interrupted(*args: Any, **kwargs: Any) -> bool:
+            calls.append(kwargs["note"])
+            if len(calls) == 1:  # the second SIGTERM, as the outcome is being recorded
+                raise KeyboardInterrupt
+            return record(*args, **kwargs)
+
+        monkeypatch.setattr(worker_module, "record_outcome", interrupted)
+        with pytest.raises(KeyboardInterrupt):
+            worker.run(threading.Event())
+        monkeypatch.undo()
+
+        assert len(calls) == 2  # the interrupted recording, then the worker's own
+        [run] = setup.runs(sync)
+        assert (run.status, run.users_created, run.rows_rejected) == ("partial", 1, 1)
+        assert run.message is not None
+        assert run.message.startswith(
+            "the worker was stopped at once (a second SIGTERM or Ctrl-C) after the file was applied"
+        )
+        assert UserStore(setup.engine).get_user(setup.ws, "u-1") is not None
+        assert drain(worker) == 0  # not tried again: it was applied
