@@ -46,7 +46,8 @@ def configure(log_format: str) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(logging.INFO)
-    for name in _UVICORN:
+    for name in _UVICORN:  # as they may be after an earlier uvicorn set them up its own way
         logger = logging.getLogger(name)
         logger.handlers.clear()
+        logger.setLevel(logging.NOTSET)
         logger.propagate = True

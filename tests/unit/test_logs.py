@@ -8,6 +8,7 @@ import sys
 from datetime import datetime, timedelta
 
 import pytest
+import uvicorn
 
 from usersync import logs
 
@@ -47,6 +48,8 @@ def test_configure_sends_info_and_uvicorns_lines_to_one_handler_in_the_format(
 ) -> None:
     root = logging.getLogger()
     saved = root.handlers[:], root.level
+    # As an earlier uvicorn in this process leaves its loggers (the browser tests' server).
+    uvicorn.Config(app=lambda: None, log_level="warning")
     try:
         logs.configure(log_format)
         logs.configure(log_format)  # again: still one handler
