@@ -159,6 +159,21 @@ def import_remote_file(
                 owner=owner,
                 keep_rejected_runs=settings.keep_rejected_runs,
             )
+        except KeyboardInterrupt:  # a second Ctrl-C or SIGTERM, while recording
+            if result.status in (RunStatus.SUCCEEDED, RunStatus.PARTIAL) and not spec.dry_run:
+                record_applied(
+                    engine,
+                    run_id,
+                    ws,
+                    result,
+                    types,
+                    _INTERRUPTED_AFTER,
+                    path=spec.path,
+                    owner=owner,
+                )
+            else:
+                _record_interrupted(engine, run_id, owner)
+            raise
         except sa_exc.DBAPIError as error:  # the database went away: the outcome still stands
             why = db.unavailable(engine, error).message
             unrecorded = (
@@ -184,6 +199,43 @@ def _record_interrupted(engine: Engine, run_id: int, owner: str) -> None:
             run_id,
             status=RunStatus.FAILED.value,
             message="interrupted (Ctrl-C or SIGTERM) while it ran; nothing was applied",
+            owner=owner,
+        )
+
+
+_INTERRUPTED_AFTER = (
+    "interrupted (Ctrl-C or SIGTERM) after the file was applied, while the run was being "
+    "recorded: its counts stand, but its rejected rows may be missing"
+)
+
+
+def record_applied(
+    engine: Engine,
+    run_id: int,
+    ws: int,
+    result: RunResult,
+    types: Mapping[str, PropertyType],
+    message: str,
+    *,
+    path: str,
+    file_modified: datetime | None = None,
+    owner: str | None = None,
+) -> None:
+    """Record a run that was stopped after the store applied its file but before its outcome
+    was recorded (its rejected rows are gone with the stopped process): as applied, with
+    `message`, so that it is not taken for a run that applied nothing."""
+    with RejectLog() as none_kept, contextlib.suppress(sa_exc.DBAPIError):
+        record_outcome(
+            engine,
+            run_id,
+            ws,
+            result,
+            none_kept,
+            types,
+            dry_run=False,
+            note=message,
+            path=path,
+            file_modified=file_modified,
             owner=owner,
         )
 

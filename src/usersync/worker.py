@@ -41,7 +41,7 @@ from usersync.schedule import resolve_zone
 from usersync.schema import runs as runs_table
 from usersync.schema import utcnow
 from usersync.secretbox import SecretBox
-from usersync.service import record_outcome, resolve_types
+from usersync.service import record_applied, record_outcome, resolve_types
 from usersync.sources.base import Source
 from usersync.store import ConflictMode, UserStore, connections, runs
 from usersync.store.runs import Run
@@ -217,7 +217,17 @@ class Worker:
         run, beat = self._going
         applied, self._going, self._applied = self._applied, None, None
         if applied is not None and applied.run_id == beat.run_id:
-            self._record_applied(applied)
+            record_applied(
+                self.engine,
+                applied.run_id,
+                applied.workspace_id,
+                applied.result,
+                applied.types,
+                _STOPPED_AFTER_APPLYING,
+                path=applied.entry.path,
+                file_modified=applied.entry.modified,
+                owner=self.name,
+            )
             return
         with contextlib.suppress(*db.CONNECTION_ERRORS):
             ended = runs.finish_run(
@@ -229,24 +239,6 @@ class Worker:
             )
             if ended:  # not if its outcome was recorded already: it stands
                 self._retry_if_transient(run, error)
-
-    def _record_applied(self, applied: _Applied) -> None:
-        """Record a run stopped after the store applied its file, but before its outcome was
-        recorded: as applied (it is not tried again), saying what may be missing."""
-        with RejectLog() as none_kept, contextlib.suppress(*db.CONNECTION_ERRORS):
-            record_outcome(
-                self.engine,
-                applied.run_id,
-                applied.workspace_id,
-                applied.result,
-                none_kept,
-                applied.types,
-                dry_run=False,
-                note=_STOPPED_AFTER_APPLYING,
-                path=applied.entry.path,
-                file_modified=applied.entry.modified,
-                owner=self.name,
-            )
 
     def _notify(self, run_id: int) -> None:
         """The sync's webhook, if it has one and wants this run's outcome (on the outbox's

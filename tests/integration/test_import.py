@@ -20,12 +20,12 @@ from tests.cli import Result, key_args, start_usersync, stop_when, usersync, wai
 from tests.servers.netpath import CuttablePath
 from tests.servers.sshd import SftpFolder, SshServer
 from tests.worker_procs import wait_for
-from usersync import db, runqueue
+from usersync import db, runqueue, service
 from usersync.config import load_settings
 from usersync.enums import RunStatus
 from usersync.importer import ImportSpec
 from usersync.importer import run_import as run_import_in_process
-from usersync.mapping import ColumnMapping
+from usersync.mapping import ColumnMapping, PropertyType
 from usersync.rejects import RejectLog
 from usersync.sources.base import Source
 from usersync.sources.connect import Credentials, open_source
@@ -808,3 +808,42 @@ def test_a_file_rewritten_at_the_same_size_while_it_is_read_applies_nothing(
     assert "modified again at 2023-11-14 22:15:00" in result.error.message
     assert result.bytes_read == len(b"userId,name\nu1,Bob\n")  # a failed run says it too
     assert stored == []
+
+
+def test_an_import_interrupted_after_its_file_was_applied_is_recorded_as_applied(
+    sftp: SftpFolder, env: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    sftp.put("userdata_a.csv", b"id,age\nu1,42\nu2,abc\n")
+    settings = load_settings(env)
+    record = service.record_outcome
+    calls: list[object] = []
+
+    def interrupted(*args: Any, **kwargs: Any) -> bool:
+        calls.append(kwargs.get("note"))
+        if len(calls) == 1:  # Ctrl-C, as the outcome is being recorded
+            raise KeyboardInterrupt
+        return bool(record(*args, **kwargs))
+
+    monkeypatch.setattr(service, "record_outcome", interrupted)
+    with service.open_database(settings) as engine, pytest.raises(KeyboardInterrupt):
+        service.import_remote_file(
+            settings,
+            engine,
+            parse_remote_url(sftp.url("userdata_a.csv")),
+            Credentials(key_path=str(sftp.client_key_path)),
+            HostKeyPolicy(known_hosts=(sftp.known_hosts_path,)),
+            ImportSpec(
+                path=sftp.path("userdata_a.csv"),
+                mapping=ColumnMapping("id", {"age": "age"}, {"age": PropertyType.INTEGER}),
+            ),
+        )
+    monkeypatch.undo()
+
+    assert len(calls) == 2  # the interrupted recording, then the run's own
+    [run] = usersync(env, "runs", "--json").json()["items"][:1]
+    assert (run["status"], run["users_created"], run["rows_rejected"]) == ("partial", 1, 1)
+    assert run["message"] == (
+        "interrupted (Ctrl-C or SIGTERM) after the file was applied, while the run was being "
+        "recorded: its counts stand, but its rejected rows may be missing"
+    )
+    assert user(env, "u1") == {"age": 42}

@@ -630,6 +630,7 @@ def test_a_worker_stopped_at_once_after_the_file_was_applied_records_it_as_appli
             return record(*args, **kwargs)
 
         monkeypatch.setattr(worker_module, "record_outcome", interrupted)
+        monkeypatch.setattr(service, "record_outcome", interrupted)  # (record_applied's)
         with pytest.raises(KeyboardInterrupt):
             worker.run(threading.Event())
         monkeypatch.undo()
