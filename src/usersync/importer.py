@@ -105,6 +105,10 @@ class RunResult:
     sha256: str | None = None  # of the whole file, when ImportSpec.digest asked for it
     seconds: float = 0.0
 
+    def applied(self, dry_run: bool) -> bool:
+        """Whether the store committed this run's changes (a dry run commits none)."""
+        return not dry_run and self.status in (RunStatus.SUCCEEDED, RunStatus.PARTIAL)
+
 
 ProgressCallback = Callable[[Progress], None]
 

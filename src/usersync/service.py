@@ -160,7 +160,7 @@ def import_remote_file(
                 keep_rejected_runs=settings.keep_rejected_runs,
             )
         except KeyboardInterrupt:  # a second Ctrl-C or SIGTERM, while recording
-            if result.status in (RunStatus.SUCCEEDED, RunStatus.PARTIAL) and not spec.dry_run:
+            if result.applied(spec.dry_run):
                 record_applied(
                     engine,
                     run_id,
@@ -280,7 +280,7 @@ def record_outcome(
     )
     if not finished:
         return False  # recovered by another worker in between: its record is not ours
-    if result.status in (RunStatus.SUCCEEDED, RunStatus.PARTIAL) and not dry_run:
+    if result.applied(dry_run):
         properties.ensure(engine, ws, {name: kind.value for name, kind in types.items()})
     if keep_rejected_runs is not None and result.rows_rejected:
         run = runs.get_run(engine, run_id)

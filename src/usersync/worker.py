@@ -425,10 +425,10 @@ class Worker:
             result = run_import(
                 context.source, spec, store, ws, rejects, progress=context.beat.report
             )
-            applied = result.status in (RunStatus.SUCCEEDED, RunStatus.PARTIAL)
-            if applied and not spec.dry_run:  # committed: an interrupt now must not undo that
+            note = None
+            if result.applied(spec.dry_run):  # committed: an interrupt now must not undo that
                 self._applied = _Applied(run_id, ws, result, types, entry)
-            note = self._after_import(context, entry) if applied and not spec.dry_run else None
+                note = self._after_import(context, entry)
             recorded = record_outcome(
                 self.engine,
                 run_id,
