@@ -8,7 +8,7 @@ from usersync.sources.clientkeys import make_private_key, public_key_of
 
 
 def test_a_made_key_is_a_new_unencrypted_ed25519_key_whose_public_half_names_it() -> None:
-    first, second = make_private_key("usersync acme"), make_private_key("usersync acme")
+    first, second = make_private_key("acme"), make_private_key("acme")
 
     assert first != second
     assert first.startswith("-----BEGIN OPENSSH PRIVATE KEY-----")

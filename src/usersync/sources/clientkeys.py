@@ -2,7 +2,7 @@
 to handle a private key (the server's administrator adds the public key to the account's
 `~/.ssh/authorized_keys`), and the public half of any stored private key, to show.
 
-    private_key = make_private_key("usersync acme-exports")   # OpenSSH text, unencrypted
+    private_key = make_private_key("acme-exports")   # OpenSSH text, unencrypted
     public_key_of(private_key, passphrase=None)              # "ssh-ed25519 AAAA... usersync ..."
 """
 
@@ -13,9 +13,10 @@ import asyncssh
 KEY_TYPE = "ssh-ed25519"  # short, fast, and accepted by every OpenSSH since 6.5 (2014)
 
 
-def make_private_key(comment: str) -> str:
-    """A new ed25519 private key in OpenSSH format, not encrypted (it is stored encrypted)."""
-    key = asyncssh.generate_private_key(KEY_TYPE, comment=comment)
+def make_private_key(connection_name: str) -> str:
+    """A new ed25519 private key in OpenSSH format, not encrypted (it is stored encrypted),
+    for the connection `connection_name` (its comment: "usersync NAME")."""
+    key = asyncssh.generate_private_key(KEY_TYPE, comment=f"usersync {connection_name}")
     return bytes(key.export_private_key("openssh")).decode("ascii")
 
 

@@ -97,7 +97,7 @@ def with_made_key(values: dict[str, Any], name: str, kind: str) -> dict[str, Any
         raise UsageError(f"generate_key: {kind} connections log in with a password, not a key")
     if values.get("private_key"):
         raise UsageError("give either private_key or generate_key, not both")
-    return {**values, "private_key": make_private_key(f"usersync {name}"), "key_passphrase": None}
+    return {**values, "private_key": make_private_key(name), "key_passphrase": None}
 
 
 @router.get(

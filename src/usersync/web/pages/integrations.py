@@ -288,7 +288,7 @@ def _secrets(form: ConnectForm, name: str) -> dict[str, str | None]:
     """The secrets the form gives (none given: the stored ones stay); a key pair made for the
     connection `name`, if the form asks for one."""
     if form.values["auth"] == "generate":
-        made = make_private_key(f"usersync {name}")
+        made = make_private_key(name)
         return {"private_key": made, "key_passphrase": None, "password": None}
     if form.values["auth"] == "password":
         return {"password": form.password, "private_key": None} if form.password else {}

@@ -22,9 +22,9 @@ from dataclasses import dataclass
 from fastapi import Request
 
 from usersync.web.pages.draft import Draft, Step
+from usersync.web.pages.wizard_checks import Errors
 
 Place = tuple[int, int]  # (workspace id, connection id): a step is shown only there
-Errors = dict[str, str]
 
 MOST_STEPS = 2_000
 MOST_CHARACTERS = 32_000_000  # of drafts' text: at most 200,000 each, a few hundred usually
