@@ -165,7 +165,7 @@ def _connection(row: sa.Row[Any], box: SecretBox) -> Connection:
 def _unsealed(row: sa.Row[Any], box: SecretBox) -> tuple[Connection, Credentials]:
     """The row as a Connection (which secrets are set) and its Credentials: one decryption."""
     secrets = box.open(row.secrets) if row.secrets else {}
-    public_key = secrets.get("public_key")
+    public_key = secrets.get("public_key")  # "": a key that does not read
     if public_key is None and secrets.get("private_key") and not secrets.get("key_passphrase"):
         public_key = public_key_of(secrets["private_key"], None)  # sealed before it was kept
     credentials = Credentials(
@@ -187,7 +187,7 @@ def _unsealed(row: sa.Row[Any], box: SecretBox) -> tuple[Connection, Credentials
         has_private_key=bool(credentials.private_key),
         created_at=row.created_at,
         updated_at=row.updated_at,
-        public_key=public_key,
+        public_key=public_key or None,
     ), credentials
 
 
@@ -195,10 +195,8 @@ def _seal(box: SecretBox, secrets: Mapping[str, str | None]) -> str | None:
     """The secrets, encrypted, with the public key of the private key (read once, here: an
     encrypted key takes its passphrase's key derivation, up to a second)."""
     kept = {name: value for name in SECRET_FIELDS if (value := secrets.get(name))}
-    if "private_key" in kept:
-        public_key = public_key_of(kept["private_key"], kept.get("key_passphrase"))
-        if public_key is not None:
-            kept["public_key"] = public_key
+    if "private_key" in kept:  # "" for a key that does not read: no reader tries again
+        kept["public_key"] = public_key_of(kept["private_key"], kept.get("key_passphrase")) or ""
     return box.seal(kept) if kept else None
 
 
