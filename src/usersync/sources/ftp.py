@@ -358,12 +358,14 @@ class FtpSource(ClosesOnExit):
         entries = []
         lookups = 0
         for listed, is_link in self._list_here(path):
-            entry = utf8_named(listed)  # one that is not cannot be asked about: hidden
-            if entry.name_is_utf8 and is_link:
+            entry = utf8_named(listed)
+            if not entry.name_is_utf8:  # the server cannot be asked about it: hidden as it is
+                entries.append(entry)
+                continue
+            if is_link:
                 entry = self._follow(entry)
             elif (
-                entry.name_is_utf8
-                and not self._mlsd
+                not self._mlsd
                 and entry.kind is EntryKind.FILE
                 and entry.name.lower().endswith(EXTENSION)
                 and lookups < MTIME_LOOKUPS_MAX
