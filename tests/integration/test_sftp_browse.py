@@ -453,6 +453,40 @@ def test_changed_host_key_is_refused_even_with_accept_new(
     assert result.json()["error"]["fingerprint"] in sftp.host_key_fingerprints
 
 
+def test_an_entry_without_a_port_is_for_port_22_only_as_in_openssh(
+    sftp: SftpFolder, env: dict[str, str], tmp_path: Path
+) -> None:
+    """~/.ssh/known_hosts names the host's port-22 server (another key); the server on this
+    port is another one, not a changed key, and trusting it on first use works."""
+    other = tmp_path / "port22_key"
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(other)], check=True)
+    ssh_dir = Path(env["HOME"]) / ".ssh"
+    ssh_dir.mkdir(parents=True)
+    (ssh_dir / "known_hosts").write_text(f"127.0.0.1 {other.with_suffix('.pub').read_text()}")
+    own_keys = tmp_path / "known_hosts"  # the server's own keys, written without the port
+    own_keys.write_text(
+        "".join(
+            f"127.0.0.1 {line.split(' ', 1)[1]}\n"
+            for line in sftp.known_hosts_path.read_text().splitlines()
+        )
+    )
+    key = ["--key", str(sftp.client_key_path)]
+
+    refused = usersync(env, "folders", sftp.url(), *key)
+    by_port_less_entry = usersync(env, "folders", sftp.url(), *key, "--known-hosts", str(own_keys))
+    first = usersync(env, "folders", sftp.url(), *key, "--accept-new-host-key")
+    again = usersync(env, "folders", sftp.url(), *key)
+
+    assert refused.exit_code == 3
+    assert f"the host key of [127.0.0.1]:{sftp.port} is not known" in refused.stderr
+    assert by_port_less_entry.exit_code == 3
+    assert "is not known" in by_port_less_entry.stderr
+    assert first.exit_code == 0, first.stderr
+    remembered = Path(env["USERSYNC_DATA_DIR"]) / "known_hosts"
+    assert remembered.read_text().startswith(f"[127.0.0.1]:{sftp.port} ")
+    assert again.exit_code == 0, again.stderr
+
+
 def test_silent_server_times_out_with_a_clear_error(
     blackhole: BlackholeServer, env: dict[str, str], sftp: SftpFolder
 ) -> None:

@@ -69,6 +69,16 @@ def check_fingerprint(value: str, what: str = "--fingerprint") -> str:
     return normalized
 
 
+class PortExactKnownHosts(asyncssh.SSHKnownHosts):
+    """known_hosts entries matched as OpenSSH matches them: for a server on a port other than
+    22, only its `[host]:port` entries. asyncssh falls back to the host's entries without a
+    port, which are for port 22: another server on the same host, with keys of its own, then
+    looked like a changed key ("WARNING ... CHANGED"), and first-use trust was refused."""
+
+    def match(self, host: str, addr: str, port: int | None) -> Any:
+        return self._match(host, addr, port)
+
+
 @dataclass
 class HostKeyCheck:
     """One connection's host-key decision; `validate` is called by asyncssh when no trusted
@@ -77,7 +87,7 @@ class HostKeyCheck:
     policy: HostKeyPolicy
     host: str
     port: int
-    known: asyncssh.SSHKnownHosts = field(init=False)
+    known: PortExactKnownHosts = field(init=False)
     host_is_known: bool = field(init=False)
     offered: str | None = None
     offered_type: str | None = None  # the offered key's algorithm, e.g. "ssh-ed25519"
@@ -85,13 +95,10 @@ class HostKeyCheck:
 
     def __post_init__(self) -> None:
         text = "".join(_read_text(path) for path in self.policy.known_hosts)
-        self.known = asyncssh.import_known_hosts(text)
-        trusted, ca_keys, *_ = asyncssh.match_known_hosts(
-            # addr "": asyncssh reads the host as an address itself when it is one.
-            self.known,
-            self.host,
-            "",
-            None if self.port == 22 else self.port,
+        self.known = PortExactKnownHosts(text)
+        # addr "": asyncssh reads the host as an address itself when it is one.
+        trusted, ca_keys, *_ = self.known.match(
+            self.host, "", None if self.port == 22 else self.port
         )
         self.host_is_known = bool(trusted or ca_keys)
 
