@@ -152,8 +152,8 @@ def serve(host: str, port: int, db_url: str | None) -> None:
     for line in lines:
         click.echo(line)
     # The app's own lines (its worker's runs) as well as uvicorn's, in one format.
-    logs.configure(settings.log_format)
-    uvicorn.run(app, host=host, port=port, log_level="info", log_config=None)
+    logs.configure(settings.log_format, settings.log_level)
+    uvicorn.run(app, host=host, port=port, log_level=settings.log_level, log_config=None)
 
 
 def _check_free(host: str, port: int) -> None:

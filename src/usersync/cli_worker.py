@@ -28,7 +28,7 @@ def worker(db_url: str | None) -> None:
     """Run due syncs and queued runs until stopped (SIGTERM or Ctrl-C lets the current run
     finish first; a second one stops at once, and the run is rolled back)."""
     settings = load_settings(db_url=db_url)
-    logs.configure(settings.log_format)
+    logs.configure(settings.log_format, settings.log_level)
     stop = threading.Event()
 
     def finish(signum: int, _frame: FrameType | None) -> None:

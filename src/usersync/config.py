@@ -13,7 +13,7 @@ import platformdirs
 
 from usersync.errors import UsageError
 from usersync.files import MAX_FILE_SIZE
-from usersync.logs import LOG_FORMATS
+from usersync.logs import LOG_FORMATS, LOG_LEVELS
 
 T = TypeVar("T")
 
@@ -40,6 +40,7 @@ class Settings:
     # those rows are kept ("all": every run's).
     keep_rejected_runs: int | None = KEEP_REJECTED_RUNS
     log_format: str = "text"  # USERSYNC_LOG_FORMAT: how serve and worker log (text or json)
+    log_level: str = "info"  # USERSYNC_LOG_LEVEL: what they log (debug, info or warning)
 
     @property
     def secret_key_path(self) -> Path:
@@ -118,14 +119,24 @@ def load_settings(env: Mapping[str, str] | None = None, *, db_url: str | None = 
         keep_rejected_runs=_parse(
             env, "USERSYNC_KEEP_REJECTED_RUNS", _count_or_all, keep, 'a number of runs, or "all"'
         ),
-        log_format=_parse(env, "USERSYNC_LOG_FORMAT", _log_format, "text", '"text" or "json"'),
+        log_format=_parse(
+            env, "USERSYNC_LOG_FORMAT", _one_of(LOG_FORMATS), "text", '"text" or "json"'
+        ),
+        log_level=_parse(
+            env, "USERSYNC_LOG_LEVEL", _one_of(LOG_LEVELS), "info", '"debug", "info" or "warning"'
+        ),
     )
 
 
-def _log_format(text: str) -> str:
-    if text.strip().lower() not in LOG_FORMATS:
-        raise ValueError(text)
-    return text.strip().lower()
+def _one_of(choices: tuple[str, ...]) -> Callable[[str], str]:
+    """A parser of one of `choices`, in any case."""
+
+    def parse(text: str) -> str:
+        if text.strip().lower() not in choices:
+            raise ValueError(text)
+        return text.strip().lower()
+
+    return parse
 
 
 def _count_or_all(text: str) -> int | None:

@@ -15,6 +15,7 @@ import logging
 from datetime import UTC, datetime
 
 LOG_FORMATS = ("text", "json")
+LOG_LEVELS = ("debug", "info", "warning")
 TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 # uvicorn's loggers: with no handlers of their own they reach the root's.
 _UVICORN = ("uvicorn", "uvicorn.error", "uvicorn.access", "uvicorn.asgi")
@@ -36,8 +37,10 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(entry, ensure_ascii=False)
 
 
-def configure(log_format: str) -> None:
-    """Log INFO and above to stderr in `log_format` (one of LOG_FORMATS)."""
+def configure(log_format: str, level: str = "info") -> None:
+    """Log `level` (one of LOG_LEVELS) and above to stderr in `log_format` (one of
+    LOG_FORMATS). asyncssh tells each SSH session's steps at INFO, some 30 lines a run: they
+    show at `debug` only, its warnings and errors always."""
     handler = logging.StreamHandler()
     if log_format == "json":
         handler.setFormatter(JsonFormatter())
@@ -45,7 +48,8 @@ def configure(log_format: str) -> None:
         handler.setFormatter(logging.Formatter(TEXT_FORMAT))
     root = logging.getLogger()
     root.handlers[:] = [handler]
-    root.setLevel(logging.INFO)
+    root.setLevel(level.upper())
+    logging.getLogger("asyncssh").setLevel(logging.INFO if level == "debug" else logging.WARNING)
     for name in _UVICORN:  # as they may be after an earlier uvicorn set them up its own way
         logger = logging.getLogger(name)
         logger.handlers.clear()

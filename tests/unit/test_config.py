@@ -41,6 +41,12 @@ def test_the_log_format_is_text_unless_json_is_asked_for() -> None:
     assert load_settings({"USERSYNC_LOG_FORMAT": " JSON "}).log_format == "json"
 
 
+def test_the_log_level_is_info_unless_another_is_asked_for() -> None:
+    assert load_settings({}).log_level == "info"
+    assert load_settings({"USERSYNC_LOG_LEVEL": "Debug"}).log_level == "debug"
+    assert load_settings({"USERSYNC_LOG_LEVEL": "warning"}).log_level == "warning"
+
+
 @pytest.mark.parametrize(
     ("name", "value"),
     [
@@ -51,6 +57,7 @@ def test_the_log_format_is_text_unless_json_is_asked_for() -> None:
         ("USERSYNC_KEEP_REJECTED_RUNS", "some"),
         ("USERSYNC_WEBHOOK_RETRY", "2,-1"),
         ("USERSYNC_LOG_FORMAT", "xml"),
+        ("USERSYNC_LOG_LEVEL", "verbose"),
     ],
 )
 def test_bad_values_fail_loudly_naming_the_variable(name: str, value: str) -> None:
