@@ -8,7 +8,7 @@ import os
 import tempfile
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import BinaryIO
 
@@ -89,8 +89,22 @@ class HiddenFile:
 @dataclass(frozen=True)
 class FileListing:
     path: str
-    files: list[RemoteEntry]
+    files: list[RemoteEntry]  # by name
     hidden: list[HiddenFile]
+
+
+_UNKNOWN_TIME = datetime.min.replace(tzinfo=UTC)  # a file whose time no one knows: oldest
+
+
+def oldest_first(entries: Iterable[RemoteEntry]) -> list[RemoteEntry]:
+    """By modification time (a file without one counts as the oldest), then by name."""
+    return sorted(entries, key=lambda e: (e.modified or _UNKNOWN_TIME, e.name))
+
+
+def newest_first(entries: Iterable[RemoteEntry]) -> list[RemoteEntry]:
+    """The newest file first (a file without a time last), by name among equal times."""
+    by_name = sorted(entries, key=lambda e: e.name)
+    return sorted(by_name, key=lambda e: e.modified or _UNKNOWN_TIME, reverse=True)
 
 
 def explain(reason: HiddenReason, max_size: int = MAX_FILE_SIZE) -> str:

@@ -19,7 +19,7 @@ import posixpath
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 import sqlalchemy as sa
 from sqlalchemy import Engine
@@ -30,7 +30,7 @@ from usersync.config import Settings
 from usersync.connectivity import open_loaded, source_url
 from usersync.enums import AfterImport, FileChoice, RunStatus, RunTrigger
 from usersync.errors import RemotePathNotFound, UsersyncError
-from usersync.files import RemoteEntry, require_eligible
+from usersync.files import RemoteEntry, oldest_first, require_eligible
 from usersync.heartbeat import BEAT, Heartbeat, worker_name
 from usersync.importer import ImportSpec, Progress, RunResult, run_import
 from usersync.mapping import ColumnMapping, EmptyCells, PropertyType
@@ -59,7 +59,6 @@ WEBHOOK_GRACE = 60.0
 # takes no second look. A minute, so that a server's clock a little behind ours cannot make a
 # file written right now look quiet.
 QUIET_FOR = timedelta(seconds=60)
-_UNKNOWN_TIME = datetime.min.replace(tzinfo=UTC)  # a file whose time no one knows: oldest
 
 
 class _Stopped(UsersyncError):
@@ -306,7 +305,7 @@ class Worker:
         files = [
             f if f.modified is not None else context.source.stat(f.path) for f in listing.files
         ]
-        candidates = sorted(files, key=lambda f: (f.modified or _UNKNOWN_TIME, f.name))
+        candidates = oldest_first(files)
         if sync.file_choice == FileChoice.NEWEST:
             candidates = candidates[-1:]
         last = _last_successes(self.engine, sync.id, [f.path for f in candidates])

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import re
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -109,6 +110,34 @@ def the_only_sync(live: LiveApp, workspace: Workspace) -> Sync:
 
 def schedule_of(live: LiveApp, workspace: Workspace) -> dict[str, Any]:
     return the_only_sync(live, workspace).schedule
+
+
+def test_a_folder_of_daily_exports_lists_the_newest_first_and_chooses_it(
+    page: Page, live: LiveApp, workspace: Workspace, sftp: SftpFolder
+) -> None:
+    now = datetime.now(UTC)
+    for days_ago, day in ((2, "2026-11-25"), (0, "2026-11-27"), (1, "2026-11-26")):
+        sftp.put(f"daily/userdata_{day}.csv", PEOPLE, mtime=now - timedelta(days=days_ago, hours=1))
+    connection = confirmed_connection(live, workspace, sftp, "Acme")
+    sign_in(page, workspace.token)
+    page.goto(f"/integrations/{connection.id}/sync/new")
+    page.get_by_role("button", name=f"Show the folders in {sftp.base}", exact=True).click()
+    page.get_by_role("radio", name="daily", exact=True).check()
+    page.get_by_role("button", name="Fetch files").click()
+
+    files = page.get_by_role("group", name=re.compile("^Select file")).get_by_role("radio")
+    expect(files).to_have_count(3)
+    assert files.evaluate_all("radios => radios.map(radio => radio.value)") == [
+        "userdata_2026-11-27.csv",
+        "userdata_2026-11-26.csv",
+        "userdata_2026-11-25.csv",
+    ]
+    expect(files.first).to_be_checked()
+    expect(page.get_by_role("group", name=re.compile("^Select file"))).to_contain_text(
+        "3 files, the newest first"
+    )
+    next_step(page, "Map properties")
+    expect(page.get_by_role("main")).to_contain_text(sftp.path("daily/userdata_2026-11-27.csv"))
 
 
 def test_the_whole_wizard_imports_the_file_and_lands_on_its_run(

@@ -1,3 +1,4 @@
+import dataclasses
 import io
 from datetime import UTC, datetime
 
@@ -13,6 +14,8 @@ from usersync.files import (
     classify,
     format_size,
     hidden_reason,
+    newest_first,
+    oldest_first,
     require_eligible,
     utf8_named,
 )
@@ -119,3 +122,20 @@ def test_a_name_that_is_not_utf8_is_shown_with_replacement_characters_and_hidden
     named = file("userdata_münchen.csv")
     assert utf8_named(named) is named  # a UTF-8 name, non-ASCII or not, stays as it is
     assert hidden_reason(named) is None
+
+
+def test_files_by_age_take_their_names_among_equal_times_and_one_without_a_time_is_oldest() -> None:
+    day = {n: datetime(2026, 11, n, tzinfo=UTC) for n in (25, 26)}
+    entries = [
+        dataclasses.replace(file("userdata_c.csv"), modified=day[26]),
+        dataclasses.replace(file("userdata_b.csv"), modified=None),
+        dataclasses.replace(file("userdata_d.csv"), modified=day[25]),
+        dataclasses.replace(file("userdata_a.csv"), modified=day[26]),
+    ]
+
+    assert [e.name for e in newest_first(entries)] == [
+        *("userdata_a.csv", "userdata_c.csv", "userdata_d.csv", "userdata_b.csv")
+    ]
+    assert [e.name for e in oldest_first(entries)] == [
+        *("userdata_b.csv", "userdata_d.csv", "userdata_a.csv", "userdata_c.csv")
+    ]

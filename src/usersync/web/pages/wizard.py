@@ -5,6 +5,7 @@ file"."""
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 from collections import Counter
 from typing import Annotated
@@ -20,8 +21,9 @@ from usersync.browse import (
     preview_file,
 )
 from usersync.errors import UsersyncError
-from usersync.files import FileListing, explain
+from usersync.files import FileListing, explain, newest_first
 from usersync.reader import NOT_UTF8
+from usersync.sources.base import Source
 from usersync.store import connections
 from usersync.web.api._common import RemotePath, ResourceId
 from usersync.web.deps import Services, ServicesDep
@@ -55,7 +57,7 @@ def source_page(
         with services.connect(session.workspace_id, connection_id) as source:
             folders = list_folders(source, "/").folders
             if draft.folder.startswith("/"):
-                listing = list_files(source, draft.folder, services.settings.max_file_size)
+                listing = _files_to_pick(source, draft.folder, services.settings.max_file_size)
             else:  # a new sync: its folder is first the account's home, as file clients open
                 home = source.start_folder()
                 draft = draft.model_copy(update={"folder": home})
@@ -78,6 +80,13 @@ def source_page(
         step="source",
         steps=draft.steps(),
     )
+
+
+def _files_to_pick(source: Source, folder: str, max_size: int) -> FileListing:
+    """The folder's files for "Select file": the newest first, as the latest export is the
+    one a sync is usually made from (and a folder may hold years of daily ones)."""
+    listing = list_files(source, folder, max_size)
+    return dataclasses.replace(listing, files=newest_first(listing.files))
 
 
 def _reasons(listing: FileListing, max_size: int) -> list[tuple[str, int]]:
@@ -123,7 +132,7 @@ def files(
     max_size = services.settings.max_file_size
     try:
         with services.connect(session.workspace_id, connection_id) as source:
-            listing = list_files(source, folder, max_size)
+            listing = _files_to_pick(source, folder, max_size)
     except UsersyncError as failed:
         return render(request, "_problem.html", message=failed.message)
     return render(
