@@ -24,6 +24,7 @@ from usersync.browse import (
     preview_document,
     preview_file,
 )
+from usersync.cli_export import export
 from usersync.cli_import import db_option, errors, import_, user, users, workspace_option
 from usersync.cli_output import command_name, emit_json, handle_errors, located, table
 from usersync.cli_remote import csv_format_options, csv_options, open_remote, remote_options
@@ -129,7 +130,7 @@ def preview(rows: int, encoding: str | None, delimiter: str | None, **opts: Any)
         )
 
 
-for command in (import_, user, users, runs, cancel, errors, schedule):
+for command in (import_, user, users, export, runs, cancel, errors, schedule):
     main.add_command(command)
 
 

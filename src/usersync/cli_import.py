@@ -10,9 +10,9 @@ from sqlalchemy import Engine
 
 from usersync.cli_output import (
     cell,
+    counted,
     emit_json,
     handle_errors,
-    iso,
     json_option,
     located,
     stop_on_sigterm,
@@ -22,6 +22,7 @@ from usersync.cli_remote import connect_args, csv_format_options, csv_options, r
 from usersync.config import load_settings
 from usersync.enums import RunStatus
 from usersync.errors import NotFound, UsageError
+from usersync.exports import user_document
 from usersync.files import format_size
 from usersync.importer import ImportSpec, Progress, RunResult
 from usersync.mapping import ColumnMapping, EmptyCells, PropertyType
@@ -35,7 +36,7 @@ from usersync.service import (
     list_users,
     open_database,
 )
-from usersync.store import ConflictMode, UserRecord, runs
+from usersync.store import ConflictMode, runs
 from usersync.store import users as user_store
 
 db_option = click.option("--db", "db_url", help="Database URL (default: USERSYNC_DB, else SQLite).")
@@ -207,11 +208,6 @@ def import_(
         sys.exit(1)
 
 
-def _counted(count: int, noun: str) -> str:
-    """`1 row`, `2,501 rows`."""
-    return f"{count:,} {noun}{'' if count == 1 else 's'}"
-
-
 def _print_summary(run_id: int, result: RunResult, dry_run: bool) -> None:
     def verb(count: int) -> str:
         return "would be" if dry_run else "was" if count == 1 else "were"
@@ -219,23 +215,14 @@ def _print_summary(run_id: int, result: RunResult, dry_run: bool) -> None:
     created, updated = result.users_created, result.users_updated
     click.echo(
         f"Run {run_id} {result.status.value} in {result.seconds:.1f} s: "
-        f"{_counted(result.rows_read, 'row')} read, "
-        f"{_counted(created, 'user')} {verb(created)} created, "
-        f"{updated:,} {verb(updated)} updated, {_counted(result.rows_rejected, 'row')} rejected."
+        f"{counted(result.rows_read, 'row')} read, "
+        f"{counted(created, 'user')} {verb(created)} created, "
+        f"{updated:,} {verb(updated)} updated, {counted(result.rows_rejected, 'row')} rejected."
     )
     for error in result.errors[:10]:
         click.echo(f"  {located(error.line, error.column)}: {error.message}")
     if result.rows_rejected > 10:
         click.echo(f"  ... the full list: usersync errors {run_id} --output errors.csv")
-
-
-def _user_document(record: UserRecord) -> dict[str, Any]:
-    return {
-        "user_id": record.user_id,
-        "properties": record.properties,
-        "created_at": iso(record.created_at),
-        "updated_at": iso(record.updated_at),
-    }
 
 
 @click.command()
@@ -255,7 +242,7 @@ def user(user_id: str, delete: bool, db_url: str | None, workspace: str, as_json
     if record is None:
         raise UserNotFound(user_id, workspace)
     if as_json:
-        emit_json(_user_document(record))
+        emit_json(user_document(record))
         return
     created, updated = cell(record.created_at), cell(record.updated_at)
     click.echo(f"{record.user_id}  (created {created}, updated {updated})")
@@ -304,7 +291,7 @@ def users(
         records = list_users(engine, workspace, limit=limit, after=after, search=search)
     cursor = records[-1].user_id if len(records) == limit else None
     if as_json:
-        emit_json({"items": [_user_document(r) for r in records], "next": cursor})
+        emit_json({"items": [user_document(r) for r in records], "next": cursor})
         return
     table(
         ["USER ID", "PROPERTIES", "UPDATED"],

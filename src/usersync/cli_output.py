@@ -38,6 +38,11 @@ def iso(value: datetime | None) -> str | None:
     return value.isoformat() if value is not None else None
 
 
+def counted(count: int, noun: str, plural: str | None = None) -> str:
+    """`1 row`, `2,501 rows`; `plural` where it is not the noun and an s."""
+    return f"{count:,} {noun if count == 1 else plural or noun + 's'}"
+
+
 def located(line: int, column: str | None) -> str:
     """Where a row error is: "line 5, column 'age'", or "line 5" for the whole row."""
     return f"line {line}" + (f", column {column!r}" if column else "")

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -727,6 +728,32 @@ def test_a_user_is_deleted_once_and_only_in_its_own_workspace(
     assert deleted.status_code == 204
     assert again == {"code": "user_not_found", "message": "there is no user 'a/b ü'"}
     assert [u["user_id"] for u in ok(api.get("/api/users"))["items"]] == ["u2"]
+
+
+def test_every_user_downloads_as_csv_and_as_json_lines_of_its_own_workspace_only(
+    api: Api, running: RunningApp, recorder: Recorder
+) -> None:
+    properties.ensure(api.running.engine, api.workspace_id, {"age": "integer", "vip": "boolean"})
+    seed_users(api, {"b": '{"age": -41, "vip": true}', "a": '{"vip": false}'})
+    other = Api(running, new_workspace(running.engine).token, recorder)
+    seed_users(other, {"elsewhere": "{}"})
+
+    as_csv = api.get("/api/users.csv")
+    as_jsonl = api.get("/api/users.jsonl")
+    refused = api.as_token(None).get("/api/users.csv")
+
+    assert as_csv.status_code == 200
+    assert as_csv.headers["content-type"] == "text/csv; charset=utf-8"
+    day = f"{utcnow():%Y-%m-%d}"
+    assert f'filename="userdata_export_{day}.csv"' in as_csv.headers["content-disposition"]
+    assert as_csv.text == "userId,age,vip\na,,false\nb,-41,true\n"
+    assert as_jsonl.headers["content-type"] == "application/x-ndjson"
+    lines = [json.loads(line) for line in as_jsonl.text.splitlines()]
+    for line in lines:
+        assert {**line, "id": line["user_id"]} == ok(api.get(f"/api/users/{line['user_id']}"))
+    assert [line["user_id"] for line in lines] == ["a", "b"]
+    assert other.get("/api/users.csv").text == "userId\nelsewhere\n"
+    assert error_of(refused, 401)["code"] == "unauthorized"
 
 
 # --- properties ---------------------------------------------------------------------------

@@ -42,6 +42,7 @@ from usersync.store import (
     runs,
     workspaces,
 )
+from usersync.store import users as users_module
 from usersync.store.properties import PropertyTypeConflict
 from usersync.store.users import UserNotFound
 
@@ -125,12 +126,7 @@ def everything(engine: Engine) -> list[tuple[Any, ...]]:
 
 
 def all_users(store: UserStore, ws: int) -> dict[str, Props]:
-    found: dict[str, Props] = {}
-    after: str | None = None
-    while page := store.list_users(ws, limit=100, after=after):
-        found.update((record.user_id, record.properties) for record in page)
-        after = page[-1].user_id
-    return found
+    return {record.user_id: record.properties for record in store.iter_users(ws)}
 
 
 # --- conflict modes ------------------------------------------------------------------------
@@ -611,6 +607,21 @@ def test_list_users_pages_in_user_id_order(store: UserStore, ws: int) -> None:
     assert len(last) == 5
     assert store.list_users(ws, limit=10, after=ids[-1]) == []
     assert all(isinstance(record, UserRecord) for record in first)
+
+
+@pytest.mark.parametrize("count", [12, 10])  # the last page part full, or full
+def test_iter_users_reads_every_user_of_the_workspace_a_page_at_a_time(
+    store: UserStore, ws: int, engine: Engine, monkeypatch: pytest.MonkeyPatch, count: int
+) -> None:
+    monkeypatch.setattr(users_module, "_EXPORT_PAGE", 5)
+    other = workspaces.get_or_create(engine, "other")
+    ids = [f"user-{i:02d}" for i in range(count)]
+    store.apply(ws, [[change(uid, n=i) for i, uid in enumerate(reversed(ids))]], UPDATE)
+    store.apply(other, [[change("user-00a", n=1)]], UPDATE)
+    found = list(store.iter_users(ws))
+
+    assert [record.user_id for record in found] == ids
+    assert found[0].properties == {"n": count - 1}
 
 
 def test_list_users_search_matches_part_of_the_user_id_ignoring_case(

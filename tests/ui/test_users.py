@@ -5,8 +5,11 @@ the property catalog), as an import writes them."""
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import re
+from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
@@ -77,6 +80,32 @@ def test_no_users_yet_says_that_an_import_brings_them(page: Page, workspace: Wor
     expect(page.get_by_role("table")).to_have_count(0)
     empty.get_by_role("link", name="Integrations").click()
     expect(page.get_by_role("heading", name="Integrations", level=1)).to_be_visible()
+
+
+def test_every_user_downloads_as_a_userdata_file_and_as_json_lines(
+    page: Page, live: LiveApp, workspace: Workspace
+) -> None:
+    properties.ensure(live.engine, workspace.id, {"city": "string"})
+    seed(live, workspace.id, WITH_ODD)
+    open_users(page, workspace.token)
+
+    with page.expect_download() as as_csv:
+        page.get_by_role("link", name=re.compile(r"^CSV \(a userdata file")).click()
+    with page.expect_download() as as_jsonl:
+        page.get_by_role("link", name=re.compile(r"^JSON Lines")).click()
+
+    assert re.fullmatch(r"userdata_export_\d{4}-\d\d-\d\d\.csv", as_csv.value.suggested_filename)
+    text = Path(as_csv.value.path()).read_text("utf-8")
+    assert list(csv.reader(io.StringIO(text))) == [
+        ["userId", "city"],
+        ["team", "Bern"],
+        [ODD, "Zürich"],
+    ]
+    lines = Path(as_jsonl.value.path()).read_text("utf-8").splitlines()
+    assert [json.loads(line)["properties"] for line in lines] == [
+        {"city": "Bern"},
+        {"city": "Zürich"},
+    ]
 
 
 def test_search_narrows_the_list_and_keeps_the_term(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sqlite3
 import sys
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from types import ModuleType
 
 import sqlalchemy as sa
@@ -24,6 +24,7 @@ from usersync.store.model import (
 )
 
 MAX_PAGE = 1000
+_EXPORT_PAGE = 5000  # users a query of `iter_users` reads
 
 
 class UserNotFound(NotFound):
@@ -131,6 +132,23 @@ class UserStore:
         """
         if not 1 <= limit <= MAX_PAGE:
             raise UsageError(f"limit must be between 1 and {MAX_PAGE}, not {limit}")
+        return self._page(workspace_id, limit, after, search)
+
+    def iter_users(self, workspace_id: int) -> Iterator[UserRecord]:
+        """Every user, in user id order, read a page at a time, each page on its own: no
+        transaction is held between pages (a slow reader holds up no import), so a user that
+        an import changes meanwhile comes as its page found it."""
+        after = None
+        while True:
+            page = self._page(workspace_id, _EXPORT_PAGE, after, None)
+            yield from page
+            if len(page) < _EXPORT_PAGE:
+                return
+            after = page[-1].user_id
+
+    def _page(
+        self, workspace_id: int, limit: int, after: str | None, search: str | None
+    ) -> list[UserRecord]:
         query = sa.select(users).where(users.c.workspace_id == workspace_id)
         if after is not None:
             query = query.where(users.c.user_id > after)

@@ -11,4 +11,5 @@ def api_router() -> APIRouter:
     router = APIRouter(prefix="/api")
     for module in (connections, syncs, runs, users, properties):
         router.include_router(module.router)
+    router.include_router(users.download_router)
     return router

@@ -5,8 +5,11 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Path, Query, Response
+from fastapi.responses import StreamingResponse
 from sqlalchemy import Engine
 
+from usersync.exports import FORMATS, export_users
+from usersync.schema import utcnow
 from usersync.store import UserRecord, UserStore
 from usersync.web.api._common import DEFAULT_LIMIT, Limit, errors, page
 from usersync.web.auth import WorkspaceDep
@@ -14,6 +17,7 @@ from usersync.web.deps import ServicesDep
 from usersync.web.schemas import NO_NUL, UserList, UserPublic
 
 router = APIRouter(prefix="/users", tags=["users"])
+download_router = APIRouter(tags=["users"])  # /users.csv and /users.jsonl, beside /users/{id}
 
 OptionalUserId = Annotated[str | None, Query(max_length=1000, pattern=NO_NUL)]
 UserIdPath = Annotated[str, Path(max_length=1000, pattern=NO_NUL)]
@@ -81,3 +85,47 @@ def get_user(user_id: UserIdPath, services: ServicesDep, ws: WorkspaceDep) -> Us
 def delete_user(user_id: UserIdPath, services: ServicesDep, ws: WorkspaceDep) -> Response:
     UserStore(services.engine).delete_user(ws, user_id)
     return Response(status_code=204)
+
+
+def users_download(engine: Engine, ws: int, fmt: str) -> StreamingResponse:
+    """Every user of the workspace as a file to download (`fmt`: a key of FORMATS). The API
+    and the web UI answer with this same file."""
+    exported = export_users(engine, ws, fmt)
+    name = f"userdata_export_{utcnow():%Y-%m-%d}.{fmt}"
+    return StreamingResponse(
+        exported.chunks,
+        media_type=FORMATS[fmt].media_type,
+        headers={"Content-Disposition": f'attachment; filename="{name}"'},
+    )
+
+
+_DOWNLOAD = (
+    "Streamed a page of users at a time, in userId order; a user that an import changes "
+    "meanwhile comes as its page found it. "
+)
+
+
+@download_router.get(
+    "/users.csv",
+    summary="Every user, as a userdata CSV file",
+    description=_DOWNLOAD + "The header is `userId` (`userId_1` if a property has that name), "
+    "then each property of the catalog by name; an absent property is an empty cell. Values "
+    "are as stored (numbers as JSON writes them, booleans true/false, dates ISO 8601), "
+    "without formula escaping, so that the file imports back to the same records.",
+    response_class=StreamingResponse,
+    responses={200: {"content": {"text/csv": {}}}, **errors()},
+)
+def users_csv(services: ServicesDep, ws: WorkspaceDep) -> StreamingResponse:
+    return users_download(services.engine, ws, "csv")
+
+
+@download_router.get(
+    "/users.jsonl",
+    summary="Every user, as JSON Lines",
+    description=_DOWNLOAD + "Each line is a user as GET /api/users/{user_id} gives it, "
+    "less its `id`.",
+    response_class=StreamingResponse,
+    responses={200: {"content": {"application/x-ndjson": {}}}, **errors()},
+)
+def users_jsonl(services: ServicesDep, ws: WorkspaceDep) -> StreamingResponse:
+    return users_download(services.engine, ws, "jsonl")

@@ -138,6 +138,7 @@ def install(app: FastAPI) -> None:
     for module in (signin, integrations, wizard, wizard_steps, runs, users, tokens):
         app.include_router(module.router)
     app.include_router(wizard_steps.edit_router)
+    app.include_router(users.download_router)
     app.add_exception_handler(SignInRequired, _sign_in_required)
     app.add_exception_handler(CsrfRejected, _csrf_rejected)
     for kind, describe in (

@@ -4,20 +4,27 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 from urllib.parse import quote, urlencode
 
 from fastapi import APIRouter, Form, Request
-from fastapi.responses import HTMLResponse, RedirectResponse
+from fastapi.responses import HTMLResponse, RedirectResponse, StreamingResponse
 
 from usersync.store import UserRecord, UserStore, properties
 from usersync.web.api._common import Limit
-from usersync.web.api.users import OptionalUserId, SearchText, UserIdPath, users_page
+from usersync.web.api.users import (
+    OptionalUserId,
+    SearchText,
+    UserIdPath,
+    users_download,
+    users_page,
+)
 from usersync.web.deps import ServicesDep
 from usersync.web.pages.render import render
 from usersync.web.pages.session import FormSessionDep, SessionDep
 
 router = APIRouter(prefix="/users")
+download_router = APIRouter()  # /users.csv, /users.jsonl: the API's files
 
 PAGE_SIZE = 50
 SUMMARY_PROPERTIES = 3  # properties named in a row of the list
@@ -116,6 +123,13 @@ def users(
         first_url=list_url(search, None, limit) if after is not None else None,
         deleted=deleted,
     )
+
+
+@download_router.get("/users.{fmt}", include_in_schema=False)
+def download(
+    fmt: Literal["csv", "jsonl"], services: ServicesDep, session: SessionDep
+) -> StreamingResponse:
+    return users_download(services.engine, session.workspace_id, fmt)
 
 
 @router.post("/delete", include_in_schema=False)
