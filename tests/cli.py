@@ -12,6 +12,7 @@ import sys
 import termios
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Protocol
 
 from click.testing import CliRunner
@@ -27,6 +28,17 @@ class Result:
 
     def json(self) -> Any:
         return json.loads(self.stdout)
+
+
+def store_env(tmp_path: Path, db_url: str) -> dict[str, str]:
+    """The environment of `usersync` commands on this test's own data folder and database
+    `db_url`, with short network timeouts."""
+    return {
+        "USERSYNC_DATA_DIR": str(tmp_path / "data"),
+        "USERSYNC_DB": db_url,
+        "USERSYNC_CONNECT_TIMEOUT": "5",
+        "USERSYNC_IO_TIMEOUT": "5",
+    }
 
 
 def usersync(env: dict[str, str], *args: str) -> Result:

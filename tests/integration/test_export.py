@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from tests.cli import key_args, usersync
+from tests.cli import key_args, store_env, usersync
 from tests.servers.sshd import SftpFolder
 
 pytestmark = pytest.mark.integration
@@ -45,13 +45,7 @@ def mapping(columns: list[str]) -> list[str]:
 
 @pytest.fixture
 def env(tmp_path: Path, db_url: str) -> dict[str, str]:
-    return {
-        "USERSYNC_DATA_DIR": str(tmp_path / "data"),
-        "USERSYNC_DB": db_url,
-        "USERSYNC_CONNECT_TIMEOUT": "5",
-        "USERSYNC_IO_TIMEOUT": "5",
-        "TZ": "UTC",
-    }
+    return store_env(tmp_path, db_url)
 
 
 def imported(env: dict[str, str], sftp: SftpFolder, name: str, data: str, *args: str) -> None:

@@ -16,7 +16,15 @@ from typing import Any, BinaryIO, cast
 import pytest
 from sqlalchemy.engine import make_url
 
-from tests.cli import Result, key_args, start_usersync, stop_when, usersync, wait_for_progress
+from tests.cli import (
+    Result,
+    key_args,
+    start_usersync,
+    stop_when,
+    store_env,
+    usersync,
+    wait_for_progress,
+)
 from tests.servers.netpath import CuttablePath
 from tests.servers.sshd import SftpFolder, SshServer
 from tests.worker_procs import wait_for
@@ -38,12 +46,7 @@ pytestmark = pytest.mark.integration
 
 @pytest.fixture
 def env(tmp_path: Path, db_url: str) -> dict[str, str]:
-    return {
-        "USERSYNC_DATA_DIR": str(tmp_path / "data"),
-        "USERSYNC_DB": db_url,
-        "USERSYNC_CONNECT_TIMEOUT": "5",
-        "USERSYNC_IO_TIMEOUT": "5",
-    }
+    return store_env(tmp_path, db_url)
 
 
 def run_import(env: dict[str, str], sftp: SftpFolder, name: str, *args: str) -> Result:

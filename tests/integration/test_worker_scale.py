@@ -6,6 +6,7 @@ fire times missed while nothing ran giving one run."""
 from __future__ import annotations
 
 import json
+import os
 import signal
 import time
 from collections import defaultdict
@@ -291,6 +292,9 @@ def test_a_worker_killed_mid_import_changes_nothing_and_its_run_is_retried(
         with WorkerProcess.start(
             tmp_path / "doomed", db_url, data_dir, **_worker_settings(lease=3)
         ) as doomed:
+            # The kill must land before the commit, a second or so after the first progress:
+            # on a busy machine the worker, not this test, is the one made to wait.
+            os.setpriority(os.PRIO_PROCESS, doomed.pid, 15)
             doomed.wait_ready()
             reading = wait_for(
                 "the run to be running and reading",

@@ -38,13 +38,21 @@ def open_wizard(
     """Signed in, on the source step of a confirmed connection, with people.csv (`data`)
     chosen."""
     sftp.put("in/userdata_people.csv", data)
+    fetch_files(page, live, workspace, sftp, "in")
+    expect(page.get_by_role("radio", name=re.compile("^userdata_people.csv"))).to_be_checked()
+
+
+def fetch_files(
+    page: Page, live: LiveApp, workspace: Workspace, sftp: SftpFolder, folder: str
+) -> None:
+    """Signed in, on the source step of a confirmed connection, with the files of `folder`
+    (inside the test's own folder) fetched."""
     connection = confirmed_connection(live, workspace, sftp, "Acme")
     sign_in(page, workspace.token)
     page.goto(f"/integrations/{connection.id}/sync/new")
     page.get_by_role("button", name=f"Show the folders in {sftp.base}", exact=True).click()
-    page.get_by_role("radio", name="in", exact=True).check()
+    page.get_by_role("radio", name=folder, exact=True).check()
     page.get_by_role("button", name="Fetch files").click()
-    expect(page.get_by_role("radio", name=re.compile("^userdata_people.csv"))).to_be_checked()
 
 
 def open_schedule_step(page: Page, live: LiveApp, workspace: Workspace, sftp: SftpFolder) -> None:
@@ -118,12 +126,7 @@ def test_a_folder_of_daily_exports_lists_the_newest_first_and_chooses_it(
     now = datetime.now(UTC)
     for days_ago, day in ((2, "2026-11-25"), (0, "2026-11-27"), (1, "2026-11-26")):
         sftp.put(f"daily/userdata_{day}.csv", PEOPLE, mtime=now - timedelta(days=days_ago, hours=1))
-    connection = confirmed_connection(live, workspace, sftp, "Acme")
-    sign_in(page, workspace.token)
-    page.goto(f"/integrations/{connection.id}/sync/new")
-    page.get_by_role("button", name=f"Show the folders in {sftp.base}", exact=True).click()
-    page.get_by_role("radio", name="daily", exact=True).check()
-    page.get_by_role("button", name="Fetch files").click()
+    fetch_files(page, live, workspace, sftp, "daily")
 
     files = page.get_by_role("group", name=re.compile("^Select file")).get_by_role("radio")
     expect(files).to_have_count(3)
