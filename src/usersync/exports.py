@@ -12,13 +12,16 @@ from __future__ import annotations
 import csv
 import io
 import json
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Collection, Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import Engine
 
 from usersync.store import UserRecord, UserStore, properties
+from usersync.store.users import StoredUser
+
+T = TypeVar("T")
 
 USER_ID_COLUMN = "userId"
 FLUSH_ROWS = 1000  # users per chunk written
@@ -60,30 +63,47 @@ def user_document(record: UserRecord) -> dict[str, Any]:
 
 def export_users(engine: Engine, workspace_id: int, fmt: str) -> Export:
     """The workspace's users, in userId order, as `fmt` (a key of FORMATS)."""
-    names = sorted(properties.types(engine, workspace_id))
+    catalog = properties.types(engine, workspace_id)
+    names = sorted(catalog)
+    booleans = {name for name, kind in catalog.items() if kind == "boolean"}
     export = Export(iter(()), len(names))
+    store = UserStore(engine)
 
-    def counted() -> Iterator[UserRecord]:
-        for record in UserStore(engine).iter_users(workspace_id):
+    def counted(users: Iterable[T]) -> Iterator[T]:
+        for user in users:
             export.users += 1
-            yield record
+            yield user
 
-    export.chunks = users_jsonl(counted()) if fmt == "jsonl" else users_csv(names, counted())
+    if fmt == "jsonl":
+        export.chunks = users_jsonl(counted(store.iter_users_json(workspace_id)))
+    else:
+        rows = counted(store.iter_properties_json(workspace_id))
+        export.chunks = users_csv(names, rows, booleans)
     return export
 
 
-def users_csv(names: Sequence[str], records: Iterable[UserRecord]) -> Iterator[str]:
-    """A header (the userId column, then `names`) and a row per user. Values are written as
+def users_csv(
+    names: Sequence[str], users: Iterable[tuple[str, str]], booleans: Collection[str] = ()
+) -> Iterator[str]:
+    """A header (the userId column, then `names`) and a row per user of `users` (user id,
+    properties' JSON text). Values are written as
     they are stored, without a spreadsheet's formula escaping (a number such as -5 stays -5),
     so that importing the file, each column mapped to its property with its type, gives the
-    same records: numbers as JSON writes them, booleans as true/false, dates and times in
-    ISO 8601, an absent property as an empty cell."""
+    same records: numbers as JSON writes them, booleans (in the properties `booleans`, the
+    only ones that hold them) as true/false, dates and times in ISO 8601, an absent
+    property as an empty cell."""
     buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n")
+    writer = csv.writer(buffer, lineterminator="\n")  # None as "", numbers as repr() has them
     writer.writerow([id_column(names), *names])
-    for count, record in enumerate(records, start=1):
-        values = record.properties
-        writer.writerow([record.user_id, *(_cell(values.get(name)) for name in names)])
+    flags = [(index, name) for index, name in enumerate(names, start=1) if name in booleans]
+    for count, (user_id, properties_json) in enumerate(users, start=1):
+        values = json.loads(properties_json)
+        row = [user_id, *map(values.get, names)]
+        for index, name in flags:
+            value = values.get(name)
+            if value is not None:
+                row[index] = "true" if value else "false"
+        writer.writerow(row)
         if count % FLUSH_ROWS == 0:
             yield _drained(buffer)
     yield _drained(buffer)
@@ -97,20 +117,17 @@ def id_column(names: Sequence[str]) -> str:
     return next(name for name in candidates if name not in taken)
 
 
-def _cell(value: object) -> str:
-    if value is None:
-        return ""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int | float):
-        return json.dumps(value)
-    return str(value)
-
-
-def users_jsonl(records: Iterable[UserRecord]) -> Iterator[str]:
+def users_jsonl(users: Iterable[StoredUser]) -> Iterator[str]:
+    """Each user's `user_document` on a line, its properties passed on as the store gave
+    them (JSON already)."""
     lines: list[str] = []
-    for record in records:
-        lines.append(json.dumps(user_document(record), ensure_ascii=False) + "\n")
+    for user in users:
+        lines.append(
+            f'{{"user_id": {json.dumps(user.user_id, ensure_ascii=False)}, '
+            f'"properties": {user.properties_json}, '
+            f'"created_at": "{user.created_at.isoformat()}", '
+            f'"updated_at": "{user.updated_at.isoformat()}"}}\n'
+        )
         if len(lines) == FLUSH_ROWS:
             yield "".join(lines)
             lines.clear()

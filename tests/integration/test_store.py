@@ -126,7 +126,7 @@ def everything(engine: Engine) -> list[tuple[Any, ...]]:
 
 
 def all_users(store: UserStore, ws: int) -> dict[str, Props]:
-    return {record.user_id: record.properties for record in store.iter_users(ws)}
+    return {user_id: json.loads(text) for user_id, text in store.iter_properties_json(ws)}
 
 
 # --- conflict modes ------------------------------------------------------------------------
@@ -610,7 +610,7 @@ def test_list_users_pages_in_user_id_order(store: UserStore, ws: int) -> None:
 
 
 @pytest.mark.parametrize("count", [12, 10])  # the last page part full, or full
-def test_iter_users_reads_every_user_of_the_workspace_a_page_at_a_time(
+def test_every_user_of_the_workspace_is_read_a_page_at_a_time(
     store: UserStore, ws: int, engine: Engine, monkeypatch: pytest.MonkeyPatch, count: int
 ) -> None:
     monkeypatch.setattr(users_module, "_EXPORT_PAGE", 5)
@@ -618,10 +618,19 @@ def test_iter_users_reads_every_user_of_the_workspace_a_page_at_a_time(
     ids = [f"user-{i:02d}" for i in range(count)]
     store.apply(ws, [[change(uid, n=i) for i, uid in enumerate(reversed(ids))]], UPDATE)
     store.apply(other, [[change("user-00a", n=1)]], UPDATE)
-    found = list(store.iter_users(ws))
 
-    assert [record.user_id for record in found] == ids
-    assert found[0].properties == {"n": count - 1}
+    users = list(store.iter_users_json(ws))
+    properties = list(store.iter_properties_json(ws))
+
+    records = [store.require_user(ws, user_id) for user_id in ids]
+    assert users == [
+        (r.user_id, users[i].properties_json, r.created_at, r.updated_at)
+        for i, r in enumerate(records)
+    ]
+    assert [(u, json.loads(text)) for u, text in properties] == [
+        (r.user_id, r.properties) for r in records
+    ]
+    assert json.loads(users[0].properties_json) == {"n": count - 1}
 
 
 def test_list_users_search_matches_part_of_the_user_id_ignoring_case(

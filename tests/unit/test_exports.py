@@ -9,17 +9,18 @@ from datetime import UTC, datetime
 from typing import Any
 
 from usersync import exports
-from usersync.store import UserRecord
+from usersync.store.users import StoredUser
 
 WHEN = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)
 
 
-def record(user_id: str, **properties: Any) -> UserRecord:
-    return UserRecord(user_id=user_id, properties=properties, created_at=WHEN, updated_at=WHEN)
+def record(user_id: str, **properties: Any) -> tuple[str, str]:
+    return user_id, json.dumps(properties)
 
 
-def rows(names: list[str], records: list[UserRecord]) -> list[list[str]]:
-    return list(csv.reader(io.StringIO("".join(exports.users_csv(names, records)))))
+def rows(names: list[str], records: list[tuple[str, str]]) -> list[list[str]]:
+    text = "".join(exports.users_csv(names, records, booleans={"vip"}))
+    return list(csv.reader(io.StringIO(text)))
 
 
 def test_each_value_is_written_as_an_import_reads_it_back() -> None:
@@ -57,11 +58,13 @@ def test_big_exports_come_in_chunks_of_whole_users(monkeypatch: Any) -> None:
 
 
 def test_a_json_line_is_the_users_document() -> None:
-    line = json.loads("".join(exports.users_jsonl([record("Zoë", city="Zürich")])))
+    stored = StoredUser("Zoë", '{"city": "Zürich", "n": 1e21}', WHEN, WHEN)
+
+    line = json.loads("".join(exports.users_jsonl([stored])))
 
     assert line == {
         "user_id": "Zoë",
-        "properties": {"city": "Zürich"},
+        "properties": {"city": "Zürich", "n": 1e21},
         "created_at": "2026-11-27T12:00:00+00:00",
         "updated_at": "2026-11-27T12:00:00+00:00",
     }

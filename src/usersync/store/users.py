@@ -5,7 +5,9 @@ from __future__ import annotations
 import sqlite3
 import sys
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from datetime import datetime
 from types import ModuleType
+from typing import Any, NamedTuple
 
 import sqlalchemy as sa
 from sqlalchemy import exc
@@ -24,7 +26,7 @@ from usersync.store.model import (
 )
 
 MAX_PAGE = 1000
-_EXPORT_PAGE = 5000  # users a query of `iter_users` reads
+_EXPORT_PAGE = 5000  # users a query of `iter_users_json` reads
 
 
 class UserNotFound(NotFound):
@@ -132,31 +134,60 @@ class UserStore:
         """
         if not 1 <= limit <= MAX_PAGE:
             raise UsageError(f"limit must be between 1 and {MAX_PAGE}, not {limit}")
-        return self._page(workspace_id, limit, after, search)
+        return [_record(row) for row in self._page(workspace_id, limit, after, search)]
 
-    def iter_users(self, workspace_id: int) -> Iterator[UserRecord]:
-        """Every user, in user id order, read a page at a time, each page on its own: no
-        transaction is held between pages (a slow reader holds up no import), so a user that
-        an import changes meanwhile comes as its page found it."""
+    def iter_users_json(self, workspace_id: int) -> Iterator[StoredUser]:
+        """Every user, in user id order, its properties the JSON text the database gives (a
+        writer of JSON need not decode and encode them again). Read a page at a time, each
+        page on its own: no transaction is held between pages (a slow reader holds up no
+        import), so a user that an import changes meanwhile comes as its page found it."""
+        columns = (users.c.created_at, users.c.updated_at)
+        for rows in self._pages(workspace_id, columns):
+            yield from (StoredUser(*row) for row in rows)
+
+    def iter_properties_json(self, workspace_id: int) -> Iterator[tuple[str, str]]:
+        """As `iter_users_json`, without the times: (user id, properties' JSON text)."""
+        for rows in self._pages(workspace_id, ()):
+            yield from ((user_id, text) for user_id, text in rows)
+
+    def _pages(
+        self, workspace_id: int, more: tuple[sa.ColumnElement[Any], ...]
+    ) -> Iterator[Sequence[Any]]:
+        """All of the workspace's users, _EXPORT_PAGE at a time, in user id order: rows of
+        (user_id, properties as JSON text, *more)."""
+        as_text = sa.cast(users.c.properties, sa.Text)
+        columns = (users.c.user_id, as_text, *more)
         after = None
         while True:
-            page = self._page(workspace_id, _EXPORT_PAGE, after, None)
-            yield from page
-            if len(page) < _EXPORT_PAGE:
+            query = sa.select(*columns).where(users.c.workspace_id == workspace_id)
+            if after is not None:
+                query = query.where(users.c.user_id > after)
+            with self._engine.connect() as conn:
+                rows = conn.execute(query.order_by(users.c.user_id).limit(_EXPORT_PAGE)).all()
+            yield rows
+            if len(rows) < _EXPORT_PAGE:
                 return
-            after = page[-1].user_id
+            after = rows[-1][0]
 
     def _page(
         self, workspace_id: int, limit: int, after: str | None, search: str | None
-    ) -> list[UserRecord]:
+    ) -> Sequence[Any]:
         query = sa.select(users).where(users.c.workspace_id == workspace_id)
         if after is not None:
             query = query.where(users.c.user_id > after)
         if search:
             query = query.where(users.c.user_id.icontains(search, autoescape=True))
         with self._engine.connect() as conn:
-            rows = conn.execute(query.order_by(users.c.user_id).limit(limit)).all()
-        return [_record(row) for row in rows]
+            return conn.execute(query.order_by(users.c.user_id).limit(limit)).all()
+
+
+class StoredUser(NamedTuple):
+    """A user as `iter_users_json` gives it: its properties as JSON text."""
+
+    user_id: str
+    properties_json: str
+    created_at: datetime
+    updated_at: datetime
 
 
 # SQLSTATE classes worth a retry: connection exception, transaction rollback (serialization,
