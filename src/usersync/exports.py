@@ -29,14 +29,13 @@ FLUSH_ROWS = 1000  # users per chunk written
 
 @dataclass(frozen=True)
 class ExportFormat:
-    name: str
     media_type: str
     description: str
 
 
 FORMATS = {
-    "csv": ExportFormat("csv", "text/csv; charset=utf-8", "a userdata file"),
-    "jsonl": ExportFormat("jsonl", "application/x-ndjson", "JSON Lines"),
+    "csv": ExportFormat("text/csv; charset=utf-8", "a userdata file"),
+    "jsonl": ExportFormat("application/x-ndjson", "JSON Lines"),
 }
 
 
@@ -86,12 +85,11 @@ def users_csv(
     names: Sequence[str], users: Iterable[tuple[str, str]], booleans: Collection[str] = ()
 ) -> Iterator[str]:
     """A header (the userId column, then `names`) and a row per user of `users` (user id,
-    properties' JSON text). Values are written as
-    they are stored, without a spreadsheet's formula escaping (a number such as -5 stays -5),
-    so that importing the file, each column mapped to its property with its type, gives the
-    same records: numbers as JSON writes them, booleans (in the properties `booleans`, the
-    only ones that hold them) as true/false, dates and times in ISO 8601, an absent
-    property as an empty cell."""
+    properties' JSON text). Values are written as they are stored, without a spreadsheet's
+    formula escaping (a number such as -5 stays -5), so that importing the file, each column
+    mapped to its property with its type, gives the same records: numbers as JSON writes
+    them, booleans (in the properties `booleans`, the only ones that hold them) as
+    true/false, dates and times in ISO 8601, an absent property as an empty cell."""
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")  # None as "", numbers as repr() has them
     writer.writerow([id_column(names), *names])
@@ -122,9 +120,12 @@ def users_jsonl(users: Iterable[StoredUser]) -> Iterator[str]:
     them (JSON already)."""
     lines: list[str] = []
     for user in users:
+        properties_json = user.properties_json
+        if "\n" in properties_json:  # JSON written over several lines: made one
+            properties_json = json.dumps(json.loads(properties_json), ensure_ascii=False)
         lines.append(
             f'{{"user_id": {json.dumps(user.user_id, ensure_ascii=False)}, '
-            f'"properties": {user.properties_json}, '
+            f'"properties": {properties_json}, '
             f'"created_at": "{user.created_at.isoformat()}", '
             f'"updated_at": "{user.updated_at.isoformat()}"}}\n'
         )

@@ -68,3 +68,12 @@ def test_a_json_line_is_the_users_document() -> None:
         "created_at": "2026-11-27T12:00:00+00:00",
         "updated_at": "2026-11-27T12:00:00+00:00",
     }
+
+
+def test_properties_stored_over_several_lines_still_make_one_line() -> None:
+    stored = StoredUser("u1", '{\n  "note": "a\\nb"\n}', WHEN, WHEN)
+
+    text = "".join(exports.users_jsonl([stored]))
+
+    assert text.count("\n") == 1
+    assert json.loads(text)["properties"] == {"note": "a\nb"}
