@@ -241,11 +241,12 @@ def _samples_line(setup: demo.DemoSetup) -> str:
     return f"Sample files in {setup.folder}"
 
 
-from usersync.cli_admin import secrets_group, token, workspace  # noqa: E402
+from usersync.cli_admin import backup, secrets_group, token, workspace  # noqa: E402
 
 main.add_command(workspace)
 main.add_command(token)
 main.add_command(secrets_group)
+main.add_command(backup)
 
 from usersync.cli_syncs import sync  # noqa: E402
 from usersync.cli_worker import worker  # noqa: E402

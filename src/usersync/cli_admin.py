@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import shlex
+from pathlib import Path
 from typing import Any
 
 import click
 import sqlalchemy as sa
 
+from usersync.backup import backup_sqlite
 from usersync.cli_import import db_option, workspace_option
 from usersync.cli_output import emit_json, handle_errors, iso, json_option, table
 from usersync.config import load_settings
-from usersync.db import write_transaction
+from usersync.db import describe, write_transaction
 from usersync.errors import NotFound, UsageError
+from usersync.files import format_size
 from usersync.schema import connections, syncs
 from usersync.secretbox import SecretBox, SecretKeyError
 from usersync.service import open_database, workspace_id
@@ -240,3 +243,22 @@ def secrets_rotate(db_url: str | None, as_json: bool) -> None:
         emit_json({"resealed": count})
         return
     click.echo(f"Re-sealed {count} secret{'' if count == 1 else 's'} with the first key.")
+
+
+@click.command()
+@click.argument("path", type=click.Path(dir_okay=False, path_type=Path))
+@db_option
+@handle_errors
+def backup(path: Path, db_url: str | None) -> None:
+    """Copy the SQLite database to PATH, a new file, while usersync goes on running
+    (PostgreSQL: use pg_dump)."""
+    settings = load_settings(db_url=db_url)
+    with open_database(settings) as engine:
+        size = backup_sqlite(engine, path)
+        source = describe(engine)
+    click.echo(f"Backed up {source} to {path} ({format_size(size)}), readable by you only.")
+    key = "USERSYNC_SECRET_KEY" if settings.secret_key else str(settings.secret_key_path)
+    click.echo(
+        f"Keep the secret key ({key}) too, but apart from the backups: without it the stored "
+        "passwords and keys cannot be read, and whoever holds both can read them."
+    )

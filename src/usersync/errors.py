@@ -30,6 +30,7 @@
     ├── importer.FileChanged           exit 5, transient: the file changed while it was read
     ├── spool.SpoolFull                exit 5, transient: no room for the file's local copy
     ├── sources.s3.ObjectChanged       exit 5, transient: an S3 object was replaced while read
+    ├── backup.BackupFailed            exit 5: the database could not be copied (a full disk)
     ├── db.DatabaseLost                exit 5, transient: the database stopped answering mid-command
     └── store.StoreError               exit 5: the database refused the apply; nothing applied
 

@@ -389,3 +389,56 @@ def test_the_stored_workspace_zone_is_the_canonical_name(
             sa.select(workspaces_table.c.timezone).where(workspaces_table.c.name == "acme")
         )
     assert zone == "Asia/Tokyo"
+
+
+# --- backup -----------------------------------------------------------------------------
+
+
+def test_a_backup_is_the_databases_committed_state_while_a_write_is_in_progress(
+    env: dict[str, str], engine: Engine, db_url: str, tmp_path: Path
+) -> None:
+    out = tmp_path / "backups" / "usersync-2026-11-27.db"
+    out.parent.mkdir()
+    assert usersync(env, "workspace", "create", "acme").exit_code == 0
+
+    if engine.dialect.name != "sqlite":
+        refused = usersync(env, "backup", str(out))
+        assert refused.exit_code == 2
+        assert "back up PostgreSQL with its own tools, e.g. pg_dump" in refused.stderr
+        assert not out.exists()
+        return
+    # As an import in the middle of its transaction, holding the write lock.
+    with engine.connect() as writer, db.write_transaction(writer) as transaction:
+        writer.execute(sa.insert(workspaces_table).values(name="uncommitted"))
+        made = usersync(env, "backup", str(out))
+        transaction.rollback()
+
+    assert made.exit_code == 0, made.stderr
+    assert f"to {out} (" in made.stdout
+    assert "Keep the secret key (" in made.stdout
+    assert oct(out.stat().st_mode & 0o777) == "0o600"
+    copy = db.create_engine_for(f"sqlite:///{out}")
+    try:
+        with copy.connect() as conn:
+            assert conn.exec_driver_sql("PRAGMA integrity_check").scalar() == "ok"
+            names = conn.scalars(sa.select(workspaces_table.c.name)).all()
+    finally:
+        copy.dispose()
+    assert "acme" in names
+    assert "uncommitted" not in names
+    assert [p.name for p in out.parent.iterdir()] == [out.name]  # no partial file left
+
+
+def test_a_backup_never_replaces_a_file(tmp_path: Path) -> None:
+    env = {"USERSYNC_DATA_DIR": str(tmp_path / "data"), "USERSYNC_DB": ""}  # the embedded one
+    out = tmp_path / "usersync.db.bak"
+    out.write_text("an older backup")
+
+    again = usersync(env, "backup", str(out))
+    nowhere = usersync(env, "backup", str(tmp_path / "missing" / "b.db"))
+
+    assert again.exit_code == 2
+    assert f"{out} already exists: a backup never replaces a file" in again.stderr
+    assert out.read_text() == "an older backup"
+    assert nowhere.exit_code == 2
+    assert f"there is no folder {tmp_path / 'missing'}" in nowhere.stderr
