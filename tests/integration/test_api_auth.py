@@ -58,6 +58,8 @@ OPERATIONS = [
     ("GET", "/api/users", None),
     ("GET", "/api/users/{user}", None),
     ("DELETE", "/api/users/{user}", None),
+    ("GET", "/api/users.csv", None),
+    ("GET", "/api/users.jsonl", None),
     ("GET", "/api/properties", None),
     ("POST", "/api/properties", {"name": "age", "type": "integer"}),
     ("GET", "/metrics", None),
@@ -174,6 +176,8 @@ def test_a_token_of_each_workspace_sees_only_its_own_resources(
 
     for path in ("/api/connections", "/api/syncs", "/api/runs", "/api/users", "/api/properties"):
         assert ok(other.get(path)) == {"items": [], "next": None}, path
+    assert other.get("/api/users.csv").text == "userId\n"
+    assert other.get("/api/users.jsonl").text == ""
 
 
 @pytest.mark.parametrize(
