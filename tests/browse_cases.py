@@ -1,13 +1,71 @@
-"""What the browse tests of the remote sources (SFTP, FTP/FTPS, S3) share: the same files
-to list and preview, and what `usersync files` and `usersync preview` must say of them."""
+"""What the browse tests of the sources (SFTP, FTP/FTPS, S3, this machine's files) share: the
+same files to list and preview, and what `usersync files` and `usersync preview` must say of
+them."""
 
 from __future__ import annotations
 
 import os
+import posixpath
+from datetime import datetime
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, Protocol
 
-from tests.servers import ServedFolder
+
+class Folder(Protocol):
+    """A test's own folder of a store (`tests.servers.ServedFolder`, or `LocalFolder`)."""
+
+    def path(self, rel: str = "") -> str: ...
+
+    def local(self, rel: str = "") -> Path: ...
+
+    def put(
+        self,
+        rel: str,
+        data: bytes,
+        mode: int = 0o644,
+        mtime: float | datetime | None = None,
+        *,
+        writable: bool = False,
+    ) -> Path: ...
+
+    def mkdir(self, rel: str, mode: int = 0o755, *, writable: bool = False) -> Path: ...
+
+
+class LocalFolder:
+    """A folder of this machine, as `usersync` reaches it by path (a `Folder`)."""
+
+    def __init__(self, base: Path) -> None:
+        self.base = base
+
+    def path(self, rel: str = "") -> str:
+        return posixpath.normpath(posixpath.join(str(self.base), rel.lstrip("/")))
+
+    def local(self, rel: str = "") -> Path:
+        return Path(self.path(rel))
+
+    def put(
+        self,
+        rel: str,
+        data: bytes,
+        mode: int = 0o644,
+        mtime: float | datetime | None = None,
+        *,
+        writable: bool = False,
+    ) -> Path:
+        local = self.local(rel)
+        local.parent.mkdir(parents=True, exist_ok=True)
+        local.write_bytes(data)
+        local.chmod(mode)
+        if mtime is not None:
+            stamp = mtime.timestamp() if isinstance(mtime, datetime) else mtime
+            os.utime(local, (stamp, stamp))
+        return local
+
+    def mkdir(self, rel: str, mode: int = 0o755, *, writable: bool = False) -> Path:
+        local = self.local(rel)
+        local.mkdir(mode=mode, parents=True, exist_ok=True)
+        return local
+
 
 # A CSV with a BOM, quoted quotes, a quoted line break, an empty field and six rows.
 PREVIEW_CSV = (
@@ -34,7 +92,7 @@ HIDDEN_REASONS = {
 }
 
 
-def put_mixed_files(folder: ServedFolder[Any]) -> None:
+def put_mixed_files(folder: Folder) -> None:
     """Two eligible files (`userdata_A.CSV`, `userdata_b.csv`: 9 bytes, 2026-01-01), the
     hidden ones of HIDDEN_REASONS (`userdata_big.csv`: 2001 bytes) and a folder `archive`."""
     folder.put("userdata_b.csv", b"userId\n1\n", mtime=1_767_225_600)
@@ -51,7 +109,7 @@ NOT_UTF8_NAMES = (b"userdata_m\xfcnchen.csv", b"\xe9t\xe9")
 NOT_UTF8_FILE_SHOWN = "userdata_m\ufffdnchen.csv"
 
 
-def put_names_not_utf8(folder: ServedFolder[Any]) -> None:
+def put_names_not_utf8(folder: Folder) -> None:
     """`userdata_ok.csv` and a folder `ok`, and a file and a folder named as NOT_UTF8_NAMES."""
     folder.put("userdata_ok.csv", b"userId\n1\n")
     folder.mkdir("ok")
@@ -61,9 +119,7 @@ def put_names_not_utf8(folder: ServedFolder[Any]) -> None:
     os.mkdir(folder_name)
 
 
-def check_names_not_utf8(
-    folder: ServedFolder[Any], files: dict[str, Any], folders: dict[str, Any]
-) -> None:
+def check_names_not_utf8(folder: Folder, files: dict[str, Any], folders: dict[str, Any]) -> None:
     """What `files --json` and `folders --json` say of `put_names_not_utf8`'s folder: the
     file not named in UTF-8 hidden for it (its name shown with U+FFFD), the folder left out,
     and the others as usual."""

@@ -8,6 +8,7 @@ Which options fit which URL:
     ftps://   --password-env; --ca-file or --insecure-skip-verify
     s3://     --access-key-id (else AWS_ACCESS_KEY_ID), --secret-env (else
               AWS_SECRET_ACCESS_KEY); --endpoint-url, --region, --path-style; --ca-file
+    a path    none (a file or folder of this machine; file:///PATH too)
 
 An option given with a URL it does not fit is a usage error (exit 2), never silently ignored.
 """
@@ -57,6 +58,7 @@ _HINTS = {
     "ftp": "an ftp:// server takes --password-env VAR (use ftps:// for TLS)",
     "ftps": "an ftps:// server takes --password-env VAR; its certificate is checked (--ca-file)",
     "sftp": "an sftp:// server takes --password-env VAR or --key PATH",
+    "file": "a path of this machine takes none of them",
 }
 INSECURE_WARNING = (
     "usersync: WARNING: --insecure-skip-verify: the server's TLS certificate is not checked. "

@@ -1,3 +1,5 @@
+from pathlib import Path
+
 import pytest
 
 from usersync.errors import UsageError
@@ -41,7 +43,8 @@ def test_ipv6_hosts() -> None:
         ("sftp://a:secret@host/", "do not put a password in the URL"),
         ("sftp://a@host:99999/", "not a valid URL"),
         ("sftp://a@/x", "no host"),
-        ("/just/a/path", "unsupported scheme"),
+        ("file://files.example.com/x.csv", "names a path of this machine"),
+        ("", "or a path of this machine"),
     ],
 )
 def test_refuses_bad_urls_with_a_hint(url: str, message: str) -> None:
@@ -90,3 +93,19 @@ def test_with_path_keeps_the_endpoint_and_the_trust() -> None:
 )
 def test_origin_names_the_store_without_the_path(url: str, origin: str) -> None:
     assert parse_remote_url(url).origin == origin
+
+
+def test_a_path_or_a_file_url_is_a_location_on_this_machine(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("HOME", "/home/ann")
+    here = RemoteLocation("file", "", 0, "", f"{tmp_path}/in/userdata_a.csv")
+
+    assert parse_remote_url("in/userdata_a.csv") == here
+    assert parse_remote_url("./in/../in/userdata_a.csv") == here
+    assert parse_remote_url(f"file://{tmp_path}/in/userdata_a.csv") == here
+    assert parse_remote_url("file:///data/Kunden%20Daten/").path == "/data/Kunden Daten"
+    assert parse_remote_url("file://localhost/data").path == "/data"
+    assert parse_remote_url("~/exports").path == "/home/ann/exports"
+    assert here.origin == "file://"

@@ -5,6 +5,7 @@
     ftps://   FtpSource    password; TLS certificate checked as `location.tls` says
     s3://     S3Source     access key id + secret; endpoint, region and addressing style
                            from `location.s3`, TLS as `location.tls` says
+    file://   LocalSource  this machine's files (the command line only)
 
 A stored S3 connection keeps its access key id as the user name and its secret as the
 password: `Credentials.access_key_id` / `secret_access_key` win when given.
@@ -20,8 +21,9 @@ from usersync.errors import UsageError
 from usersync.sources.base import Source, Timeouts
 from usersync.sources.ftp import FtpSource, FtpTarget
 from usersync.sources.hostkeys import HostKeyPolicy
+from usersync.sources.local import LocalSource
 from usersync.sources.sftp import SftpAuth, SftpSource, SftpTarget
-from usersync.sources.urls import RemoteLocation
+from usersync.sources.urls import LOCAL, RemoteLocation
 
 
 @dataclass(frozen=True, repr=False)
@@ -44,6 +46,8 @@ def open_source(
     settings: Settings,
 ) -> Source:
     timeouts = Timeouts(connect=settings.connect_timeout, io=settings.io_timeout)
+    if location.scheme == LOCAL:
+        return LocalSource()
     if location.scheme == "sftp":
         auth = SftpAuth(
             password=credentials.password,

@@ -5,6 +5,8 @@
     ftps://USER@HOST[:PORT]/PATH       FTP with explicit TLS (AUTH TLS on the usual port 21)
     s3://BUCKET/PREFIX                 an S3-compatible bucket; the endpoint, region and
                                        access key are options (`S3Endpoint`), not URL parts
+    file:///PATH, or a PATH            a file or folder of this machine (the command line
+                                       only; a relative PATH is from the current folder)
 
 A location's `path` is what the store's `Source` is given: for S3 it is the key prefix inside
 the bucket, written as a folder path (`/exports` is the prefix `exports/`).
@@ -13,6 +15,7 @@ the bucket, written as a folder path (`/exports` is the prefix `exports/`).
 from __future__ import annotations
 
 import dataclasses
+import os
 import posixpath
 import re
 from dataclasses import dataclass, field
@@ -20,6 +23,7 @@ from urllib.parse import unquote, urlsplit
 
 from usersync.errors import UsageError
 
+LOCAL = "file"  # the scheme of this machine's files
 # S3 has no port in its URL; 443 keeps stored connections' port column meaningful.
 DEFAULT_PORTS = {"sftp": 22, "ftp": 21, "ftps": 21, "s3": 443}
 
@@ -76,6 +80,8 @@ class RemoteLocation:
         `sftp://alice@host:22`, `s3://bucket`."""
         if self.scheme == "s3":
             return f"s3://{self.host}"
+        if self.scheme == LOCAL:
+            return "file://"
         host = f"[{self.host}]" if ":" in self.host else self.host
         return f"{self.scheme}://{self.username}@{host}:{self.port}"
 
@@ -88,6 +94,8 @@ def normalize_path(path: str) -> str:
 def parse_remote_url(url: str) -> RemoteLocation:
     """A location from a URL (see the module docstring); UsageError, with an example of the
     right form, for anything else."""
+    if "://" not in url:
+        return local_location(url)
     try:
         parts = urlsplit(url)
         port = parts.port
@@ -96,11 +104,15 @@ def parse_remote_url(url: str) -> RemoteLocation:
             f"{url!r} is not a valid URL ({exc}); write it as {EXAMPLES['sftp']}"
         ) from None
     scheme = parts.scheme.lower()
+    if scheme == LOCAL:
+        if parts.netloc not in ("", "localhost"):
+            raise UsageError(f"{url!r}: a file:// URL names a path of this machine: file:///PATH")
+        return local_location(unquote(parts.path))
     if scheme not in DEFAULT_PORTS:
         kinds = ", ".join(f"{kind}://" for kind in DEFAULT_PORTS)
         raise UsageError(
             f"{url!r}: unsupported scheme {parts.scheme or '(none)'!r}; usersync reaches "
-            f"{kinds} stores, e.g. {EXAMPLES['sftp']}"
+            f"{kinds} stores, e.g. {EXAMPLES['sftp']}, and paths of this machine"
         )
     example = EXAMPLES[scheme]
     if parts.query or parts.fragment:
@@ -124,6 +136,14 @@ def parse_remote_url(url: str) -> RemoteLocation:
         username=unquote(parts.username),
         path=path,
     )
+
+
+def local_location(path: str) -> RemoteLocation:
+    """A file or folder of this machine; a relative `path` is from the current folder."""
+    if not path.strip():
+        raise UsageError(f"give a URL such as {EXAMPLES['sftp']}, or a path of this machine")
+    absolute = os.path.abspath(os.path.expanduser(path))
+    return RemoteLocation(scheme=LOCAL, host="", port=0, username="", path=absolute)
 
 
 def _s3_location(url: str, netloc: str, path: str, example: str) -> RemoteLocation:
