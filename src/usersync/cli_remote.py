@@ -16,6 +16,7 @@ An option given with a URL it does not fit is a usage error (exit 2), never sile
 from __future__ import annotations
 
 import dataclasses
+import inspect
 import os
 from collections.abc import Callable
 from pathlib import Path
@@ -64,6 +65,12 @@ INSECURE_WARNING = (
     "usersync: WARNING: --insecure-skip-verify: the server's TLS certificate is not checked. "
     "The connection is encrypted, but anyone on the network path could pose as the server and "
     "read the password. Use --ca-file with the certificate of the authority that signed it."
+)
+
+
+URL_HELP = (
+    "URL: sftp://USER@HOST[:PORT]/PATH, ftp:// or ftps:// likewise, s3://BUCKET/PREFIX, or a "
+    "path of this machine (file:///PATH)."
 )
 
 
@@ -134,6 +141,7 @@ def remote_options(func: F) -> F:
     ]
     for option in reversed(options):
         func = option(func)
+    func.__doc__ = f"{inspect.cleandoc(func.__doc__ or '')}\n\n{URL_HELP}"
     return func
 
 
