@@ -101,6 +101,7 @@ def _result_document(run_id: int, result: RunResult, dry_run: bool) -> dict[str,
         "rows_read": result.rows_read,
         "users_created": result.users_created,
         "users_updated": result.users_updated,
+        "users_unchanged": result.users_unchanged,
         "rows_rejected": result.rows_rejected,
         "errors": [
             {"line": e.line, "column": e.column, "value": e.value, "message": e.message}
@@ -139,6 +140,12 @@ def _result_document(run_id: int, result: RunResult, dry_run: bool) -> dict[str,
     show_default=True,
     help="What an empty mapped cell does in update mode.",
 )
+@click.option(
+    "--skip-unchanged",
+    is_flag=True,
+    help="Leave a user the file does not change as it is (its updated time too), and count it "
+    "as unchanged, not updated.",
+)
 @csv_format_options
 @click.option("--tz", "zone_name", help="Time zone of naive datetimes (default UTC).")
 @click.option("--dry-run", is_flag=True, help="Check everything and count, but write nothing.")
@@ -155,6 +162,7 @@ def import_(
     types: tuple[str, ...],
     conflict: str,
     empty_cells: str,
+    skip_unchanged: bool,
     encoding: str | None,
     delimiter: str | None,
     zone_name: str | None,
@@ -176,6 +184,7 @@ def import_(
         ),
         conflict=ConflictMode(conflict),
         empty_cells=EmptyCells(empty_cells),
+        skip_unchanged=skip_unchanged,
         csv=csv_options(encoding, delimiter),
         zone=resolve_zone(zone_name),
         dry_run=dry_run,
@@ -213,11 +222,14 @@ def _print_summary(run_id: int, result: RunResult, dry_run: bool) -> None:
         return "would be" if dry_run else "was" if count == 1 else "were"
 
     created, updated = result.users_created, result.users_updated
+    unchanged = result.users_unchanged
+    left = f"{unchanged:,} {'was' if unchanged == 1 else 'were'} unchanged, " if unchanged else ""
     click.echo(
         f"Run {run_id} {result.status.value} in {result.seconds:.1f} s: "
         f"{counted(result.rows_read, 'row')} read, "
         f"{counted(created, 'user')} {verb(created)} created, "
-        f"{updated:,} {verb(updated)} updated, {counted(result.rows_rejected, 'row')} rejected."
+        f"{updated:,} {verb(updated)} updated, {left}"
+        f"{counted(result.rows_rejected, 'row')} rejected."
     )
     for error in result.errors[:10]:
         click.echo(f"  {located(error.line, error.column)}: {error.message}")

@@ -196,7 +196,9 @@ def _summary(run: Run) -> str:
     text = (
         f"Run {run.id} {run.status}{' (dry run: nothing applied)' if run.dry_run else ''}: "
         f"{run.rows_read:,} rows read, {run.users_created:,} {would}created, "
-        f"{run.users_updated:,} {would}updated, {run.rows_rejected:,} rejected ({run.path})"
+        f"{run.users_updated:,} {would}updated, "
+        + (f"{run.users_unchanged:,} unchanged, " if run.users_unchanged else "")
+        + f"{run.rows_rejected:,} rejected ({run.path})"
     )
     if run.status == RunStatus.SKIPPED.value and run.message:
         text += f": {run.message}"

@@ -80,6 +80,7 @@ class ImportSpec:
     spool_dir: str | None = None  # where the local copy for a second read goes (default TMPDIR)
     digest: bool = False  # compute the file's SHA-256 (RunResult.sha256)
     before_commit: BeforeCommit | None = None  # a last check inside the store's transaction
+    skip_unchanged: bool = False  # users the file leaves as they are are not written
 
 
 @dataclass(frozen=True)
@@ -98,6 +99,7 @@ class RunResult:
     rows_read: int = 0
     users_created: int = 0
     users_updated: int = 0
+    users_unchanged: int = 0  # counted when ImportSpec.skip_unchanged; else among updated
     rows_rejected: int = 0
     errors: list[RowError] = field(default_factory=list)  # the first ones
     error: UsersyncError | None = None  # why the run failed
@@ -135,7 +137,7 @@ def run_import(
     except UsersyncError as error:
         result.status = RunStatus.FAILED
         result.error = error
-        result.users_created = result.users_updated = 0
+        result.users_created = result.users_updated = result.users_unchanged = 0
     finally:
         result.errors = list(rejects.first)
         result.rows_rejected = rejects.rows
@@ -163,9 +165,11 @@ def _run(
                 spec.conflict,
                 dry_run=spec.dry_run,
                 before_commit=spec.before_commit,
+                skip_unchanged=spec.skip_unchanged,
             )
             result.users_created = counts.created
             result.users_updated = counts.updated
+            result.users_unchanged = counts.unchanged
             result.sha256 = raw.sha256
 
         try:

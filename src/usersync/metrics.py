@@ -35,6 +35,11 @@ _SUMS = (
     ("usersync_rows_read_total", "Data rows read by imports.", runs.c.rows_read),
     ("usersync_users_created_total", "Users created by imports.", runs.c.users_created),
     ("usersync_users_updated_total", "Existing users updated by imports.", runs.c.users_updated),
+    (
+        "usersync_users_unchanged_total",
+        "Existing users that imports skipping unchanged users left as they were.",
+        runs.c.users_unchanged,
+    ),
     ("usersync_rows_rejected_total", "Rows rejected by imports.", runs.c.rows_rejected),
 )
 

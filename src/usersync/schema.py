@@ -200,6 +200,8 @@ syncs = sa.Table(
     sa.Column("enabled", sa.Boolean, nullable=False),
     sa.Column("next_run_at", UTCDateTime(), nullable=True),
     sa.Column("import_unchanged", sa.Boolean, nullable=False),  # import even if unchanged
+    # Added by 0009: users the file leaves as they are are not written.
+    sa.Column("skip_unchanged_users", sa.Boolean, nullable=False, default=False),
     sa.Column("after_import", sa.String(16), nullable=False),
     sa.Column("move_to", sa.Text, nullable=True),
     sa.Column("webhook_url", sa.Text, nullable=True),
@@ -290,6 +292,8 @@ runs = sa.Table(
     sa.Column("webhook_delivery", sa.Text, nullable=True),
     # Added by 0007: when someone asked to cancel it (its worker then stops it).
     sa.Column("cancel_requested_at", UTCDateTime(), nullable=True),
+    # Added by 0009: users the file left as they were (when its sync skips them).
+    sa.Column("users_unchanged", sa.BigInteger, nullable=False, default=0),
     sa.CheckConstraint(_one_of("status", RUN_STATUSES), name="status"),
     sa.Index(None, "workspace_id", "id"),
     sa.Index(None, "sync_id", "id"),

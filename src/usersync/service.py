@@ -270,6 +270,7 @@ def record_outcome(
         rows_read=result.rows_read,
         users_created=result.users_created,
         users_updated=result.users_updated,
+        users_unchanged=result.users_unchanged,
         rows_rejected=result.rows_rejected,
         message=message,
         path=path,

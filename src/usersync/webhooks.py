@@ -49,6 +49,7 @@ def run_summary(run: Run) -> dict[str, Any]:
         "rows_read": run.rows_read,
         "users_created": run.users_created,
         "users_updated": run.users_updated,
+        "users_unchanged": run.users_unchanged,
         "rows_rejected": run.rows_rejected,
         "message": run.message,
     }

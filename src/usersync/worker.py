@@ -409,6 +409,7 @@ class Worker:
             mapping=ColumnMapping(mapping["user_id"], mapping["properties"], types),
             conflict=ConflictMode(sync.conflict),
             empty_cells=EmptyCells(sync.empty_cells),
+            skip_unchanged=sync.skip_unchanged_users,
             csv=CsvOptions(encoding=sync.encoding, delimiter=sync.delimiter or ","),
             zone=resolve_zone(sync.timezone),
             max_rejected=sync.max_rejected,

@@ -255,6 +255,7 @@ def test_create_sync_fills_in_the_defaults(api: Api) -> None:
         "timezone": "UTC",
         "enabled": False,
         "next_run_at": None,
+        "skip_unchanged_users": False,
         "after_import": "leave",
         "has_webhook_secret": False,
     }
@@ -275,6 +276,7 @@ def test_sync_settings_round_trip_and_the_webhook_secret_stays_hidden(api: Api) 
         webhook_url="https://hooks.example/usersync",
         webhook_secret=WEBHOOK_SECRET,
         mapping={"user_id": "userId", "properties": {"age": "age"}, "types": {"age": "integer"}},
+        skip_unchanged_users=True,
     )
 
     assert sync["name"] == "nightly"
@@ -286,8 +288,12 @@ def test_sync_settings_round_trip_and_the_webhook_secret_stays_hidden(api: Api) 
     assert sync["has_webhook_secret"] is True
     assert sync["mapping"]["types"] == {"age": "integer"}
     assert "webhook_secret" not in sync
+    assert sync["skip_unchanged_users"] is True
     unhooked = api.patch(f"/api/syncs/{sync['id']}", json={"webhook_url": None}).json()
     assert (unhooked["webhook_url"], unhooked["has_webhook_secret"]) == (None, False)
+    assert unhooked["skip_unchanged_users"] is True
+    writes_all = api.patch(f"/api/syncs/{sync['id']}", json={"skip_unchanged_users": False})
+    assert writes_all.json()["skip_unchanged_users"] is False
 
 
 @pytest.mark.parametrize(

@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import os
 import secrets
 import signal
 from collections.abc import Callable
@@ -65,6 +66,33 @@ def all_users(env: dict[str, str]) -> dict[str, dict[str, Any]]:
     result = usersync(env, "users", "--json", "--limit", "1000")
     assert result.exit_code == 0, result.stderr
     return {u["user_id"]: u["properties"] for u in result.json()["items"]}
+
+
+def test_skip_unchanged_leaves_the_users_a_file_does_not_change_as_they_were(
+    sftp: SftpFolder, env: dict[str, str]
+) -> None:
+    seed(env, sftp)
+    before = usersync(env, "user", "u1", "--json").json()
+    sftp.put("userdata_b.csv", b"userId,email,plan\nu1,ann@old.example,gold\nu2,bob@new.example,\n")
+
+    result = run_import(env, sftp, "userdata_b.csv", *MAP_EMAIL_AND_PLAN, "--skip-unchanged")
+    summary = run_import(env, sftp, "userdata_b.csv", *MAP_EMAIL_AND_PLAN, "--skip-unchanged")
+    table = usersync(
+        env,
+        "import",
+        sftp.url("userdata_b.csv"),
+        *key_args(sftp),
+        *MAP_EMAIL_AND_PLAN,
+        "--skip-unchanged",
+    )
+
+    assert result.exit_code == 0, result.stderr
+    doc = result.json()
+    assert (doc["users_created"], doc["users_updated"], doc["users_unchanged"]) == (0, 1, 1)
+    assert usersync(env, "user", "u1", "--json").json() == before
+    assert user(env, "u2") == {"name": "Bob", "email": "bob@new.example", "plan": "silver"}
+    assert summary.json()["users_unchanged"] == 2
+    assert "0 were updated, 2 were unchanged, 0 rows rejected." in table.stdout
 
 
 MAP_EMAIL_AND_PLAN = ("--user-id", "userId", "--map", "email=email", "--map", "plan=plan")
@@ -673,6 +701,9 @@ def test_an_import_publishes_its_progress_and_stops_when_its_run_is_cancelled(
     env = {**env, "USERSYNC_WORKER_LEASE": "3"}  # a beat a second
     sftp.put("userdata_big.csv", plan_file(rows=1_500_000, users=1_500_000))
     proc = start_import(sftp.url("userdata_big.csv"), sftp, env)
+    # The cancel must land before the commit, seconds away: on a busy machine the import,
+    # not this test, is the one made to wait.
+    os.setpriority(os.PRIO_PROCESS, proc.pid, 15)
     wait_for_progress(proc, "rows")
 
     def published() -> dict[str, Any] | None:

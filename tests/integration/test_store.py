@@ -215,6 +215,64 @@ def test_counts_distinct_user_ids_created_and_updated(store: UserStore, ws: int)
     assert counts == ApplyCounts(created=2, updated=1)
 
 
+def test_skipping_unchanged_users_writes_and_counts_only_the_changed_ones(
+    store: UserStore, ws: int
+) -> None:
+    apply(store, ws, UPDATE, change("same", a=1, b="x"), change("diff", a=1), change("dup", a=1))
+    before = {u: store.require_user(ws, u) for u in ("same", "diff", "dup")}
+
+    counts = store.apply(
+        ws,
+        [
+            [
+                change("same", b="x"),  # what it has already
+                change("diff", a=2),
+                change("dup", a=1),  # unchanged, then changed by its second row
+                change("dup", a=3),
+                change("new", a=1),
+                change("new", a=1),  # a new user's second row changes nothing
+                change("same", c=None),  # clears what it has not
+            ]
+        ],
+        UPDATE,
+        skip_unchanged=True,
+    )
+
+    assert counts == ApplyCounts(created=1, updated=2, unchanged=1)
+    assert store.require_user(ws, "same") == before["same"]  # updated_at too
+    assert store.require_user(ws, "diff").updated_at > before["diff"].updated_at
+    assert props_of(store, ws, "dup") == {"a": 3}
+    assert props_of(store, ws, "new") == {"a": 1}
+
+
+def test_skipping_unchanged_users_in_replace_mode(store: UserStore, ws: int) -> None:
+    apply(store, ws, REPLACE, change("same", a=1, b=None), change("diff", a=1, b=2))
+    same = store.require_user(ws, "same")
+
+    counts = store.apply(
+        ws,
+        [[change("same", a=1), change("diff", a=1), change("gone", z=None)]],
+        REPLACE,
+        skip_unchanged=True,
+    )
+    again = store.apply(ws, [[change("same", a=1)]], REPLACE)  # without skipping: updated
+
+    assert counts == ApplyCounts(created=1, updated=1, unchanged=1)
+    assert store.require_user(ws, "same").updated_at > same.updated_at  # by `again`
+    assert again == ApplyCounts(created=0, updated=1)
+    assert props_of(store, ws, "diff") == {"a": 1}
+
+
+def test_an_unchanged_users_stored_text_may_be_formatted_otherwise(
+    store: UserStore, ws: int, engine: Engine
+) -> None:
+    store.apply(ws, [[UserChange("u1", '{ "a" : 1,\n "b": "x" }')]], UPDATE)
+
+    counts = store.apply(ws, [[UserChange("u1", '{"b":"x"}')]], UPDATE, skip_unchanged=True)
+
+    assert counts == ApplyCounts(created=0, updated=0, unchanged=1)
+
+
 def test_values_keep_their_json_types(store: UserStore, ws: int) -> None:
     values = {"s": "text", "i": 42, "f": 2.5, "t": True, "no": False, "d": "2026-11-25"}
     apply(store, ws, UPDATE, change("u1", **values))
@@ -662,7 +720,7 @@ def test_migrations_run_twice_and_reach_the_head(engine: Engine) -> None:
     db.migrate(engine)
     with engine.connect() as conn:
         assert conn.execute(sa.text("SELECT version_num FROM alembic_version")).all() == [
-            ("0008_ids_never_reused",)
+            ("0009_unchanged_users",)
         ]
     tables = set(sa.inspect(engine).get_table_names())
     assert {"workspaces", "properties", "users", "runs", "run_errors", "syncs", "fires"} <= tables

@@ -191,6 +191,29 @@ def test_a_sync_may_import_an_unchanged_file_every_time(
         assert [run.users_updated for run in setup.runs(sync)] == [0, 1]
 
 
+def test_a_sync_that_skips_unchanged_users_leaves_them_as_they_were(
+    tmp_path: Path, db_url: str, sftp: SftpFolder
+) -> None:
+    sftp.put("userdata_a.csv", ALICE)
+    with sync_setup(tmp_path, db_url, sftp) as setup:
+        sync = setup.sync(
+            file="userdata_a.csv",
+            import_unchanged=True,
+            skip_unchanged_users=True,
+            schedule={"type": "daily", "time": "01:00"},
+        )
+        worker = setup.worker()
+        _fire_next(setup, sync)
+        drain(worker)
+        [user] = UserStore(setup.engine).list_users(setup.ws)
+        _fire_next(setup, sync)
+        drain(worker)
+
+        counts = [(r.users_created, r.users_updated, r.users_unchanged) for r in setup.runs(sync)]
+        assert counts == [(1, 0, 0), (0, 0, 1)]
+        assert UserStore(setup.engine).list_users(setup.ws) == [user]  # updated_at too
+
+
 def _users(setup: SyncSetup) -> list[str]:
     return [user.user_id for user in UserStore(setup.engine).list_users(setup.ws, limit=100)]
 

@@ -355,6 +355,7 @@ def test_a_worker_killed_mid_import_changes_nothing_and_its_run_is_retried(
             "rows_read": first.rows_read,
             "users_created": 0,
             "users_updated": 0,
+            "users_unchanged": 0,
             "rows_rejected": 0,
             "message": first.message,
         }

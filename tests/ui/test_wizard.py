@@ -405,6 +405,7 @@ def test_back_and_change_keep_every_choice(
     expect(page.get_by_role("checkbox", name="Empty cells clear their property")).to_be_hidden()
     page.get_by_role("radio", name="Update existing user data").check()
     page.get_by_role("checkbox", name="Empty cells clear their property").check()
+    page.get_by_role("switch", name="Leave them as they are").check()
     next_step(page, "Schedule import")
     page.get_by_role("radio", name="Repeat").check()
     page.get_by_label("Time", exact=True).fill("04:15")
@@ -417,15 +418,17 @@ def test_back_and_change_keep_every_choice(
     next_step(page, "Map properties")
     next_step(page, "Resolve conflicts")
     expect(page.get_by_role("checkbox", name="Empty cells clear their property")).to_be_checked()
+    expect(page.get_by_role("switch", name="Leave them as they are")).to_be_checked()
     next_step(page, "Schedule import")
     expect(page.get_by_label("Time", exact=True)).to_have_value("04:15")
     next_step(page, "Import")
     expect(page.get_by_role("main")).to_contain_text("work_email")
     expect(page.get_by_role("main")).to_contain_text("empty cells clear their property")
+    expect(page.get_by_role("main")).to_contain_text("the file does not change are left as")
     page.get_by_role("button", name="Import", exact=True).click()
     expect(page).to_have_url(re.compile(r"/runs\?sync=\d+$"))
     sync = the_only_sync(live, workspace)
-    assert (sync.conflict, sync.empty_cells) == ("update", "clear")
+    assert (sync.conflict, sync.empty_cells, sync.skip_unchanged_users) == ("update", "clear", True)
     assert sync.schedule == {"type": "daily", "time": "04:15"}
 
 

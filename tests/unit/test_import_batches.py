@@ -57,6 +57,7 @@ class RecordingStore:
         mode: ConflictMode,
         dry_run: bool = False,
         before_commit: object = None,
+        skip_unchanged: bool = False,
     ) -> ApplyCounts:
         self.batches = [list(batch) for batch in batches]
         return ApplyCounts(created=sum(map(len, self.batches)), updated=0)

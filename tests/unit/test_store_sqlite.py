@@ -21,9 +21,9 @@ from cryptography.fernet import Fernet
 from usersync import db, schema
 from usersync.errors import UsageError
 from usersync.migrations import HEAD
-from usersync.schema import UTCDateTime, from_micros, to_micros
+from usersync.schema import UTCDateTime, from_micros, to_micros, utcnow
 from usersync.secretbox import SecretBox
-from usersync.store import connections, runs, syncs, tokens, workspaces
+from usersync.store import connections, syncs, tokens, workspaces
 from usersync.store._sqlite_insert import _rows_per_statement, insert_rows
 from usersync.store.connections import NewConnection
 
@@ -254,17 +254,36 @@ def test_the_rebuild_that_stops_id_reuse_keeps_every_row_and_every_reference(
         "schedule": {"type": "daily", "time": "01:00"},
         "enabled": True,
     }
-    sync = syncs.create(sqlite_engine, box, ws, values)
-    run_id = runs.create_run(sqlite_engine, ws, source="sftp://u@h", path="/in/a", sync_id=sync.id)
+    with sqlite_engine.begin() as conn:  # as 0007's code made it: the columns it knew
+        sync_id = conn.execute(
+            sa.text(
+                "INSERT INTO syncs (workspace_id, connection_id, folder, file, file_choice, "
+                "mapping, conflict, empty_cells, schedule, timezone, enabled, import_unchanged, "
+                "after_import, created_at, updated_at) VALUES (:ws, :connection, '/in', "
+                "'userdata_a.csv', 'exact', '{\"user_id\": \"id\", \"properties\": {}}', "
+                "'update', 'ignore', '{\"type\": \"daily\", \"time\": \"01:00\"}', 'UTC', 1, 0, "
+                "'leave', :now, :now) RETURNING id"
+            ),
+            {"ws": ws, "connection": connection.id, "now": to_micros(utcnow())},
+        ).scalar_one()
+        run_id = conn.execute(
+            sa.text(
+                "INSERT INTO runs (workspace_id, sync_id, source, path, status, started_at, "
+                "bytes_read, rows_read, users_created, users_updated, rows_rejected, dry_run, "
+                "trigger, attempt) VALUES (:ws, :sync, 'sftp://u@h', '/in/a', 'running', :now, "
+                "0, 0, 0, 0, 0, 0, 'cli', 1) RETURNING id"
+            ),
+            {"ws": ws, "sync": sync_id, "now": to_micros(utcnow())},
+        ).scalar_one()
     with sqlite_engine.begin() as conn:
         conn.execute(sa.insert(schema.run_errors).values(run_id=run_id, seq=1, message="bad"))
         conn.execute(
-            sa.insert(schema.fires).values(sync_id=sync.id, scheduled_for=datetime.now(UTC))
+            sa.insert(schema.fires).values(sync_id=sync_id, scheduled_for=datetime.now(UTC))
         )
     before = _counts(sqlite_engine)
 
     db.migrate(sqlite_engine)
-    syncs.delete(sqlite_engine, ws, sync.id)
+    syncs.delete(sqlite_engine, ws, sync_id)
     again = syncs.create(sqlite_engine, box, ws, values)
     with sqlite_engine.connect() as conn:
         foreign_keys = conn.exec_driver_sql("PRAGMA foreign_keys").scalar()
@@ -276,7 +295,7 @@ def test_the_rebuild_that_stops_id_reuse_keeps_every_row_and_every_reference(
     # The deleted sync's fire went with it (and the new sync took its place in `syncs`);
     # its run and the run's errors stay.
     assert {**after, "fires": after["fires"] + 1} == before
-    assert again.id == sync.id + 1
+    assert again.id == sync_id + 1
     assert foreign_keys == 1
 
 

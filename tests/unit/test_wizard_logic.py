@@ -253,6 +253,7 @@ def stored(**values: Any) -> Sync:
         "enabled": True,
         "next_run_at": None,
         "import_unchanged": False,
+        "skip_unchanged_users": False,
         "after_import": "leave",
         "move_to": None,
         "webhook_url": None,

@@ -8,4 +8,4 @@ Times are `usersync.schema.UTCDateTime` columns. Then set `HEAD` below to its `r
 
 # The newest revision. `migrate` compares the database's with it before it loads Alembic,
 # which takes longer to import than a command takes to run. A test checks it is Alembic's head.
-HEAD = "0008_ids_never_reused"
+HEAD = "0009_unchanged_users"

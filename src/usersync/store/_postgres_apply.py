@@ -23,6 +23,10 @@ unfinished transaction) leaves `users` as it was.
      one `INSERT ... ON CONFLICT DO UPDATE ... RETURNING`, its rows counted by whether
      `created_at` is this apply's time (an updated row keeps its older one).
 
+With `skip_unchanged`, a user whose merged record is its stored one is not written (MERGE:
+`WHEN MATCHED AND ... IS DISTINCT FROM ...`; ON CONFLICT: `DO UPDATE ... WHERE`), so the
+counts leave it out; the unchanged ones are the distinct user ids less those counted.
+
 In UPDATE mode, when most of the file's first changes give every property of the users they
 update, such a user takes the change as it is instead of `stored || change` (see
 `_whole_record_names`).
@@ -65,6 +69,7 @@ def apply(
     mode: ConflictMode,
     dry_run: bool,
     before_commit: BeforeCommit | None = None,
+    skip_unchanged: bool = False,
 ) -> ApplyCounts:
     with engine.connect() as conn, conn.begin() as transaction, _dropped_on_interrupt(conn):
         staged = _stage(conn, batches)
@@ -79,7 +84,7 @@ def apply(
             text("SELECT EXISTS (SELECT 1 FROM users WHERE workspace_id = :ws)"),
             {"ws": workspace_id},
         )
-        counts = _merge(conn, workspace_id, mode, staged, now, empty)
+        counts = _merge(conn, workspace_id, mode, staged, now, empty, skip_unchanged)
         if dry_run:
             transaction.rollback()
         elif before_commit is not None:
@@ -147,6 +152,7 @@ def _merge(
     staged: Staged,
     now: datetime,
     empty: bool,
+    skip_unchanged: bool = False,
 ) -> ApplyCounts:
     params: dict[str, Any] = {"ws": workspace_id, "now": now}
     if mode is ConflictMode.UPDATE:
@@ -162,12 +168,24 @@ def _merge(
     if whole:
         params["keys"] = names
     if _can_count_merge(conn):
-        counts = _merge_counted(conn, changes, _merged(mode, staged, "changes", whole), params)
+        merged = _merged(mode, staged, "changes", whole)
+        counts = _merge_counted(conn, changes, merged, params, _if_changed(merged, skip_unchanged))
     else:
-        counts = _upsert(conn, changes, _merged(mode, staged, "excluded", whole), params)
+        merged = _merged(mode, staged, "excluded", whole)
+        counts = _upsert(conn, changes, merged, params, _if_changed(merged, skip_unchanged))
     if mode is ConflictMode.UPDATE and staged.nulls:
         conn.execute(text(_STRIP_NEW_USERS), params)
+    if skip_unchanged:
+        distinct = conn.scalar(text(f"SELECT count(DISTINCT user_id) FROM {STAGING}"))
+        unchanged = int(distinct or 0) - counts.created - counts.updated
+        counts = ApplyCounts(created=counts.created, updated=counts.updated, unchanged=unchanged)
     return counts
+
+
+def _if_changed(merged: str, skip_unchanged: bool) -> str:
+    """The condition on which a stored user is written: always, or, when unchanged users are
+    skipped, when `merged` is not what it has."""
+    return f"users.properties IS DISTINCT FROM ({merged})" if skip_unchanged else "true"
 
 
 def _merged(mode: ConflictMode, staged: Staged, change: str, whole: bool) -> str:
@@ -249,7 +267,7 @@ def _can_count_merge(conn: Connection) -> bool:
 
 
 def _merge_counted(
-    conn: Connection, changes: str, merged: str, params: dict[str, Any]
+    conn: Connection, changes: str, merged: str, params: dict[str, Any], write_if: str
 ) -> ApplyCounts:
     conn.exec_driver_sql(f"ANALYZE {STAGING}")  # so that the planner knows its size
     if conn.scalar(text(_NEVER_ANALYZED)):
@@ -262,7 +280,8 @@ def _merge_counted(
         text(
             f"MERGE INTO users USING ({changes}) AS changes "
             "ON users.workspace_id = :ws AND users.user_id = changes.user_id "
-            f"WHEN MATCHED THEN UPDATE SET properties = {merged}, updated_at = :now "
+            f"WHEN MATCHED AND {write_if} THEN UPDATE SET properties = {merged}, "
+            "updated_at = :now "
             "WHEN NOT MATCHED THEN INSERT "
             "(workspace_id, user_id, properties, created_at, updated_at) "
             "VALUES (:ws, changes.user_id, changes.properties, :now, :now)"
@@ -274,12 +293,14 @@ def _merge_counted(
     return ApplyCounts(created=after[0] - before[0], updated=after[1] - before[1])
 
 
-def _upsert(conn: Connection, changes: str, merged: str, params: dict[str, Any]) -> ApplyCounts:
+def _upsert(
+    conn: Connection, changes: str, merged: str, params: dict[str, Any], write_if: str
+) -> ApplyCounts:
     row = conn.execute(
         text(
             f"WITH merged AS ({_INSERT.format(changes=changes)}"
             " ON CONFLICT (workspace_id, user_id) DO UPDATE"
-            f" SET properties = {merged}, updated_at = excluded.updated_at"
+            f" SET properties = {merged}, updated_at = excluded.updated_at WHERE {write_if}"
             " RETURNING created_at = :now AS created) "
             "SELECT count(*) FILTER (WHERE created), count(*) FILTER (WHERE NOT created) "
             "FROM merged"

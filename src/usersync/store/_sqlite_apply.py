@@ -13,6 +13,10 @@
    `updated_at` is not this apply's time): those are the users that existed before.
    Every other staged row inserted a new user, so created = staged - conflicts.
 
+With `skip_unchanged`, the DO UPDATE has a WHERE: the stored text is not the merged one. Its
+conflicts are then counted there (the SET runs only for the users it changes), and the
+users the file left as they were are its distinct user ids less those created and updated.
+
 In UPDATE mode new users are inserted with the raw patch, nulls included (the conflict branch
 must see the nulls to clear properties); when a patch had nulls, one more statement strips
 them from the users this apply created.
@@ -36,18 +40,28 @@ from usersync.store.model import ApplyCounts, BeforeCommit, Change, ConflictMode
 
 STAGING = "usersync_staging"
 _TOUCHED = "usersync_touched"
+_CONFLICT = "usersync_conflict"
 _STAGE = f"INSERT INTO temp.{STAGING} (user_id, properties)"
 
 
 class _Tally:
-    """Counts, from inside the merge statement, the conflicts and the first touches."""
+    """Counts, from inside the merge statement, the conflicts and the first touches.
 
-    def __init__(self) -> None:
+    `conflicts_in_where`: the DO UPDATE has a WHERE (see `_merge_sql`), which counts the
+    conflicts, since the SET runs only for the rows it changes; else the SET counts them."""
+
+    def __init__(self, conflicts_in_where: bool) -> None:
         self.conflicts = 0
         self.first_touches = 0
+        self._in_where = conflicts_in_where
+
+    def conflict(self) -> int:
+        self.conflicts += 1
+        return 1
 
     def touched(self, stored_updated_at: int, new_updated_at: int) -> int:
-        self.conflicts += 1
+        if not self._in_where:
+            self.conflicts += 1
         if stored_updated_at != new_updated_at:
             self.first_touches += 1
         return new_updated_at
@@ -60,13 +74,14 @@ def apply(
     mode: ConflictMode,
     dry_run: bool,
     before_commit: BeforeCommit | None = None,
+    skip_unchanged: bool = False,
 ) -> ApplyCounts:
     with engine.connect() as conn:
         try:
             staged = _stage(conn, batches)
             if staged.rows == 0:
                 return ApplyCounts(created=0, updated=0)
-            return _merge(conn, workspace_id, mode, staged, dry_run, before_commit)
+            return _merge(conn, workspace_id, mode, staged, dry_run, before_commit, skip_unchanged)
         finally:
             _discard(conn)
 
@@ -151,21 +166,26 @@ class _Writer:
             cursor.close()
 
 
-def _merge_sql(mode: ConflictMode, nulls: bool) -> str:
+def _merge_sql(mode: ConflictMode, nulls: bool, skip_unchanged: bool) -> str:
     if mode is ConflictMode.UPDATE:
         inserted = "properties"  # nulls stripped afterwards, see the module docstring
         merged = "json_patch(users.properties, excluded.properties)"
     else:
         inserted = "json_patch('{}', properties)" if nulls else "properties"
         merged = "excluded.properties"
+    touched = f"{_TOUCHED}(users.updated_at, excluded.updated_at)"
+    # Compared as minified JSON text (json_patch's output is; a stored text may not be), and
+    # with a product, not AND: the conflict is counted whatever the comparison gives.
+    compared = merged if mode is ConflictMode.UPDATE else f"json({merged})"
+    changed = f"json(users.properties) IS NOT {compared}"
+    only = f" WHERE {_CONFLICT}() * ({changed})" if skip_unchanged else ""
     # "WHERE true": SQLite's documented fix for the INSERT ... SELECT ... ON CONFLICT parse.
     return (
         "INSERT INTO users (workspace_id, user_id, properties, created_at, updated_at) "
         f"SELECT :ws, user_id, {inserted}, :now, :now FROM temp.{STAGING} "
         "WHERE true ORDER BY user_id, seq "
         "ON CONFLICT (workspace_id, user_id) DO UPDATE SET "
-        f"properties = {merged}, "
-        f"updated_at = {_TOUCHED}(users.updated_at, excluded.updated_at)"
+        f"properties = {merged}, updated_at = {touched}{only}"
     )
 
 
@@ -183,18 +203,25 @@ def _merge(
     staged: Staged,
     dry_run: bool,
     before_commit: BeforeCommit | None = None,
+    skip_unchanged: bool = False,
 ) -> ApplyCounts:
-    tally = _Tally()
+    tally = _Tally(conflicts_in_where=skip_unchanged)
     driver(conn).create_function(_TOUCHED, 2, tally.touched)
+    driver(conn).create_function(_CONFLICT, 0, tally.conflict)
     with write_transaction(conn) as transaction:
         # Taken once the write lock is held: later than the time of any earlier apply, so a
         # stored updated_at equal to it can only come from this apply (see _Tally).
         now = to_micros(utcnow())
         params = {"ws": workspace_id, "now": now}
-        conn.execute(text(_merge_sql(mode, staged.nulls)), params)
+        conn.execute(text(_merge_sql(mode, staged.nulls, skip_unchanged)), params)
         if mode is ConflictMode.UPDATE and staged.nulls:
             conn.execute(text(_STRIP_NEW_USERS), params)
-        counts = ApplyCounts(created=staged.rows - tally.conflicts, updated=tally.first_touches)
+        created = staged.rows - tally.conflicts
+        unchanged = 0
+        if skip_unchanged:
+            distinct = conn.scalar(text(f"SELECT count(DISTINCT user_id) FROM temp.{STAGING}"))
+            unchanged = int(distinct or 0) - created - tally.first_touches
+        counts = ApplyCounts(created=created, updated=tally.first_touches, unchanged=unchanged)
         if dry_run:
             transaction.rollback()
         elif before_commit is not None:

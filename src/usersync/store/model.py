@@ -54,10 +54,13 @@ rolls the whole apply back. The worker checks there that the run is still its ow
 
 @dataclass(frozen=True)
 class ApplyCounts:
-    """Distinct user ids an apply created, and those that existed and were updated."""
+    """Distinct user ids an apply created, those that existed and were updated, and, when it
+    skipped unchanged users, those that existed and that the file left as they were (without
+    skipping, these are among `updated`)."""
 
     created: int
     updated: int
+    unchanged: int = 0
 
 
 @dataclass(frozen=True)

@@ -65,6 +65,7 @@ class Run:
     errors_deleted_at: datetime | None = None  # its rejected rows are no longer kept
     webhook_delivery: str | None = None  # what its sync's webhook answered ("answered 204")
     cancel_requested_at: datetime | None = None  # someone asked to cancel it while it ran
+    users_unchanged: int = 0  # users the file left as they were, when its sync skips them
 
     @property
     def progress(self) -> float | None:
@@ -168,6 +169,7 @@ def finish_run(
     users_updated: int = 0,
     rows_rejected: int = 0,
     message: str | None = None,
+    users_unchanged: int = 0,
     file_size: int | None = None,
     file_modified: datetime | None = None,
     file_sha256: str | None = None,
@@ -185,6 +187,7 @@ def finish_run(
         "rows_read": rows_read,
         "users_created": users_created,
         "users_updated": users_updated,
+        "users_unchanged": users_unchanged,
         "rows_rejected": rows_rejected,
         "message": message,
     }

@@ -58,6 +58,7 @@ class Sync:
     enabled: bool
     next_run_at: datetime | None
     import_unchanged: bool
+    skip_unchanged_users: bool
     after_import: str
     move_to: str | None
     webhook_url: str | None
@@ -93,6 +94,7 @@ DEFAULTS: dict[str, Any] = {
     "timezone": None,
     "enabled": False,
     "import_unchanged": False,
+    "skip_unchanged_users": False,
     "after_import": AfterImport.LEAVE.value,
     "move_to": None,
     "webhook_url": None,
@@ -206,7 +208,7 @@ def validate(values: Mapping[str, Any], workspace_zone: str | None = None) -> di
     zone = out["timezone"] or schedule.timezone or workspace_zone or "UTC"
     out["timezone"] = resolve_zone(zone).key
     out["schedule"] = schedule.to_dict()
-    for flag in ("enabled", "import_unchanged"):
+    for flag in ("enabled", "import_unchanged", "skip_unchanged_users"):
         if not isinstance(out[flag], bool):
             raise UsageError(f"{flag}: give true or false, not {out[flag]!r}")
     out["after_import"] = _one_of("after_import", out["after_import"], AfterImport)

@@ -38,7 +38,7 @@ class UserNotFound(NotFound):
 
 
 _Apply = Callable[
-    [Engine, int, Iterable[Sequence[Change]], ConflictMode, bool, BeforeCommit | None],
+    [Engine, int, Iterable[Sequence[Change]], ConflictMode, bool, BeforeCommit | None, bool],
     ApplyCounts,
 ]
 _BACKENDS: dict[str, _Apply] = {
@@ -65,6 +65,7 @@ class UserStore:
         *,
         dry_run: bool = False,
         before_commit: BeforeCommit | None = None,
+        skip_unchanged: bool = False,
     ) -> ApplyCounts:
         """Apply every change of `batches` to the workspace's users, all or nothing.
 
@@ -72,12 +73,16 @@ class UserStore:
         is consumed lazily and staged in the database (never all in memory), then
         applied in one transaction. If iterating it raises, or anything else fails, or the
         process dies, the users are exactly as before. Changes for one user id apply in
-        order. `dry_run`: the same work and counts, then rolled back.
+        order. `dry_run`: the same work and counts, then rolled back. `skip_unchanged`: a
+        user whose record the changes leave as it was is not written (its `updated_at`
+        stays) and is counted as unchanged, not updated.
         """
         mode = ConflictMode(mode)
         self._check_workspace(workspace_id)
         try:
-            return self._apply(self._engine, workspace_id, batches, mode, dry_run, before_commit)
+            return self._apply(
+                self._engine, workspace_id, batches, mode, dry_run, before_commit, skip_unchanged
+            )
         except _driver_errors() as error:
             # Errors of the iterable itself (the source, the reader...) pass through as they are.
             raise _store_error(error) from error

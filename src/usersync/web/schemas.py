@@ -309,6 +309,13 @@ def _default(name: str) -> Any:
     return syncs.DEFAULTS[name]
 
 
+_SKIP_UNCHANGED = (
+    "Leave a user that the file does not change as it is, its updated_at too, and count it "
+    "in the run's users_unchanged rather than users_updated (default false: every user the "
+    "file names is written)."
+)
+
+
 class SyncCreate(Input):
     connection_id: Id
     name: Name | None = None
@@ -333,6 +340,9 @@ class SyncCreate(Input):
     )
     enabled: bool = _default("enabled")
     import_unchanged: bool = _default("import_unchanged")
+    skip_unchanged_users: bool = Field(
+        default=_default("skip_unchanged_users"), description=_SKIP_UNCHANGED
+    )
     after_import: AfterImport = AfterImport(_default("after_import"))
     move_to: Text | None = None
     webhook_url: Text | None = None
@@ -360,6 +370,7 @@ class SyncUpdate(Input):
     timezone: Annotated[str, StringConstraints(max_length=64)] | None = optional()
     enabled: bool = optional()
     import_unchanged: bool = optional()
+    skip_unchanged_users: bool = optional(description=_SKIP_UNCHANGED)
     after_import: AfterImport = optional()
     move_to: Text | None = optional()
     webhook_url: Text | None = optional(description="null removes the webhook and its secret.")
@@ -387,6 +398,7 @@ class SyncPublic(Output):
     enabled: bool
     next_run_at: Timestamp | None
     import_unchanged: bool
+    skip_unchanged_users: bool
     after_import: str
     move_to: str | None
     webhook_url: str | None
@@ -429,6 +441,10 @@ class RunPublic(Output):
     rows_read: int
     users_created: int
     users_updated: int
+    users_unchanged: int = Field(
+        description="Existing users the file left as they were, when the run skipped them "
+        "(skip_unchanged_users); otherwise these are among users_updated."
+    )
     rows_rejected: int
     message: str | None
     attempt: int

@@ -66,6 +66,7 @@ class Draft(BaseModel):
     columns: list[ColumnChoice] = []
     conflict: str = ConflictMode.UPDATE.value
     empty_cells: str = EmptyCells.IGNORE.value
+    skip_unchanged_users: bool = False  # a user the file leaves as it is is not written
     frequency: str = "once"  # once | repeat | custom
     once: str = "now"  # now | at
     at: str = ""  # a local date and time, as <input type="datetime-local"> gives it
@@ -108,6 +109,7 @@ class Draft(BaseModel):
             columns=columns,
             conflict=sync.conflict,
             empty_cells=sync.empty_cells,
+            skip_unchanged_users=sync.skip_unchanged_users,
             timezone=sync.timezone,
             name=sync.name or "",
             max_rejected="" if sync.max_rejected is None else str(sync.max_rejected),
@@ -274,6 +276,7 @@ def _conflicts(form: FormData, draft: Draft) -> dict[str, Any]:
     return {
         "conflict": _text(form, "conflict", draft.conflict),
         "empty_cells": EmptyCells.CLEAR.value if clear else EmptyCells.IGNORE.value,
+        "skip_unchanged_users": form.get("skip_unchanged_users") is not None,
     }
 
 

@@ -391,6 +391,7 @@ def create(
         "mapping": draft.mapping(),
         "conflict": draft.conflict,
         "empty_cells": draft.empty_cells,
+        "skip_unchanged_users": draft.skip_unchanged_users,
         "schedule": draft.schedule(),
         "timezone": draft.timezone or None,
         **draft.options(),
