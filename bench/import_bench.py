@@ -2,7 +2,7 @@
 from a real local sshd into SQLite and PostgreSQL, as a user would run it.
 
     .venv/bin/python bench/import_bench.py [--mb 200] [--no-postgres | --no-sqlite] [--also-mb 400]
-                                           [--repeat 3] [--baseline GIT_REF]
+                                           [--repeat 3] [--baseline GIT_REF] [--unchanged]
 
 As root (it starts its own sshd and PostgreSQL on loopback). Prints, per case: wall seconds,
 MB/s, rows/s and the importing process's peak RSS. With `--repeat N` each back end's cases run
@@ -12,6 +12,9 @@ highest peak RSS: one run's time can be off by a quarter on a shared machine.
 With `--baseline REF` (a commit, branch or tag), each attempt runs the cases with the code of
 REF and then with this tree's, taking turns, so that both meet the same hour of a machine
 whose speed drifts; the medians are given for each.
+
+With `--unchanged`, two more cases run after the first import: the same file again (a daily
+full export that changed nothing), written as usual, then with `--skip-unchanged`.
 """
 
 from __future__ import annotations
@@ -111,16 +114,28 @@ def run_import(url: str, server: SshServer, env: dict[str, str], *extra: str) ->
 
 
 def report(label: str, size: int, measure: Measure) -> None:
-    rows = int(str(measure.result["rows_read"]))
+    result = measure.result
+    rows = int(str(result["rows_read"]))
+    unchanged = f" unchanged {result['users_unchanged']:,}" if result.get("users_unchanged") else ""
     print(
         f"{label:<60} {measure.seconds:6.1f} s  {size / 1e6 / measure.seconds:6.1f} MB/s  "
         f"{rows / measure.seconds:9,.0f} rows/s  peak RSS {measure.peak_rss_mb:5.0f} MB  "
-        f"created {measure.result['users_created']:,} updated {measure.result['users_updated']:,}"
+        f"created {result['users_created']:,} updated {result['users_updated']:,}{unchanged}"
     )
 
 
 FIRST_FILE, SECOND_FILE = "/bench/userdata_first.csv", "/bench/userdata_second.csv"  # on the sshd
-CASES = (("into an empty store", FIRST_FILE), ("update, half the users present", SECOND_FILE))
+Case = tuple[str, str, tuple[str, ...]]  # a label, the file on the sshd, more arguments
+CASES: tuple[Case, ...] = (
+    ("into an empty store", FIRST_FILE, ()),
+    ("update, half the users present", SECOND_FILE, ()),
+)
+# With --unchanged, between the two: the first file again, as a daily full export that
+# changed nothing, written again, then with its unchanged users skipped.
+UNCHANGED_CASES: tuple[Case, ...] = (
+    ("the same file again", FIRST_FILE, ()),
+    ("the same file again, --skip-unchanged", FIRST_FILE, ("--skip-unchanged",)),
+)
 Store = Callable[[int], AbstractContextManager[str]]  # a new store's URL, for the n-th attempt
 
 
@@ -134,6 +149,7 @@ def run_cases(
     versions: list[Version],
     sizes: dict[str, int],
     repeat: int,
+    cases: tuple[Case, ...] = CASES,
 ) -> dict[str, list[Measure]]:
     """Both cases into a new store of back end `name`, `repeat` times, with each version in
     turn; the measures by label (name, version and case)."""
@@ -142,8 +158,8 @@ def run_cases(
         for number, (version, env) in enumerate(versions):
             with store(attempt * len(versions) + number) as url:
                 env["USERSYNC_DB"] = url
-                for case, path in CASES:
-                    measure = run_import(server.url(path), server, env)
+                for case, path, extra in cases:
+                    measure = run_import(server.url(path), server, env, *extra)
                     label = f"{name}{version}: {case}"
                     measures.setdefault(label, []).append(measure)
                     suffix = f" ({attempt}/{repeat})" if repeat > 1 else ""
@@ -153,7 +169,7 @@ def run_cases(
 
 def report_medians(sizes: dict[str, int], by_label: dict[str, list[Measure]]) -> None:
     for label, runs in by_label.items():
-        path = next(path for case, path in CASES if label.endswith(case))
+        path = next(path for case, path, _ in (*CASES, *UNCHANGED_CASES) if label.endswith(case))
         median = statistics.median(m.seconds for m in runs)
         typical = min(runs, key=lambda m: abs(m.seconds - median))
         peak = max(m.peak_rss_mb for m in runs)
@@ -181,6 +197,11 @@ def main() -> None:
     parser.add_argument("--no-sqlite", action="store_true")
     parser.add_argument("--repeat", type=int, default=1, help="runs of each case (median)")
     parser.add_argument("--baseline", metavar="GIT_REF", help="also measure REF's code, in turns")
+    parser.add_argument(
+        "--unchanged",
+        action="store_true",
+        help="also import the first file again, written and then with --skip-unchanged",
+    )
     parser.add_argument("--generate", nargs=4, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.generate:
@@ -224,8 +245,9 @@ def main() -> None:
         if postgres is not None:
             stores.append(("PostgreSQL", postgres_store))
         try:
+            cases = (CASES[0], *UNCHANGED_CASES, CASES[1]) if args.unchanged else CASES
             results = [
-                run_cases(name, store, server, versions, sizes, args.repeat)
+                run_cases(name, store, server, versions, sizes, args.repeat, cases)
                 for name, store in stores
             ]
             if args.repeat > 1:
