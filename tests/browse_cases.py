@@ -8,31 +8,14 @@ import os
 import posixpath
 from datetime import datetime
 from pathlib import Path
-from typing import Any, BinaryIO, Protocol
+from typing import Any, BinaryIO
 
-
-class Folder(Protocol):
-    """A test's own folder of a store (`tests.servers.ServedFolder`, or `LocalFolder`)."""
-
-    def path(self, rel: str = "") -> str: ...
-
-    def local(self, rel: str = "") -> Path: ...
-
-    def put(
-        self,
-        rel: str,
-        data: bytes,
-        mode: int = 0o644,
-        mtime: float | datetime | None = None,
-        *,
-        writable: bool = False,
-    ) -> Path: ...
-
-    def mkdir(self, rel: str, mode: int = 0o755, *, writable: bool = False) -> Path: ...
+from tests.servers import ServedFolder
 
 
 class LocalFolder:
-    """A folder of this machine, as `usersync` reaches it by path (a `Folder`)."""
+    """A folder of this machine, as `usersync` reaches it by path: what a `ServedFolder` is
+    for a server's."""
 
     def __init__(self, base: Path) -> None:
         self.base = base
@@ -90,6 +73,9 @@ HIDDEN_REASONS = {
     "userdata_big.csv": "too_large",
     "userdata_dir.csv": "not_a_regular_file",
 }
+
+
+Folder = ServedFolder[Any] | LocalFolder  # a test's own folder of a store
 
 
 def put_mixed_files(folder: Folder) -> None:

@@ -13,9 +13,11 @@
    `updated_at` is not this apply's time): those are the users that existed before.
    Every other staged row inserted a new user, so created = staged - conflicts.
 
-With `skip_unchanged`, the DO UPDATE has a WHERE: the stored text is not the merged one. Its
-conflicts are then counted there (the SET runs only for the users it changes), and the
-users the file left as they were are its distinct user ids less those created and updated.
+With `skip_unchanged`, the DO UPDATE has a WHERE: the stored text is not the merged one (as
+it is, which is the usual case and costs a comparison, or else once both are minified). Its
+conflicts are counted there (the SET runs only for the users it changes), and so are the
+distinct users that existed before (the conflicts come in user id order): those not updated
+are the unchanged ones.
 
 In UPDATE mode new users are inserted with the raw patch, nulls included (the conflict branch
 must see the nulls to clear properties); when a patch had nulls, one more statement strips
@@ -50,13 +52,19 @@ class _Tally:
     `conflicts_in_where`: the DO UPDATE has a WHERE (see `_merge_sql`), which counts the
     conflicts, since the SET runs only for the rows it changes; else the SET counts them."""
 
-    def __init__(self, conflicts_in_where: bool) -> None:
+    def __init__(self, conflicts_in_where: bool, now: int) -> None:
         self.conflicts = 0
         self.first_touches = 0
+        self.existing = 0  # distinct users met that this apply did not create (in the WHERE)
         self._in_where = conflicts_in_where
+        self._now = now
+        self._last: str | None = None
 
-    def conflict(self) -> int:
+    def conflict(self, user_id: str, stored_created_at: int) -> int:
         self.conflicts += 1
+        if stored_created_at != self._now and user_id != self._last:
+            self.existing += 1
+        self._last = user_id
         return 1
 
     def touched(self, stored_updated_at: int, new_updated_at: int) -> int:
@@ -174,11 +182,13 @@ def _merge_sql(mode: ConflictMode, nulls: bool, skip_unchanged: bool) -> str:
         inserted = "json_patch('{}', properties)" if nulls else "properties"
         merged = "excluded.properties"
     touched = f"{_TOUCHED}(users.updated_at, excluded.updated_at)"
-    # Compared as minified JSON text (json_patch's output is; a stored text may not be), and
-    # with a product, not AND: the conflict is counted whatever the comparison gives.
-    compared = merged if mode is ConflictMode.UPDATE else f"json({merged})"
-    changed = f"json(users.properties) IS NOT {compared}"
-    only = f" WHERE {_CONFLICT}() * ({changed})" if skip_unchanged else ""
+    # The texts as they are (a stored text that an import wrote, or json_patch gave, is
+    # minified as json_patch's output), then minified; and a product, not AND: the conflict
+    # is counted whatever the comparison gives.
+    minified = merged if mode is ConflictMode.UPDATE else f"json({merged})"
+    same = f"users.properties = {merged} OR json(users.properties) = {minified}"
+    counted = f"{_CONFLICT}(users.user_id, users.created_at)"
+    only = f" WHERE {counted} * NOT ({same})" if skip_unchanged else ""
     # "WHERE true": SQLite's documented fix for the INSERT ... SELECT ... ON CONFLICT parse.
     return (
         "INSERT INTO users (workspace_id, user_id, properties, created_at, updated_at) "
@@ -205,23 +215,23 @@ def _merge(
     before_commit: BeforeCommit | None = None,
     skip_unchanged: bool = False,
 ) -> ApplyCounts:
-    tally = _Tally(conflicts_in_where=skip_unchanged)
-    driver(conn).create_function(_TOUCHED, 2, tally.touched)
-    driver(conn).create_function(_CONFLICT, 0, tally.conflict)
     with write_transaction(conn) as transaction:
         # Taken once the write lock is held: later than the time of any earlier apply, so a
         # stored updated_at equal to it can only come from this apply (see _Tally).
         now = to_micros(utcnow())
         params = {"ws": workspace_id, "now": now}
+        tally = _Tally(conflicts_in_where=skip_unchanged, now=now)
+        driver(conn).create_function(_TOUCHED, 2, tally.touched)
+        driver(conn).create_function(_CONFLICT, 2, tally.conflict)
         conn.execute(text(_merge_sql(mode, staged.nulls, skip_unchanged)), params)
         if mode is ConflictMode.UPDATE and staged.nulls:
             conn.execute(text(_STRIP_NEW_USERS), params)
-        created = staged.rows - tally.conflicts
-        unchanged = 0
-        if skip_unchanged:
-            distinct = conn.scalar(text(f"SELECT count(DISTINCT user_id) FROM temp.{STAGING}"))
-            unchanged = int(distinct or 0) - created - tally.first_touches
-        counts = ApplyCounts(created=created, updated=tally.first_touches, unchanged=unchanged)
+        unchanged = tally.existing - tally.first_touches if skip_unchanged else 0
+        counts = ApplyCounts(
+            created=staged.rows - tally.conflicts,
+            updated=tally.first_touches,
+            unchanged=unchanged,
+        )
         if dry_run:
             transaction.rollback()
         elif before_commit is not None:
