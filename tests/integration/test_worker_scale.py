@@ -273,7 +273,9 @@ def _seed_prior_users(setup: SyncSetup) -> None:
     )
 
 
-KILL_ROWS = 900_000  # ~40 MB: the import takes seconds
+# ~135 MB: the import reads for several seconds after its first progress (1 s in), however
+# fast the machine (900 K rows once were "seconds"; they came to read in one).
+KILL_ROWS = 3_000_000
 
 
 def test_a_worker_killed_mid_import_changes_nothing_and_its_run_is_retried(
