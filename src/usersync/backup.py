@@ -10,15 +10,13 @@ linked in place: FILE is never half a database, and an existing FILE is never re
 
 from __future__ import annotations
 
-import contextlib
-import os
 import sqlite3
-import tempfile
 from pathlib import Path
 
 from sqlalchemy import Engine
 
 from usersync.errors import UsageError, UsersyncError
+from usersync.files import written_whole
 
 
 class BackupFailed(UsersyncError):
@@ -36,26 +34,19 @@ def backup_sqlite(engine: Engine, path: Path) -> int:
         raise UsageError(f"{path} already exists: a backup never replaces a file, name a new one")
     if not path.parent.is_dir():
         raise UsageError(f"{path}: there is no folder {path.parent}")
-    fd, partial = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".partial")
-    os.close(fd)  # empty and readable by its owner only: VACUUM INTO fills it as it is
     try:
-        raw = engine.raw_connection()
-        try:
-            cursor = raw.cursor()
-            cursor.execute("VACUUM INTO ?", (partial,))
-            cursor.close()
-        except sqlite3.Error as error:
-            hint = "; free disk space for it" if "full" in str(error) else ""
-            raise BackupFailed(f"the backup to {path} failed ({error}){hint}") from error
-        finally:
-            raw.close()
-        try:
-            os.link(partial, path)  # unlike a rename, fails if `path` appeared meanwhile
-        except FileExistsError:
-            raise UsageError(
-                f"{path} appeared while the backup was made: name a new file"
-            ) from None
-    finally:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(partial)
+        with written_whole(path) as partial:  # VACUUM INTO fills the empty file as it is
+            raw = engine.raw_connection()
+            try:
+                cursor = raw.cursor()
+                cursor.execute("VACUUM INTO ?", (str(partial),))
+                cursor.close()
+            except sqlite3.Error as error:
+                hint = "; free disk space for it" if "full" in str(error) else ""
+                raise BackupFailed(f"the backup to {path} failed ({error}){hint}") from error
+            finally:
+                raw.close()
+    except FileExistsError:
+        message = f"{path} appeared while the backup was made: name a new file"
+        raise UsageError(message) from None
     return path.stat().st_size

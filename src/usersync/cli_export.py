@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import os
 import sys
-import tempfile
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -15,6 +13,7 @@ from usersync.cli_output import counted, handle_errors
 from usersync.config import load_settings
 from usersync.errors import UsageError
 from usersync.exports import FORMATS, export_users
+from usersync.files import written_whole
 from usersync.service import open_database, workspace_id
 
 
@@ -56,11 +55,8 @@ def _write_whole(path: Path, chunks: Iterable[str]) -> None:
     folder = path.parent
     if not folder.is_dir():
         raise UsageError(f"--output {path}: there is no folder {folder}")
-    fd, partial = tempfile.mkstemp(dir=folder, prefix=f".{path.name}.", suffix=".partial")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:
-            handle.writelines(chunks)
-        os.replace(partial, path)
-    except BaseException:
-        os.unlink(partial)
-        raise
+    with (
+        written_whole(path, replace=True) as partial,
+        partial.open("w", encoding="utf-8", newline="") as handle,
+    ):
+        handle.writelines(chunks)

@@ -6,7 +6,8 @@ import enum
 import hashlib
 import os
 import tempfile
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -227,17 +228,32 @@ class SizeLimitedReader(ChunkReader):
                 super().close()
 
 
+@contextmanager
+def written_whole(path: Path, *, replace: bool = False) -> Iterator[Path]:
+    """An empty file beside `path`, readable by its owner only, for the block to write; put
+    in `path`'s place when the block ends without an error, so that a reader never sees a part
+    of it. An existing `path` is replaced with `replace`, else kept (FileExistsError: a racing
+    writer never loses its file). The file beside is gone afterwards, whatever happened."""
+    fd, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".partial")
+    os.close(fd)
+    try:
+        yield Path(temp)
+        if replace:
+            os.replace(temp, path)
+        else:
+            os.link(temp, path)  # unlike a rename, refuses an existing `path`
+    finally:
+        with suppress(FileNotFoundError):
+            os.unlink(temp)
+
+
 def create_file(path: Path, data: bytes, mode: int) -> bool:
     """Write `path` unless it exists, whole or not at all (a reader never sees a part of
     it, a racing writer never replaces it); whether it was written."""
-    fd, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
     try:
-        with os.fdopen(fd, "wb") as handle:
-            os.fchmod(handle.fileno(), mode)
-            handle.write(data)
-        os.link(temp, path)
+        with written_whole(path) as temp:
+            temp.chmod(mode)
+            temp.write_bytes(data)
     except FileExistsError:
         return False
-    finally:
-        os.unlink(temp)
     return True
