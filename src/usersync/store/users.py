@@ -160,24 +160,25 @@ class UserStore:
     ) -> Iterator[Sequence[Any]]:
         """All of the workspace's users, _EXPORT_PAGE at a time, in user id order: rows of
         (user_id, properties as JSON text, *more)."""
-        as_text = sa.cast(users.c.properties, sa.Text)
-        columns = (users.c.user_id, as_text, *more)
+        columns = (users.c.user_id, sa.cast(users.c.properties, sa.Text), *more)
         after = None
         while True:
-            query = sa.select(*columns).where(users.c.workspace_id == workspace_id)
-            if after is not None:
-                query = query.where(users.c.user_id > after)
-            with self._engine.connect() as conn:
-                rows = conn.execute(query.order_by(users.c.user_id).limit(_EXPORT_PAGE)).all()
+            rows = self._page(workspace_id, _EXPORT_PAGE, after, None, columns)
             yield rows
             if len(rows) < _EXPORT_PAGE:
                 return
             after = rows[-1][0]
 
     def _page(
-        self, workspace_id: int, limit: int, after: str | None, search: str | None
+        self,
+        workspace_id: int,
+        limit: int,
+        after: str | None,
+        search: str | None,
+        columns: tuple[Any, ...] = (users,),
     ) -> Sequence[Any]:
-        query = sa.select(users).where(users.c.workspace_id == workspace_id)
+        """Rows of `columns` (every column of users by default), in user id order."""
+        query = sa.select(*columns).where(users.c.workspace_id == workspace_id)
         if after is not None:
             query = query.where(users.c.user_id > after)
         if search:
