@@ -25,68 +25,74 @@ class LocalSource(ClosesOnExit):
     """The files of this machine: paths are absolute, as the operating system names them."""
 
     def list_dir(self, path: str) -> list[RemoteEntry]:
-        with _errors(path, "listing the folder"):
-            if not os.path.isdir(path):
-                if os.path.exists(path):
-                    raise RemotePathNotFound(f"{path} is a file, not a folder")
-                raise RemotePathNotFound(f"there is no folder {path} on this machine{SERVER_HINT}")
-            with os.scandir(path) as found:
-                names = [entry.name for entry in found]
-        return [utf8_named(self._entry(posixpath.join(path, name))) for name in names]
+        with _errors(path, "listing the folder", missing="folder"):
+            try:
+                with os.scandir(path) as found:
+                    names = [entry.name for entry in found]
+            except NotADirectoryError:
+                raise RemotePathNotFound(f"{path} is a file, not a folder") from None
+        return [utf8_named(_listed(posixpath.join(path, name))) for name in names]
 
     def stat(self, path: str) -> RemoteEntry:
-        with _errors(path, "reading its size"):
-            return self._entry(path, missing_is_error=True)
+        with _errors(path, "reading its size", missing="file"):
+            return _entry(path, os.stat(path))
 
     def start_folder(self) -> str:
         return start_folder_of(os.getcwd())
 
     def open(self, path: str) -> BinaryIO:
-        with _errors(path, "opening it"):
+        with _errors(path, "opening it", missing="file"):
             return cast(BinaryIO, open(path, "rb"))  # the caller closes it
 
     def rename(self, path: str, new_path: str) -> None:
-        with _errors(path, f"moving it to {new_path}"):
+        with _errors(path, f"moving it to {new_path}", missing="file"):
             os.link(path, new_path)  # fails if new_path exists, as the other stores' rename
             os.unlink(path)
 
     def remove(self, path: str) -> None:
-        with _errors(path, "deleting it"):
+        with _errors(path, "deleting it", missing="file"):
             os.unlink(path)
 
     def close(self) -> None:
         pass
 
-    @staticmethod
-    def _entry(path: str, *, missing_is_error: bool = False) -> RemoteEntry:
-        """The entry at `path`, following links; a broken link (or one that vanished since
-        it was listed) is "other" unless `missing_is_error`."""
-        name = posixpath.basename(path.rstrip("/")) or "/"
-        try:
-            info = os.stat(path)
-        except FileNotFoundError:
-            if missing_is_error:
-                raise RemotePathNotFound(
-                    f"there is no file {path} on this machine{SERVER_HINT}"
-                ) from None
-            return RemoteEntry(name=name, path=path, kind=EntryKind.OTHER)
-        if stat_mod.S_ISDIR(info.st_mode):
-            kind = EntryKind.DIRECTORY
-        elif stat_mod.S_ISREG(info.st_mode):
-            kind = EntryKind.FILE
-        else:
-            kind = EntryKind.OTHER
-        modified = datetime.fromtimestamp(info.st_mtime, UTC)
-        return RemoteEntry(name=name, path=path, kind=kind, size=info.st_size, modified=modified)
+
+def _listed(path: str) -> RemoteEntry:
+    """A folder's entry at `path`, following links: a broken link (or one that went since it
+    was listed) is "other", as the servers' listings have it."""
+    try:
+        info = os.stat(path)
+    except FileNotFoundError:
+        return RemoteEntry(name=posixpath.basename(path), path=path, kind=EntryKind.OTHER)
+    return _entry(path, info)
+
+
+def _entry(path: str, info: os.stat_result) -> RemoteEntry:
+    if stat_mod.S_ISDIR(info.st_mode):
+        kind = EntryKind.DIRECTORY
+    elif stat_mod.S_ISREG(info.st_mode):
+        kind = EntryKind.FILE
+    else:
+        kind = EntryKind.OTHER
+    return RemoteEntry(
+        name=posixpath.basename(path.rstrip("/")) or "/",
+        path=path,
+        kind=kind,
+        size=info.st_size,
+        modified=datetime.fromtimestamp(info.st_mtime, UTC),
+    )
 
 
 @contextmanager
-def _errors(path: str, what: str) -> Iterator[None]:
-    """The operating system's errors as usersync's, naming the path and what was being done."""
+def _errors(path: str, what: str, *, missing: str) -> Iterator[None]:
+    """The operating system's errors as usersync's, naming the path, what was being done, and
+    what is `missing` ("file", "folder") when nothing is there."""
     try:
         yield
     except FileNotFoundError:
-        raise RemotePathNotFound(f"there is no {path} on this machine{SERVER_HINT}") from None
+        raise RemotePathNotFound(
+            f"there is no {missing} {path} on this machine{SERVER_HINT}"
+        ) from None
     except PermissionError:
         raise RemotePermissionDenied(f"{path}: permission denied while {what}") from None
     except IsADirectoryError:
