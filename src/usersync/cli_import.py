@@ -223,7 +223,7 @@ def _print_summary(run_id: int, result: RunResult, dry_run: bool) -> None:
 
     created, updated = result.users_created, result.users_updated
     unchanged = result.users_unchanged
-    left = f"{unchanged:,} {'was' if unchanged == 1 else 'were'} unchanged, " if unchanged else ""
+    left = f"{unchanged:,} {verb(unchanged)} unchanged, " if unchanged else ""
     click.echo(
         f"Run {run_id} {result.status.value} in {result.seconds:.1f} s: "
         f"{counted(result.rows_read, 'row')} read, "
