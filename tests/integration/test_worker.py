@@ -9,6 +9,7 @@ import os
 import posixpath
 import threading
 import time
+from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -172,21 +173,32 @@ def test_a_new_sync_never_takes_a_deleted_syncs_id_or_its_runs(
         assert [(run.trigger, run.status) for run in setup.runs(new)] == [("schedule", "succeeded")]
 
 
-@pytest.mark.parametrize("import_unchanged", [True])
+def _daily_reimport(setup: SyncSetup, **values: Any) -> tuple[Sync, Callable[[], None]]:
+    """A daily sync of userdata_a.csv that imports it even unchanged (and `values`), and what
+    fires it once and runs that run."""
+    sync = setup.sync(
+        file="userdata_a.csv",
+        import_unchanged=True,
+        schedule={"type": "daily", "time": "01:00"},
+        **values,
+    )
+    worker = setup.worker()
+
+    def once() -> None:
+        _fire_next(setup, sync)
+        drain(worker)
+
+    return sync, once
+
+
 def test_a_sync_may_import_an_unchanged_file_every_time(
-    tmp_path: Path, db_url: str, sftp: SftpFolder, import_unchanged: bool
+    tmp_path: Path, db_url: str, sftp: SftpFolder
 ) -> None:
     sftp.put("userdata_a.csv", ALICE)
     with sync_setup(tmp_path, db_url, sftp) as setup:
-        sync = setup.sync(
-            file="userdata_a.csv",
-            import_unchanged=import_unchanged,
-            schedule={"type": "daily", "time": "01:00"},
-        )
-        worker = setup.worker()
-        for _ in range(2):
-            _fire_next(setup, sync)
-            drain(worker)
+        sync, once = _daily_reimport(setup)
+        once()
+        once()
         assert [run.status for run in setup.runs(sync)] == ["succeeded", "succeeded"]
         assert [run.users_updated for run in setup.runs(sync)] == [0, 1]
 
@@ -196,18 +208,10 @@ def test_a_sync_that_skips_unchanged_users_leaves_them_as_they_were(
 ) -> None:
     sftp.put("userdata_a.csv", ALICE)
     with sync_setup(tmp_path, db_url, sftp) as setup:
-        sync = setup.sync(
-            file="userdata_a.csv",
-            import_unchanged=True,
-            skip_unchanged_users=True,
-            schedule={"type": "daily", "time": "01:00"},
-        )
-        worker = setup.worker()
-        _fire_next(setup, sync)
-        drain(worker)
+        sync, once = _daily_reimport(setup, skip_unchanged_users=True)
+        once()
         [user] = UserStore(setup.engine).list_users(setup.ws)
-        _fire_next(setup, sync)
-        drain(worker)
+        once()
 
         counts = [(r.users_created, r.users_updated, r.users_unchanged) for r in setup.runs(sync)]
         assert counts == [(1, 0, 0), (0, 0, 1)]
