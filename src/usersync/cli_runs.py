@@ -71,8 +71,12 @@ def runs(
     if as_json:
         emit_json({"items": [run_document(run) for run in shown], "next": cursor})
         return
+    # UNCHANGED only where a shown run skipped unchanged users (--skip-unchanged).
+    unchanged = any(run.users_unchanged for run in shown)
     table(
-        ["RUN", "STATUS", "STARTED", "READ", "CREATED", "UPDATED", "REJECTED", "FILE"],
+        ["RUN", "STATUS", "STARTED", "READ", "CREATED", "UPDATED"]
+        + (["UNCHANGED"] if unchanged else [])
+        + ["REJECTED", "FILE"],
         [
             (
                 run.id,
@@ -81,6 +85,7 @@ def runs(
                 run.rows_read,
                 run.users_created,
                 run.users_updated,
+                *([run.users_unchanged] if unchanged else []),
                 _rejected(run),
                 run.path,
             )

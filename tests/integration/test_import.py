@@ -85,6 +85,7 @@ def test_skip_unchanged_leaves_the_users_a_file_does_not_change_as_they_were(
         *MAP_EMAIL_AND_PLAN,
         "--skip-unchanged",
     )
+    listed = usersync(env, "runs", "--limit", "2").stdout.splitlines()
 
     assert result.exit_code == 0, result.stderr
     doc = result.json()
@@ -93,6 +94,9 @@ def test_skip_unchanged_leaves_the_users_a_file_does_not_change_as_they_were(
     assert user(env, "u2") == {"name": "Bob", "email": "bob@new.example", "plan": "silver"}
     assert summary.json()["users_unchanged"] == 2
     assert "0 were updated, 2 were unchanged, 0 rows rejected." in table.stdout
+    assert listed[0].split()[3:8] == ["READ", "CREATED", "UPDATED", "UNCHANGED", "REJECTED"]
+    # the newest run: 2 rows read, 0 created, 0 updated, 2 unchanged, 0 rejected
+    assert listed[1].split()[5:10] == ["2", "0", "0", "2", "0"]
 
 
 MAP_EMAIL_AND_PLAN = ("--user-id", "userId", "--map", "email=email", "--map", "plan=plan")
