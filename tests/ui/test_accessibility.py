@@ -8,7 +8,7 @@ import re
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import Page, expect
+from playwright.sync_api import Page, ViewportSize, expect
 
 from tests.apiclient import Workspace
 from tests.servers.sshd import SftpFolder
@@ -72,3 +72,51 @@ def test_every_kind_of_page_passes_axe(
     found += violations(page, "Test connection, its host key to confirm and its public key")
 
     assert found == []
+
+
+# WCAG 1.4.10 Reflow: content 320 CSS px wide, with no scrolling sideways.
+PHONE: ViewportSize = {"width": 320, "height": 640}
+# Boxes that scroll sideways on their own (wide tables, code): what is inside them may be wider.
+_OWN_SCROLL = ".table-scroll, .runs-scroll, .overflow-auto, pre"
+_OVERFLOWING = f"""() => [...document.querySelectorAll("body *")]
+    .filter(e => e.getBoundingClientRect().right > innerWidth + 1
+        && e.getClientRects().length && !e.parentElement.closest({_OWN_SCROLL!r}))
+    .slice(0, 3).map(e => e.outerHTML.slice(0, 100))"""
+
+
+def overflowing(page: Page, name: str) -> list[str]:
+    """The elements of the page, outside the boxes that scroll on their own, that stand out
+    past the right edge of the window (the page scrolls sideways), one line each."""
+    wide = page.evaluate("document.documentElement.scrollWidth") > page.evaluate("innerWidth")
+    found: list[str] = page.evaluate(_OVERFLOWING)
+    return [f"{name}: {html}" for html in found] or ([f"{name}: scrolls sideways"] if wide else [])
+
+
+def test_every_kind_of_page_fits_a_phone_without_scrolling_sideways(
+    page: Page, live: LiveApp, workspace: Workspace, sftp: SftpFolder
+) -> None:
+    page.set_viewport_size(PHONE)
+    found: list[str] = []
+    page.goto("/signin")
+    found += overflowing(page, "sign in")
+    open_wizard(page, live, workspace, sftp)
+    found += overflowing(page, "Configure source")
+    for title in ("Map properties", "Resolve conflicts", "Schedule import", "Import"):
+        next_step(page, title)
+        found += overflowing(page, title)
+    page.get_by_role("button", name="Import", exact=True).click()
+    expect(page.get_by_role("heading", name="Rejected rows")).to_be_visible()
+    found += overflowing(page, "a run")
+    sync_history = page.get_by_role("navigation", name="breadcrumb").get_by_role("link").nth(1)
+    sync_history.click()
+    expect(page.get_by_role("heading", level=1)).to_be_visible()
+    found += overflowing(page, "a sync's history")
+    for address in ("/integrations", "/runs", "/users", "/users/u1", "/tokens"):
+        page.goto(address)
+        found += overflowing(page, address)
+    page.goto("/tokens")
+    page.get_by_role("button", name=re.compile("^Create")).click()
+    expect(page.get_by_role("button", name=re.compile("^Copy"))).to_be_visible()
+    found += overflowing(page, "a new token")
+
+    assert found == [], "\n".join(found)
