@@ -111,9 +111,17 @@ def test_every_kind_of_page_fits_a_phone_without_scrolling_sideways(
     sync_history.click()
     expect(page.get_by_role("heading", level=1)).to_be_visible()
     found += overflowing(page, "a sync's history")
+    page.get_by_role("button", name="Change settings").click()
+    expect(page.get_by_role("heading", level=1)).to_be_visible()
+    found += overflowing(page, "a sync's settings")
     for address in ("/integrations", "/runs", "/users", "/users/u1", "/tokens"):
         page.goto(address)
         found += overflowing(page, address)
+    for form in ("Connect SFTP", "Connect FTP, FTPS or S3"):
+        page.goto("/integrations")
+        page.get_by_role("button", name=form).click()
+        expect(page.get_by_role("button", name="Test connection")).to_be_visible()
+        found += overflowing(page, form)
     page.goto("/tokens")
     page.get_by_role("button", name=re.compile("^Create")).click()
     expect(page.get_by_role("button", name=re.compile("^Copy"))).to_be_visible()
