@@ -76,17 +76,26 @@ def test_every_kind_of_page_passes_axe(
 
 # WCAG 1.4.10 Reflow: content 320 CSS px wide, with no scrolling sideways.
 PHONE: ViewportSize = {"width": 320, "height": 640}
-# Boxes that scroll sideways on their own (wide tables, code): what is inside them may be wider.
+# Boxes that scroll sideways on their own (wide tables, code): what is inside them may be
+# wider, except a table's caption, which must be readable without scrolling.
 _OWN_SCROLL = ".table-scroll, .runs-scroll, .overflow-auto, pre"
-_OVERFLOWING = f"""() => [...document.querySelectorAll("body *")]
-    .filter(e => e.getBoundingClientRect().right > innerWidth + 1
-        && e.getClientRects().length && !e.parentElement.closest({_OWN_SCROLL!r}))
-    .slice(0, 3).map(e => e.outerHTML.slice(0, 100))"""
+_OVERFLOWING = f"""() => {{
+    const right = e => {{  // of a caption, its text: its box is as wide as its table
+        if (e.tagName !== "CAPTION") return e.getBoundingClientRect().right;
+        const text = document.createRange();
+        text.selectNodeContents(e);
+        return text.getBoundingClientRect().right;
+    }};
+    return [...document.querySelectorAll("body *")]
+        .filter(e => e.getClientRects().length && right(e) > innerWidth + 1
+            && (!e.parentElement.closest({_OWN_SCROLL!r}) || e.tagName === "CAPTION"))
+        .slice(0, 3).map(e => e.outerHTML.slice(0, 100));
+}}"""
 
 
 def overflowing(page: Page, name: str) -> list[str]:
-    """The elements of the page, outside the boxes that scroll on their own, that stand out
-    past the right edge of the window (the page scrolls sideways), one line each."""
+    """The elements of the page that stand out past the right edge of the window (the page
+    scrolls sideways, or a caption is cut), one line each."""
     wide = page.evaluate("document.documentElement.scrollWidth") > page.evaluate("innerWidth")
     found: list[str] = page.evaluate(_OVERFLOWING)
     return [f"{name}: {html}" for html in found] or ([f"{name}: scrolls sideways"] if wide else [])
