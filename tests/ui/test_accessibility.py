@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from typing import Literal
 
 import pytest
 from playwright.sync_api import Page, ViewportSize, expect
@@ -34,9 +35,15 @@ def violations(page: Page, name: str) -> list[str]:
     ]
 
 
+@pytest.mark.parametrize("scheme", ["light", "dark"])
 def test_every_kind_of_page_passes_axe(
-    page: Page, live: LiveApp, workspace: Workspace, sftp: SftpFolder
+    page: Page,
+    live: LiveApp,
+    workspace: Workspace,
+    sftp: SftpFolder,
+    scheme: Literal["light", "dark"],
 ) -> None:
+    page.emulate_media(color_scheme=scheme)  # the pages follow the system's light or dark
     found: list[str] = []
     page.goto("/signin")
     found += violations(page, "sign in")
