@@ -32,7 +32,9 @@ update, such a user takes the change as it is instead of `stored || change` (see
 `_whole_record_names`).
 
 In UPDATE mode existing users must see the nulls of a patch (they clear properties) while new
-users must not store them: new users are inserted with the raw patch, then stripped.
+users must not store them: MERGE inserts new users with the patch stripped; ON CONFLICT, whose
+inserted row is also the `excluded` an update reads, inserts the raw patch and strips the new
+users afterwards (a second write of each: 33 s for 1.6 M new users, against 15 s for the MERGE).
 """
 
 from __future__ import annotations
@@ -161,20 +163,23 @@ def _merge(
         changes = _changes(mode, strip=staged.nulls)
         result = conn.execute(text(_INSERT.format(changes=changes)), params)
         return ApplyCounts(created=result.rowcount, updated=0)
-    # In UPDATE mode new users are stripped afterwards: updating needs the nulls.
+    # In UPDATE mode only new users are stripped (as they are inserted): updating needs the nulls.
     changes = _changes(mode, strip=staged.nulls and mode is ConflictMode.REPLACE)
+    strip_new = mode is ConflictMode.UPDATE and staged.nulls
     names = _whole_record_names(conn, params) if mode is ConflictMode.UPDATE else None
     whole = names is not None
     if whole:
         params["keys"] = names
     if _can_count_merge(conn):
         merged = _merged(mode, staged, "changes", whole)
-        counts = _merge_counted(conn, changes, merged, params, _if_changed(merged, skip_unchanged))
+        inserted = "jsonb_strip_nulls(changes.properties)" if strip_new else "changes.properties"
+        write_if = _if_changed(merged, skip_unchanged)
+        counts = _merge_counted(conn, changes, merged, inserted, params, write_if)
     else:
         merged = _merged(mode, staged, "excluded", whole)
         counts = _upsert(conn, changes, merged, params, _if_changed(merged, skip_unchanged))
-    if mode is ConflictMode.UPDATE and staged.nulls:
-        conn.execute(text(_STRIP_NEW_USERS), params)
+        if strip_new:
+            conn.execute(text(_STRIP_NEW_USERS), params)
     if skip_unchanged:
         distinct = conn.scalar(text(f"SELECT count(DISTINCT user_id) FROM {STAGING}"))
         unchanged = int(distinct or 0) - counts.created - counts.updated
@@ -272,8 +277,15 @@ def _can_count_merge(conn: Connection) -> bool:
 
 
 def _merge_counted(
-    conn: Connection, changes: str, merged: str, params: dict[str, Any], write_if: str
+    conn: Connection,
+    changes: str,
+    merged: str,
+    inserted: str,
+    params: dict[str, Any],
+    write_if: str,
 ) -> ApplyCounts:
+    """MERGE: a stored user's properties become `merged` (where `write_if`), a new user's
+    `inserted`."""
     conn.exec_driver_sql(f"ANALYZE {STAGING}")  # so that the planner knows its size
     if conn.scalar(text(_NEVER_ANALYZED)):
         # Right after a first big load: without statistics the planner guesses a few rows
@@ -289,7 +301,7 @@ def _merge_counted(
             "updated_at = :now "
             "WHEN NOT MATCHED THEN INSERT "
             "(workspace_id, user_id, properties, created_at, updated_at) "
-            "VALUES (:ws, changes.user_id, changes.properties, :now, :now)"
+            f"VALUES (:ws, changes.user_id, {inserted}, :now, :now)"
         ),
         params,
     )
