@@ -1,11 +1,14 @@
 """Benchmark of the User 360 store's bulk apply (the store part of an import only).
 
-    .venv/bin/python bench/store_bench.py [--rows 1650000] [--pg postgresql://...]
+    .venv/bin/python bench/store_bench.py [--rows 1650000] [--pg postgresql://...] [--cleared]
 
 For SQLite (a fresh file) and, with --pg, PostgreSQL (a fresh workspace in that database):
 1. "empty":       N changes with 11 string/number properties, random user ids in file order,
                   applied in UPDATE mode to an empty workspace;
-2. "update-half": N more, half of them for existing users, half new, in random order.
+2. "update-half": N more, half of them for existing users, half new, in random order;
+3. with --cleared, "update-cleared": as 2 (with other new users), each change also clearing
+                  a property (a null, as `usersync import --empty-cells clear` gives for an
+                  empty cell).
 Prints seconds, rows/s and the process's peak RSS. The changes are generated lazily while
 the store consumes them; "gen" is the time generating them alone takes, "store" = total - gen.
 """
@@ -58,12 +61,20 @@ def empty_batches(rows: int) -> Iterator[list[UserChange]]:
         yield [change(i, 0) for i in range(start, min(start + BATCH, rows))]
 
 
-def update_half_batches(rows: int) -> Iterator[list[UserChange]]:
+def update_half_batches(rows: int, generation: int = 1) -> Iterator[list[UserChange]]:
     """Every other change hits an existing user (spread over the key space); the rest are new."""
+    new = generation * rows  # the first new user of this generation
     for start in range(0, rows, BATCH):
         yield [
-            change(k if k % 2 == 0 else rows + k, 1) for k in range(start, min(start + BATCH, rows))
+            change(k if k % 2 == 0 else new + k, generation)
+            for k in range(start, min(start + BATCH, rows))
         ]
+
+
+def cleared_batches(rows: int) -> Iterator[list[UserChange]]:
+    """As update_half_batches, other new users, and each change clears `town` (a null)."""
+    for batch in update_half_batches(rows, generation=2):
+        yield [UserChange(c.user_id, '{"town":null,' + c.properties_json[1:]) for c in batch]
 
 
 def peak_rss_mb() -> float:
@@ -77,22 +88,24 @@ def generation_seconds(rows: int) -> float:
     return time.perf_counter() - started
 
 
-def run(label: str, engine: Engine, rows: int, gen: float, *, cleanup: bool) -> None:
+def run(
+    label: str, engine: Engine, rows: int, gen: float, *, cleanup: bool, cleared: bool = False
+) -> None:
     db.migrate(engine)
     name = f"bench-{time.time_ns()}"
     ws = workspaces.get_or_create(engine, name)
     store = UserStore(engine)
     try:
-        for phase, batches in (
-            ("empty", empty_batches(rows)),
-            ("update-half", update_half_batches(rows)),
-        ):
+        phases = [("empty", empty_batches(rows)), ("update-half", update_half_batches(rows))]
+        if cleared:
+            phases.append(("update-cleared", cleared_batches(rows)))
+        for phase, batches in phases:
             started = time.perf_counter()
             counts = store.apply(ws, batches, ConflictMode.UPDATE)
             total = time.perf_counter() - started
             net = total - gen
             print(
-                f"{label:10} {phase:12} rows={rows:,} total={total:6.2f}s gen={gen:5.2f}s "
+                f"{label:10} {phase:14} rows={rows:,} total={total:6.2f}s gen={gen:5.2f}s "
                 f"store={net:6.2f}s ({rows / net:,.0f} rows/s) created={counts.created:,} "
                 f"updated={counts.updated:,} peak_rss={peak_rss_mb():.0f} MB",
                 flush=True,
@@ -109,6 +122,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--pg", metavar="URL", help="also benchmark this PostgreSQL database")
     parser.add_argument("--dir", type=Path, help="put the SQLite file here (default: a temp dir)")
     parser.add_argument("--no-sqlite", action="store_true", help="PostgreSQL only")
+    parser.add_argument(
+        "--cleared", action="store_true", help="also an update whose changes clear a property"
+    )
     args = parser.parse_args(argv)
 
     gen = generation_seconds(args.rows)
@@ -117,7 +133,7 @@ def main(argv: list[str] | None = None) -> int:
         with tempfile.TemporaryDirectory(dir=args.dir) as tmp:
             engine = db.create_engine_for(db.default_db_url(Path(tmp)))
             try:
-                run("sqlite", engine, args.rows, gen, cleanup=False)
+                run("sqlite", engine, args.rows, gen, cleanup=False, cleared=args.cleared)
                 size = (Path(tmp) / db.DB_FILE_NAME).stat().st_size
                 print(f"sqlite     file size {size / 1e6:,.0f} MB", flush=True)
             finally:
@@ -125,7 +141,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.pg:
         engine = db.create_engine_for(args.pg)
         try:
-            run("postgresql", engine, args.rows, gen, cleanup=True)
+            run("postgresql", engine, args.rows, gen, cleanup=True, cleared=args.cleared)
         finally:
             engine.dispose()
     return 0
