@@ -91,7 +91,7 @@ def test_every_kind_of_page_passes_axe(
 
 # Boxes that scroll sideways on their own (wide tables, code): what is inside them may be
 # wider, except a table's caption, which must be readable without scrolling.
-_OWN_SCROLL = ".table-scroll, .runs-scroll, .overflow-auto, pre"
+_OWN_SCROLL = ".table-scroll, .overflow-auto, pre"
 _OVERFLOWING = f"""() => {{
     const right = e => {{  // of a caption, its text: its box is as wide as its table
         if (e.tagName !== "CAPTION") return e.getBoundingClientRect().right;
