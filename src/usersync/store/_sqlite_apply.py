@@ -178,7 +178,7 @@ class _Writer:
 
 def _merge_sql(mode: ConflictMode, nulls: bool, skip_unchanged: bool) -> str:
     if mode is ConflictMode.UPDATE:
-        inserted = "properties"  # nulls stripped afterwards, see the module docstring
+        inserted = "properties"  # with nulls: the trigger _STRIP_NEW_USER strips new users
         merged = "json_patch(users.properties, excluded.properties)"
     else:
         inserted = "json_patch('{}', properties)" if nulls else "properties"
