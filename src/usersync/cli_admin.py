@@ -35,14 +35,15 @@ def _workspace_document(row: workspaces.Workspace) -> dict[str, Any]:
 
 @click.group()
 def workspace() -> None:
-    """Create and list workspaces (the tenants of a database)."""
+    """Create, list and update workspaces (the tenants of a database)."""
+
+
+_ZONE_HELP = "IANA zone for its schedules and the web UI's times (default UTC)."
 
 
 @workspace.command("create")
 @click.argument("name")
-@click.option(
-    "--timezone", "zone_name", metavar="ZONE", help="IANA zone for its schedules (default UTC)."
-)
+@click.option("--timezone", "zone_name", metavar="ZONE", help=_ZONE_HELP)
 @db_option
 @json_option
 @handle_errors
@@ -57,6 +58,27 @@ def workspace_create(name: str, zone_name: str | None, db_url: str | None, as_js
     zone = f", time zone {row.timezone}" if row.timezone else ""
     click.echo(f"Created workspace {row.name!r} (id {row.id}{zone}).")
     click.echo(f"Give it an API token: usersync token create --workspace {shlex.quote(name)}")
+
+
+@workspace.command("update")
+@click.argument("name")
+@click.option("--timezone", "zone_name", metavar="ZONE", required=True, help=_ZONE_HELP)
+@db_option
+@json_option
+@handle_errors
+def workspace_update(name: str, zone_name: str, db_url: str | None, as_json: bool) -> None:
+    """Change the time zone of the workspace NAME ("default" is the CLI's).
+
+    New schedules default to it, and the web UI shows the times of the workspace's runs,
+    users and tokens in it. Existing syncs keep their own zones.
+    """
+    with open_database(load_settings(db_url=db_url)) as engine:
+        ws = workspaces.set_timezone(engine, name, zone_name)
+        [row] = workspaces.list_all(engine, workspace_id=ws)
+    if as_json:
+        emit_json(_workspace_document(row))
+        return
+    click.echo(f"Workspace {row.name!r} (id {row.id}) now uses the time zone {row.timezone}.")
 
 
 @workspace.command("list")

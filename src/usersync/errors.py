@@ -6,7 +6,8 @@
     │   ├── store.properties.PropertyTypeConflict   a property exists with another type
     │   ├── store.workspaces.WorkspaceExists
     │   ├── NotFound                   no such resource in this workspace (HTTP 404)
-    │   │   └── store.runs.RunNotFound
+    │   │   ├── store.runs.RunNotFound
+    │   │   └── store.workspaces.WorkspaceNotFound
     │   └── Conflict                   the request clashes with the current state (HTTP 409)
     ├── SourceError                    exit 3: reaching or talking to the remote store
     │   ├── ConnectFailed              transient: refused, unreachable, name not found

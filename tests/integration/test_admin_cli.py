@@ -91,6 +91,38 @@ def test_workspace_create_refuses_a_duplicate_name(env: dict[str, str]) -> None:
     assert as_json.json()["error"]["code"] == "workspace_exists"
 
 
+def test_workspace_update_changes_the_time_zone(env: dict[str, str], engine: Engine) -> None:
+    ok(usersync(env, "workspace", "create", "acme"))
+    changed = ok(
+        usersync(env, "workspace", "update", "acme", "--timezone", "Asia/Kolkata", "--json")
+    ).json()
+    assert (changed["name"], changed["timezone"]) == ("acme", "Asia/Kolkata")
+    acme = workspaces.get_id(engine, "acme")
+    assert acme is not None
+    assert workspaces.zone(engine, acme).key == "Asia/Kolkata"
+
+    plain = ok(usersync(env, "workspace", "update", "acme", "--timezone", " Europe/Berlin "))
+    assert plain.stdout == f"Workspace 'acme' (id {acme}) now uses the time zone Europe/Berlin.\n"
+    listed = ok(usersync(env, "workspace", "list", "--json")).json()
+    assert [(w["name"], w["timezone"]) for w in listed["items"]] == [("acme", "Europe/Berlin")]
+
+
+def test_workspace_update_refuses_an_unknown_workspace_or_zone(env: dict[str, str]) -> None:
+    ok(usersync(env, "workspace", "create", "acme", "--timezone", "Europe/Berlin"))
+    missing = usersync(env, "workspace", "update", "acne", "--timezone", "UTC", "--json")
+    assert missing.exit_code == 2
+    assert missing.json()["error"]["code"] == "workspace_not_found"
+    assert "no workspace named 'acne'" in missing.json()["error"]["message"]
+    bad_zone = usersync(env, "workspace", "update", "acme", "--timezone", "Europe/Berln")
+    assert bad_zone.exit_code == 2
+    assert "did you mean 'Europe/Berlin'" in bad_zone.stderr
+    no_zone = usersync(env, "workspace", "update", "acme")
+    assert no_zone.exit_code == 2
+    assert "--timezone" in no_zone.stderr
+    listed = ok(usersync(env, "workspace", "list", "--json")).json()
+    assert [w["timezone"] for w in listed["items"]] == ["Europe/Berlin"]
+
+
 def test_workspace_create_refuses_an_unknown_time_zone(env: dict[str, str]) -> None:
     result = usersync(env, "workspace", "create", "acme", "--timezone", "Europe/Berln")
     assert result.exit_code == 2

@@ -9,9 +9,11 @@ import csv
 import io
 import json
 import re
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
+from zoneinfo import ZoneInfo
 
 import pytest
 from playwright.sync_api import Locator, Page, expect
@@ -19,7 +21,7 @@ from playwright.sync_api import Locator, Page, expect
 from tests.apiclient import Workspace, new_workspace
 from tests.ui.conftest import LiveApp
 from tests.ui.steps import sign_in
-from usersync.store import ConflictMode, UserStore, properties
+from usersync.store import ConflictMode, UserStore, properties, tokens, workspaces
 
 pytestmark = pytest.mark.integration
 
@@ -204,6 +206,38 @@ def test_a_user_shows_each_property_with_its_type_and_empty_ones_muted(
         expect(property_row(page, name).get_by_role("cell")).to_have_text(cells)
     for name in ("plan", "nickname"):
         expect(property_row(page, name).locator(".empty-value").last).to_have_text("empty")
+
+
+def in_kolkata(moment: datetime) -> str:
+    """A stored time as the pages show it in Asia/Kolkata (UTC+05:30 all year, so the test
+    does not depend on the season)."""
+    return moment.astimezone(ZoneInfo("Asia/Kolkata")).strftime("%Y-%m-%d %H:%M:%S IST")
+
+
+def test_times_are_shown_in_the_workspaces_time_zone(
+    page: Page, live: LiveApp, workspace: Workspace
+) -> None:
+    workspaces.set_timezone(live.engine, workspace.name, "Asia/Kolkata")
+    seed(live, workspace.id, {"u-1": {"city": "Pune"}})
+    record = UserStore(live.engine).require_user(workspace.id, "u-1")
+    open_users(page, workspace.token)
+    row = page.get_by_role("row").filter(has=page.get_by_role("link", name="u-1"))
+    shown = in_kolkata(record.created_at)
+    expect(row.get_by_role("cell")).to_have_text([re.compile("1 property"), shown, shown])
+
+    row.get_by_role("link", name="u-1").click()
+    expect(page.get_by_role("definition").filter(has_text="IST")).to_have_text([shown, shown])
+
+    page.goto("/tokens")
+    expect(page.get_by_text("Times are in Asia/Kolkata.")).to_be_visible()
+    [token] = tokens.list_tokens(live.engine, workspace.id)
+    created = page.get_by_role("row").filter(has_text=token.name).get_by_role("cell").nth(1)
+    expect(created).to_have_text(in_kolkata(token.created_at))
+
+    page.goto("/runs")
+    expect(page.get_by_text("Every import of this workspace, newest first.")).to_have_text(
+        "Every import of this workspace, newest first. Times are in Asia/Kolkata."
+    )
 
 
 def test_a_user_id_with_a_slash_space_and_non_ascii_round_trips_through_its_link(

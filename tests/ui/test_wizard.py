@@ -10,6 +10,7 @@ import json
 import re
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 from playwright.sync_api import Locator, Page, expect
@@ -19,7 +20,7 @@ from tests.hooks import signature, webhook_receiver
 from tests.servers.sshd import SftpFolder, SshServer
 from tests.ui.conftest import LiveApp
 from tests.ui.steps import confirmed_connection, sign_in
-from usersync.store import UserStore, properties, syncs
+from usersync.store import UserStore, properties, syncs, workspaces
 from usersync.store.syncs import Sync
 
 pytestmark = pytest.mark.integration
@@ -123,7 +124,8 @@ def schedule_of(live: LiveApp, workspace: Workspace) -> dict[str, Any]:
 def test_a_folder_of_daily_exports_lists_the_newest_first_and_chooses_it(
     page: Page, live: LiveApp, workspace: Workspace, sftp: SftpFolder
 ) -> None:
-    now = datetime.now(UTC)
+    workspaces.set_timezone(live.engine, workspace.name, "Asia/Kolkata")  # UTC+05:30
+    now = datetime.now(UTC).replace(microsecond=0)
     for days_ago, day in ((2, "2026-11-25"), (0, "2026-11-27"), (1, "2026-11-26")):
         sftp.put(f"daily/userdata_{day}.csv", PEOPLE, mtime=now - timedelta(days=days_ago, hours=1))
     fetch_files(page, live, workspace, sftp, "daily")
@@ -138,6 +140,10 @@ def test_a_folder_of_daily_exports_lists_the_newest_first_and_chooses_it(
     expect(files.first).to_be_checked()
     expect(page.get_by_role("group", name=re.compile("^Select file"))).to_contain_text(
         "3 files, the newest first"
+    )
+    newest = (now - timedelta(hours=1)).astimezone(ZoneInfo("Asia/Kolkata"))
+    expect(files.first).to_have_accessible_name(
+        re.compile(re.escape(newest.strftime(", modified %Y-%m-%d %H:%M:%S IST")) + "$")
     )
     next_step(page, "Map properties")
     expect(page.get_by_role("main")).to_contain_text(sftp.path("daily/userdata_2026-11-27.csv"))

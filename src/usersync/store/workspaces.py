@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
 from sqlalchemy.sql.dml import ReturningInsert
 
-from usersync.errors import UsageError
+from usersync.errors import NotFound, UsageError
 from usersync.schedule.zones import resolve_zone
 from usersync.schema import utcnow, workspaces
 from usersync.store._bind import Bind, insert_ignoring_conflicts, reading, writing
@@ -17,6 +18,10 @@ MAX_NAME_LENGTH = 200
 
 
 class WorkspaceExists(UsageError):
+    pass
+
+
+class WorkspaceNotFound(NotFound):
     pass
 
 
@@ -69,6 +74,34 @@ def create(bind: Bind, name: str, *, timezone: str | None = None) -> int:
                 sa.update(workspaces).where(workspaces.c.id == created).values(timezone=zone)
             )
     return int(created)
+
+
+def set_timezone(bind: Bind, name: str, timezone: str) -> int:
+    """Make `timezone` (an IANA name) the time zone of workspace `name`; its id."""
+    zone = resolve_zone(timezone).key
+    with writing(bind) as conn:
+        changed = conn.scalar(
+            sa.update(workspaces)
+            .where(workspaces.c.name == name)
+            .values(timezone=zone)
+            .returning(workspaces.c.id)
+        )
+    if changed is None:
+        raise WorkspaceNotFound(
+            f"there is no workspace named {name!r}: `usersync workspace list` shows them"
+        )
+    return int(changed)
+
+
+def zone(bind: Bind, workspace_id: int) -> ZoneInfo:
+    """The workspace's time zone (UTC unless one was set): its schedules' default, and the
+    zone the web UI gives the times of its runs, users and tokens in."""
+    with reading(bind) as conn:
+        name = conn.scalar(sa.select(workspaces.c.timezone).where(workspaces.c.id == workspace_id))
+    try:
+        return resolve_zone(name)
+    except UsageError:  # a zone that this machine's time zone database does not have
+        return ZoneInfo("UTC")
 
 
 @dataclass(frozen=True)

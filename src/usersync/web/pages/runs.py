@@ -28,7 +28,7 @@ from usersync.errors import Conflict
 from usersync.files import format_size
 from usersync.schedule import resolve_zone
 from usersync.schema import utcnow
-from usersync.store import runs, syncs
+from usersync.store import runs, syncs, workspaces
 from usersync.store.runs import Run, RunError
 from usersync.store.syncs import Sync, SyncNotFound
 from usersync.web.api._common import ResourceId, page
@@ -95,6 +95,12 @@ def when(moment: datetime | None, zone: tzinfo = UTC) -> str:
     if moment is None:
         return "—"
     return moment.astimezone(zone).strftime("%Y-%m-%d %H:%M:%S %Z")
+
+
+def workspace_times(services: Services, session: Session) -> dict[str, Any]:
+    """What a page's times need (`moment` of _run_macros.html): `when`, and the zone to show
+    them in, the workspace's."""
+    return {"when": when, "zone": workspaces.zone(services.engine, session.workspace_id)}
 
 
 def spoken_seconds(seconds: float) -> str:
@@ -236,7 +242,7 @@ def runs_page(
         filters=_filters(sync, status),
         newest_url=_list_url(sync, status) if after is not None else None,
         older_url=_list_url(sync, status, older) if older is not None else None,
-        zone=chosen.zone if chosen else UTC,
+        zone=chosen.zone if chosen else workspaces.zone(services.engine, ws),
         **HELPERS,
     )
 
@@ -294,7 +300,7 @@ def _run_page(
         more_errors=max(run.rows_rejected - len(errors), 0),
         announce=announce,
         awaits_webhook=_awaits_webhook(run, sync),
-        zone=sync.zone if sync else UTC,
+        zone=sync.zone if sync else workspaces.zone(services.engine, session.workspace_id),
         **HELPERS,
     )
 

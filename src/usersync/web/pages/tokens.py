@@ -24,7 +24,7 @@ from usersync.store.tokens import NewToken
 from usersync.web.api._common import ResourceId
 from usersync.web.deps import Services, ServicesDep
 from usersync.web.pages.render import render
-from usersync.web.pages.runs import when
+from usersync.web.pages.runs import workspace_times
 from usersync.web.pages.session import (
     FormSessionDep,
     Session,
@@ -87,7 +87,7 @@ def _page(
         new=new,
         errors={"name": error} if error else {},
         typed_name=name,
-        when=when,
+        **workspace_times(services, session),
     )
 
 

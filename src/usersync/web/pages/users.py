@@ -21,6 +21,7 @@ from usersync.web.api.users import (
 )
 from usersync.web.deps import ServicesDep
 from usersync.web.pages.render import render
+from usersync.web.pages.runs import workspace_times
 from usersync.web.pages.session import FormSessionDep, SessionDep
 
 router = APIRouter(prefix="/users")
@@ -122,6 +123,7 @@ def users(
         next_url=list_url(search, cursor, limit) if cursor is not None else None,
         first_url=list_url(search, None, limit) if after is not None else None,
         deleted=deleted,
+        **workspace_times(services, session),
     )
 
 
@@ -159,4 +161,5 @@ def user(
         session=session,
         record=record,
         fields=fields(record, catalog),
+        **workspace_times(services, session),
     )

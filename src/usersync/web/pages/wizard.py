@@ -29,6 +29,7 @@ from usersync.web.api._common import RemotePath, ResourceId
 from usersync.web.deps import Services, ServicesDep
 from usersync.web.pages.draft import Draft
 from usersync.web.pages.render import render
+from usersync.web.pages.runs import workspace_times
 from usersync.web.pages.session import Session, SessionDep
 
 router = APIRouter(prefix="/integrations/{connection_id}/sync")
@@ -79,6 +80,7 @@ def source_page(
         reasons=_reasons(listing, services.settings.max_file_size) if listing else [],
         step="source",
         steps=draft.steps(),
+        **workspace_times(services, session),
     )
 
 
@@ -136,7 +138,12 @@ def files(
     except UsersyncError as failed:
         return render(request, "_problem.html", message=failed.message)
     return render(
-        request, "_files.html", listing=listing, reasons=_reasons(listing, max_size), draft=Draft()
+        request,
+        "_files.html",
+        listing=listing,
+        reasons=_reasons(listing, max_size),
+        draft=Draft(),
+        **workspace_times(services, session),
     )
 
 

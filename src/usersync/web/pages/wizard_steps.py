@@ -76,8 +76,7 @@ class Wizard:
         )
 
     def default_zone(self) -> str:
-        [workspace] = workspaces.list_all(self.services.engine, workspace_id=self.ws)
-        return workspace.timezone or "UTC"
+        return workspaces.zone(self.services.engine, self.ws).key
 
     def zone(self, draft: Draft) -> ZoneInfo:
         try:
