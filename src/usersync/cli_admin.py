@@ -73,7 +73,8 @@ def workspace_update(name: str, zone_name: str, db_url: str | None, as_json: boo
     users and tokens in it. Existing syncs keep their own zones.
     """
     with open_database(load_settings(db_url=db_url)) as engine:
-        ws = workspaces.set_timezone(engine, name, zone_name)
+        ws = workspace_id(engine, name)
+        workspaces.set_timezone(engine, ws, zone_name)
         [row] = workspaces.list_all(engine, workspace_id=ws)
     if as_json:
         emit_json(_workspace_document(row))

@@ -6,8 +6,7 @@
     │   ├── store.properties.PropertyTypeConflict   a property exists with another type
     │   ├── store.workspaces.WorkspaceExists
     │   ├── NotFound                   no such resource in this workspace (HTTP 404)
-    │   │   ├── store.runs.RunNotFound
-    │   │   └── store.workspaces.WorkspaceNotFound
+    │   │   └── store.runs.RunNotFound
     │   └── Conflict                   the request clashes with the current state (HTTP 409)
     ├── SourceError                    exit 3: reaching or talking to the remote store
     │   ├── ConnectFailed              transient: refused, unreachable, name not found

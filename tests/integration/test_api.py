@@ -863,3 +863,46 @@ def test_a_user_name_ssh_cannot_send_fails_the_test_instead_of_the_server(api: A
     outcome = ok(api.post(f"/api/connections/{connection['id']}/test"))
 
     assert outcome["ok"] is False
+
+
+# --- the workspace ------------------------------------------------------------------------
+
+
+def test_the_workspace_time_zone_is_read_changed_and_given_to_new_syncs(api: Api) -> None:
+    first = ok(api.get("/api/workspace"))
+    assert first["timezone"] == "UTC"
+    assert first["name"].startswith("ws-")
+    before = create_sync(api)
+    assert before["timezone"] == "UTC"
+
+    changed = ok(api.patch("/api/workspace", json={"timezone": "Asia/Kolkata"}))
+    assert changed == {**first, "timezone": "Asia/Kolkata"}
+    assert ok(api.get("/api/workspace")) == changed
+    assert create_sync(api)["timezone"] == "Asia/Kolkata"
+    assert ok(api.get(f"/api/syncs/{before['id']}"))["timezone"] == "UTC"  # kept its own
+    assert ok(api.patch("/api/workspace", json={})) == changed
+
+
+@pytest.mark.parametrize(
+    ("body", "named"),
+    [
+        ({"timezone": "Asia/Kolkatta"}, "did you mean 'Asia/Kolkata'"),
+        ({"timezone": None}, "timezone"),
+        ({"name": "other"}, "name"),
+    ],
+)
+def test_a_bad_workspace_change_is_422_and_changes_nothing(
+    api: Api, body: dict[str, Any], named: str
+) -> None:
+    first = ok(api.get("/api/workspace"))
+    error = error_of(api.patch("/api/workspace", json=body), 422)
+    assert named in error["message"]
+    assert ok(api.get("/api/workspace")) == first
+
+
+def test_the_workspace_is_the_tokens_own(api: Api, running: RunningApp, recorder: Recorder) -> None:
+    other = Api(running, new_workspace(running.engine).token, recorder)
+    ok(other.patch("/api/workspace", json={"timezone": "Europe/Berlin"}))
+    assert ok(api.get("/api/workspace"))["timezone"] == "UTC"
+    assert ok(api.get("/api/workspace"))["id"] != ok(other.get("/api/workspace"))["id"]
+    assert error_of(Api(running, None, recorder).get("/api/workspace"), 401)

@@ -62,6 +62,8 @@ OPERATIONS = [
     ("GET", "/api/users.jsonl", None),
     ("GET", "/api/properties", None),
     ("POST", "/api/properties", {"name": "age", "type": "integer"}),
+    ("GET", "/api/workspace", None),
+    ("PATCH", "/api/workspace", {"timezone": "Europe/Berlin"}),
     ("GET", "/metrics", None),
 ]
 ID_TAKING = [op for op in OPERATIONS if "{" in op[1]]

@@ -217,7 +217,7 @@ def in_kolkata(moment: datetime) -> str:
 def test_times_are_shown_in_the_workspaces_time_zone(
     page: Page, live: LiveApp, workspace: Workspace
 ) -> None:
-    workspaces.set_timezone(live.engine, workspace.name, "Asia/Kolkata")
+    workspaces.set_timezone(live.engine, workspace.id, "Asia/Kolkata")
     seed(live, workspace.id, {"u-1": {"city": "Pune"}})
     record = UserStore(live.engine).require_user(workspace.id, "u-1")
     open_users(page, workspace.token)

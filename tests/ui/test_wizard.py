@@ -124,7 +124,7 @@ def schedule_of(live: LiveApp, workspace: Workspace) -> dict[str, Any]:
 def test_a_folder_of_daily_exports_lists_the_newest_first_and_chooses_it(
     page: Page, live: LiveApp, workspace: Workspace, sftp: SftpFolder
 ) -> None:
-    workspaces.set_timezone(live.engine, workspace.name, "Asia/Kolkata")  # UTC+05:30
+    workspaces.set_timezone(live.engine, workspace.id, "Asia/Kolkata")  # UTC+05:30
     now = datetime.now(UTC).replace(microsecond=0)
     for days_ago, day in ((2, "2026-11-25"), (0, "2026-11-27"), (1, "2026-11-26")):
         sftp.put(f"daily/userdata_{day}.csv", PEOPLE, mtime=now - timedelta(days=days_ago, hours=1))

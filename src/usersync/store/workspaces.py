@@ -9,7 +9,7 @@ from zoneinfo import ZoneInfo
 import sqlalchemy as sa
 from sqlalchemy.sql.dml import ReturningInsert
 
-from usersync.errors import NotFound, UsageError
+from usersync.errors import UsageError
 from usersync.schedule.zones import resolve_zone
 from usersync.schema import utcnow, workspaces
 from usersync.store._bind import Bind, insert_ignoring_conflicts, reading, writing
@@ -18,10 +18,6 @@ MAX_NAME_LENGTH = 200
 
 
 class WorkspaceExists(UsageError):
-    pass
-
-
-class WorkspaceNotFound(NotFound):
     pass
 
 
@@ -76,21 +72,13 @@ def create(bind: Bind, name: str, *, timezone: str | None = None) -> int:
     return int(created)
 
 
-def set_timezone(bind: Bind, name: str, timezone: str) -> int:
-    """Make `timezone` (an IANA name) the time zone of workspace `name`; its id."""
+def set_timezone(bind: Bind, workspace_id: int, timezone: str) -> None:
+    """Make `timezone` (an IANA name) the workspace's time zone."""
     zone = resolve_zone(timezone).key
     with writing(bind) as conn:
-        changed = conn.scalar(
-            sa.update(workspaces)
-            .where(workspaces.c.name == name)
-            .values(timezone=zone)
-            .returning(workspaces.c.id)
+        conn.execute(
+            sa.update(workspaces).where(workspaces.c.id == workspace_id).values(timezone=zone)
         )
-    if changed is None:
-        raise WorkspaceNotFound(
-            f"there is no workspace named {name!r}: `usersync workspace list` shows them"
-        )
-    return int(changed)
 
 
 def zone(bind: Bind, workspace_id: int) -> ZoneInfo:
@@ -98,6 +86,10 @@ def zone(bind: Bind, workspace_id: int) -> ZoneInfo:
     zone the web UI gives the times of its runs, users and tokens in."""
     with reading(bind) as conn:
         name = conn.scalar(sa.select(workspaces.c.timezone).where(workspaces.c.id == workspace_id))
+    return _zone(name)
+
+
+def _zone(name: str | None) -> ZoneInfo:
     try:
         return resolve_zone(name)
     except UsageError:  # a zone that this machine's time zone database does not have
@@ -110,6 +102,11 @@ class Workspace:
     name: str
     timezone: str | None
     created_at: datetime
+
+    @property
+    def zone(self) -> ZoneInfo:
+        """Its time zone: `timezone`, else UTC."""
+        return _zone(self.timezone)
 
 
 def list_all(bind: Bind, *, workspace_id: int | None = None) -> list[Workspace]:

@@ -47,6 +47,7 @@ _TAGS = [
     {"name": "runs", "description": "Executions of syncs, with progress and rejected rows."},
     {"name": "users", "description": "The User 360 store."},
     {"name": "properties", "description": "The property catalog: names and types."},
+    {"name": "workspace", "description": "The workspace of the API token: its time zone."},
     {"name": "service", "description": "Health and metrics."},
 ]
 

@@ -506,6 +506,24 @@ class PropertyList(BaseModel):
     next: str | None
 
 
+_WORKSPACE_ZONE = (
+    "IANA zone: the one a sync given no time zone is in, and the web UI's (UTC unless set)."
+)
+
+
+class WorkspacePublic(BaseModel):
+    id: int
+    name: str
+    timezone: str = Field(description=_WORKSPACE_ZONE)
+    created_at: Timestamp
+
+
+class WorkspaceUpdate(Input):
+    timezone: Annotated[str, StringConstraints(max_length=64)] = optional(
+        description=_WORKSPACE_ZONE
+    )
+
+
 class Health(BaseModel):
     status: Literal["ok", "unavailable"] = Field(
         description='"unavailable" (with HTTP 503) when the database or the worker is not "ok".'
