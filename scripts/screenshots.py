@@ -399,6 +399,15 @@ def api_tokens(page: Page, shooter: Shooter) -> None:
     shooter.shot(page, "api-tokens")
 
 
+def workspace_settings(page: Page, shooter: Shooter) -> None:
+    page.get_by_role("link", name="change").click()
+    expect(heading(page, "Workspace")).to_be_visible()
+    page.get_by_role("combobox", name="Time zone").fill(ZONE)
+    page.get_by_role("button", name="Save").click()
+    expect(page.get_by_role("status")).to_contain_text(ZONE)
+    shooter.shot(page, "workspace")
+
+
 STEPS = (
     integrations,
     sync_on,
@@ -413,6 +422,7 @@ STEPS = (
     user_record,
     change_settings,
     api_tokens,
+    workspace_settings,
 )
 
 

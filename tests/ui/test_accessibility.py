@@ -70,7 +70,7 @@ def test_every_kind_of_page_passes_axe(
     expect(page).to_have_url(re.compile(r"/runs/\d+$"))
     expect(page.get_by_role("heading", name="Rejected rows")).to_be_visible()
     found += violations(page, "a run")
-    for address in ("/integrations", "/runs", "/users", "/users/u1", "/tokens"):
+    for address in ("/integrations", "/runs", "/users", "/users/u1", "/tokens", "/workspace"):
         page.goto(address)
         found += violations(page, address)
     page.goto("/integrations")
@@ -136,7 +136,7 @@ def test_every_kind_of_page_fits_a_phone_without_scrolling_sideways(
     page.get_by_role("button", name="Change settings").click()
     expect(page).to_have_url(re.compile(r"/syncs/\d+/edit$"))
     found += overflowing(page, "a sync's settings")
-    for address in ("/integrations", "/runs", "/users", "/users/u1", "/tokens"):
+    for address in ("/integrations", "/runs", "/users", "/users/u1", "/tokens", "/workspace"):
         page.goto(address)
         found += overflowing(page, address)
     for form in ("Connect SFTP", "Connect FTP, FTPS or S3"):

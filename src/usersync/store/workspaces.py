@@ -74,6 +74,8 @@ def create(bind: Bind, name: str, *, timezone: str | None = None) -> int:
 
 def set_timezone(bind: Bind, workspace_id: int, timezone: str) -> None:
     """Make `timezone` (an IANA name) the workspace's time zone."""
+    if not timezone.strip():
+        raise UsageError("timezone: give an IANA zone name such as 'Europe/Berlin' or 'UTC'")
     zone = resolve_zone(timezone).key
     with writing(bind) as conn:
         conn.execute(

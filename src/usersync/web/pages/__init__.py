@@ -26,7 +26,16 @@ from usersync.errors import UsersyncError
 from usersync.reports import error_code
 from usersync.web.deps import services
 from usersync.web.errors import status_for, validation_fields
-from usersync.web.pages import integrations, runs, signin, tokens, users, wizard, wizard_steps
+from usersync.web.pages import (
+    integrations,
+    runs,
+    signin,
+    tokens,
+    users,
+    wizard,
+    wizard_steps,
+    workspace,
+)
 from usersync.web.pages.render import STATIC, render
 from usersync.web.pages.session import CsrfRejected, SignInRequired, optional_session, signin_url
 from usersync.web.pages.wizard_shelf import WizardShelf
@@ -135,7 +144,7 @@ def install(app: FastAPI) -> None:
     """Mount the pages and their static files (call after `errors.install(app)`)."""
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     app.state.wizard_shelf = WizardShelf()
-    for module in (signin, integrations, wizard, wizard_steps, runs, users, tokens):
+    for module in (signin, integrations, wizard, wizard_steps, runs, users, tokens, workspace):
         app.include_router(module.router)
     app.include_router(wizard_steps.edit_router)
     app.include_router(users.download_router)
