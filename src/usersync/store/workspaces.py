@@ -84,8 +84,8 @@ def set_timezone(bind: Bind, workspace_id: int, timezone: str) -> None:
 
 
 def zone(bind: Bind, workspace_id: int) -> ZoneInfo:
-    """The workspace's time zone (UTC unless one was set): its schedules' default, and the
-    zone the web UI gives the times of its runs, users and tokens in."""
+    """The workspace's time zone (UTC unless one was set): that of a sync given none, and the
+    one the web UI shows the times of its users, tokens, files and runs in."""
     with reading(bind) as conn:
         name = conn.scalar(sa.select(workspaces.c.timezone).where(workspaces.c.id == workspace_id))
     return _zone(name)
