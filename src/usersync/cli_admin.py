@@ -62,7 +62,9 @@ def workspace_create(name: str, zone_name: str | None, db_url: str | None, as_js
 
 @workspace.command("update")
 @click.argument("name")
-@click.option("--timezone", "zone_name", metavar="ZONE", required=True, help=_ZONE_HELP)
+@click.option(
+    "--timezone", "zone_name", metavar="ZONE", required=True, help="IANA zone: Europe/Berlin, say."
+)
 @db_option
 @json_option
 @handle_errors
