@@ -122,6 +122,15 @@ def test_workspace_update_refuses_an_unknown_workspace_or_zone(env: dict[str, st
     assert [w["timezone"] for w in listed["items"]] == ["Europe/Berlin"]
 
 
+def test_a_stored_zone_the_time_zone_database_lacks_reads_as_utc(engine: Engine) -> None:
+    acme = workspaces.create(engine, "acme", timezone="Europe/Berlin")
+    with engine.begin() as conn:  # as a zone that a newer tz database has dropped would be
+        conn.execute(sa.update(workspaces_table).values(timezone="Europe/Atlantis"))
+    assert workspaces.zone(engine, acme).key == "UTC"
+    [row] = workspaces.list_all(engine, workspace_id=acme)
+    assert (row.timezone, row.zone.key) == ("Europe/Atlantis", "UTC")
+
+
 def test_workspace_create_refuses_an_unknown_time_zone(env: dict[str, str]) -> None:
     result = usersync(env, "workspace", "create", "acme", "--timezone", "Europe/Berln")
     assert result.exit_code == 2
