@@ -229,14 +229,14 @@ def test_times_are_shown_in_the_workspaces_time_zone(
     expect(page.get_by_role("definition").filter(has_text="IST")).to_have_text([shown, shown])
 
     page.goto("/tokens")
-    expect(page.get_by_text("Times are in Asia/Kolkata.")).to_be_visible()
+    expect(page.get_by_text("Times are in Asia/Kolkata (change).")).to_be_visible()
     [token] = tokens.list_tokens(live.engine, workspace.id)
     created = page.get_by_role("row").filter(has_text=token.name).get_by_role("cell").nth(1)
     expect(created).to_have_text(in_kolkata(token.created_at))
 
     page.goto("/runs")
     expect(page.get_by_text("Every import of this workspace, newest first.")).to_have_text(
-        "Every import of this workspace, newest first. Times are in Asia/Kolkata."
+        "Every import of this workspace, newest first. Times are in Asia/Kolkata (change)."
     )
 
 

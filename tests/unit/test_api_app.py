@@ -74,7 +74,7 @@ def test_every_operation_has_a_tag_a_summary_and_the_bearer_scheme(tmp_path: Pat
         for path, item in document["paths"].items()
         for method, operation in item.items()
     ]
-    assert len(operations) == 31
+    assert len(operations) == 33
     for path, method, operation in operations:
         assert operation["tags"], (method, path)
         assert operation["summary"], (method, path)
