@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import http.client
 import json
 import logging
 import threading
@@ -141,6 +142,8 @@ def _post(request: urllib.request.Request, timeout: float) -> Delivery:
     except (urllib.error.URLError, OSError) as error:
         reason = error.reason if isinstance(error, urllib.error.URLError) else error
         return Delivery(False, f"could not be reached: {reason}", retryable=True)
+    except http.client.HTTPException as error:  # a status line or headers that are not HTTP
+        return Delivery(False, f"answered, but not in HTTP: {error!r}", retryable=True)
     return Delivery(200 <= status < 300, f"{ANSWERED} {status}")
 
 

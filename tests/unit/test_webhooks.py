@@ -4,6 +4,9 @@ a call that fails says."""
 from __future__ import annotations
 
 import json
+import socketserver
+import threading
+import time
 
 from tests.hooks import signature, webhook_receiver
 from usersync import webhooks
@@ -74,3 +77,28 @@ def test_a_receiver_that_never_finishes_answering_is_given_up_on() -> None:
     assert result.ok is False
     assert result.retryable is True
     assert result.detail == "could not be reached: no whole answer within 1 s"
+
+
+def test_a_receiver_that_answers_something_other_than_http_is_told_apart_at_once() -> None:
+    with socketserver.TCPServer(("127.0.0.1", 0), _NotHttp) as server:
+        serving = threading.Thread(target=server.handle_request)
+        serving.start()
+        started = time.monotonic()
+        result = webhooks.deliver(
+            f"http://127.0.0.1:{server.server_address[1]}/hook", None, {}, timeout=5
+        )
+        serving.join(5)
+
+    assert time.monotonic() - started < 5  # not the 10 s bound on a whole answer
+    assert result.ok is False
+    assert result.retryable is True
+    assert result.detail.startswith("answered, but not in HTTP: BadStatusLine(")
+    assert "220 mail.example.com ESMTP" in result.detail
+
+
+class _NotHttp(socketserver.StreamRequestHandler):
+    """A mail server's greeting where an HTTP status line should be."""
+
+    def handle(self) -> None:
+        self.rfile.readline()
+        self.wfile.write(b"220 mail.example.com ESMTP\r\n")
