@@ -65,6 +65,7 @@ from usersync.mapping import (
     RowMapper,
 )
 from usersync.reader import FIELD_SIZE_LIMIT, CsvOptions, Row, RowError, decoding_codec
+from usersync.store.model import Change, ChangeColumns
 
 # pyarrow's streaming reader reads up to ~32 blocks ahead of the consumer, so the block size
 # bounds memory: 512 KiB blocks keep the RSS flat (~20 MB of read-ahead) and cost no speed
@@ -139,7 +140,7 @@ class NeedsExactReader(Exception):
 
 @dataclass
 class ColumnarBatch:
-    changes: list[tuple[str, str]]  # (user_id, properties JSON text) of accepted rows, file order
+    changes: Sequence[Change]  # (user_id, properties JSON text) of accepted rows, file order
     rejected: list[list[RowError]]  # one list per rejected row, as RowMapper gives, file order
     rows: int  # data records consumed in this batch (accepted + rejected)
     bytes_read: int  # total bytes consumed from the stream so far
@@ -375,6 +376,7 @@ class _Plan:
     properties: list[CompiledProperty]
     clear: bool
     mapper: RowMapper
+    as_columns: bool  # a batch without rejected rows gives its changes as ChangeColumns
 
     @classmethod
     def build(
@@ -383,6 +385,7 @@ class _Plan:
         mapping: ColumnMapping,
         zone: ZoneInfo,
         empty_cells: EmptyCells,
+        as_columns: bool,
     ) -> _Plan:
         mapper = RowMapper(mapping, columns, zone=zone, empty_cells=empty_cells)
         return cls(
@@ -391,6 +394,7 @@ class _Plan:
             properties=mapper.properties,
             clear=empty_cells is EmptyCells.CLEAR,
             mapper=mapper,
+            as_columns=as_columns,
         )
 
 
@@ -432,6 +436,7 @@ def columnar_rows(
     empty_cells: EmptyCells,
     batch_rows: int = 65_536,
     block_size: int = DEFAULT_BLOCK_SIZE,
+    as_columns: bool = False,
 ) -> Iterator[ColumnarBatch]:
     """The rows of `stream` mapped as `RowMapper` would, a batch at a time (see the module).
 
@@ -439,10 +444,11 @@ def columnar_rows(
     it. A batch holds at least `batch_rows` rows or `_BATCH_BYTES` of data (but the last),
     made of whole pyarrow blocks of about `block_size` bytes. Raises NeedsExactReader when the
     results might differ from the exact path's, and MappingError, as `RowMapper` does, when
-    the mapping names a column the file lacks.
+    the mapping names a column the file lacks. With `as_columns`, a batch without rejected rows
+    gives its changes as `ChangeColumns` (for a store that writes them column-wise).
     """
     delimiter = _check_options(columns, options)
-    plan = _Plan.build(columns, mapping, zone, empty_cells)
+    plan = _Plan.build(columns, mapping, zone, empty_cells, as_columns)
     head = _read_head(stream)
     # A file in another encoding than UTF-8 is decoded as the exact reader decodes it. Both
     # readers drop a leading UTF-8 BOM; then pyarrow sees the header at the first byte.
@@ -710,7 +716,7 @@ class _Converted:
     user_ids: list[str]
     documents: list[str]  # None in the rows RowMapper decides (they are not read)
     bad_rows: list[int]  # those rows
-    changes: list[tuple[str, str]] | None  # the batch's changes, if RowMapper decides none
+    changes: Sequence[Change] | None  # the batch's changes, if RowMapper decides none
     first_spanning: int | None  # the first row with a line break in a value
     value_line_ends: int  # line breaks in all its values
 
@@ -733,9 +739,12 @@ def _convert(batch: _Batch, plan: _Plan) -> _Converted:
         bad_rows = pc.indices_nonzero(batch.bad)
     except pa.ArrowException as exc:
         raise NeedsExactReader(f"pyarrow cannot convert a batch: {exc}") from None
+    bad: list[int] = bad_rows.to_pylist()
+    if not bad and plan.as_columns:
+        columns = ChangeColumns(user_ids, documents)
+        return _Converted(batch, [], [], bad, columns, first_spanning, value_line_ends)
     ids: list[str] = user_ids.to_pylist()
     texts: list[str] = documents.to_pylist()
-    bad: list[int] = bad_rows.to_pylist()
     changes = None if bad else list(zip(ids, texts, strict=True))
     return _Converted(batch, ids, texts, bad, changes, first_spanning, value_line_ends)
 
@@ -749,6 +758,7 @@ def _finish(
     if converted.first_spanning is not None and lines.exact:
         lines.first_spanning = converted.first_spanning
         lines.why_not = "a value before it spans several lines"
+    changes: Sequence[Change]
     if converted.changes is None:
         changes, rejected = _decide_bad_rows(
             batch,

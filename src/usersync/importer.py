@@ -176,7 +176,7 @@ def _run(
             with Spool(raw, directory=spec.spool_dir) as spool:
                 columns = CsvReader(spool.replay(), spec.csv, name=spec.path).columns
                 try:
-                    apply(run.fast(spool.replay(), columns))
+                    apply(run.fast(spool.replay(), columns, store.takes_columns))
                 except NeedsExactReader:
                     # Nothing was applied (the store rolled back): read the local copy exactly.
                     run.restart()
@@ -270,8 +270,11 @@ class _Pipeline:
             yield batch
         self.report(applying=True, force=True)
 
-    def fast(self, stream: BinaryIO, columns: list[str]) -> Iterator[list[tuple[str, str]]]:
-        """Column-wise with pyarrow; raises NeedsExactReader where it cannot be exact."""
+    def fast(
+        self, stream: BinaryIO, columns: list[str], as_columns: bool
+    ) -> Iterator[Sequence[Change]]:
+        """Column-wise with pyarrow; raises NeedsExactReader where it cannot be exact. With
+        `as_columns`, batches without rejected rows come as ChangeColumns."""
         spec = self._spec
         for batch in columnar_rows(
             stream,
@@ -281,6 +284,7 @@ class _Pipeline:
             zone=spec.zone,
             empty_cells=spec.empty_cells,
             batch_rows=FAST_BATCH_ROWS,
+            as_columns=as_columns,
         ):
             self._result.rows_read += batch.rows
             for errors in batch.rejected:

@@ -22,6 +22,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import pyarrow as pa
 import pytest
 import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
@@ -43,6 +44,7 @@ from usersync.store import (
     workspaces,
 )
 from usersync.store import users as users_module
+from usersync.store.model import Change, ChangeColumns
 from usersync.store.properties import PropertyTypeConflict
 from usersync.store.users import UserNotFound
 
@@ -308,6 +310,37 @@ def test_awkward_user_ids_and_values_survive_the_bulk_path(store: UserStore, ws:
     assert counts == ApplyCounts(created=len(ids), updated=0)
     for uid in ids:
         assert props_of(store, ws, uid) == {"v": value, "k": uid}
+
+
+def columns(*changes: UserChange) -> ChangeColumns:
+    """Changes as the column-wise reader hands them over: two Arrow string arrays."""
+    return ChangeColumns(
+        pa.array([c.user_id for c in changes], pa.string()),
+        pa.array([c.properties_json for c in changes], pa.string()),
+    )
+
+
+def test_column_batches_apply_as_their_changes_would(store: UserStore, ws: int) -> None:
+    # PostgreSQL writes them as one block of COPY text each: the escapes, the order of the
+    # changes across batches and the nulls of a patch must come out as change by change.
+    ids = ["tab\there", "new\nline", "cr\rhere", "back\\slash", "\\.", "ünï 🎉", " sp "]
+    value = 'a\tb\nc\\d"e\u00e9\u2028\\.'
+    batches: list[Sequence[Change]] = [
+        columns(*[change(uid, v=value, k=uid) for uid in ids]),
+        [change("dup", n=1, a="x")],
+        columns(change("dup", n=2), change("new", a=None, b=1), change("dup", a=None)),
+    ]
+    counts = store.apply(ws, batches, UPDATE)
+    assert counts == ApplyCounts(created=len(ids) + 2, updated=0)
+    for uid in ids:
+        assert props_of(store, ws, uid) == {"v": value, "k": uid}
+    assert props_of(store, ws, "dup") == {"n": 2}
+    assert props_of(store, ws, "new") == {"b": 1}
+
+    counts = store.apply(ws, [columns(change("dup", n=3), change(ids[0], k="again"))], REPLACE)
+    assert counts == ApplyCounts(created=0, updated=2)
+    assert props_of(store, ws, ids[0]) == {"k": "again"}
+    assert props_of(store, ws, "dup") == {"n": 3}
 
 
 def test_plain_tuples_are_changes_too(store: UserStore, ws: int) -> None:

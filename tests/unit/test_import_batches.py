@@ -47,6 +47,8 @@ class FileInMemory:
 
 
 class RecordingStore:
+    takes_columns = False  # it reads the batches change by change
+
     def __init__(self) -> None:
         self.batches: list[list[Change]] = []
 

@@ -4,7 +4,9 @@ All in one transaction, so a failure anywhere (or the client dying: the server r
 unfinished transaction) leaves `users` as it was.
 
 1. Staging: `COPY usersync_staging FROM STDIN` through psycopg, streamed batch by batch.
-   The server parses the JSON into jsonb while the client reads on.
+   The server parses the JSON into jsonb while the client reads on. A `ChangeColumns` batch
+   (the column-wise reader's) goes as one block of COPY text made by pyarrow (`copy_text`):
+   no Python object per row, which saves the client about 2 s of a 2.1 M row file.
 2. `pg_advisory_xact_lock(namespace, workspace)`: applies to one workspace take turns, so
    the counts are exact and no two of them insert the same new user.
 3. Merge, in key order (sorted once; the B-tree then takes near-appends), one row per user
@@ -48,8 +50,9 @@ from sqlalchemy import text
 from sqlalchemy.engine import Connection, Engine
 
 from usersync.schema import utcnow
+from usersync.store._copy_text import column_has_nulls, copy_text
 from usersync.store._staging import Staged, has_nulls
-from usersync.store.model import ApplyCounts, BeforeCommit, Change, ConflictMode
+from usersync.store.model import ApplyCounts, BeforeCommit, Change, ChangeColumns, ConflictMode
 
 if TYPE_CHECKING:  # loaded by the engine for PostgreSQL; SQLite users never need it
     import psycopg
@@ -118,6 +121,11 @@ def _stage(conn: Connection, batches: Iterable[Sequence[Change]]) -> Staged:
         cursor.copy(f"COPY {STAGING} (seq, user_id, properties) FROM STDIN") as copy,
     ):
         for batch in batches:
+            if isinstance(batch, ChangeColumns):
+                copy.write(copy_text(batch, first_seq=rows + 1))
+                rows += len(batch)
+                nulls = nulls or column_has_nulls(batch)
+                continue
             for user_id, properties_json in batch:
                 rows += 1
                 copy.write_row((rows, user_id, properties_json))

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import enum
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, overload
 
 from sqlalchemy.engine import Connection
 
@@ -45,6 +45,41 @@ class UserChange(NamedTuple):
 # What UserStore.apply takes: a UserChange, or any (user_id, properties_json) pair (a
 # column-wise reader may hand over its tuples without building UserChanges).
 Change = tuple[str, str]
+
+
+class ChangeColumns(Sequence[Change]):
+    """A batch of changes as two Arrow string arrays of one length: `user_ids` and `documents`
+    (the JSON object texts), as the column-wise reader makes them. PostgreSQL's COPY writes
+    them as they are, with no Python object per row; anything else reads the batch as
+    (user_id, properties_json) pairs, made on first use."""
+
+    __slots__ = ("_pairs", "documents", "user_ids")
+
+    def __init__(self, user_ids: Any, documents: Any) -> None:
+        if len(user_ids) != len(documents):
+            raise ValueError("user_ids and documents must have the same length")
+        self.user_ids = user_ids
+        self.documents = documents
+        self._pairs: list[Change] | None = None
+
+    def __len__(self) -> int:
+        return len(self.user_ids)
+
+    @overload
+    def __getitem__(self, index: int) -> Change: ...
+    @overload
+    def __getitem__(self, index: slice) -> Sequence[Change]: ...
+    def __getitem__(self, index: int | slice) -> Change | Sequence[Change]:
+        return self.pairs()[index]
+
+    def __iter__(self) -> Iterator[Change]:
+        return iter(self.pairs())
+
+    def pairs(self) -> list[Change]:
+        if self._pairs is None:
+            ids, documents = self.user_ids.to_pylist(), self.documents.to_pylist()
+            self._pairs = list(zip(ids, documents, strict=True))
+        return self._pairs
 
 
 BeforeCommit = Callable[[Connection], None]

@@ -57,6 +57,12 @@ class UserStore:
             raise UsageError(f"no user store for {engine.dialect.name} databases") from None
         self._engine = engine
 
+    @property
+    def takes_columns(self) -> bool:
+        """Whether `apply` writes `ChangeColumns` batches column-wise (PostgreSQL's COPY)
+        rather than change by change."""
+        return self._apply is _postgres_apply.apply
+
     def apply(
         self,
         workspace_id: int,
