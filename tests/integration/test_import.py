@@ -316,6 +316,28 @@ def test_bom_crlf_and_quoted_newlines_keep_line_numbers_right(
     assert user(env, "u4") == {"note": "last", "age": 4}
 
 
+def test_backslashes_tabs_and_line_breaks_in_ids_and_values_arrive_as_written(
+    sftp: SftpFolder, env: dict[str, str]
+) -> None:
+    # On PostgreSQL the rows reach COPY as blocks of text in which these are escaped.
+    rows = {
+        "back\\slash": "C:\\dir\\file",
+        "tab\tid": "a\tb",
+        "line\nbreak": "one\r\ntwo",
+        "\\.": "\\.",
+        "ünï 🎉": 'say "hi"\\n',
+    }
+    body = "userId,note\n" + "".join(
+        '"{}","{}"\n'.format(*(text.replace('"', '""') for text in row)) for row in rows.items()
+    )
+    sftp.put("userdata_odd.csv", body.encode())
+    result = run_import(env, sftp, "userdata_odd.csv", "--user-id", "userId", "--map", "note=note")
+    assert result.exit_code == 0, result.stderr
+    assert result.json()["users_created"] == len(rows)
+    for user_id, note in rows.items():
+        assert user(env, user_id) == {"note": note}, user_id
+
+
 def test_duplicate_user_ids_apply_in_file_order(sftp: SftpFolder, env: dict[str, str]) -> None:
     sftp.put("userdata_a.csv", b"userId,a,b\nu1,1,\nu1,,2\nu1,3,\n")
     result = run_import(
