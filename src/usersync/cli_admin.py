@@ -71,7 +71,7 @@ def workspace_create(name: str, zone_name: str | None, db_url: str | None, as_js
 def workspace_update(name: str, zone_name: str, db_url: str | None, as_json: bool) -> None:
     """Change the time zone of the workspace NAME ("default" is the CLI's).
 
-    A sync given no time zone is in it, and the web UI shows the times of the workspace's
+    A new sync's schedule starts in it, and the web UI shows the times of the workspace's
     users, tokens, files and runs in it. Syncs keep their own zones.
     """
     with open_database(load_settings(db_url=db_url)) as engine:

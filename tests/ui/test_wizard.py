@@ -13,7 +13,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
-from playwright.sync_api import Locator, Page, expect
+from playwright.sync_api import Browser, Locator, Page, expect
 
 from tests.apiclient import Workspace
 from tests.hooks import signature, webhook_receiver
@@ -335,6 +335,31 @@ def test_each_schedule_kind_is_described_with_its_next_runs_and_saved(
     assert sync.schedule == stored
     assert sync.timezone == "Europe/Berlin"
     assert sync.next_run_at is not None
+
+
+@pytest.mark.parametrize("workspace_zone", ["Asia/Kolkata", None])
+def test_a_new_schedule_starts_in_the_workspaces_zone_else_the_browsers(
+    browser: Browser,
+    live: LiveApp,
+    workspace: Workspace,
+    sftp: SftpFolder,
+    workspace_zone: str | None,
+) -> None:
+    if workspace_zone is not None:
+        workspaces.set_timezone(live.engine, workspace.id, workspace_zone)
+    offered = workspace_zone or "America/Lima"  # the browser's
+    context = browser.new_context(base_url=live.url, timezone_id="America/Lima")
+    page = context.new_page()
+    try:
+        open_schedule_step(page, live, workspace, sftp)
+        expect(page.get_by_label("Time zone")).to_have_value(offered)
+        expect(page.locator("#when")).to_contain_text(offered)
+        next_step(page, "Import")
+        page.get_by_role("button", name="Import", exact=True).click()
+        expect(page).to_have_url(re.compile(r"/runs/\d+$"))  # the default: once, now
+    finally:
+        context.close()
+    assert the_only_sync(live, workspace).timezone == offered
 
 
 def test_a_bad_cron_expression_is_explained_inline_and_keeps_the_wizard_on_its_step(

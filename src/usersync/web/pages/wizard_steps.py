@@ -78,6 +78,12 @@ class Wizard:
     def default_zone(self) -> str:
         return workspaces.zone(self.services.engine, self.ws).key
 
+    def set_zone(self) -> str:
+        """The zone set for the workspace, which a new schedule starts in; "" if none was set
+        (the page then offers the browser's own)."""
+        [workspace] = workspaces.list_all(self.services.engine, workspace_id=self.ws)
+        return workspace.timezone or ""
+
     def zone(self, draft: Draft) -> ZoneInfo:
         try:
             return resolve_zone(draft.timezone, default=self.default_zone())
@@ -228,6 +234,7 @@ def _schedule_context(wizard: Wizard, draft: Draft) -> dict[str, Any]:
         "zones": known_zones(),
         "weekdays": WEEKDAYS,
         "default_zone": wizard.default_zone(),
+        "workspace_zone": wizard.set_zone(),
         **_when(wizard, draft),
     }
 
