@@ -51,7 +51,7 @@ def workspace_create(name: str, zone_name: str | None, db_url: str | None, as_js
     """Create the workspace NAME."""
     with open_database(load_settings(db_url=db_url)) as engine:
         ws = workspaces.create(engine, name, timezone=zone_name)
-        [row] = workspaces.list_all(engine, workspace_id=ws)
+        row = workspaces.get(engine, ws)
     if as_json:
         emit_json(_workspace_document(row))
         return
@@ -77,7 +77,7 @@ def workspace_update(name: str, zone_name: str, db_url: str | None, as_json: boo
     with open_database(load_settings(db_url=db_url)) as engine:
         ws = workspace_id(engine, name)
         workspaces.set_timezone(engine, ws, zone_name)
-        [row] = workspaces.list_all(engine, workspace_id=ws)
+        row = workspaces.get(engine, ws)
     if as_json:
         emit_json(_workspace_document(row))
         return

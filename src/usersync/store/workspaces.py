@@ -86,9 +86,7 @@ def set_timezone(bind: Bind, workspace_id: int, timezone: str) -> None:
 def zone(bind: Bind, workspace_id: int) -> ZoneInfo:
     """The workspace's time zone (UTC unless one was set): that of a sync given none, and the
     one the web UI shows the times of its users, tokens, files and runs in."""
-    with reading(bind) as conn:
-        name = conn.scalar(sa.select(workspaces.c.timezone).where(workspaces.c.id == workspace_id))
-    return _zone(name)
+    return get(bind, workspace_id).zone
 
 
 def _zone(name: str | None) -> ZoneInfo:
@@ -109,6 +107,12 @@ class Workspace:
     def zone(self) -> ZoneInfo:
         """Its time zone: `timezone`, else UTC."""
         return _zone(self.timezone)
+
+
+def get(bind: Bind, workspace_id: int) -> Workspace:
+    """The workspace `workspace_id` (one that exists: the caller has its id)."""
+    [found] = list_all(bind, workspace_id=workspace_id)
+    return found
 
 
 def list_all(bind: Bind, *, workspace_id: int | None = None) -> list[Workspace]:

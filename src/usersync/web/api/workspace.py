@@ -14,7 +14,7 @@ router = APIRouter(prefix="/workspace", tags=["workspace"])
 
 
 def public(services: Services, ws: int) -> WorkspacePublic:
-    [found] = workspaces.list_all(services.engine, workspace_id=ws)
+    found = workspaces.get(services.engine, ws)
     return WorkspacePublic(
         id=found.id, name=found.name, timezone=found.zone.key, created_at=found.created_at
     )

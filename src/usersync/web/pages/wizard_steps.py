@@ -22,6 +22,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import cached_property
 from typing import Annotated, Any
 from zoneinfo import ZoneInfo
 
@@ -75,14 +76,18 @@ class Wizard:
             f"/integrations/{self.connection_id}/sync/new?step={token}", status_code=303
         )
 
+    @cached_property
+    def workspace(self) -> workspaces.Workspace:
+        """Read once per request: each step's checks and page ask for its zone."""
+        return workspaces.get(self.services.engine, self.ws)
+
     def default_zone(self) -> str:
-        return workspaces.zone(self.services.engine, self.ws).key
+        return self.workspace.zone.key
 
     def set_zone(self) -> str:
         """The zone set for the workspace, which a new schedule starts in; "" if none was set
         (the page then offers the browser's own)."""
-        [workspace] = workspaces.list_all(self.services.engine, workspace_id=self.ws)
-        return workspace.timezone or ""
+        return self.workspace.timezone or ""
 
     def zone(self, draft: Draft) -> ZoneInfo:
         try:

@@ -52,7 +52,7 @@ def _page(
     error: str | None = None,
     typed: str | None = None,
 ) -> HTMLResponse:
-    [found] = workspaces.list_all(services.engine, workspace_id=session.workspace_id)
+    found = workspaces.get(services.engine, session.workspace_id)
     return render(
         request,
         "workspace.html",
@@ -60,7 +60,7 @@ def _page(
         session=session,
         workspace=found,
         typed=found.zone.key if typed is None else typed,
-        saved=saved and error is None,
+        saved=saved,
         errors={"timezone": error} if error else {},
         zones=known_zones(),
     )
