@@ -30,11 +30,6 @@ def copy_text(batch: ChangeColumns, first_seq: int) -> Any:
     return pc.binary_join(one_list, "\n")[0].as_buffer().to_pybytes() + b"\n"
 
 
-def column_has_nulls(batch: ChangeColumns) -> bool:
-    """As `has_nulls`: whether a document of the batch may hold a JSON null."""
-    return bool(pc.any(pc.match_substring(batch.documents, "null")).as_py())
-
-
 def _escaped(texts: Any) -> Any:
     texts = texts.cast(pa.string())
     for special, escape in _ESCAPES:

@@ -50,7 +50,7 @@ from sqlalchemy import text
 from sqlalchemy.engine import Connection, Engine
 
 from usersync.schema import utcnow
-from usersync.store._copy_text import column_has_nulls, copy_text
+from usersync.store._copy_text import copy_text
 from usersync.store._staging import Staged, has_nulls
 from usersync.store.model import ApplyCounts, BeforeCommit, Change, ChangeColumns, ConflictMode
 
@@ -124,11 +124,10 @@ def _stage(conn: Connection, batches: Iterable[Sequence[Change]]) -> Staged:
             if isinstance(batch, ChangeColumns):
                 copy.write(copy_text(batch, first_seq=rows + 1))
                 rows += len(batch)
-                nulls = nulls or column_has_nulls(batch)
-                continue
-            for user_id, properties_json in batch:
-                rows += 1
-                copy.write_row((rows, user_id, properties_json))
+            else:
+                for user_id, properties_json in batch:
+                    rows += 1
+                    copy.write_row((rows, user_id, properties_json))
             nulls = nulls or has_nulls(batch)
     return Staged(rows=rows, nulls=nulls)
 

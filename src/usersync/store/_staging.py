@@ -7,7 +7,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from operator import itemgetter
 
-from usersync.store.model import Change
+import pyarrow.compute as pc
+
+from usersync.store.model import Change, ChangeColumns
 
 
 @dataclass(frozen=True)
@@ -22,6 +24,8 @@ def has_nulls(batch: Sequence[Change]) -> bool:
     A substring test: a string value containing "null" answers yes too, which only costs a
     cleanup statement that finds nothing to do.
     """
+    if isinstance(batch, ChangeColumns):  # pyarrow searches the documents where they are
+        return bool(pc.any(pc.match_substring(batch.documents, "null")).as_py())
     # One C-level search over the joined batch: half the cost of a test per change.
     return _NULL.search("\x00".join(map(_properties_json, batch))) is not None
 
