@@ -157,7 +157,7 @@ def _env_secret(var: str | None, what: str) -> str | None:
 def _host_key_policy(settings: Settings, opts: dict[str, Any]) -> HostKeyPolicy:
     if opts["known_hosts"]:
         files: tuple[Path, ...] = (Path(opts["known_hosts"]),)
-        if not files[0].is_file() and not opts["accept_new_host_key"]:
+        if not files[0].exists() and not opts["accept_new_host_key"]:
             raise UsageError(
                 f"--known-hosts {opts['known_hosts']}: there is no such file (with "
                 "--accept-new-host-key, usersync creates it to remember the host's key)"

@@ -416,6 +416,34 @@ def test_a_known_hosts_file_that_is_not_there_is_a_usage_error(
     assert missing.read_text().startswith(f"[127.0.0.1]:{sftp.port} ssh-ed25519 ")
 
 
+def test_a_known_hosts_file_with_bytes_that_are_not_utf8_still_checks_the_key(
+    sftp: SftpFolder, env: dict[str, str], tmp_path: Path
+) -> None:
+    latin1 = tmp_path / "known_hosts"
+    latin1.write_bytes(b"# serveur de M\xfcller\n" + sftp.known_hosts_path.read_bytes())
+
+    result = usersync(
+        env, "folders", sftp.url(), "--key", str(sftp.client_key_path), "--known-hosts", str(latin1)
+    )
+
+    assert result.exit_code == 0, result.stderr
+
+
+def test_known_hosts_dev_null_trusts_no_key_but_a_pinned_one(
+    sftp: SftpFolder, env: dict[str, str]
+) -> None:
+    key = ["--key", str(sftp.client_key_path), "--known-hosts", "/dev/null"]
+
+    unknown = usersync(env, "folders", sftp.url(), *key)
+    pinned = usersync(
+        env, "folders", sftp.url(), *key, "--fingerprint", sftp.host_key_fingerprints[0]
+    )
+
+    assert unknown.exit_code == 3
+    assert "is not known" in unknown.stderr
+    assert pinned.exit_code == 0, pinned.stderr
+
+
 def test_accept_new_host_key_remembers_it(sftp: SftpFolder, env: dict[str, str]) -> None:
     key = ["--key", str(sftp.client_key_path)]
     first = usersync(env, "folders", sftp.url(), *key, "--accept-new-host-key")

@@ -171,8 +171,10 @@ class HostKeyCheck:
 
 
 def _read_text(path: Path) -> str:
+    """A known_hosts file's text; bytes that are not UTF-8 (in a comment, say) cannot match a
+    host and are replaced instead of failing every connection."""
     try:
-        text = path.read_text(encoding="utf-8")
+        text = path.read_bytes().decode("utf-8", errors="replace")
     except FileNotFoundError:
         return ""
     return text if text.endswith("\n") or not text else text + "\n"
