@@ -302,6 +302,14 @@ def test_a_key_pair_usersync_makes_logs_in_once_its_public_key_is_authorized(
     assert message == "generate_key: ftp connections log in with a password, not a key"
 
 
+def test_a_key_pair_for_a_connection_named_in_any_script_shows_that_name(
+    api: Api, sftp: SftpFolder
+) -> None:
+    connection = sftp_connection(api, sftp, name="café 日本", password=None, generate_key=True)
+
+    assert connection["public_key"].endswith(" usersync café 日本")
+
+
 def test_a_password_connection_has_no_public_key_and_a_stored_key_shows_its_own(
     api: Api, sftp: SftpFolder
 ) -> None:

@@ -29,3 +29,12 @@ def test_an_encrypted_key_gives_its_public_half_only_with_its_passphrase() -> No
     assert public_key_of(encrypted, None) is None
     assert public_key_of(encrypted, "wrong") is None
     assert public_key_of("not a key", None) is None
+
+
+def test_a_key_whose_comment_is_not_ascii_gives_its_public_half() -> None:
+    made = make_private_key("café 日本")
+    key = asyncssh.generate_private_key("ssh-ed25519", comment="josé@laptop")
+    theirs = key.export_private_key("openssh").decode()
+
+    assert str(public_key_of(made, None)).endswith(" usersync café 日本")
+    assert str(public_key_of(theirs, None)).endswith(" josé@laptop")

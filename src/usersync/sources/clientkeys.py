@@ -27,4 +27,5 @@ def public_key_of(private_key: str, passphrase: str | None) -> str | None:
         key = asyncssh.import_private_key(private_key, passphrase)
     except (asyncssh.KeyImportError, asyncssh.KeyEncryptionError, ValueError):
         return None
-    return bytes(key.export_public_key("openssh")).decode("ascii").strip()
+    # The comment after the key may be any text (a connection's name, "josé@laptop").
+    return bytes(key.export_public_key("openssh")).decode("utf-8", "replace").strip()
