@@ -32,7 +32,7 @@ from usersync.cli_runs import cancel, runs
 from usersync.cli_schedule import schedule
 from usersync.config import Settings, load_settings
 from usersync.errors import UsageError
-from usersync.files import explain, format_size
+from usersync.files import explain, format_size, require_utf8_path
 from usersync.reader import delimiter_flag
 from usersync.secretbox import SecretBox
 from usersync.service import DEFAULT_WORKSPACE, open_database, workspace_id
@@ -105,6 +105,7 @@ def preview(rows: int, encoding: str | None, delimiter: str | None, **opts: Any)
     options = csv_options(encoding, delimiter)
     source, location, settings = open_remote(opts)
     try:
+        require_utf8_path(location.path)
         result = preview_file(
             source, location.path, options, rows=rows, max_size=settings.max_file_size
         )

@@ -23,7 +23,7 @@ from usersync.config import load_settings
 from usersync.enums import RunStatus
 from usersync.errors import NotFound, UsageError
 from usersync.exports import user_document
-from usersync.files import format_size
+from usersync.files import format_size, require_utf8_path
 from usersync.importer import ImportSpec, Progress, RunResult
 from usersync.mapping import ColumnMapping, EmptyCells, PropertyType
 from usersync.reports import errors_csv
@@ -177,6 +177,7 @@ def import_(
     stop_on_sigterm()
     settings = load_settings(db_url=db_url)
     location, credentials, host_keys = connect_args(settings, opts)
+    require_utf8_path(location.path)
     spec = ImportSpec(
         path=location.path,
         mapping=ColumnMapping(

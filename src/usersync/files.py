@@ -166,6 +166,14 @@ def require_eligible(entry: RemoteEntry, max_size: int = MAX_FILE_SIZE) -> None:
         raise NotEligible(f"{entry.path} cannot be imported: {explain(reason)}", reason=reason)
 
 
+def require_utf8_path(path: str) -> None:
+    """Raise NotEligible when `path` (decoded with "surrogateescape") is not UTF-8: such a
+    file is hidden from listings, and cannot be recorded or read back by its name."""
+    if not is_utf8(path):
+        reason = HiddenReason.NAME_NOT_UTF8
+        raise NotEligible(f"{_shown(path)} cannot be imported: {explain(reason)}", reason=reason)
+
+
 def format_size(size: int) -> str:
     """512 B, 1.5 KB, 200 MB: binary units, one decimal where it says something."""
     if size < 1024:

@@ -10,6 +10,7 @@ import pytest
 
 from tests.browse_cases import (
     HIDDEN_REASONS,
+    NOT_UTF8_NAMES,
     PREVIEW_COLUMNS,
     PREVIEW_CSV,
     PREVIEW_ROWS,
@@ -20,6 +21,7 @@ from tests.browse_cases import (
     put_names_not_utf8,
 )
 from tests.cli import usersync
+from usersync.files import HiddenReason, explain
 
 pytestmark = pytest.mark.integration
 
@@ -80,6 +82,25 @@ def test_a_name_that_is_not_utf8_is_hidden_saying_so(
 
     assert (files.exit_code, folders.exit_code) == (0, 0), files.stderr
     check_names_not_utf8(folder, files.json(), folders.json())
+
+
+def test_a_file_whose_name_is_not_utf8_is_refused_by_preview_and_import_saying_why(
+    folder: LocalFolder, env: dict[str, str]
+) -> None:
+    put_names_not_utf8(folder)
+    name = os.fsdecode(os.fsencode(folder.local()) + b"/" + NOT_UTF8_NAMES[0])
+
+    preview = usersync(env, "preview", name, "--json")
+    imported = usersync(env, "import", name, "--user-id", "userId", "--json")
+    runs = usersync(env, "runs", "--json")
+
+    for refused in (preview, imported):
+        assert refused.exit_code == 4, refused.stderr
+        assert refused.json()["error"]["message"].endswith(
+            "cannot be imported: " + explain(HiddenReason.NAME_NOT_UTF8)
+        )
+    assert "\ufffd" in imported.json()["error"]["message"]
+    assert runs.json()["items"] == []
 
 
 def test_a_relative_path_previews_and_imports_from_the_current_folder(
