@@ -39,6 +39,7 @@ from usersync.store import (
     UserChange,
     UserRecord,
     UserStore,
+    _sqlite_apply,
     properties,
     runs,
     workspaces,
@@ -487,6 +488,29 @@ def test_a_store_error_mid_merge_leaves_the_users_unchanged(
     assert raised.value.exit_code == 5
     assert not raised.value.transient
     assert everything(engine) == before
+
+
+def test_ctrl_c_during_an_sqlite_merge_is_an_interrupt_not_a_database_failure(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with migrated(f"sqlite:///{tmp_path / 'usersync.db'}") as engine:
+        ws, store = workspaces.get_or_create(engine, "default"), UserStore(engine)
+        apply(store, ws, UPDATE, *(change(f"u{i}", n=i) for i in range(100)))
+        before = everything(engine)
+        touched = _sqlite_apply._Tally.touched
+        calls = []
+
+        def signalled(tally: Any, stored: int, new: int) -> int:
+            calls.append(stored)
+            if len(calls) == 50:  # the signal arrives while the merge runs Python code
+                signal.raise_signal(signal.SIGINT)
+            return touched(tally, stored, new)
+
+        monkeypatch.setattr(_sqlite_apply._Tally, "touched", signalled)
+        with pytest.raises(KeyboardInterrupt):
+            apply(store, ws, UPDATE, *(change(f"u{i}", n=-i) for i in range(100)))
+        assert len(calls) == 50
+        assert everything(engine) == before
 
 
 def test_a_full_sqlite_database_fails_the_apply_saying_to_free_space(tmp_path: Path) -> None:

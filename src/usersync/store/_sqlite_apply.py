@@ -29,11 +29,14 @@ over the staged ids took 4 s more for 1 M new users among 2.1 M changes).
 from __future__ import annotations
 
 import queue
+import signal
 import sqlite3
 import threading
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from types import FrameType
 
-from sqlalchemy import text
+from sqlalchemy import exc, text
 from sqlalchemy.engine import Connection, Engine
 
 from usersync.db import write_transaction
@@ -230,7 +233,13 @@ def _merge(
         strip_new = mode is ConflictMode.UPDATE and staged.nulls
         if strip_new:
             conn.exec_driver_sql(_STRIP_NEW_USER)
-        conn.execute(text(_merge_sql(mode, staged.nulls, skip_unchanged)), params)
+        with _interrupts_kept() as interrupts:
+            try:
+                conn.execute(text(_merge_sql(mode, staged.nulls, skip_unchanged)), params)
+            except exc.OperationalError:
+                if interrupts:  # raised in _Tally: an interrupt, not a database failure
+                    raise interrupts[0] from None
+                raise
         if strip_new:
             conn.exec_driver_sql(f"DROP TRIGGER temp.{_STRIPPER}")
         unchanged = tally.existing - tally.first_touches if skip_unchanged else 0
@@ -244,6 +253,38 @@ def _merge(
         elif before_commit is not None:
             before_commit(conn)
     return counts
+
+
+@contextmanager
+def _interrupts_kept() -> Iterator[list[KeyboardInterrupt]]:
+    """The interrupts (Ctrl-C, or SIGTERM as `cli_output.stop_on_sigterm` raises it) that
+    arrive meanwhile, as their handlers raised them. One that lands in _Tally's functions
+    reaches the merge as sqlite3's "user-defined function raised exception", and would be
+    taken for a database failure. Signals reach only the main thread: elsewhere, none."""
+    kept: list[KeyboardInterrupt] = []
+    if threading.current_thread() is not threading.main_thread():
+        yield kept
+        return
+    saved = {number: signal.getsignal(number) for number in (signal.SIGINT, signal.SIGTERM)}
+
+    def keep(number: int, frame: FrameType | None) -> None:
+        handler = saved[signal.Signals(number)]
+        try:
+            if callable(handler):
+                handler(number, frame)
+        except KeyboardInterrupt as error:
+            kept.append(error)
+            raise
+
+    for number, handler in saved.items():
+        if callable(handler):
+            signal.signal(number, keep)
+    try:
+        yield kept
+    finally:
+        for number, handler in saved.items():
+            if callable(handler):
+                signal.signal(number, handler)
 
 
 def _discard(conn: Connection) -> None:
