@@ -26,7 +26,7 @@ from usersync.browse import (
 )
 from usersync.cli_export import export
 from usersync.cli_import import db_option, errors, import_, user, users, workspace_option
-from usersync.cli_output import command_name, emit_json, handle_errors, located, table
+from usersync.cli_output import command_name, emit_json, handle_errors, located, shown, table
 from usersync.cli_remote import csv_format_options, csv_options, open_remote, remote_options
 from usersync.cli_runs import cancel, runs
 from usersync.cli_schedule import schedule
@@ -121,7 +121,9 @@ def preview(rows: int, encoding: str | None, delimiter: str | None, **opts: Any)
         max_width=40,
     )
     for error in result.errors:
-        click.secho(f"{located(error.line, error.column)}: {error.message}", fg="yellow", err=True)
+        click.secho(
+            f"{located(error.line, error.column)}: {shown(error.message)}", fg="yellow", err=True
+        )
     if (other := result.other_delimiter) is not None:
         click.secho(
             f"The rows look separated by {DELIMITER_WORDS[other]}s: pass --delimiter "

@@ -15,6 +15,7 @@ from usersync.cli_output import (
     handle_errors,
     json_option,
     located,
+    shown,
     stop_on_sigterm,
     table,
 )
@@ -206,13 +207,13 @@ def import_(
         )
     result = outcome.result
     if outcome.unrecorded is not None:
-        click.secho(f"usersync: {outcome.unrecorded}", fg="yellow", err=True)
+        click.secho(f"usersync: {shown(str(outcome.unrecorded))}", fg="yellow", err=True)
     if opts["as_json"]:
         emit_json(_result_document(outcome.run_id, result, dry_run))
     else:
         _print_summary(outcome.run_id, result, dry_run)
     if result.error is not None:
-        click.secho(f"usersync: {result.error.message}", fg="red", err=True)
+        click.secho(f"usersync: {shown(result.error.message)}", fg="red", err=True)
         sys.exit(result.error.exit_code)
     if result.status is RunStatus.PARTIAL:
         sys.exit(1)
@@ -233,7 +234,7 @@ def _print_summary(run_id: int, result: RunResult, dry_run: bool) -> None:
         f"{counted(result.rows_rejected, 'row')} rejected."
     )
     for error in result.errors[:10]:
-        click.echo(f"  {located(error.line, error.column)}: {error.message}")
+        click.echo(f"  {located(error.line, error.column)}: {shown(error.message)}")
     if result.rows_rejected > 10:
         click.echo(f"  ... the full list: usersync errors {run_id} --output errors.csv")
 
@@ -258,7 +259,7 @@ def user(user_id: str, delete: bool, db_url: str | None, workspace: str, as_json
         emit_json(user_document(record))
         return
     created, updated = cell(record.created_at), cell(record.updated_at)
-    click.echo(f"{record.user_id}  (created {created}, updated {updated})")
+    click.echo(f"{cell(record.user_id)}  (created {created}, updated {updated})")
     table(["PROPERTY", "VALUE"], sorted(record.properties.items()), empty="  no properties")
 
 

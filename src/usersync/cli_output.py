@@ -62,6 +62,7 @@ def table(
         if empty:
             click.echo(empty)
         return
+    headers = [shown(header) for header in headers]
     cells = [[cell(v, max_width) for v in row] for row in rows]
     styled = sys.stdout.isatty()
     terminal = shutil.get_terminal_size().columns if styled else None
@@ -96,6 +97,17 @@ def layout(
     return records
 
 
+# Control characters but the line feed: C0, DEL and C1. From a customer's file they could
+# move the cursor, retitle or clear the terminal, so they are shown as escapes instead.
+_CONTROLS = {n: f"\\x{n:02x}" for n in (*range(0x20), *range(0x7F, 0xA0)) if n != 0x0A}
+_CONTROLS[0x09] = "\\t"
+
+
+def shown(text: str) -> str:
+    """`text` safe to print on a terminal: control characters as `\\x1b` (a tab as `\\t`)."""
+    return text.translate(_CONTROLS)
+
+
 def cell(value: object, max_width: int | None = None) -> str:
     if value is None:
         return ""
@@ -104,7 +116,7 @@ def cell(value: object, max_width: int | None = None) -> str:
     if isinstance(value, bool):  # as in the JSON and the web UI, not Python's True
         return "true" if value else "false"
     text = str(value)
-    text = text.replace("\r\n", "⏎").replace("\n", "⏎").replace("\r", "⏎")
+    text = shown(text.replace("\r\n", "⏎").replace("\n", "⏎").replace("\r", "⏎"))
     return text if max_width is None else _cut(text, max_width)
 
 
@@ -151,7 +163,7 @@ def handle_errors(func: F) -> F:
                 if isinstance(error, HostKeyError):
                     body["fingerprint"] = error.fingerprint
                 emit_json({"error": body})
-            click.secho(f"usersync: {error.message}", fg="red", err=True)
+            click.secho(f"usersync: {shown(error.message)}", fg="red", err=True)
             sys.exit(error.exit_code)
         except Terminated:
             click.echo("usersync: stopped (SIGTERM)", err=True)

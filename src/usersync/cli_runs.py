@@ -7,7 +7,7 @@ import click
 
 from usersync import runqueue
 from usersync.cli_import import db_option, workspace_option
-from usersync.cli_output import emit_json, handle_errors, json_option, table
+from usersync.cli_output import emit_json, handle_errors, json_option, shown, table
 from usersync.config import load_settings
 from usersync.enums import RunStatus
 from usersync.service import open_database, workspace_id
@@ -119,4 +119,4 @@ def cancel(run_id: int, db_url: str | None, workspace: str, as_json: bool) -> No
     elif run.status == RunStatus.RUNNING:
         click.echo(f"Run {run.id} is running: its worker stops it within a few seconds.")
     else:
-        click.echo(f"Run {run.id} {run.status}: {run.message}")
+        click.echo(f"Run {run.id} {run.status}: {shown(run.message or '')}")

@@ -12,7 +12,7 @@ from sqlalchemy import Engine
 
 from usersync import runqueue
 from usersync.cli_import import ProgressLine, db_option, workspace_option
-from usersync.cli_output import emit_json, handle_errors, json_option, table
+from usersync.cli_output import emit_json, handle_errors, json_option, shown, table
 from usersync.cli_runs import run_document, status_label
 from usersync.config import load_settings
 from usersync.enums import RunStatus
@@ -127,7 +127,7 @@ def run(
     worst = max((_EXIT.get(r.status, 0) for r in finished), default=0)
     failed = [r for r in finished if r.status == RunStatus.FAILED.value]
     for r in failed:
-        click.secho(f"usersync: run {r.id} failed: {r.message}", fg="red", err=True)
+        click.secho(f"usersync: run {r.id} failed: {shown(r.message or '')}", fg="red", err=True)
     if worst:
         sys.exit(worst)
 
@@ -166,7 +166,9 @@ def _run_to_its_end(engine: Engine, runner: Worker, run_id: int) -> list[Run]:
         if current.status not in (RunStatus.QUEUED, RunStatus.RUNNING):
             return [current]
         if current.status == RunStatus.QUEUED and current.message:
-            tell(f"run {run_id} waits: {current.message}")  # e.g. its file is still written
+            tell(
+                f"run {run_id} waits: {shown(current.message or '')}"
+            )  # e.g. its file is still written
         else:
             tell(_waiting_for(engine, current))
         # A worker that died holding the sync's run lets it go when its lease ends.
@@ -201,7 +203,7 @@ def _summary(run: Run) -> str:
         + f"{run.rows_rejected:,} rejected ({run.path})"
     )
     if run.status == RunStatus.SKIPPED.value and run.message:
-        text += f": {run.message}"
+        text += f": {shown(run.message)}"
     if run.rows_rejected:
         text += f"\n  the rejected rows: usersync errors {run.id} --output errors.csv"
     return text

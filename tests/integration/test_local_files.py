@@ -129,6 +129,29 @@ def test_a_relative_path_previews_and_imports_from_the_current_folder(
     assert runs.json()["items"][0]["source"] == "file://"
 
 
+def test_control_characters_of_a_file_reach_the_terminal_as_escapes_and_json_as_they_are(
+    folder: LocalFolder, env: dict[str, str]
+) -> None:
+    title, clear = "\x1b]0;PWNED\x07", "\x1b[2J"
+    folder.put("userdata_esc.csv", f"userId,na{clear}me\nu{title}1,x{clear}\ttab\n".encode())
+    path = folder.path("userdata_esc.csv")
+
+    preview = usersync(env, "preview", path)
+    as_json = usersync(env, "preview", path, "--json")
+    imported = usersync(env, "import", path, "--user-id", "userId", "--map", "name=name")
+    user = usersync(env, "user", f"u{title}1")
+
+    assert preview.exit_code == 0, preview.stderr
+    assert "\x1b" not in preview.stdout + user.stdout + imported.stderr
+    assert "na\\x1b[2Jme" in preview.stdout
+    assert "u\\x1b]0;PWNED\\x071  x\\x1b[2J\\ttab" in preview.stdout
+    assert as_json.json()["columns"] == ["userId", f"na{clear}me"]
+    assert imported.exit_code == 5
+    assert "no column 'name'; its columns are: userId, na\\x1b[2Jme" in imported.stderr
+    assert user.exit_code == 1
+    assert "no user 'u\\x1b]0;PWNED\\x071'" in user.stderr
+
+
 def test_what_is_not_there_or_not_eligible_is_a_file_rule_error_with_a_hint(
     folder: LocalFolder, env: dict[str, str]
 ) -> None:
