@@ -138,6 +138,8 @@ def test_the_schedule_step_gives_the_contracts_schedule(
         ({"frequency": "repeat", "every": "weekly"}, "days", "Choose at least one day."),
         ({"frequency": "repeat", "every": "monthly", "day": "32"}, "day", "from 1 to 31"),
         ({"frequency": "custom", "expression": "0 0/120 * * * ?"}, "expression", "120"),
+        ({"frequency": "custom", "expression": "0 0 0 30 2 ?"}, "expression", "never fires"),
+        ({"frequency": "custom", "expression": "0 0 0 1 1 ? 2001"}, "expression", "never fires"),
         ({"timezone": "Europe/Berln"}, "timezone", "Europe/Berlin"),
         ({"frequency": "sometimes"}, "frequency", "Choose One time"),
     ],

@@ -167,9 +167,15 @@ def check_schedule(draft: Draft, now: datetime, default_zone: str) -> Errors:
         _check_repeat(draft, errors)
     elif draft.frequency == "custom":
         try:
-            parse_schedule(draft.schedule())
+            schedule = parse_schedule(draft.schedule())
         except UsageError as error:
             errors["expression"] = without_field(error, "expression")
+        else:
+            if zone is not None and not schedule.next_times(now, 1, zone):
+                errors["expression"] = (
+                    "This expression never fires again (its years have passed, or its date "
+                    "never comes, such as 30 February): change it, or choose One time."
+                )
     else:
         errors["frequency"] = "Choose One time, Repeat or Custom."
     return errors
