@@ -10,6 +10,7 @@ import json
 import re
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -20,7 +21,7 @@ from tests.hooks import signature, webhook_receiver
 from tests.servers.sshd import SftpFolder, SshServer
 from tests.ui.conftest import LiveApp
 from tests.ui.steps import confirmed_connection, sign_in
-from usersync.store import UserStore, properties, syncs, workspaces
+from usersync.store import UserStore, properties, syncs, tokens, workspaces
 from usersync.store.syncs import Sync
 
 pytestmark = pytest.mark.integration
@@ -54,6 +55,30 @@ def fetch_files(
     page.get_by_role("button", name=f"Show the folders in {sftp.base}", exact=True).click()
     page.get_by_role("radio", name=folder, exact=True).check()
     page.get_by_role("button", name="Fetch files").click()
+
+
+def test_a_session_that_ends_mid_wizard_signs_in_again_onto_the_wizards_page(
+    page: Page, live: LiveApp, workspace: Workspace, sftp: SftpFolder
+) -> None:
+    sftp.put("in/userdata_people.csv", PEOPLE)
+    connection = confirmed_connection(live, workspace, sftp, "Acme")
+    sign_in(page, workspace.token)
+    page.goto(f"/integrations/{connection.id}/sync/new")
+    wizard = urlsplit(page.url)
+    page.get_by_role("button", name=f"Show the folders in {sftp.base}", exact=True).click()
+    page.get_by_role("radio", name="in", exact=True).check()
+    tokens.revoke(live.engine, workspace.token)
+
+    page.get_by_role("button", name="Fetch files").click()  # an htmx fragment's request
+
+    expect(page.get_by_role("heading", name="Sign in")).to_be_visible()
+    expect(page.get_by_text("Your session ended")).to_be_visible()
+    another = tokens.create_token(live.engine, workspace.id).token
+    page.get_by_label("Workspace token").fill(another)
+    page.get_by_role("button", name="Sign in").click()
+    expect(page.get_by_role("heading", name="Configure source", level=1)).to_be_visible()
+    assert urlsplit(page.url)[2:4] == wizard[2:4]
+    expect(page.get_by_role("button", name="Sign out")).to_be_visible()  # the whole page
 
 
 def open_schedule_step(page: Page, live: LiveApp, workspace: Workspace, sftp: SftpFolder) -> None:

@@ -52,7 +52,7 @@ def _is_page(request: Request) -> bool:
 
 def _sign_in_required(request: Request, error: Exception) -> Response:
     assert isinstance(error, SignInRequired)
-    target = signin_url(error.next_url)
+    target = signin_url(error.next_url, ended=error.ended)
     if request.headers.get("HX-Request"):  # an htmx fragment: send the whole page there
         return Response(status_code=200, headers={"HX-Redirect": target})
     return RedirectResponse(target, status_code=303)

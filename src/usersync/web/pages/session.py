@@ -18,7 +18,7 @@ import hmac
 import secrets
 from dataclasses import dataclass, field
 from typing import Annotated
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 from fastapi import Depends, Form, Request, Response
 
@@ -33,9 +33,10 @@ SIGNIN_MAX_AGE = 3600  # seconds a sign-in form stays valid
 class SignInRequired(Exception):
     """No valid session: the user is sent to the sign-in page (then back to `next_url`)."""
 
-    def __init__(self, next_url: str) -> None:
+    def __init__(self, next_url: str, *, ended: bool = False) -> None:
         super().__init__(next_url)
         self.next_url = next_url
+        self.ended = ended  # the browser had a session, whose token no longer signs in
 
 
 class CsrfRejected(Exception):
@@ -115,9 +116,22 @@ def current_session(request: Request, services: ServicesDep) -> Session:
     """The signed-in session; without one the user is sent to sign in."""
     found = _session(request, services)
     if found is None:
-        here = request.url.path + (f"?{request.url.query}" if request.url.query else "")
-        raise SignInRequired(here if request.method == "GET" else "/integrations")
+        ended = bool(request.cookies.get(SESSION_COOKIE))
+        raise SignInRequired(_page_to_return_to(request), ended=ended)
     return found
+
+
+def _page_to_return_to(request: Request) -> str:
+    """The page to come back to after signing in: this one if it is a page (a GET), the
+    page that htmx asked from for one of its fragments, else the Integrations page."""
+    if request.headers.get("HX-Request"):
+        page = urlsplit(request.headers.get("HX-Current-URL", ""))
+        if page.netloc == request.url.netloc:
+            return page.path + (f"?{page.query}" if page.query else "")
+        return "/integrations"
+    if request.method != "GET":
+        return "/integrations"
+    return request.url.path + (f"?{request.url.query}" if request.url.query else "")
 
 
 def optional_session(request: Request, services: ServicesDep) -> Session | None:
@@ -134,8 +148,11 @@ def form_session(
     return session
 
 
-def signin_url(next_url: str) -> str:
-    return "/signin" if next_url in ("", "/") else f"/signin?next={quote(next_url, safe='')}"
+def signin_url(next_url: str, *, ended: bool = False) -> str:
+    query = [] if next_url in ("", "/") else [f"next={quote(next_url, safe='')}"]
+    if ended:
+        query.insert(0, "ended=1")
+    return "/signin" + (f"?{'&'.join(query)}" if query else "")
 
 
 def safe_next(next_url: str | None) -> str:

@@ -60,10 +60,18 @@ def signin_form(
     session: OptionalSessionDep,
     next_url: Annotated[str | None, Query(alias="next", max_length=2000)] = None,
     revoked: bool = False,
+    ended: bool = False,
 ) -> Response:
     if session is not None:
         return RedirectResponse(safe_next(next_url), status_code=303)
-    notice = "You revoked the token this browser signed in with." if revoked else None
+    notice = None
+    if revoked:
+        notice = "You revoked the token this browser signed in with."
+    elif ended:
+        notice = (
+            "Your session ended: the token this browser signed in with was revoked or no "
+            "longer exists. Sign in again to go on."
+        )
     return _signin_page(request, safe_next(next_url), notice=notice)
 
 
@@ -89,7 +97,7 @@ def signin(
             target,
             401,
             "This token is not valid: it is unknown or was revoked. "
-            f"Create a new one with `{_TOKEN_HELP}`.",
+            f"Create a new one with: {_TOKEN_HELP}",
         )
     response = RedirectResponse(target, status_code=303)
     set_session_cookie(request, response, new_session_value(token))
