@@ -566,6 +566,19 @@ def test_runs_list_newest_first_pages_and_filters_by_sync(api: Api) -> None:
     assert rest["next"] is None
 
 
+def test_a_body_of_many_problems_is_answered_with_the_first_ones_only(api: Api) -> None:
+    connection = create_connection(api)
+    body = {**sync_body(connection["id"]), **{f"unknown{n}": n for n in range(3000)}}
+
+    answer = api.post("/api/syncs", json=body)
+
+    error = error_of(answer, 422)
+    assert len(answer.content) < 4000
+    assert error["message"].startswith("unknown0: ")
+    assert error["message"].endswith("; and 2,995 more problems")
+    assert [f["field"] for f in error["fields"]] == [f"unknown{n}" for n in range(20)]
+
+
 def test_runs_filter_by_status_and_an_unknown_status_is_422(api: Api) -> None:
     sync = create_sync(api)
     clean = finished_run(api, sync["id"], [])

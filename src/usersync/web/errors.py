@@ -173,14 +173,24 @@ def _api_error(request: Request, error: Exception) -> JSONResponse:
     )
 
 
+# A request can hold any number of problems (300,000 unknown keys, say): the answer gives the
+# first ones, so that it is never larger than the request that caused it.
+MOST_FIELDS_LISTED = 20
+MOST_FIELDS_IN_MESSAGE = 5
+
+
+def validation_summary(fields: Sequence[dict[str, str]]) -> tuple[str, list[dict[str, str]]]:
+    """The message of a 422 and the `fields` it lists, for these problems."""
+    said = "; ".join(f"{i['field']}: {i['message']}" for i in fields[:MOST_FIELDS_IN_MESSAGE])
+    if len(fields) > MOST_FIELDS_IN_MESSAGE:
+        said += f"; and {len(fields) - MOST_FIELDS_IN_MESSAGE:,} more problems"
+    return said or "the request is not valid", list(fields[:MOST_FIELDS_LISTED])
+
+
 def _validation_error(request: Request, error: Exception) -> JSONResponse:
     assert isinstance(error, RequestValidationError)
-    fields = validation_fields(error.errors())
-    message = "; ".join(f"{item['field']}: {item['message']}" for item in fields)
-    return JSONResponse(
-        error_body("invalid_request", message or "the request is not valid", fields=fields),
-        status_code=422,
-    )
+    message, fields = validation_summary(validation_fields(error.errors()))
+    return JSONResponse(error_body("invalid_request", message, fields=fields), status_code=422)
 
 
 def _http_error(request: Request, error: Exception) -> JSONResponse:

@@ -25,7 +25,7 @@ from starlette.exceptions import HTTPException
 from usersync.errors import UsersyncError
 from usersync.reports import error_code
 from usersync.web.deps import services
-from usersync.web.errors import status_for, validation_fields
+from usersync.web.errors import status_for, validation_fields, validation_summary
 from usersync.web.pages import (
     integrations,
     runs,
@@ -122,10 +122,8 @@ def _http_error(request: Request, error: Exception) -> Described:
 
 def _invalid_address(request: Request, error: Exception) -> Described:
     assert isinstance(error, RequestValidationError)
-    problems = "; ".join(
-        f"{item['field']}: {item['message']}" for item in validation_fields(error.errors())
-    )
-    return 422, "This address is not valid", problems or "The request is not valid.", None
+    problems, _ = validation_summary(validation_fields(error.errors()))
+    return 422, "This address is not valid", problems, None
 
 
 def _as_page(json_handler: Handler, describe: Describe) -> Handler:
