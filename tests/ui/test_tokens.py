@@ -79,3 +79,20 @@ def test_a_token_made_in_the_ui_is_shown_once_works_and_is_revoked(
     assert api_status(live, workspace.token) == 401
     page.goto("/tokens")
     expect(page).to_have_url(re.compile(r"/signin\?next=%2Ftokens$"))
+
+
+def test_a_long_token_name_wraps_and_keeps_the_revoke_control_in_view(
+    page: Page, live: LiveApp, workspace: Workspace
+) -> None:
+    tokens.create_token(live.engine, workspace.id, name="CI ☃ " + "n" * 195)
+    page.set_viewport_size({"width": 1280, "height": 800})
+    sign_in(page, workspace.token)
+
+    page.goto("/tokens")
+
+    region = page.get_by_role("region", name="Tokens of this workspace")
+    assert region.evaluate("box => box.scrollWidth <= box.clientWidth")
+    for revoke in page.get_by_text("Revoke…").all():
+        box = revoke.bounding_box()
+        assert box is not None
+        assert box["x"] + box["width"] <= 1280
