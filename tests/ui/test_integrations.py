@@ -82,6 +82,25 @@ def test_connect_form_errors_show_next_to_their_fields_and_keep_what_was_typed(
     expect(page.get_by_label("Host")).not_to_have_attribute("aria-invalid", "true")
 
 
+def test_a_connection_test_that_waits_on_a_slow_server_says_so_at_once(
+    page: Page, workspace: Workspace
+) -> None:
+    sign_in(page, workspace.token)
+    page.get_by_role("button", name="Connect SFTP").click()
+    page.get_by_label("Host").fill("sftp.example.com")
+    page.get_by_label("User name").fill("alice")
+    page.get_by_label("Password", exact=True).fill("secret")
+    # The page as it stays while a server takes its time to answer: the form is not sent
+    # (window's listener comes after the page's own, on the document).
+    page.evaluate("window.addEventListener('submit', (event) => event.preventDefault())")
+
+    page.get_by_role("button", name="Test connection").click()
+
+    waiting = page.get_by_role("button", name="Testing the connection…")
+    expect(waiting).to_have_attribute("aria-busy", "true")
+    expect(waiting).to_be_disabled()
+
+
 def test_a_name_too_long_is_an_error_next_to_it_and_the_form_is_kept(
     page: Page, workspace: Workspace
 ) -> None:

@@ -97,3 +97,30 @@ document.addEventListener("click", async (event) => {
     button.textContent = label;
   }, 3000);
 });
+
+// A button or link whose page waits on a server (a connection test waits up to the SSH
+// timeout) says so at once: a spinner and its `data-busy` words, and no second submit.
+document.addEventListener("submit", (event) => {
+  const button = event.submitter;
+  if (!button || !button.dataset.busy || event.defaultPrevented) return;
+  showBusy(button);
+  setTimeout(() => { button.disabled = true; });
+});
+document.addEventListener("click", (event) => {
+  const link = event.target.closest("a[data-busy]");
+  if (!link || event.button !== 0 || event.ctrlKey || event.metaKey || event.shiftKey) return;
+  showBusy(link);
+});
+function showBusy(control) {
+  control.dataset.idle = control.textContent;
+  control.setAttribute("aria-busy", "true");
+  control.textContent = control.dataset.busy;
+}
+// Back to a page kept in the browser's cache: its controls are idle again.
+window.addEventListener("pageshow", () => {
+  for (const control of document.querySelectorAll("[data-busy][aria-busy]")) {
+    control.removeAttribute("aria-busy");
+    control.disabled = false;
+    control.textContent = control.dataset.idle;
+  }
+});
