@@ -12,6 +12,7 @@ from usersync.cli_output import (
     cell,
     counted,
     emit_json,
+    error_json,
     handle_errors,
     json_option,
     located,
@@ -46,12 +47,15 @@ workspace_option = click.option(
 )
 
 
+_PAIR = {"--map": "PROPERTY=COLUMN", "--type": "PROPERTY=TYPE"}
+
+
 def _pairs(values: tuple[str, ...], option: str) -> dict[str, str]:
     pairs: dict[str, str] = {}
     for value in values:
         name, sep, target = value.partition("=")
         if not sep or not name.strip() or not target.strip():
-            raise UsageError(f"{option} takes PROPERTY=VALUE, got {value!r}")
+            raise UsageError(f"{option} takes {_PAIR[option]}, got {value!r}")
         if name.strip() in pairs:
             raise UsageError(f"{option} names {name.strip()!r} twice")
         pairs[name.strip()] = target.strip()
@@ -113,6 +117,7 @@ def _result_document(run_id: int, result: RunResult, dry_run: bool) -> dict[str,
     }
     if result.error is not None:
         doc["message"] = result.error.message
+        doc["error"] = error_json(result.error)
     return doc
 
 

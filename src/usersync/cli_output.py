@@ -147,6 +147,15 @@ def command_name() -> str:
     return "usersync"
 
 
+def error_json(error: UsersyncError) -> dict[str, Any]:
+    """An error as --json gives it: {"code", "message"} (and the offered "fingerprint" of a
+    host key that was refused)."""
+    body: dict[str, Any] = {"code": error_code(error), "message": error.message}
+    if isinstance(error, HostKeyError):
+        body["fingerprint"] = error.fingerprint
+    return body
+
+
 def handle_errors(func: F) -> F:
     """Turn usersync's errors into a message on stderr and the contract's exit code."""
 
@@ -159,10 +168,7 @@ def handle_errors(func: F) -> F:
                 raise DatabaseLost(lost) from lost
         except UsersyncError as error:
             if kwargs.get("as_json"):
-                body: dict[str, Any] = {"code": error_code(error), "message": error.message}
-                if isinstance(error, HostKeyError):
-                    body["fingerprint"] = error.fingerprint
-                emit_json({"error": body})
+                emit_json({"error": error_json(error)})
             click.secho(f"usersync: {shown(error.message)}", fg="red", err=True)
             sys.exit(error.exit_code)
         except Terminated:

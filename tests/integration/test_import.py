@@ -493,7 +493,10 @@ def test_a_file_that_breaks_the_rules_is_exit_4(sftp: SftpFolder, env: dict[str,
     sftp.put("users.csv", b"userId\nu1\n")
     result = run_import(env, sftp, "users.csv", "--user-id", "userId")
     assert result.exit_code == 4
-    assert result.json()["status"] == "failed"
+    doc = result.json()
+    assert doc["status"] == "failed"
+    assert doc["error"] == {"code": "not_eligible", "message": doc["message"]}
+    assert "must begin with 'userdata_'" in doc["message"]
 
 
 def test_an_unknown_mapped_column_fails_naming_it(sftp: SftpFolder, env: dict[str, str]) -> None:
@@ -501,6 +504,10 @@ def test_an_unknown_mapped_column_fails_naming_it(sftp: SftpFolder, env: dict[st
     result = run_import(env, sftp, "userdata_a.csv", "--user-id", "userId", "--map", "mail=email")
     assert result.exit_code == 5
     assert "no column 'email'" in result.stderr
+    assert result.json()["error"]["code"] == "mapping_error"
+    unpaired = run_import(env, sftp, "userdata_a.csv", "--user-id", "userId", "--map", "email")
+    assert unpaired.exit_code == 2
+    assert "--map takes PROPERTY=COLUMN, got 'email'" in unpaired.stderr
 
 
 def test_error_report_is_a_csv_of_every_rejected_row(
