@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import asyncssh
 import httpx
 import pytest
 from cryptography.fernet import Fernet
@@ -214,12 +215,11 @@ def error_of(response: httpx.Response, status: int) -> dict[str, Any]:
 PASSWORD = "pw-Quokka-7d1e2b9c-never-shown"
 KEY_PASSPHRASE = "kp-Axolotl-51c0ffee-never-shown"
 WEBHOOK_SECRET = "wh-Pangolin-2b8e77a1-never-shown"
-PRIVATE_KEY = (
-    "-----BEGIN OPENSSH PRIVATE KEY-----\n"
-    "b3BlbnNzaC1rZXktdjEAAAAAQnVtYmxlYmVlLVNlY3JldC1LZXktTWF0ZXJpYWwtOWQ0Zg\n"
-    "TmV2ZXJTaG93bi1UaGlzLUtleS1Jbi1BbnktUmVzcG9uc2UtT3ItTG9nLUxpbmUtRXZlcg\n"
-    "-----END OPENSSH PRIVATE KEY-----\n"
-)
+# A real key (usersync refuses one it cannot read), encrypted with KEY_PASSPHRASE; 50 bcrypt
+# rounds instead of 128, so that the many connections the tests make are quick to seal.
+_KEY = asyncssh.generate_private_key("ssh-ed25519", comment="tests")
+PRIVATE_KEY = _KEY.export_private_key("openssh", passphrase=KEY_PASSPHRASE, rounds=50).decode()
+PUBLIC_KEY = _KEY.export_public_key("openssh").decode().strip()  # what the API shows of it
 SECRETS = (PASSWORD, KEY_PASSPHRASE, WEBHOOK_SECRET, PRIVATE_KEY)
 
 

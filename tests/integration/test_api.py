@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 
 from tests.apiclient import (
+    PUBLIC_KEY,
     WEBHOOK_SECRET,
     Api,
     Recorder,
@@ -68,7 +69,7 @@ def test_create_connection_answers_201_with_the_connection_and_whether_secrets_a
         "options": {},
         "has_password": True,
         "has_private_key": True,
-        "public_key": None,  # that of connection_body's key, which is no real key
+        "public_key": PUBLIC_KEY,
         "created_at": created["created_at"],
         "updated_at": created["updated_at"],
     }

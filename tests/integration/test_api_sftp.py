@@ -294,6 +294,9 @@ def test_a_key_pair_usersync_makes_logs_in_once_its_public_key_is_authorized(
     renewed = ok(api.patch(url, json={"generate_key": True}))
     assert renewed["public_key"] != public_key
     assert renewed["public_key"].endswith(" usersync test sshd")
+    unreadable = {**sftp_body(sftp), "name": "bad key", "private_key": "-----BEGIN x\n"}
+    message = error_of(api.post("/api/connections", json=unreadable), 422)["message"]
+    assert message.startswith("private_key: this is not a private key usersync can read (")
     both = {**sftp_body(sftp), "private_key": "x", "generate_key": True}
     refused = api.post("/api/connections", json=both)
     assert error_of(refused, 422)["message"] == "give either private_key or generate_key, not both"

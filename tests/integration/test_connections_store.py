@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
+from tests.apiclient import KEY_PASSPHRASE, PRIVATE_KEY, PUBLIC_KEY
 from tests.syncs import settings_for
 from usersync import db
 from usersync.errors import Conflict, UsageError
@@ -53,10 +54,23 @@ def test_secrets_are_sealed_scoped_and_updated(tmp_path: Path, db_url: str) -> N
         assert moved.host_key_fingerprint is None  # another server: confirm its key again
         with pytest.raises(UsageError, match="give a password or a private key"):
             connections.update(engine, box, ws, conn.id, {"password": None})
+        with pytest.raises(UsageError, match=r"^private_key: this is not a private key"):
+            connections.update(engine, box, ws, conn.id, {"password": None, "private_key": "KEY"})
+        with pytest.raises(UsageError, match=r"^key_passphrase: the private key is encrypted"):
+            connections.update(engine, box, ws, conn.id, {"private_key": PRIVATE_KEY})
+        with pytest.raises(UsageError, match=r"^key_passphrase: it does not decrypt"):
+            connections.update(
+                engine, box, ws, conn.id, {"private_key": PRIVATE_KEY, "key_passphrase": "no"}
+            )
         keyed = connections.update(
-            engine, box, ws, conn.id, {"password": None, "private_key": "KEY"}
+            engine,
+            box,
+            ws,
+            conn.id,
+            {"password": None, "private_key": PRIVATE_KEY, "key_passphrase": KEY_PASSPHRASE},
         )
         assert (keyed.has_password, keyed.has_private_key) == (False, True)
+        assert keyed.public_key == PUBLIC_KEY
 
         sync = syncs.create(
             engine,

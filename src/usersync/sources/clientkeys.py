@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import asyncssh
 
+from usersync.errors import UsageError
+
 KEY_TYPE = "ssh-ed25519"  # short, fast, and accepted by every OpenSSH since 6.5 (2014)
 
 
@@ -24,8 +26,28 @@ def public_key_of(private_key: str, passphrase: str | None) -> str | None:
     """The OpenSSH public key line of `private_key`, or None if it cannot be read (the
     connection test says why when it logs in)."""
     try:
-        key = asyncssh.import_private_key(private_key, passphrase)
-    except (asyncssh.KeyImportError, asyncssh.KeyEncryptionError, ValueError):
+        return checked_public_key(private_key, passphrase)
+    except UsageError:
         return None
+
+
+def checked_public_key(private_key: str, passphrase: str | None) -> str:
+    """The OpenSSH public key line of `private_key`; UsageError, naming the field to mend,
+    if the key cannot be read with `passphrase`."""
+    try:
+        key = asyncssh.import_private_key(private_key, passphrase)
+    except asyncssh.KeyEncryptionError:
+        raise UsageError(
+            "key_passphrase: it does not decrypt the private key; give the key's passphrase"
+        ) from None
+    except (asyncssh.KeyImportError, ValueError) as error:
+        if passphrase is None and "assphrase" in str(error):
+            raise UsageError(
+                "key_passphrase: the private key is encrypted; give its passphrase"
+            ) from None
+        raise UsageError(
+            f"private_key: this is not a private key usersync can read ({error}); give the "
+            "key file's whole text, in OpenSSH, PEM or PuTTY format"
+        ) from None
     # The comment after the key may be any text (a connection's name, "josé@laptop").
     return bytes(key.export_public_key("openssh")).decode("utf-8", "replace").strip()

@@ -24,7 +24,7 @@ from usersync.enums import ConnectionKind
 from usersync.errors import Conflict, NotFound, UsageError
 from usersync.schema import connections, syncs, utcnow
 from usersync.secretbox import SecretBox
-from usersync.sources.clientkeys import public_key_of
+from usersync.sources.clientkeys import checked_public_key, public_key_of
 from usersync.sources.connect import Credentials
 from usersync.sources.hostkeys import check_fingerprint
 from usersync.sources.urls import DEFAULT_PORTS
@@ -195,8 +195,8 @@ def _seal(box: SecretBox, secrets: Mapping[str, str | None]) -> str | None:
     """The secrets, encrypted, with the public key of the private key (read once, here: an
     encrypted key takes its passphrase's key derivation, up to a second)."""
     kept = {name: value for name in SECRET_FIELDS if (value := secrets.get(name))}
-    if "private_key" in kept:  # "" for a key that does not read: no reader tries again
-        kept["public_key"] = public_key_of(kept["private_key"], kept.get("key_passphrase")) or ""
+    if "private_key" in kept:  # a key that does not read is refused here (UsageError)
+        kept["public_key"] = checked_public_key(kept["private_key"], kept.get("key_passphrase"))
     return box.seal(kept) if kept else None
 
 
