@@ -71,6 +71,14 @@ def test_secrets_are_sealed_scoped_and_updated(tmp_path: Path, db_url: str) -> N
         )
         assert (keyed.has_password, keyed.has_private_key) == (False, True)
         assert keyed.public_key == PUBLIC_KEY
+        with engine.begin() as bind:  # a key that does not read, kept from an older usersync
+            bind.execute(
+                sa.update(connections_table)
+                .where(connections_table.c.id == conn.id)
+                .values(secrets=box.seal({"private_key": "KEY", "public_key": ""}))
+            )
+        passworded = connections.update(engine, box, ws, conn.id, {"password": "pw"})
+        assert (passworded.has_password, passworded.public_key) == (True, None)
 
         sync = syncs.create(
             engine,

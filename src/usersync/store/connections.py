@@ -191,12 +191,20 @@ def _unsealed(row: sa.Row[Any], box: SecretBox) -> tuple[Connection, Credentials
     ), credentials
 
 
-def _seal(box: SecretBox, secrets: Mapping[str, str | None]) -> str | None:
+def _seal(box: SecretBox, secrets: Mapping[str, str | None], *, new_key: bool) -> str | None:
     """The secrets, encrypted, with the public key of the private key (read once, here: an
-    encrypted key takes its passphrase's key derivation, up to a second)."""
+    encrypted key takes its passphrase's key derivation, up to a second).
+
+    `new_key`: the key or its passphrase is being given, and is refused (UsageError) if the
+    key does not read with it. A key kept from before that does not read is kept as it was
+    (its public key ""), so that another secret can still change."""
     kept = {name: value for name in SECRET_FIELDS if (value := secrets.get(name))}
-    if "private_key" in kept:  # a key that does not read is refused here (UsageError)
-        kept["public_key"] = checked_public_key(kept["private_key"], kept.get("key_passphrase"))
+    if "private_key" in kept:
+        key, passphrase = kept["private_key"], kept.get("key_passphrase")
+        public_key = (
+            checked_public_key(key, passphrase) if new_key else public_key_of(key, passphrase)
+        )
+        kept["public_key"] = public_key or ""
     return box.seal(kept) if kept else None
 
 
@@ -227,7 +235,9 @@ def create(bind: Bind, box: SecretBox, ws: int, new: NewConnection) -> Connectio
             sa.insert(connections)
             .values(
                 workspace_id=ws,
-                secrets=_seal(box, {name: getattr(new, name) for name in SECRET_FIELDS}),
+                secrets=_seal(
+                    box, {name: getattr(new, name) for name in SECRET_FIELDS}, new_key=True
+                ),
                 created_at=now,
                 updated_at=now,
                 **values,
@@ -289,7 +299,8 @@ def update(
         fingerprint = plain.get("host_key_fingerprint", row.host_key_fingerprint)
         _check_kind(kind, fingerprint, secrets)
         if any(name in changes for name in SECRET_FIELDS):
-            values["secrets"] = _seal(box, secrets)
+            new_key = any(name in changes for name in ("private_key", "key_passphrase"))
+            values["secrets"] = _seal(box, secrets, new_key=new_key)
         conn.execute(sa.update(connections).where(connections.c.id == connection_id), values)
         return get(conn, box, ws, connection_id)
 
