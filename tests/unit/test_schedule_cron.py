@@ -360,3 +360,15 @@ def test_invalid_expressions_are_refused_naming_the_field(
     assert refused.value.message.startswith(f"{field}: ")
     assert fix in refused.value.message
     assert refused.value.exit_code == 2
+
+
+def test_a_refused_expression_is_quoted_as_it_was_typed() -> None:
+    with pytest.raises(UsageError) as words:
+        parse_schedule("hello  world")
+    with pytest.raises(UsageError) as misspelt:
+        parse_schedule("0 0 1 ? * mon-fry")
+
+    assert words.value.message.startswith("expression: hello world: has 2 fields")
+    assert words.value.message.endswith("(cron expression 'hello world')")
+    assert misspelt.value.message.startswith("day-of-week: MON-FRY: ")
+    assert misspelt.value.message.endswith("(cron expression '0 0 1 ? * mon-fry')")

@@ -100,7 +100,8 @@ class CronSpec:
 
 def parse_cron(expression: str) -> CronSpec:
     """Parse a Quartz or Unix cron expression; UsageError names the field and the fix."""
-    text = " ".join(expression.split()).upper()
+    typed = " ".join(expression.split())  # as the user wrote it, for messages
+    text = typed.upper()
     parts = text.split(" ") if text else []
     try:
         if len(parts) == 5:
@@ -109,14 +110,14 @@ def parse_cron(expression: str) -> CronSpec:
             return CronSpec(text, "quartz", _quartz(parts))
         raise _Refused(
             "expression",
-            text or "(empty)",
+            typed or "(empty)",
             f"has {len(parts)} fields; Quartz cron has 6 or 7 (second minute hour"
             " day-of-month month day-of-week [year], e.g. '0 0 1 * * ?'), Unix cron 5"
             " (minute hour day-of-month month day-of-week, e.g. '0 1 * * *')",
         )
     except _Refused as refused:
         raise UsageError(
-            f"{refused.field}: {refused.token}: {refused.problem} (cron expression {text!r})"
+            f"{refused.field}: {refused.token}: {refused.problem} (cron expression {typed!r})"
         ) from None
 
 
