@@ -47,15 +47,13 @@ workspace_option = click.option(
 )
 
 
-_PAIR = {"--map": "PROPERTY=COLUMN", "--type": "PROPERTY=TYPE"}
-
-
-def _pairs(values: tuple[str, ...], option: str) -> dict[str, str]:
+def _pairs(values: tuple[str, ...], option: str, shape: str) -> dict[str, str]:
+    """`--option NAME=VALUE` values by name; `shape` is how the option's help writes one."""
     pairs: dict[str, str] = {}
     for value in values:
         name, sep, target = value.partition("=")
         if not sep or not name.strip() or not target.strip():
-            raise UsageError(f"{option} takes {_PAIR[option]}, got {value!r}")
+            raise UsageError(f"{option} takes {shape}, got {value!r}")
         if name.strip() in pairs:
             raise UsageError(f"{option} names {name.strip()!r} twice")
         pairs[name.strip()] = target.strip()
@@ -64,7 +62,7 @@ def _pairs(values: tuple[str, ...], option: str) -> dict[str, str]:
 
 def _types(values: tuple[str, ...]) -> dict[str, PropertyType]:
     kinds = {}
-    for name, kind in _pairs(values, "--type").items():
+    for name, kind in _pairs(values, "--type", "PROPERTY=TYPE").items():
         try:
             kinds[name] = PropertyType(kind.lower())
         except ValueError:
@@ -187,7 +185,9 @@ def import_(
     spec = ImportSpec(
         path=location.path,
         mapping=ColumnMapping(
-            user_id=user_id, properties=_pairs(maps, "--map"), types=_types(types)
+            user_id=user_id,
+            properties=_pairs(maps, "--map", "PROPERTY=COLUMN"),
+            types=_types(types),
         ),
         conflict=ConflictMode(conflict),
         empty_cells=EmptyCells(empty_cells),
@@ -212,7 +212,7 @@ def import_(
         )
     result = outcome.result
     if outcome.unrecorded is not None:
-        click.secho(f"usersync: {shown(str(outcome.unrecorded))}", fg="yellow", err=True)
+        click.secho(f"usersync: {shown(outcome.unrecorded)}", fg="yellow", err=True)
     if opts["as_json"]:
         emit_json(_result_document(outcome.run_id, result, dry_run))
     else:

@@ -265,26 +265,26 @@ def _interrupts_kept() -> Iterator[list[KeyboardInterrupt]]:
     if threading.current_thread() is not threading.main_thread():
         yield kept
         return
-    saved = {number: signal.getsignal(number) for number in (signal.SIGINT, signal.SIGTERM)}
+    handlers = {
+        number: handler
+        for number in (signal.SIGINT, signal.SIGTERM)
+        if callable(handler := signal.getsignal(number))
+    }
 
     def keep(number: int, frame: FrameType | None) -> None:
-        handler = saved[signal.Signals(number)]
         try:
-            if callable(handler):
-                handler(number, frame)
+            handlers[signal.Signals(number)](number, frame)
         except KeyboardInterrupt as error:
             kept.append(error)
             raise
 
-    for number, handler in saved.items():
-        if callable(handler):
-            signal.signal(number, keep)
+    for number in handlers:
+        signal.signal(number, keep)
     try:
         yield kept
     finally:
-        for number, handler in saved.items():
-            if callable(handler):
-                signal.signal(number, handler)
+        for number, handler in handlers.items():
+            signal.signal(number, handler)
 
 
 def _discard(conn: Connection) -> None:

@@ -18,9 +18,10 @@ import hmac
 import secrets
 from dataclasses import dataclass, field
 from typing import Annotated
-from urllib.parse import quote, urlsplit
+from urllib.parse import SplitResult, quote, urlencode, urlsplit
 
 from fastapi import Depends, Form, Request, Response
+from starlette.datastructures import URL
 
 from usersync.store import tokens
 from usersync.web.deps import ServicesDep
@@ -124,14 +125,14 @@ def current_session(request: Request, services: ServicesDep) -> Session:
 def _page_to_return_to(request: Request) -> str:
     """The page to come back to after signing in: this one if it is a page (a GET), the
     page that htmx asked from for one of its fragments, else the Integrations page."""
+    page: SplitResult | URL = request.url
     if request.headers.get("HX-Request"):
         page = urlsplit(request.headers.get("HX-Current-URL", ""))
-        if page.netloc == request.url.netloc:
-            return page.path + (f"?{page.query}" if page.query else "")
+        if page.netloc != request.url.netloc:
+            return "/integrations"
+    elif request.method != "GET":
         return "/integrations"
-    if request.method != "GET":
-        return "/integrations"
-    return request.url.path + (f"?{request.url.query}" if request.url.query else "")
+    return page.path + (f"?{page.query}" if page.query else "")
 
 
 def optional_session(request: Request, services: ServicesDep) -> Session | None:
@@ -149,10 +150,10 @@ def form_session(
 
 
 def signin_url(next_url: str, *, ended: bool = False) -> str:
-    query = [] if next_url in ("", "/") else [f"next={quote(next_url, safe='')}"]
-    if ended:
-        query.insert(0, "ended=1")
-    return "/signin" + (f"?{'&'.join(query)}" if query else "")
+    query = {"ended": "1"} if ended else {}
+    if next_url not in ("", "/"):
+        query["next"] = next_url
+    return "/signin" + (f"?{urlencode(query, safe='', quote_via=quote)}" if query else "")
 
 
 def safe_next(next_url: str | None) -> str:
